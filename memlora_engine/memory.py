@@ -1,0 +1,450 @@
+"""The Mem0-style memory pipeline: extraction -> retrieval -> update -> apply."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any, Callable
+
+from memlora_engine.config import MemoryConfig
+from memlora_engine.embeddings.base import Embedder
+from memlora_engine.errors import (
+    GeneratorError,
+    InvalidInputError,
+    MemoryNotFoundError,
+    ModelOutputError,
+)
+from memlora_engine.generator import Generation, GenerationRequest, Generator
+from memlora_engine.history import HistoryStore
+from memlora_engine.messages import normalize_messages, render_conversation
+from memlora_engine.ops import PlannedOp, plan_operations
+from memlora_engine.parsing import EXTRACTION_SCHEMA, UPDATE_SCHEMA, parse_facts, parse_update_ops
+from memlora_engine.prompts import render_prompt
+from memlora_engine.stats import Stats
+from memlora_engine.store.chroma import ChromaStore, validate_metadata
+from memlora_engine.types import AddResult, Answer, Event, HistoryEntry, MemoryEvent, MemoryRecord, Operation, Scope
+
+__all__ = ["Memory", "text_hash"]
+
+logger = logging.getLogger(__name__)
+
+Timestamp = datetime | str | None
+
+
+def text_hash(text: str) -> str:
+    """The duplicate-detection hash: sha256 of the text with whitespace folded."""
+    return hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()
+
+
+def _iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.astimezone()
+    return moment.isoformat(timespec="seconds")
+
+
+class Memory:
+    """Long-term memory for agents, run by a small local model.
+
+    Args:
+        config: storage, retrieval and prompt settings (defaults: embedded Chroma in
+            the per-user data directory, MemLoRA prompts).
+        generator: the model backend (see :class:`~memlora_engine.generator.Generator`);
+            required by ``add(infer=True)`` and ``answer``.
+        embedder: text embedder; sentence-transformers all-MiniLM-L6-v2 by default.
+        store: a :class:`ChromaStore`; built from ``config`` when omitted.
+        history: the audit :class:`HistoryStore`; beside the store when omitted.
+        clock: returns "now" (injectable for tests and replays).
+
+    Every read and write names its scope with ``user_id``, ``agent_id`` and/or
+    ``run_id``; a scope only ever sees its own memories.
+
+    Example:
+        >>> from memlora_engine import Memory, MemoryConfig
+        >>> from memlora_engine.testing import DeterministicEmbedder, ScriptedGenerator
+        >>> gen = ScriptedGenerator({"extraction": ['{"facts": ["Likes tea"]}']})
+        >>> m = Memory(MemoryConfig(store="memory"), generator=gen, embedder=DeterministicEmbedder())
+        >>> [e.event.value for e in m.add("I like tea", user_id="alice")]
+        ['ADD']
+        >>> m.search("tea", user_id="alice")[0].text
+        'Likes tea'
+    """
+
+    def __init__(
+        self,
+        config: MemoryConfig | None = None,
+        *,
+        generator: Generator | None = None,
+        embedder: Embedder | None = None,
+        store: ChromaStore | None = None,
+        history: HistoryStore | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.config = config if config is not None else MemoryConfig()
+        self.generator = generator
+        if embedder is None:
+            from memlora_engine.embeddings.sentence_transformers import SentenceTransformerEmbedder
+
+            embedder = SentenceTransformerEmbedder(self.config.embedding_model)
+        self.embedder = embedder
+        self.store = store if store is not None else self._build_store()
+        self.history_store = history if history is not None else self._build_history()
+        self._clock = clock or (lambda: datetime.now(timezone.utc).astimezone())
+        self.stats = Stats()
+        self._locks: dict[str, threading.RLock] = {}
+        self._locks_guard = threading.Lock()
+
+    # -- construction -----------------------------------------------------------------
+    def _build_store(self) -> ChromaStore:
+        cfg = self.config
+        if cfg.store == "memory":
+            return ChromaStore.in_memory(namespace=cfg.namespace)
+        if cfg.store == "http":
+            return ChromaStore.http(
+                cfg.chroma_host, cfg.chroma_port, ssl=cfg.chroma_ssl, headers=cfg.chroma_headers, namespace=cfg.namespace
+            )
+        return ChromaStore.persistent(cfg.resolved_data_dir / "chroma", namespace=cfg.namespace)
+
+    def _build_history(self) -> HistoryStore:
+        if self.config.store == "memory":
+            return HistoryStore(":memory:")
+        return HistoryStore(self.config.resolved_data_dir / "history.db")
+
+    def _lock(self, scope: Scope) -> threading.RLock:
+        with self._locks_guard:
+            return self._locks.setdefault(scope.key, threading.RLock())
+
+    def _now(self, timestamp: Timestamp = None) -> datetime:
+        if timestamp is None:
+            return self._clock()
+        if isinstance(timestamp, datetime):
+            return timestamp
+        if isinstance(timestamp, str):
+            try:
+                return datetime.fromisoformat(timestamp)
+            except ValueError as exc:
+                raise InvalidInputError(f"timestamp must be ISO 8601, got {timestamp!r}") from exc
+        raise InvalidInputError(f"timestamp must be a datetime or ISO string, got {type(timestamp).__name__}")
+
+    # -- model calls ------------------------------------------------------------------
+    def _style(self, op: Operation) -> str:
+        has_adapter = getattr(self.generator, "has_adapter", None)
+        if callable(has_adapter) and has_adapter(op):
+            return self.config.prompt_style
+        return self.config.base_prompt_style
+
+    def _call(self, op: Operation, schema: dict[str, Any] | None = None, **values: str) -> Generation:
+        if self.generator is None:
+            raise GeneratorError(
+                "no generator configured: pass generator= (the on-device backbone, or "
+                "memlora_engine.testing.ScriptedGenerator in tests)"
+            )
+        request = GenerationRequest(
+            operation=op,
+            messages=render_prompt(self._style(op), op, **values),
+            json_schema=schema if self.config.constrained_json else None,
+            max_new_tokens=self.config.max_new_tokens[op.value],
+        )
+        start = time.perf_counter()
+        result = self.generator.generate(request)
+        self.stats.record_call(
+            op,
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            seconds=time.perf_counter() - start,
+        )
+        return result
+
+    # -- add ----------------------------------------------------------------------------
+    def add(
+        self,
+        messages: Any,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        infer: bool = True,
+        timestamp: Timestamp = None,
+    ) -> AddResult:
+        """Remember what ``messages`` say.
+
+        With ``infer=True`` the extraction operation turns the conversation into
+        facts, each fact retrieves its ``update_top_k`` most similar old memories,
+        and the update operation decides ADD/UPDATE/DELETE/NONE. With
+        ``infer=False`` each message's text is stored as is.
+
+        ``timestamp`` (the session time) is the date shown to the model and the
+        time recorded on the memories written. Output the model garbles applies
+        nothing: the result's ``failures`` say why and ``stats`` counts it.
+        """
+        scope = Scope(user_id, agent_id, run_id)
+        meta = validate_metadata(metadata)
+        normalized = normalize_messages(messages)
+        now = self._now(timestamp)
+        with self._lock(scope):
+            if not infer:
+                texts = [m["content"].strip() for m in normalized if m["role"] != "system" and m["content"].strip()]
+                planned = [PlannedOp(Event.ADD, text=t) for t in dict.fromkeys(texts)]
+                return AddResult(events=self._apply(scope, planned, meta, now, {}), facts=texts)
+            conversation = render_conversation(normalized)
+            if not conversation:
+                return AddResult()
+            result = AddResult()
+            try:
+                raw = self._call(
+                    Operation.EXTRACTION, EXTRACTION_SCHEMA, conversation=conversation, date=now.date().isoformat()
+                ).text
+                result.facts = parse_facts(raw)
+            except ModelOutputError as exc:
+                self._failed(Operation.EXTRACTION, exc, result)
+                return result
+            if not result.facts:
+                return result
+            fact_vectors = dict(zip(result.facts, self.embedder.embed(result.facts)))
+            old = self._related(scope, fact_vectors)
+            if not old and self.config.skip_update_when_empty:
+                planned = [PlannedOp(Event.ADD, text=f) for f in result.facts]
+            else:
+                id_map = {str(i): record for i, record in enumerate(old)}
+                old_json = json.dumps([{"id": k, "text": r.text} for k, r in id_map.items()], ensure_ascii=False, indent=2)
+                try:
+                    raw = self._call(
+                        Operation.UPDATE,
+                        UPDATE_SCHEMA,
+                        old_memories=old_json,
+                        facts=json.dumps(result.facts, ensure_ascii=False),
+                        date=now.date().isoformat(),
+                    ).text
+                    raw_ops = parse_update_ops(raw)
+                except ModelOutputError as exc:
+                    self._failed(Operation.UPDATE, exc, result)
+                    return result
+                planned, rejections = plan_operations(raw_ops, id_map)
+                if rejections:
+                    self.stats.record_rejected(Operation.UPDATE, len(rejections))
+                    result.rejected = [r.to_dict() for r in rejections]
+                    logger.info("rejected %d update ops: %s", len(rejections), [r.reason for r in rejections])
+            result.events = self._apply(scope, planned, meta, now, fact_vectors)
+            return result
+
+    def _failed(self, op: Operation, exc: ModelOutputError, result: AddResult) -> None:
+        self.stats.record_parse_failure(op, exc.raw)
+        result.failures.append(f"{op.value}: {exc}")
+        logger.warning("%s output could not be parsed; nothing applied (%s)", op.value, exc)
+
+    def _related(self, scope: Scope, fact_vectors: dict[str, list[float]]) -> list[MemoryRecord]:
+        """The union of each fact's top-k old memories, in first-seen order."""
+        seen: dict[str, MemoryRecord] = {}
+        for vector in fact_vectors.values():
+            for record in self.store.query(scope, vector, self.config.update_top_k):
+                seen.setdefault(record.id, record)
+        return list(seen.values())
+
+    def _apply(
+        self,
+        scope: Scope,
+        planned: Sequence[PlannedOp],
+        metadata: dict[str, Any],
+        now: datetime,
+        vectors: dict[str, list[float]],
+    ) -> list[MemoryEvent]:
+        stamp = _iso(now)
+        events: list[MemoryEvent] = []
+        writes: list[MemoryRecord] = []
+        deletes: list[str] = []
+        entries: list[HistoryEntry] = []
+        batch_hashes: set[str] = set()
+        for op in planned:
+            if op.event is Event.ADD:
+                assert op.text is not None
+                digest = text_hash(op.text)
+                if digest in batch_hashes or self.store.ids_with_hash(scope, digest):
+                    continue  # an exact duplicate is stored once
+                batch_hashes.add(digest)
+                record = MemoryRecord(
+                    id=str(uuid.uuid4()), text=op.text, hash=digest, created_at=stamp, metadata=dict(metadata), **scope.as_dict()
+                )
+                writes.append(record)
+                events.append(MemoryEvent(record.id, record.text, Event.ADD))
+                entries.append(HistoryEntry(record.id, "ADD", None, record.text, stamp))
+            elif op.event is Event.UPDATE:
+                assert op.target is not None and op.text is not None
+                old = op.target
+                record = MemoryRecord(
+                    id=old.id, text=op.text, hash=text_hash(op.text), created_at=old.created_at, updated_at=stamp,
+                    metadata={**old.metadata, **metadata}, user_id=old.user_id, agent_id=old.agent_id, run_id=old.run_id,
+                )
+                writes.append(record)
+                events.append(MemoryEvent(old.id, op.text, Event.UPDATE, old.text))
+                entries.append(HistoryEntry(old.id, "UPDATE", old.text, op.text, stamp))
+            elif op.event is Event.DELETE:
+                assert op.target is not None
+                deletes.append(op.target.id)
+                events.append(MemoryEvent(op.target.id, op.target.text, Event.DELETE, op.target.text))
+                entries.append(HistoryEntry(op.target.id, "DELETE", op.target.text, None, stamp))
+        missing = [r.text for r in writes if r.text not in vectors]
+        vectors = {**vectors, **dict(zip(missing, self.embedder.embed(missing)))}
+        self.store.upsert(scope, writes, [vectors[r.text] for r in writes])
+        self.store.delete(scope, deletes)
+        self.history_store.record(scope, entries)
+        return events
+
+    # -- reads ----------------------------------------------------------------------------
+    def search(
+        self,
+        query: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        limit: int | None = None,
+        filters: dict[str, Any] | None = None,
+        threshold: float | None = None,
+    ) -> list[MemoryRecord]:
+        """The scope's memories most similar to ``query``, best first, with ``score``."""
+        scope = Scope(user_id, agent_id, run_id)
+        if not isinstance(query, str):
+            raise InvalidInputError(f"query must be a string, got {type(query).__name__}")
+        k = self.config.search_limit if limit is None else limit
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InvalidInputError(f"limit must be a positive integer, got {k!r}")
+        hits = self.store.query(scope, self.embedder.embed([query])[0], k, filters)
+        if threshold is not None:
+            hits = [h for h in hits if h.score is not None and h.score >= threshold]
+        return hits
+
+    def get(self, memory_id: str, *, user_id: str | None = None, agent_id: str | None = None,
+            run_id: str | None = None) -> MemoryRecord | None:
+        """The memory ``memory_id`` of this scope, or None."""
+        found = self.store.fetch(Scope(user_id, agent_id, run_id), [memory_id])
+        return found[0] if found else None
+
+    def get_all(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+                filters: dict[str, Any] | None = None, limit: int | None = None) -> list[MemoryRecord]:
+        """Every memory of the scope matching ``filters``, oldest first."""
+        return self.store.list(Scope(user_id, agent_id, run_id), filters, limit)
+
+    def history(self, memory_id: str, *, user_id: str | None = None, agent_id: str | None = None,
+                run_id: str | None = None) -> list[HistoryEntry]:
+        """The audit trail of one memory of this scope, oldest first."""
+        return self.history_store.entries(Scope(user_id, agent_id, run_id), memory_id)
+
+    # -- direct writes --------------------------------------------------------------------
+    def _require(self, scope: Scope, memory_id: str) -> MemoryRecord:
+        found = self.store.fetch(scope, [memory_id])
+        if not found:
+            raise MemoryNotFoundError(f"no memory {memory_id!r} in this scope")
+        return found[0]
+
+    def update(self, memory_id: str, text: str, *, user_id: str | None = None, agent_id: str | None = None,
+               run_id: str | None = None, metadata: dict[str, Any] | None = None) -> MemoryEvent:
+        """Replace a memory's text (and merge ``metadata``)."""
+        scope = Scope(user_id, agent_id, run_id)
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidInputError("text must be a non-empty string")
+        meta = validate_metadata(metadata)
+        with self._lock(scope):
+            old = self._require(scope, memory_id)
+            return self._apply(scope, [PlannedOp(Event.UPDATE, text.strip(), old)], meta, self._now(), {})[0]
+
+    def delete(self, memory_id: str, *, user_id: str | None = None, agent_id: str | None = None,
+               run_id: str | None = None) -> MemoryEvent:
+        """Delete one memory of this scope."""
+        scope = Scope(user_id, agent_id, run_id)
+        with self._lock(scope):
+            old = self._require(scope, memory_id)
+            return self._apply(scope, [PlannedOp(Event.DELETE, old.text, old)], {}, self._now(), {})[0]
+
+    def delete_all(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None) -> int:
+        """Forget the scope: its memories, its history, and their text on disk. Returns the count removed."""
+        scope = Scope(user_id, agent_id, run_id)
+        with self._lock(scope):
+            count = self.store.count(scope)
+            self.store.drop(scope)
+            self.history_store.forget(scope)
+            return count
+
+    def reset(self) -> None:
+        """Forget every scope of this namespace and the whole history."""
+        self.store.reset()
+        self.history_store.forget(None)
+
+    # -- generation -------------------------------------------------------------------------
+    def answer(
+        self,
+        question: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        limit: int | None = None,
+        filters: dict[str, Any] | None = None,
+        timestamp: Timestamp = None,
+    ) -> Answer:
+        """Answer ``question`` from the scope's most relevant memories."""
+        memories = self.search(
+            question, user_id=user_id, agent_id=agent_id, run_id=run_id,
+            limit=limit or self.config.answer_top_k, filters=filters,
+        )
+        listing = "\n".join(f"- {m.text}" for m in memories) or "(no memories)"
+        text = self._call(
+            Operation.GENERATION, None, memories=listing, question=question.strip(),
+            date=self._now(timestamp).date().isoformat(),
+        ).text
+        return Answer(text=text.strip(), memories=memories)
+
+    # -- export / import --------------------------------------------------------------------
+    def export(self, destination: str | Path | IO[str], *, user_id: str | None = None, agent_id: str | None = None,
+               run_id: str | None = None) -> int:
+        """Write the scope's memories as JSONL (one record a line). Returns the count."""
+        records = self.get_all(user_id=user_id, agent_id=agent_id, run_id=run_id)
+        lines = [json.dumps(r.to_dict(), ensure_ascii=False, sort_keys=True) + "\n" for r in records]
+        if isinstance(destination, (str, Path)):
+            Path(destination).write_text("".join(lines), encoding="utf-8")
+        else:
+            destination.writelines(lines)
+        return len(lines)
+
+    def import_(self, source: str | Path | IO[str] | Iterable[str], *, user_id: str | None = None,
+                agent_id: str | None = None, run_id: str | None = None) -> int:
+        """Load JSONL written by :meth:`export`; ids, texts, times and metadata are kept.
+
+        Records go to the given scope, or to the scope written in each line when no
+        id is given. Existing memories with the same id are replaced.
+        """
+        override = Scope(user_id, agent_id, run_id) if (user_id or agent_id or run_id) else None
+        if isinstance(source, (str, Path)):
+            lines: Iterable[str] = Path(source).read_text(encoding="utf-8").splitlines()
+        else:
+            lines = source
+        by_scope: dict[Scope, list[MemoryRecord]] = {}
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+                record = MemoryRecord(
+                    id=str(data["id"]), text=str(data["text"]), hash=str(data.get("hash") or text_hash(data["text"])),
+                    created_at=str(data["created_at"]), updated_at=data.get("updated_at"),
+                    user_id=data.get("user_id"), agent_id=data.get("agent_id"), run_id=data.get("run_id"),
+                    metadata=validate_metadata(data.get("metadata")),
+                )
+            except (ValueError, KeyError, TypeError) as exc:
+                raise InvalidInputError(f"line {number} is not a MemLoRA export record: {exc}") from exc
+            scope = override or record.scope
+            record.user_id, record.agent_id, record.run_id = scope.user_id, scope.agent_id, scope.run_id
+            by_scope.setdefault(scope, []).append(record)
+        for scope, records in by_scope.items():
+            with self._lock(scope):
+                self.store.upsert(scope, records, self.embedder.embed([r.text for r in records]))
+                self.history_store.record(
+                    scope, [HistoryEntry(r.id, "ADD", None, r.text, _iso(self._now()), actor="import") for r in records]
+                )
+        return sum(len(v) for v in by_scope.values())

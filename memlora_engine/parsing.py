@@ -1,0 +1,200 @@
+"""Tolerant parsing of what small models emit, and the JSON schemas they must follow.
+
+Small models wrap JSON in thinking blocks, code fences and chatter, use single
+quotes, and get cut off at the token limit. :func:`load_json` strips the thinking,
+then lets ``json_repair`` recover the object; output that still does not have the
+expected shape raises :class:`~memlora_engine.errors.ModelOutputError` carrying
+the raw text, so the engine can count it and apply nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import json_repair
+
+from memlora_engine.errors import ModelOutputError
+from memlora_engine.types import Event, Operation
+
+__all__ = [
+    "EXTRACTION_SCHEMA",
+    "UPDATE_SCHEMA",
+    "RawOp",
+    "load_json",
+    "parse_facts",
+    "parse_update_ops",
+    "strip_thinking",
+]
+
+EXTRACTION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"facts": {"type": "array", "items": {"type": "string"}}},
+    "required": ["facts"],
+    "additionalProperties": False,
+}
+
+UPDATE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "memory": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "text": {"type": "string"},
+                    "event": {"type": "string", "enum": [e.value for e in Event]},
+                    "old_memory": {"type": "string"},
+                },
+                "required": ["id", "text", "event"],
+            },
+        }
+    },
+    "required": ["memory"],
+    "additionalProperties": False,
+}
+
+_THINK_BLOCK = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.DOTALL | re.IGNORECASE)
+_THINK_OPEN = re.compile(r"<(think|thinking|reasoning)>", re.IGNORECASE)
+_THINK_CLOSE = re.compile(r"</(think|thinking|reasoning)>", re.IGNORECASE)
+
+
+def strip_thinking(text: str) -> str:
+    """Remove ``<think>...</think>``-style blocks; an unclosed one swallows the rest."""
+    text = _THINK_BLOCK.sub("", text)
+    # A stray closing tag: everything before it was thinking whose opening tag was
+    # in the prompt (some chat templates open the block for the model).
+    close = None
+    for close in _THINK_CLOSE.finditer(text):
+        pass
+    if close is not None:
+        text = text[close.end() :]
+    opened = _THINK_OPEN.search(text)
+    if opened is not None:
+        text = text[: opened.start()]
+    return text.strip()
+
+
+def _cut_inside_string(text: str) -> bool:
+    """True when ``text`` ends inside an open JSON string (the output was truncated)."""
+    start = min((i for i in (text.find("{"), text.find("[")) if i >= 0), default=-1)
+    if start < 0:
+        return False
+    in_string = False
+    quote = ""
+    escaped = False
+    for ch in text[start:]:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                in_string = False
+        elif ch in "\"'":
+            in_string, quote = True, ch
+    return in_string
+
+
+def load_json(raw: str, *, operation: Operation | None = None) -> tuple[Any, bool]:
+    """Recover a JSON value from model output.
+
+    Returns ``(value, truncated)``; ``truncated`` says the text ended inside a string,
+    so the last list element is a fragment. Raises ``ModelOutputError`` when no JSON
+    object or array can be recovered.
+    """
+    op = operation.value if operation is not None else None
+    text = strip_thinking(raw)
+    try:
+        return json.loads(text), False
+    except (json.JSONDecodeError, ValueError):
+        pass
+    try:
+        value = json_repair.loads(text)
+    except Exception as exc:  # json_repair raises assorted errors on hostile input
+        raise ModelOutputError(f"unparseable {op or 'model'} output", raw=raw, operation=op) from exc
+    if not isinstance(value, (dict, list)) or value in ({}, []) and not re.search(r"[\[{]", text):
+        raise ModelOutputError(f"no JSON found in {op or 'model'} output", raw=raw, operation=op)
+    return value, _cut_inside_string(text)
+
+
+def parse_facts(raw: str) -> list[str]:
+    """Parse extraction output (``{"facts": [...]}``, or a bare list) into fact strings.
+
+    Non-string facts are dropped; numbers are kept as text. A fragment cut off by the
+    token limit is dropped rather than stored half-written.
+    """
+    value, truncated = load_json(raw, operation=Operation.EXTRACTION)
+    if isinstance(value, dict):
+        if "facts" not in value or not isinstance(value["facts"], list):
+            raise ModelOutputError(
+                'extraction output has no "facts" list', raw=raw, operation=Operation.EXTRACTION.value
+            )
+        items = value["facts"]
+    else:
+        items = value
+    if truncated and items:
+        items = items[:-1]
+    facts: list[str] = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+            continue
+        fact = " ".join(str(item).split())
+        if fact and fact not in facts:
+            facts.append(fact)
+    return facts
+
+
+@dataclass(frozen=True)
+class RawOp:
+    """One memory operation as the model wrote it, before validation."""
+
+    id: str | None
+    text: str | None
+    event: str | None
+    old_memory: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "text": self.text, "event": self.event, "old_memory": self.old_memory}
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    return str(value).strip()
+
+
+def parse_update_ops(raw: str) -> list[RawOp]:
+    """Parse update output (``{"memory": [...]}``, or a bare list) into raw ops.
+
+    Items that are not objects are kept as empty ops so they are counted as
+    rejected; a final op cut off mid-string is dropped.
+    """
+    value, truncated = load_json(raw, operation=Operation.UPDATE)
+    if isinstance(value, dict):
+        items = value.get("memory")
+        if not isinstance(items, list):
+            raise ModelOutputError(
+                'update output has no "memory" list', raw=raw, operation=Operation.UPDATE.value
+            )
+    else:
+        items = value
+    if truncated and items:
+        items = items[:-1]
+    ops = []
+    for item in items:
+        if not isinstance(item, dict):
+            ops.append(RawOp(None, None, None, None))
+            continue
+        ops.append(
+            RawOp(
+                id=_as_text(item.get("id")),
+                text=_as_text(item.get("text")),
+                event=_as_text(item.get("event")),
+                old_memory=_as_text(item.get("old_memory")),
+            )
+        )
+    return ops

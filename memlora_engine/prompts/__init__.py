@@ -1,0 +1,74 @@
+"""Prompts are package data, rendered at call time.
+
+Adapters are trained on the exact prompt text, so the prompt files are versioned
+with them: :data:`PROMPT_VERSION` is a hash of every template, recorded in adapter
+cards. Two styles ship:
+
+* ``"memlora"`` -- the short prompts the expert adapters are trained on;
+* ``"mem0"`` -- Mem0's long prompts (Apache-2.0, see ``mem0/NOTICE``), the paper's
+  baseline for a base model without adapters.
+
+Templates use ``string.Template`` placeholders (``$date``, ``$conversation``, ...),
+so JSON braces in the text need no escaping. The date is always injected by the
+caller; nothing is frozen at import time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+from importlib import resources
+from string import Template
+from typing import Literal
+
+from memlora_engine.errors import ConfigError
+from memlora_engine.types import Operation
+
+__all__ = ["PROMPT_STYLES", "PROMPT_VERSION", "PromptStyle", "render_prompt", "template_text"]
+
+PromptStyle = Literal["memlora", "mem0"]
+PROMPT_STYLES: tuple[str, ...] = ("memlora", "mem0")
+_OPERATIONS = (Operation.EXTRACTION, Operation.UPDATE, Operation.GENERATION)
+
+
+@cache
+def template_text(style: str, operation: Operation, part: str) -> str:
+    """The raw template text of ``style/operation.part.txt`` (part: system or user)."""
+    if style not in PROMPT_STYLES:
+        raise ConfigError(f"unknown prompt style {style!r}; choose one of {PROMPT_STYLES}")
+    name = f"{Operation(operation).value}.{part}.txt"
+    try:
+        return resources.files(__package__).joinpath(style, name).read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"prompt style {style!r} has no {name}") from exc
+
+
+def render_prompt(style: str, operation: Operation, **values: str) -> list[dict[str, str]]:
+    """Render a prompt as chat messages (a system message, then the user message).
+
+    Every placeholder must be given; a missing one raises ``ConfigError``.
+    """
+    messages = []
+    for part in ("system", "user"):
+        try:
+            content = Template(template_text(style, operation, part)).substitute(values)
+        except KeyError as exc:
+            raise ConfigError(f"prompt {style}/{operation.value}.{part} needs {exc}") from exc
+        messages.append({"role": part, "content": content.strip("\n")})
+    return messages
+
+
+def _version() -> str:
+    digest = hashlib.sha256()
+    for style in PROMPT_STYLES:
+        for op in _OPERATIONS:
+            for part in ("system", "user"):
+                digest.update(template_text(style, op, part).encode("utf-8"))
+    return digest.hexdigest()[:12]
+
+
+def __getattr__(name: str) -> str:
+    # Computed lazily so importing the package reads no files.
+    if name == "PROMPT_VERSION":
+        return _version()
+    raise AttributeError(name)

@@ -1,0 +1,60 @@
+"""Per-operation counters: calls, tokens, seconds, parse failures, rejected ops."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import asdict, dataclass
+
+from memlora_engine.types import Operation
+
+__all__ = ["OperationStats", "Stats"]
+
+
+@dataclass
+class OperationStats:
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    seconds: float = 0.0
+    parse_failures: int = 0
+    rejected_ops: int = 0
+
+
+class Stats:
+    """Thread-safe counters per operation, plus the last few unparseable outputs."""
+
+    def __init__(self, keep_failures: int = 20) -> None:
+        self._lock = threading.Lock()
+        self._ops = {op: OperationStats() for op in Operation}
+        self.recent_failures: deque[tuple[str, str]] = deque(maxlen=keep_failures)
+
+    def record_call(self, op: Operation, *, input_tokens: int, output_tokens: int, seconds: float) -> None:
+        with self._lock:
+            s = self._ops[op]
+            s.calls += 1
+            s.input_tokens += input_tokens
+            s.output_tokens += output_tokens
+            s.seconds += seconds
+
+    def record_parse_failure(self, op: Operation, raw: str) -> None:
+        with self._lock:
+            self._ops[op].parse_failures += 1
+            self.recent_failures.append((op.value, raw))
+
+    def record_rejected(self, op: Operation, count: int = 1) -> None:
+        with self._lock:
+            self._ops[op].rejected_ops += count
+
+    def __getitem__(self, op: Operation | str) -> OperationStats:
+        with self._lock:
+            return OperationStats(**asdict(self._ops[Operation(op)]))
+
+    def as_dict(self) -> dict[str, dict[str, float]]:
+        with self._lock:
+            return {op.value: asdict(s) for op, s in self._ops.items()}
+
+    def reset(self) -> None:
+        with self._lock:
+            self._ops = {op: OperationStats() for op in Operation}
+            self.recent_failures.clear()

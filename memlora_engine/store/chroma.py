@@ -1,0 +1,326 @@
+"""Chroma vector store: one collection per scope.
+
+Every scope (user/agent/run ids) gets its own collection, named from a hash of the
+scope, so a query in one scope cannot return another scope's memories whatever the
+filter says. Embeddings are always computed by MemLoRA and passed in; Chroma's
+default embedding function (which would download a model) is never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from memlora_engine.errors import ConfigError, MetadataError, StorageError, require
+from memlora_engine.store.filters import to_chroma_where
+from memlora_engine.types import MemoryRecord, Scope
+
+__all__ = ["ChromaStore", "validate_metadata"]
+
+logger = logging.getLogger(__name__)
+
+
+
+# Internal metadata keys; user metadata may not start with "_".
+_HASH, _CREATED, _UPDATED = "_hash", "_created_at", "_updated_at"
+_SCOPE_KEYS = {"user_id": "_user_id", "agent_id": "_agent_id", "run_id": "_run_id"}
+_PAGE = 1000
+
+
+def validate_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """Check user metadata is flat and storable; return a copy."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise MetadataError(f"metadata must be a dict, got {type(metadata).__name__}")
+    clean: dict[str, Any] = {}
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not key or key.startswith("_") or len(key) > 256:
+            raise MetadataError(f"metadata key {key!r} must be a 1-256 character string not starting with '_'")
+        if not isinstance(value, (str, int, float, bool)):
+            raise MetadataError(
+                f"metadata value for {key!r} must be str, int, float or bool, got {type(value).__name__}"
+            )
+        if isinstance(value, float) and value != value:
+            raise MetadataError(f"metadata value for {key!r} is NaN")
+        clean[key] = value
+    return clean
+
+
+class ChromaStore:
+    """Memories of every scope in one Chroma client (embedded, in-memory or server).
+
+    Build one with :meth:`persistent`, :meth:`in_memory` or :meth:`http`.
+    """
+
+    def __init__(self, client: Any, *, path: Path | None = None, namespace: str = "memlora") -> None:
+        if not namespace.replace("-", "").replace("_", "").isalnum() or len(namespace) > 64:
+            raise ConfigError(f"namespace must be 1-64 letters, digits, '-' or '_', got {namespace!r}")
+        self._client = client
+        self._path = path
+        self._namespace = namespace
+        self._collections: dict[str, Any] = {}
+        self._lock = threading.RLock()
+
+    # -- construction -----------------------------------------------------------------
+    @staticmethod
+    def _settings(**kwargs: Any) -> Any:
+        chromadb_config = require("chromadb.config", "chroma")
+        return chromadb_config.Settings(anonymized_telemetry=False, allow_reset=True, **kwargs)
+
+    @classmethod
+    def persistent(cls, path: str | Path, *, namespace: str = "memlora") -> ChromaStore:
+        """An embedded store persisted under ``path`` (created if missing)."""
+        chromadb = require("chromadb", "chroma")
+        path = Path(path).expanduser()
+        path.mkdir(parents=True, exist_ok=True)
+        with _mapped("opening the store"):
+            client = chromadb.PersistentClient(path=str(path), settings=cls._settings())
+        return cls(client, path=path, namespace=namespace)
+
+    @classmethod
+    def in_memory(cls, *, namespace: str = "memlora") -> ChromaStore:
+        """A private in-process store (its own Chroma database), gone when the process ends."""
+        chromadb = require("chromadb", "chroma")
+        settings = cls._settings(is_persistent=False)
+        database = "memlora_" + uuid.uuid4().hex
+        with _mapped("creating an in-memory store"):
+            # Ephemeral clients share one in-process system; a database of our own
+            # keeps two in-memory stores from seeing each other's collections.
+            chromadb.AdminClient(settings).create_database(database)
+            client = chromadb.EphemeralClient(settings=settings, database=database)
+        return cls(client, namespace=namespace)
+
+    @classmethod
+    def http(
+        cls,
+        host: str = "localhost",
+        port: int = 8000,
+        *,
+        ssl: bool = False,
+        headers: dict[str, str] | None = None,
+        namespace: str = "memlora",
+    ) -> ChromaStore:
+        """A store on a Chroma server (``chroma run --path DIR``)."""
+        chromadb = require("chromadb", "chroma")
+        with _mapped(f"connecting to the Chroma server at {host}:{port}"):
+            client = chromadb.HttpClient(host=host, port=port, ssl=ssl, headers=headers, settings=cls._settings())
+        return cls(client, namespace=namespace)
+
+    @property
+    def path(self) -> Path | None:
+        """The directory of an embedded persistent store, else None."""
+        return self._path
+
+    # -- collections ------------------------------------------------------------------
+    def collection_name(self, scope: Scope) -> str:
+        digest = hashlib.sha256(f"{self._namespace}\n{scope.key}".encode()).hexdigest()[:40]
+        return f"{self._namespace}_{digest}"
+
+    def _collection(self, scope: Scope, *, create: bool) -> Any | None:
+        name = self.collection_name(scope)
+        with self._lock:
+            if name in self._collections:
+                return self._collections[name]
+            with _mapped("opening a collection"):
+                if create:
+                    metadata = {"memlora_namespace": self._namespace, **{f"scope_{k}": v for k, v in scope.as_dict().items()}}
+                    col = self._client.get_or_create_collection(
+                        name, metadata=metadata, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+                    )
+                else:
+                    try:
+                        col = self._client.get_collection(name, embedding_function=None)
+                    except Exception as exc:  # chromadb raises NotFoundError (or ValueError in older releases)
+                        if "does not exist" in str(exc) or type(exc).__name__ == "NotFoundError":
+                            return None
+                        raise
+            self._collections[name] = col
+            return col
+
+    def scopes(self) -> list[Scope]:
+        """Every scope that has a collection in this namespace."""
+        found = []
+        with _mapped("listing collections"):
+            collections = self._client.list_collections()
+        for col in collections:
+            meta = col.metadata or {}
+            if meta.get("memlora_namespace") != self._namespace:
+                continue
+            ids = {k: meta.get(f"scope_{k}") for k in _SCOPE_KEYS}
+            found.append(Scope(**ids))
+        return found
+
+    # -- records ----------------------------------------------------------------------
+    @staticmethod
+    def _to_metadata(record: MemoryRecord) -> dict[str, Any]:
+        meta: dict[str, Any] = dict(record.metadata)
+        meta[_HASH] = record.hash
+        meta[_CREATED] = record.created_at
+        if record.updated_at:
+            meta[_UPDATED] = record.updated_at
+        for field, key in _SCOPE_KEYS.items():
+            value = getattr(record, field)
+            if value is not None:
+                meta[key] = value
+        return meta
+
+    @staticmethod
+    def _to_record(id_: str, document: str | None, meta: dict[str, Any] | None, score: float | None = None) -> MemoryRecord:
+        meta = dict(meta or {})
+        return MemoryRecord(
+            id=id_,
+            text=document or "",
+            hash=str(meta.pop(_HASH, "")),
+            created_at=str(meta.pop(_CREATED, "")),
+            updated_at=meta.pop(_UPDATED, None),
+            user_id=meta.pop("_user_id", None),
+            agent_id=meta.pop("_agent_id", None),
+            run_id=meta.pop("_run_id", None),
+            metadata={k: v for k, v in meta.items() if not k.startswith("_")},
+            score=score,
+        )
+
+    def upsert(self, scope: Scope, records: Sequence[MemoryRecord], embeddings: Sequence[Sequence[float]]) -> None:
+        """Insert or replace ``records`` (with their embeddings) in ``scope``."""
+        if not records:
+            return
+        col = self._collection(scope, create=True)
+        with _mapped("writing memories"):
+            col.upsert(
+                ids=[r.id for r in records],
+                documents=[r.text for r in records],
+                metadatas=[self._to_metadata(r) for r in records],
+                embeddings=[list(map(float, e)) for e in embeddings],
+            )
+
+    def delete(self, scope: Scope, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        col = self._collection(scope, create=False)
+        if col is None:
+            return
+        with _mapped("deleting memories"):
+            col.delete(ids=list(ids))
+
+    def fetch(self, scope: Scope, ids: Sequence[str]) -> list[MemoryRecord]:
+        """The records with these ids in ``scope`` (missing ids are skipped)."""
+        col = self._collection(scope, create=False)
+        if col is None or not ids:
+            return []
+        with _mapped("reading memories"):
+            got = col.get(ids=list(ids), include=["documents", "metadatas"])
+        by_id = {i: self._to_record(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def ids_with_hash(self, scope: Scope, hash_: str) -> list[str]:
+        col = self._collection(scope, create=False)
+        if col is None:
+            return []
+        with _mapped("looking up a hash"):
+            return list(col.get(where={_HASH: hash_}, include=[])["ids"])
+
+    def query(
+        self, scope: Scope, embedding: Sequence[float], k: int, filters: dict[str, Any] | None = None
+    ) -> list[MemoryRecord]:
+        """Top-``k`` records by cosine similarity (``score`` = 1 - cosine distance)."""
+        where = to_chroma_where(filters)
+        col = self._collection(scope, create=False)
+        if col is None or k <= 0:
+            return []
+        with _mapped("searching memories"):
+            got = col.query(
+                query_embeddings=[list(map(float, embedding))],
+                n_results=k,
+                where=where,
+                include=["documents", "metadatas", "distances"],
+            )
+        return [
+            self._to_record(i, d, m, score=1.0 - float(dist))
+            for i, d, m, dist in zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])
+        ]
+
+    def list(self, scope: Scope, filters: dict[str, Any] | None = None, limit: int | None = None) -> list[MemoryRecord]:
+        """Records of ``scope`` matching ``filters``, oldest first."""
+        where = to_chroma_where(filters)
+        col = self._collection(scope, create=False)
+        if col is None:
+            return []
+        records: list[MemoryRecord] = []
+        offset = 0
+        with _mapped("listing memories"):
+            while True:
+                got = col.get(where=where, include=["documents", "metadatas"], limit=_PAGE, offset=offset)
+                records.extend(self._to_record(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"]))
+                if len(got["ids"]) < _PAGE:
+                    break
+                offset += _PAGE
+        records.sort(key=lambda r: (r.created_at, r.id))
+        return records if limit is None else records[:limit]
+
+    def count(self, scope: Scope) -> int:
+        col = self._collection(scope, create=False)
+        if col is None:
+            return 0
+        with _mapped("counting memories"):
+            return int(col.count())
+
+    def drop(self, scope: Scope) -> None:
+        """Delete the scope's collection and, on disk, purge the freed text."""
+        name = self.collection_name(scope)
+        with self._lock:
+            self._collections.pop(name, None)
+            with _mapped("dropping a scope"):
+                try:
+                    self._client.delete_collection(name)
+                except Exception as exc:
+                    if "does not exist" not in str(exc) and type(exc).__name__ != "NotFoundError":
+                        raise
+        self.purge()
+
+    def reset(self) -> None:
+        """Drop every collection of this namespace."""
+        for scope in self.scopes():
+            self.drop(scope)
+
+    def purge(self) -> None:
+        """Rewrite the embedded database so deleted text leaves no trace in free pages.
+
+        Chroma keeps deleted rows' bytes in SQLite free pages until the file is
+        vacuumed; the right to be forgotten needs them gone from disk.
+        """
+        if self._path is None:
+            return
+        db = self._path / "chroma.sqlite3"
+        if not db.exists():
+            return
+        try:
+            con = sqlite3.connect(db, timeout=30)
+            try:
+                con.execute("VACUUM")
+            finally:
+                con.close()
+        except sqlite3.Error as exc:
+            raise StorageError(f"could not purge deleted text from {db}: {exc}") from exc
+
+
+@contextmanager
+def _mapped(action: str) -> Iterator[None]:
+    """Map chromadb's exceptions to StorageError, once, at the boundary."""
+    try:
+        yield
+    except (StorageError, ConfigError, MetadataError):
+        raise
+    except Exception as exc:
+        if type(exc).__module__.startswith("chromadb") or isinstance(exc, (ConnectionError, OSError, ValueError, TypeError)):
+            raise StorageError(f"Chroma failed while {action}: {exc}") from exc
+        raise
+
+

@@ -1,0 +1,100 @@
+"""Fakes for tests, docs and demos: a scripted generator and a deterministic embedder.
+
+They stand in for the parts *around* the unit under test (the model, the embedding
+model); the engine, Chroma and the history run for real.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from memlora_engine.errors import GeneratorError
+from memlora_engine.generator import Generation, GenerationRequest
+from memlora_engine.types import Operation
+
+__all__ = ["DeterministicEmbedder", "ScriptedGenerator"]
+
+Response = str | Callable[[GenerationRequest], str]
+
+
+class ScriptedGenerator:
+    """Answers each operation from a script.
+
+    Args:
+        script: per operation, either a list of outputs returned in order (the last
+            one repeats once the list is used up, unless ``strict``), or a function
+            of the request.
+        adapters: operations reported as having a trained adapter (all by default),
+            which decides the prompt style the engine renders.
+        strict: raise instead of repeating the last output.
+
+    ``calls`` keeps every request, for assertions on prompts.
+    """
+
+    def __init__(
+        self,
+        script: Mapping[str | Operation, Sequence[str] | Callable[[GenerationRequest], str]] | None = None,
+        *,
+        adapters: Iterable[str | Operation] | None = None,
+        strict: bool = False,
+    ) -> None:
+        self._script = {Operation(k): (v if callable(v) else list(v)) for k, v in (script or {}).items()}
+        self._positions = {op: 0 for op in self._script}
+        self._adapters = set(Operation) if adapters is None else {Operation(a) for a in adapters}
+        self._strict = strict
+        self._lock = threading.Lock()
+        self.calls: list[GenerationRequest] = []
+
+    def has_adapter(self, operation: Operation) -> bool:
+        return Operation(operation) in self._adapters
+
+    def generate(self, request: GenerationRequest) -> Generation:
+        with self._lock:
+            self.calls.append(request)
+            entry = self._script.get(request.operation)
+            if entry is None:
+                raise GeneratorError(f"ScriptedGenerator has no script for {request.operation.value!r}")
+            if callable(entry):
+                text = entry(request)
+            else:
+                position = self._positions[request.operation]
+                if position >= len(entry) and (self._strict or not entry):
+                    raise GeneratorError(f"ScriptedGenerator script for {request.operation.value!r} is used up")
+                text = entry[min(position, len(entry) - 1)]
+                self._positions[request.operation] = position + 1
+        prompt_words = sum(len(str(m.get("content", "")).split()) for m in request.messages)
+        return Generation(text=text, input_tokens=prompt_words, output_tokens=len(text.split()))
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+class DeterministicEmbedder:
+    """Hashed bag-of-words vectors: texts sharing words are similar; same text, same vector.
+
+    Stable across processes (no reliance on Python's randomised ``hash``).
+    """
+
+    def __init__(self, dimension: int = 64) -> None:
+        self.dimension = dimension
+
+    @property
+    def name(self) -> str:
+        return f"deterministic-{self.dimension}"
+
+    def _vector(self, text: str) -> list[float]:
+        vec = [0.0] * self.dimension
+        words = _WORD.findall(text.lower()) or ["<empty>"]
+        for word in words:
+            digest = hashlib.sha256(word.encode()).digest()
+            index = int.from_bytes(digest[:4], "little") % self.dimension
+            vec[index] += 1.0 if digest[4] & 1 else -1.0
+        norm = math.sqrt(sum(v * v for v in vec)) or 1.0
+        return [v / norm for v in vec]
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return [self._vector(t) for t in texts]

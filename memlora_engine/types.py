@@ -1,0 +1,186 @@
+"""Plain data types shared across the engine: operations, events, scopes, records."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+from memlora_engine.errors import ScopeError
+
+__all__ = [
+    "AddResult",
+    "Answer",
+    "Event",
+    "HistoryEntry",
+    "MemoryEvent",
+    "MemoryRecord",
+    "Operation",
+    "Scope",
+]
+
+
+class Operation(str, Enum):
+    """The model operations of the pipeline; each may have its own LoRA adapter."""
+
+    EXTRACTION = "extraction"
+    UPDATE = "update"
+    GENERATION = "generation"
+    VQA = "vqa"
+
+
+class Event(str, Enum):
+    """What the update operation decided for one memory."""
+
+    ADD = "ADD"
+    UPDATE = "UPDATE"
+    DELETE = "DELETE"
+    NONE = "NONE"
+
+
+_ID_PATTERN = re.compile(r"^[^\x00-\x1f\x7f]{1,256}$")
+_SCOPE_FIELDS = ("user_id", "agent_id", "run_id")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The exact set of ids a memory belongs to.
+
+    A scope is the tuple (user_id, agent_id, run_id) as given; at least one id is
+    required. Each scope lives in its own Chroma collection, so one scope's memories
+    are unreachable from any other scope at the store level.
+    """
+
+    user_id: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in _SCOPE_FIELDS:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise ScopeError(f"{name} must be a string, got {type(value).__name__}")
+            if not _ID_PATTERN.match(value):
+                raise ScopeError(
+                    f"{name} must be 1-256 characters with no control characters, got {value!r}"
+                )
+        if self.user_id is None and self.agent_id is None and self.run_id is None:
+            raise ScopeError("at least one of user_id, agent_id or run_id is required")
+
+    @property
+    def key(self) -> str:
+        """A stable, unambiguous text key (length-prefixed, so no id can forge another)."""
+        parts = []
+        for name in _SCOPE_FIELDS:
+            value = getattr(self, name)
+            parts.append("-" if value is None else f"{len(value)}:{value}")
+        return "|".join(parts)
+
+    @property
+    def collection_name(self) -> str:
+        return "memlora_" + hashlib.sha256(self.key.encode("utf-8")).hexdigest()[:40]
+
+    def as_dict(self) -> dict[str, str]:
+        return {n: getattr(self, n) for n in _SCOPE_FIELDS if getattr(self, n) is not None}
+
+
+@dataclass
+class MemoryRecord:
+    """One stored memory. ``score`` is set on search results (cosine similarity)."""
+
+    id: str
+    text: str
+    hash: str
+    created_at: str
+    updated_at: str | None = None
+    user_id: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    score: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if data["score"] is None:
+            del data["score"]
+        return data
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.user_id, self.agent_id, self.run_id)
+
+
+@dataclass(frozen=True)
+class MemoryEvent:
+    """One applied change, as returned by ``Memory.add``."""
+
+    id: str
+    text: str
+    event: Event
+    old_memory: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "text": self.text, "event": self.event.value, "old_memory": self.old_memory}
+
+
+@dataclass
+class AddResult:
+    """What one ``add`` call did. Iterating yields the applied events."""
+
+    events: list[MemoryEvent] = field(default_factory=list)
+    facts: list[str] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[MemoryEvent]:
+        return iter(self.events)
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    @property
+    def ok(self) -> bool:
+        """False when a model output could not be parsed (nothing was applied for it)."""
+        return not self.failures
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "results": [e.to_dict() for e in self.events],
+            "facts": list(self.facts),
+            "rejected": list(self.rejected),
+            "failures": list(self.failures),
+        }
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One row of the audit history."""
+
+    memory_id: str
+    event: str
+    old_text: str | None
+    new_text: str | None
+    created_at: str
+    user_id: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+    actor: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    """The result of memory-augmented generation."""
+
+    text: str
+    memories: list[MemoryRecord] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return self.text
