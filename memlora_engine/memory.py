@@ -27,6 +27,7 @@ from memlora_engine.messages import normalize_messages, render_conversation
 from memlora_engine.ops import PlannedOp, plan_operations
 from memlora_engine.parsing import EXTRACTION_SCHEMA, UPDATE_SCHEMA, parse_facts, parse_update_ops
 from memlora_engine.prompts import render_prompt
+from memlora_engine.sessions import SessionStore
 from memlora_engine.stats import Stats
 from memlora_engine.store.chroma import ChromaStore, validate_metadata
 from memlora_engine.types import AddResult, Answer, Event, HistoryEntry, MemoryEvent, MemoryRecord, Operation, Scope
@@ -60,6 +61,7 @@ class Memory:
         embedder: text embedder; sentence-transformers all-MiniLM-L6-v2 by default.
         store: a :class:`ChromaStore`; built from ``config`` when omitted.
         history: the audit :class:`HistoryStore`; beside the store when omitted.
+        sessions: the chat-session buffer :class:`SessionStore`; beside the store when omitted.
         clock: returns "now" (injectable for tests and replays).
 
     Every read and write names its scope with ``user_id``, ``agent_id`` and/or
@@ -84,6 +86,7 @@ class Memory:
         embedder: Embedder | None = None,
         store: ChromaStore | None = None,
         history: HistoryStore | None = None,
+        sessions: SessionStore | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.config = config if config is not None else MemoryConfig()
@@ -94,7 +97,8 @@ class Memory:
             embedder = SentenceTransformerEmbedder(self.config.embedding_model)
         self.embedder = embedder
         self.store = store if store is not None else self._build_store()
-        self.history_store = history if history is not None else self._build_history()
+        self.history_store = history if history is not None else HistoryStore(self._sqlite_path("history.db"))
+        self.session_store = sessions if sessions is not None else SessionStore(self._sqlite_path("sessions.db"))
         self._clock = clock or (lambda: datetime.now(timezone.utc).astimezone())
         self.stats = Stats()
         self._locks: dict[str, threading.RLock] = {}
@@ -111,10 +115,10 @@ class Memory:
             )
         return ChromaStore.persistent(cfg.resolved_data_dir / "chroma", namespace=cfg.namespace)
 
-    def _build_history(self) -> HistoryStore:
+    def _sqlite_path(self, name: str) -> str | Path:
         if self.config.store == "memory":
-            return HistoryStore(":memory:")
-        return HistoryStore(self.config.resolved_data_dir / "history.db")
+            return ":memory:"
+        return self.config.resolved_data_dir / name
 
     def _lock(self, scope: Scope) -> threading.RLock:
         with self._locks_guard:
@@ -369,12 +373,39 @@ class Memory:
             count = self.store.count(scope)
             self.store.drop(scope)
             self.history_store.forget(scope)
+            self.session_store.clear(scope)
             return count
 
     def reset(self) -> None:
         """Forget every scope of this namespace and the whole history."""
         self.store.reset()
         self.history_store.forget(None)
+        self.session_store.clear_everything()
+
+    # -- chat sessions (short-term buffer for the integrations) ----------------------------
+    def append_chat(self, session_id: str, messages: Any, *, user_id: str | None = None,
+                    agent_id: str | None = None, run_id: str | None = None, timestamp: Timestamp = None) -> None:
+        """Append messages to a chat session of the scope (persisted; no extraction).
+
+        A message dict may carry ``"extra"`` (a JSON-able dict) that comes back as is.
+        """
+        scope = Scope(user_id, agent_id, run_id)
+        raw = messages if isinstance(messages, list) else [messages]
+        normalized = normalize_messages(raw)
+        for source, message in zip(raw, normalized):
+            if isinstance(source, dict) and source.get("extra"):
+                message["extra"] = source["extra"]  # type: ignore[assignment]
+        self.session_store.append(scope, session_id, normalized, _iso(self._now(timestamp)))
+
+    def chat_messages(self, session_id: str, *, user_id: str | None = None, agent_id: str | None = None,
+                      run_id: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """The session's messages, oldest first (the last ``limit`` when given)."""
+        return self.session_store.messages(Scope(user_id, agent_id, run_id), session_id, limit)
+
+    def clear_chat(self, session_id: str, *, user_id: str | None = None, agent_id: str | None = None,
+                   run_id: str | None = None) -> int:
+        """Forget one chat session of the scope; long-term memories stay."""
+        return self.session_store.clear(Scope(user_id, agent_id, run_id), session_id)
 
     # -- generation -------------------------------------------------------------------------
     def answer(

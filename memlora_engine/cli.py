@@ -1,0 +1,30 @@
+"""The ``memlora`` command line: ``memlora demo``, ``memlora bench`` ..."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+# subcommand -> module with ``add_arguments(parser)`` and ``run(args) -> int``
+_COMMANDS = {
+    "demo": ("memlora_engine.demo", "Ingest a short conversation and answer questions from memory."),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="memlora", description="On-device long-term memory for agents.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module_name, help_text) in _COMMANDS.items():
+        module = importlib.import_module(module_name)
+        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    args = parser.parse_args(argv)
+    module = importlib.import_module(_COMMANDS[args.command][0])
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
