@@ -8,10 +8,10 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 from memlora_engine.config import MemoryConfig
 from memlora_engine.embeddings.base import Embedder
@@ -99,7 +99,7 @@ class Memory:
         self.store = store if store is not None else self._build_store()
         self.history_store = history if history is not None else HistoryStore(self._sqlite_path("history.db"))
         self.session_store = sessions if sessions is not None else SessionStore(self._sqlite_path("sessions.db"))
-        self._clock = clock or (lambda: datetime.now(timezone.utc).astimezone())
+        self._clock = clock or (lambda: datetime.now(UTC).astimezone())
         self.stats = Stats()
         self._locks: dict[str, threading.RLock] = {}
         self._locks_guard = threading.Lock()

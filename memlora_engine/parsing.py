@@ -67,11 +67,9 @@ def strip_thinking(text: str) -> str:
     text = _THINK_BLOCK.sub("", text)
     # A stray closing tag: everything before it was thinking whose opening tag was
     # in the prompt (some chat templates open the block for the model).
-    close = None
-    for close in _THINK_CLOSE.finditer(text):
-        pass
-    if close is not None:
-        text = text[close.end() :]
+    closes = list(_THINK_CLOSE.finditer(text))
+    if closes:
+        text = text[closes[-1].end() :]
     opened = _THINK_OPEN.search(text)
     if opened is not None:
         text = text[: opened.start()]

@@ -13,10 +13,10 @@ import logging
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from memlora_engine.errors import ConfigError, MetadataError, StorageError, require
 from memlora_engine.store.filters import to_chroma_where
@@ -25,6 +25,8 @@ from memlora_engine.types import MemoryRecord, Scope
 __all__ = ["ChromaStore", "validate_metadata"]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 
@@ -139,11 +141,31 @@ class ChromaStore:
                     try:
                         col = self._client.get_collection(name, embedding_function=None)
                     except Exception as exc:  # chromadb raises NotFoundError (or ValueError in older releases)
-                        if "does not exist" in str(exc) or type(exc).__name__ == "NotFoundError":
+                        if _is_missing(exc):
                             return None
                         raise
             self._collections[name] = col
             return col
+
+    def _on(self, scope: Scope, action: str, fn: Callable[[Any], T], *, create: bool = False, default: T) -> T:
+        """Run ``fn(collection)``; ``default`` when the scope has no collection.
+
+        Another client (or process) may drop a collection this one has cached: on
+        "does not exist" the cache entry is dropped and the lookup retried once.
+        """
+        for attempt in (0, 1):
+            col = self._collection(scope, create=create)
+            if col is None:
+                return default
+            try:
+                with _mapped(action):
+                    return fn(col)
+            except StorageError as exc:
+                if attempt or not _is_missing(exc.__cause__):
+                    raise
+                with self._lock:
+                    self._collections.pop(self.collection_name(scope), None)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def scopes(self) -> list[Scope]:
         """Every scope that has a collection in this namespace."""
@@ -192,56 +214,58 @@ class ChromaStore:
         """Insert or replace ``records`` (with their embeddings) in ``scope``."""
         if not records:
             return
-        col = self._collection(scope, create=True)
-        with _mapped("writing memories"):
-            col.upsert(
+        self._on(
+            scope,
+            "writing memories",
+            lambda col: col.upsert(
                 ids=[r.id for r in records],
                 documents=[r.text for r in records],
                 metadatas=[self._to_metadata(r) for r in records],
                 embeddings=[list(map(float, e)) for e in embeddings],
-            )
+            ),
+            create=True,
+            default=None,
+        )
 
     def delete(self, scope: Scope, ids: Sequence[str]) -> None:
-        if not ids:
-            return
-        col = self._collection(scope, create=False)
-        if col is None:
-            return
-        with _mapped("deleting memories"):
-            col.delete(ids=list(ids))
+        if ids:
+            self._on(scope, "deleting memories", lambda col: col.delete(ids=list(ids)), default=None)
 
     def fetch(self, scope: Scope, ids: Sequence[str]) -> list[MemoryRecord]:
         """The records with these ids in ``scope`` (missing ids are skipped)."""
-        col = self._collection(scope, create=False)
-        if col is None or not ids:
+        if not ids:
             return []
-        with _mapped("reading memories"):
-            got = col.get(ids=list(ids), include=["documents", "metadatas"])
+        got = self._on(scope, "reading memories",
+                       lambda col: col.get(ids=list(ids), include=["documents", "metadatas"]), default=None)
+        if got is None:
+            return []
         by_id = {i: self._to_record(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])}
         return [by_id[i] for i in ids if i in by_id]
 
     def ids_with_hash(self, scope: Scope, hash_: str) -> list[str]:
-        col = self._collection(scope, create=False)
-        if col is None:
-            return []
-        with _mapped("looking up a hash"):
-            return list(col.get(where={_HASH: hash_}, include=[])["ids"])
+        return self._on(scope, "looking up a hash",
+                        lambda col: list(col.get(where={_HASH: hash_}, include=[])["ids"]), default=[])
 
     def query(
         self, scope: Scope, embedding: Sequence[float], k: int, filters: dict[str, Any] | None = None
     ) -> list[MemoryRecord]:
         """Top-``k`` records by cosine similarity (``score`` = 1 - cosine distance)."""
         where = to_chroma_where(filters)
-        col = self._collection(scope, create=False)
-        if col is None or k <= 0:
+        if k <= 0:
             return []
-        with _mapped("searching memories"):
-            got = col.query(
+        got = self._on(
+            scope,
+            "searching memories",
+            lambda col: col.query(
                 query_embeddings=[list(map(float, embedding))],
                 n_results=k,
                 where=where,
                 include=["documents", "metadatas", "distances"],
-            )
+            ),
+            default=None,
+        )
+        if got is None:
+            return []
         return [
             self._to_record(i, d, m, score=1.0 - float(dist))
             for i, d, m, dist in zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])
@@ -250,27 +274,23 @@ class ChromaStore:
     def list(self, scope: Scope, filters: dict[str, Any] | None = None, limit: int | None = None) -> list[MemoryRecord]:
         """Records of ``scope`` matching ``filters``, oldest first."""
         where = to_chroma_where(filters)
-        col = self._collection(scope, create=False)
-        if col is None:
-            return []
-        records: list[MemoryRecord] = []
-        offset = 0
-        with _mapped("listing memories"):
+
+        def read_all(col: Any) -> list[MemoryRecord]:
+            records: list[MemoryRecord] = []
+            offset = 0
             while True:
                 got = col.get(where=where, include=["documents", "metadatas"], limit=_PAGE, offset=offset)
                 records.extend(self._to_record(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"]))
                 if len(got["ids"]) < _PAGE:
-                    break
+                    return records
                 offset += _PAGE
+
+        records = self._on(scope, "listing memories", read_all, default=[])
         records.sort(key=lambda r: (r.created_at, r.id))
         return records if limit is None else records[:limit]
 
     def count(self, scope: Scope) -> int:
-        col = self._collection(scope, create=False)
-        if col is None:
-            return 0
-        with _mapped("counting memories"):
-            return int(col.count())
+        return int(self._on(scope, "counting memories", lambda col: col.count(), default=0))
 
     def drop(self, scope: Scope) -> None:
         """Delete the scope's collection and, on disk, purge the freed text."""
@@ -281,7 +301,7 @@ class ChromaStore:
                 try:
                     self._client.delete_collection(name)
                 except Exception as exc:
-                    if "does not exist" not in str(exc) and type(exc).__name__ != "NotFoundError":
+                    if not _is_missing(exc):
                         raise
         self.purge()
 
@@ -309,6 +329,10 @@ class ChromaStore:
                 con.close()
         except sqlite3.Error as exc:
             raise StorageError(f"could not purge deleted text from {db}: {exc}") from exc
+
+
+def _is_missing(exc: BaseException | None) -> bool:
+    return exc is not None and (type(exc).__name__ == "NotFoundError" or "does not exist" in str(exc))
 
 
 @contextmanager

@@ -1,0 +1,40 @@
+"""The on-device backbone: a small transformers model with per-operation peft LoRA adapters.
+
+Importing this package is cheap: torch, transformers and peft load when a backbone
+is built (they come with ``pip install "memlora[hf]"``).
+
+Example:
+    >>> from memlora_engine import Memory, MemoryConfig  # doctest: +SKIP
+    >>> from memlora_engine.backbone import load_backbone  # doctest: +SKIP
+    >>> backbone = load_backbone("gemma-3-270m", adapters={"extraction": "adapters/extraction"})  # doctest: +SKIP
+    >>> memory = Memory(MemoryConfig(), generator=backbone)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from memlora_engine.backbone.constrained import JsonConstraint
+from memlora_engine.backbone.hf import HFBackbone
+from memlora_engine.backbone.loader import DTYPES, cpu_count, load_backbone, resolve_dtype
+from memlora_engine.backbone.models import (
+    DEFAULT_MODEL,
+    MODELS,
+    BuiltinModel,
+    ResolvedModel,
+    default_cache_dir,
+    resolve_model,
+)
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "DTYPES",
+    "MODELS",
+    "BuiltinModel",
+    "HFBackbone",
+    "JsonConstraint",
+    "ResolvedModel",
+    "cpu_count",
+    "default_cache_dir",
+    "load_backbone",
+    "resolve_dtype",
+    "resolve_model",
+]

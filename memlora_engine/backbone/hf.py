@@ -1,0 +1,232 @@
+"""The on-device backbone: one transformers model, one peft LoRA adapter per operation.
+
+All adapters sit in a single :class:`peft.PeftModel`; a call activates its
+operation's adapter with ``set_adapter`` (a pointer swap: no merging, no weight
+copies) inside :meth:`HFBackbone.operation` and restores the previous one in
+``finally``. An operation without an adapter runs the base model under peft's
+``disable_adapter()``, and :meth:`HFBackbone.has_adapter` says so, which makes the
+engine choose its base-model prompt style.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from memlora_engine.backbone._render import render_messages
+from memlora_engine.backbone.constrained import JsonConstraint
+from memlora_engine.errors import ConfigError, GeneratorError, require
+from memlora_engine.generator import Generation, GenerationRequest
+from memlora_engine.types import Operation
+
+__all__ = ["HFBackbone"]
+
+logger = logging.getLogger(__name__)
+
+AdapterSource = str | os.PathLike[str]
+
+
+class HFBackbone:
+    """A :class:`~memlora_engine.generator.Generator` on a local transformers model.
+
+    Args:
+        model: a ``PreTrainedModel`` (causal LM), already on its device and dtype.
+        tokenizer: its tokenizer (fast, for constrained decoding).
+        adapters: LoRA adapter per operation: a local directory or a hub id. Operations
+            left out run the base model.
+        constrained: decode requests that carry a ``json_schema`` under that schema.
+        name: a label for logs and benchmarks.
+
+    Thread-safe: calls are serialised by a lock (one model, one set of adapter switches).
+
+    Example:
+        >>> from memlora_engine.backbone import load_backbone  # doctest: +SKIP
+        >>> backbone = load_backbone("gemma-3-270m")  # doctest: +SKIP
+        >>> memory = Memory(generator=backbone)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        adapters: Mapping[str | Operation, AdapterSource] | None = None,
+        constrained: bool = True,
+        name: str | None = None,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.constrained = constrained
+        self.name = name or getattr(getattr(model, "config", None), "name_or_path", None) or type(model).__name__
+        self._lock = threading.RLock()
+        self._adapters: dict[Operation, str] = {}
+        eos = tokenizer.eos_token_id
+        if eos is None:
+            raise ConfigError(f"tokenizer of {self.name} has no eos token")
+        self._eos_ids = sorted({int(eos), *_ids(getattr(model.generation_config, "eos_token_id", None))})
+        pad = tokenizer.pad_token_id
+        self._pad_id = int(pad) if pad is not None else int(eos)
+        self._constraint = JsonConstraint(tokenizer, int(eos))
+        for operation, source in (adapters or {}).items():
+            self.add_adapter(operation, source)
+        self.model.eval()
+
+    # -- adapters ---------------------------------------------------------------------------
+    @property
+    def adapters(self) -> dict[Operation, str]:
+        """Operation -> peft adapter name, for the operations that have one."""
+        return dict(self._adapters)
+
+    def add_adapter(self, operation: str | Operation, source: AdapterSource) -> None:
+        """Load a LoRA adapter for ``operation`` (frozen, not activated)."""
+        op = Operation(operation)
+        peft = require("peft", "hf")
+        path = os.fspath(source)
+        with self._lock:
+            try:
+                if isinstance(self.model, peft.PeftModel):
+                    if op.value in self.model.peft_config:
+                        self.model.delete_adapter(op.value)
+                    self.model.load_adapter(path, adapter_name=op.value, is_trainable=False)
+                else:
+                    self.model = peft.PeftModel.from_pretrained(self.model, path, adapter_name=op.value, is_trainable=False)
+            except (OSError, ValueError, KeyError, RuntimeError) as exc:
+                raise ConfigError(f"cannot load the {op.value} adapter from {path!r}: {exc}") from exc
+            self.model.eval()
+            self._adapters[op] = op.value
+        logger.info("loaded %s adapter from %s", op.value, path)
+
+    def has_adapter(self, operation: Operation) -> bool:
+        """True when ``operation`` runs on its own adapter (else: the base model)."""
+        return Operation(operation) in self._adapters
+
+    @contextmanager
+    def operation(self, operation: str | Operation) -> Iterator[Any]:
+        """Activate ``operation``'s adapter (or disable adapters) for inference; restore on exit.
+
+        Yields the model to call. Holds the backbone lock for the duration.
+        """
+        torch = require("torch", "hf")
+        op = Operation(operation)
+        with self._lock, torch.inference_mode():
+            peft_model = self.model if self._adapters else None
+            if peft_model is None:
+                yield self.model
+                return
+            previous = peft_model.active_adapter
+            adapter = self._adapters.get(op)
+            if adapter is None:
+                with peft_model.disable_adapter():
+                    yield peft_model
+                return
+            peft_model.set_adapter(adapter, inference_mode=True)
+            try:
+                yield peft_model
+            finally:
+                peft_model.set_adapter(previous, inference_mode=True)
+
+    # -- tokens -----------------------------------------------------------------------------
+    def count_tokens(self, text: str) -> int:
+        """Number of tokens ``text`` encodes to (no special tokens)."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _encode(self, request: GenerationRequest) -> Any:
+        text, templated = render_messages(self.tokenizer, request.messages)
+        return self.tokenizer(text, return_tensors="pt", add_special_tokens=not templated)
+
+    def _generate_kwargs(self, request: GenerationRequest, inputs: Any) -> dict[str, Any]:
+        transformers = require("transformers", "hf")
+        prompt_length = int(inputs["input_ids"].shape[1])
+        processors = transformers.LogitsProcessorList()
+        if request.json_schema is not None and self.constrained:
+            processors.append(self._constraint.processor(request.json_schema, prompt_length))
+        config = transformers.GenerationConfig(
+            max_new_tokens=request.max_new_tokens,
+            do_sample=False,
+            eos_token_id=self._eos_ids,
+            pad_token_id=self._pad_id,
+        )
+        return {**inputs, "generation_config": config, "logits_processor": processors}
+
+    # -- generation -------------------------------------------------------------------------
+    def generate(self, request: GenerationRequest) -> Generation:
+        """Greedy-decode one request with its operation's adapter (see :meth:`operation`)."""
+        inputs = self._encode(request)
+        prompt_length = int(inputs["input_ids"].shape[1])
+        kwargs = self._generate_kwargs(request, inputs)
+        try:
+            with self.operation(request.operation) as model:
+                output = model.generate(**kwargs)
+        except (RuntimeError, ValueError, IndexError) as exc:
+            raise GeneratorError(f"{self.name} failed on {request.operation.value}: {exc}") from exc
+        new_tokens = output[0, prompt_length:]
+        text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
+        return Generation(text=text, input_tokens=prompt_length, output_tokens=int(new_tokens.shape[0]))
+
+    def stream(self, request: GenerationRequest) -> Iterator[str]:
+        """Yield the generated text in chunks as it is decoded.
+
+        Generation runs in a worker thread (holding the lock and the adapter scope);
+        closing the iterator early stops it at the next token.
+        """
+        transformers = require("transformers", "hf")
+        inputs = self._encode(request)
+        kwargs = self._generate_kwargs(request, inputs)
+        streamer = transformers.TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        stop = threading.Event()
+        errors: list[BaseException] = []
+
+        class _Stop(transformers.StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **_: Any) -> bool:
+                return stop.is_set()
+
+        def work() -> None:
+            try:
+                with self.operation(request.operation) as model:
+                    model.generate(
+                        **kwargs, streamer=streamer, stopping_criteria=transformers.StoppingCriteriaList([_Stop()])
+                    )
+            except BaseException as exc:  # re-raised in the consumer thread
+                errors.append(exc)
+                streamer.end()
+
+        worker = threading.Thread(target=work, name="memlora-stream", daemon=True)
+        worker.start()
+        try:
+            for chunk in streamer:
+                if chunk:
+                    yield chunk
+        finally:
+            stop.set()
+            worker.join()
+        if errors:
+            raise GeneratorError(f"{self.name} failed on {request.operation.value}: {errors[0]}") from errors[0]
+
+    # -- info -------------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """Name, dtype, parameter count and adapters, for logs and the CLI."""
+        params = sum(p.numel() for p in self.model.parameters())
+        return {
+            "name": self.name,
+            "dtype": str(getattr(self.model, "dtype", "?")).replace("torch.", ""),
+            "parameters": params,
+            "adapters": {op.value: name for op, name in self._adapters.items()},
+            "constrained": self.constrained,
+            "chat_template": bool(getattr(self.tokenizer, "chat_template", None)),
+        }
+
+    def __repr__(self) -> str:
+        adapters = ",".join(op.value for op in self._adapters) or "none"
+        return f"HFBackbone({self.name!r}, adapters={adapters}, constrained={self.constrained})"
+
+
+def _ids(value: Any) -> list[int]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [int(v) for v in value]
+    return [int(value)]

@@ -1,0 +1,115 @@
+"""``load_backbone``: model name in, ready :class:`HFBackbone` out."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+
+from memlora_engine.backbone.hf import AdapterSource, HFBackbone
+from memlora_engine.backbone.models import DEFAULT_MODEL, load_gguf, resolve_model
+from memlora_engine.errors import ConfigError, GeneratorError, require
+from memlora_engine.types import Operation
+
+__all__ = ["DTYPES", "cpu_count", "load_backbone", "resolve_dtype"]
+
+logger = logging.getLogger(__name__)
+
+DTYPES = ("auto", "float32", "bfloat16")
+
+
+def cpu_count() -> int:
+    """CPU cores this process may use (the affinity mask, not the machine's total)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def resolve_dtype(dtype: str, device: str = "cpu") -> str:
+    """``"auto"`` -> the dtype measured fastest for this pipeline (see docs/backbone.md).
+
+    On CPU that is bfloat16 where the CPU has native bf16 matrix units (AMX / AVX512-BF16):
+    prefill, which dominates MemLoRA's long prompts, runs ~3x faster than float32 while
+    decode is within ~15 %. Elsewhere float32.
+    """
+    if dtype not in DTYPES:
+        raise ConfigError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    if dtype != "auto":
+        return dtype
+    if device != "cpu":
+        return "bfloat16"
+    torch = require("torch", "hf")
+    capability = str(torch.backends.cpu.get_cpu_capability()).upper()
+    return "bfloat16" if "AVX512" in capability and _has_native_bf16() else "float32"
+
+
+def _has_native_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            flags = handle.read()
+    except OSError:
+        return False
+    return any(flag in flags for flag in ("amx_bf16", "avx512_bf16"))
+
+
+def load_backbone(
+    model: str | os.PathLike[str] = DEFAULT_MODEL,
+    adapters: Mapping[str | Operation, AdapterSource] | None = None,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    dtype: str = "auto",
+    constrained: bool = True,
+    num_threads: int | None = None,
+    device: str = "cpu",
+) -> HFBackbone:
+    """Load a backbone ready for :class:`~memlora_engine.Memory`.
+
+    Args:
+        model: a built-in name (see :data:`memlora_engine.backbone.MODELS`; default
+            ``"gemma-3-270m"``, offline from PyPI), a local model directory, a ``.gguf``
+            file, or a hub id.
+        adapters: LoRA adapter per operation (``"extraction"``, ``"update"``,
+            ``"generation"``, ``"vqa"``): a local directory or a hub id. Operations
+            without one run the base model.
+        cache_dir: where built-in GGUF models are converted to safetensors
+            (``$MEMLORA_CACHE_DIR`` or the user cache dir by default).
+        dtype: ``"auto"``, ``"float32"`` or ``"bfloat16"``.
+        constrained: decode extraction/update under their JSON schema.
+        num_threads: torch intra-op threads; every core this process may use by default.
+        device: torch device (``"cpu"``; ``"cuda"`` works where available).
+
+    Raises:
+        ConfigError: an unknown model, dtype or adapter.
+        GeneratorError: the model files cannot be loaded.
+        MissingDependencyError: ``memlora[hf]`` is not installed.
+    """
+    torch = require("torch", "hf")
+    transformers = require("transformers", "hf")
+    torch_dtype = getattr(torch, resolve_dtype(dtype, device))
+    threads = num_threads or cpu_count()
+    if device == "cpu" and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    start = time.perf_counter()
+    resolved = resolve_model(model, cache_dir)
+    try:
+        if resolved.gguf_file is not None:
+            from pathlib import Path
+
+            hf_model, tokenizer = load_gguf(Path(resolved.source) / resolved.gguf_file)
+        else:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(resolved.source)
+            hf_model = transformers.AutoModelForCausalLM.from_pretrained(resolved.source, dtype=torch_dtype)
+    except OSError as exc:
+        raise GeneratorError(f"cannot load model {os.fspath(model)!r} from {resolved.source}: {exc}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"cannot load model {os.fspath(model)!r}: {exc}") from exc
+    hf_model = hf_model.to(device=device, dtype=torch_dtype)
+    backbone = HFBackbone(hf_model, tokenizer, adapters=adapters, constrained=constrained, name=os.fspath(model))
+    logger.info(
+        "loaded %s (%s, %d threads) in %.1f s%s",
+        backbone.name, torch_dtype, threads, time.perf_counter() - start,
+        " (converted from GGUF)" if resolved.converted_now else "",
+    )
+    return backbone

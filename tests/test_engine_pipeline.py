@@ -1,0 +1,226 @@
+"""The add pipeline on real Chroma with scripted model output."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from memlora_engine import Event, Memory
+from memlora_engine.errors import GeneratorError, InvalidInputError, MetadataError, ScopeError
+from memlora_engine.generator import GenerationRequest
+from memlora_engine.testing import ScriptedGenerator
+
+
+def facts(*items: str) -> str:
+    return json.dumps({"facts": list(items)})
+
+
+def ops(*items: dict) -> str:
+    return json.dumps({"memory": list(items)})
+
+
+def seeded(make_memory, update_output: str, *, extra_facts=("Likes green tea",)) -> tuple[Memory, dict[str, str]]:
+    """A memory holding 'Likes tea' and 'Lives in Oslo'; the next add gets ``update_output``."""
+    memory = make_memory({
+        "extraction": [facts("Likes tea", "Lives in Oslo"), facts(*extra_facts)],
+        "update": [update_output],
+    })
+    ids = {e.text: e.id for e in memory.add("I like tea and live in Oslo", user_id="alice")}
+    return memory, ids
+
+
+def test_first_add_stores_facts_without_an_update_call(make_memory) -> None:
+    memory = make_memory({"extraction": [facts("Likes tea", "Lives in Oslo")]})
+    result = memory.add("I like tea and I live in Oslo", user_id="alice")
+    assert [(e.event, e.text) for e in result] == [(Event.ADD, "Likes tea"), (Event.ADD, "Lives in Oslo")]
+    assert sorted(r.text for r in memory.get_all(user_id="alice")) == ["Likes tea", "Lives in Oslo"]
+    assert [c.operation.value for c in memory.generator.calls] == ["extraction"]
+
+
+@pytest.mark.parametrize(
+    ("update_output", "expected_events", "expected_texts"),
+    [
+        (
+            ops({"id": "0", "text": "Likes green tea", "event": "UPDATE", "old_memory": "Likes tea"}),
+            [(Event.UPDATE, "Likes green tea", "Likes tea")],
+            ["Likes green tea", "Lives in Oslo"],
+        ),
+        (
+            ops({"id": "0", "text": "Likes tea", "event": "DELETE"}),
+            [(Event.DELETE, "Likes tea", "Likes tea")],
+            ["Lives in Oslo"],
+        ),
+        (
+            ops({"id": "0", "text": "Likes tea", "event": "NONE"}, {"id": "1", "text": "Lives in Oslo", "event": "NONE"}),
+            [],
+            ["Likes tea", "Lives in Oslo"],
+        ),
+        (
+            ops({"id": "2", "text": "Likes green tea", "event": "ADD"}),
+            [(Event.ADD, "Likes green tea", None)],
+            ["Likes green tea", "Likes tea", "Lives in Oslo"],
+        ),
+    ],
+    ids=["update", "delete", "none", "add"],
+)
+def test_update_events_are_applied(make_memory, update_output, expected_events, expected_texts) -> None:
+    memory, _ = seeded(make_memory, update_output)
+    result = memory.add("Actually I like green tea", user_id="alice")
+    assert [(e.event, e.text, e.old_memory) for e in result] == expected_events
+    assert sorted(r.text for r in memory.get_all(user_id="alice")) == expected_texts
+
+
+def test_model_sees_small_ids_and_events_carry_real_ids(make_memory) -> None:
+    memory, ids = seeded(make_memory, ops({"id": "0", "text": "Likes green tea", "event": "UPDATE"}))
+    result = memory.add("Actually I like green tea", user_id="alice")
+    update_prompt = memory.generator.calls[-1].messages[-1]["content"]
+    for real_id in ids.values():
+        assert real_id not in update_prompt
+    assert '"id": "0"' in update_prompt
+    (event,) = result.events
+    assert event.id == ids["Likes tea"]  # "0" mapped back to the real id
+    assert memory.get(event.id, user_id="alice").text == "Likes green tea"
+
+
+@pytest.mark.parametrize(
+    ("bad_op", "reason"),
+    [
+        ({"id": "7", "text": "x", "event": "UPDATE"}, "unknown_id"),
+        ({"id": "0", "event": "UPDATE"}, "missing_text"),
+        ({"id": "0", "text": "x", "event": "OVERWRITE"}, "unknown_event"),
+    ],
+)
+def test_invalid_ops_are_rejected_counted_and_not_applied(make_memory, bad_op, reason) -> None:
+    memory, _ = seeded(make_memory, ops(bad_op, {"id": "1", "text": "Lives in Oslo", "event": "DELETE"}))
+    result = memory.add("Actually I like green tea", user_id="alice")
+    assert [r["reason"] for r in result.rejected] == [reason]
+    assert [(e.event, e.text) for e in result] == [(Event.DELETE, "Lives in Oslo")]  # the valid op still applies
+    assert [r.text for r in memory.get_all(user_id="alice")] == ["Likes tea"]
+    assert memory.stats["update"].rejected_ops == 1
+
+
+def test_op_naming_another_scopes_real_id_is_rejected(make_memory) -> None:
+    bob_ids: list[str] = []
+    memory = make_memory({
+        "extraction": [facts("Bob secret"), facts("Likes tea"), facts("Likes coffee")],
+        "update": lambda request: ops(
+            {"id": bob_ids[0], "text": "pwned", "event": "UPDATE"}, {"id": bob_ids[0], "event": "DELETE"}
+        ),
+    })
+    (bob_event,) = memory.add("secret", user_id="bob")
+    bob_ids.append(bob_event.id)
+    memory.add("tea", user_id="alice")
+    result = memory.add("coffee", user_id="alice")
+    assert {r["reason"] for r in result.rejected} == {"unknown_id"}
+    assert memory.get(bob_event.id, user_id="bob").text == "Bob secret"
+
+
+@pytest.mark.parametrize(
+    ("stage", "garbage"),
+    [("extraction", "I am a small model and I forgot the format"), ("update", "DELETE EVERYTHING")],
+)
+def test_unparseable_output_applies_nothing_and_is_counted(make_memory, stage, garbage) -> None:
+    script = {"extraction": [facts("Likes tea", "Lives in Oslo"), facts("Likes green tea")], "update": [garbage]}
+    if stage == "extraction":
+        script["extraction"][1] = garbage
+    memory = make_memory(script)
+    memory.add("I like tea and live in Oslo", user_id="alice")
+    before = memory.get_all(user_id="alice")
+    result = memory.add("Actually I like green tea", user_id="alice")  # returns normally
+    assert not result.ok and result.events == []
+    assert memory.get_all(user_id="alice") == before
+    assert memory.stats[stage].parse_failures == 1
+    assert memory.stats.recent_failures[-1] == (stage, garbage)
+
+
+def test_exact_duplicates_are_stored_once(make_memory) -> None:
+    memory = make_memory({
+        "extraction": [facts("Likes tea", "Likes  tea"), facts("Likes tea")],
+        "update": [ops({"id": "9", "text": "Likes tea", "event": "ADD"})],
+    })
+    memory.add("tea", user_id="alice")
+    memory.add("tea again", user_id="alice")
+    assert [r.text for r in memory.get_all(user_id="alice")] == ["Likes tea"]
+
+
+def test_infer_false_stores_raw_text_without_a_model_call(make_memory) -> None:
+    memory = make_memory()
+    result = memory.add(
+        [{"role": "system", "content": "be nice"}, {"role": "user", "content": "Remember my locker is 42"}],
+        user_id="alice", infer=False, metadata={"source": "note"},
+    )
+    assert [e.text for e in result] == ["Remember my locker is 42"]
+    assert memory.generator.calls == []
+    (record,) = memory.get_all(user_id="alice")
+    assert record.metadata == {"source": "note"}
+
+
+def test_prompts_get_the_session_date_and_style_follows_adapters(make_memory) -> None:
+    generator = ScriptedGenerator({"extraction": [facts("Likes tea")]}, adapters=[])
+    memory = make_memory(generator)
+    memory.add([{"role": "user", "content": "I like tea", "name": "Caroline"}], user_id="a", timestamp="2023-05-08T13:56:00")
+    system, user = generator.calls[0].messages
+    assert "Today's date is 2023-05-08" in system["content"]  # base model -> Mem0's long prompt
+    assert "Personal Information Organizer" in system["content"]
+    assert user["content"].endswith("Caroline: I like tea")
+    assert memory.get_all(user_id="a")[0].created_at.startswith("2023-05-08T13:56")
+    assert generator.calls[0].json_schema is not None
+
+
+def test_memlora_prompts_for_adapter_operations(make_memory) -> None:
+    memory = make_memory({"extraction": [facts("Likes tea")]})
+    memory.add("I like tea", user_id="a", timestamp="2024-01-02T00:00:00")
+    system = memory.generator.calls[0].messages[0]["content"]
+    assert "Today is 2024-01-02" in system and "Personal Information Organizer" not in system
+
+
+def test_answer_uses_retrieved_memories(make_memory) -> None:
+    seen: list[GenerationRequest] = []
+
+    def answer(request: GenerationRequest) -> str:
+        seen.append(request)
+        return " Oslo \n"
+
+    memory = make_memory({"extraction": [facts("Lives in Oslo", "Likes tea")], "generation": answer})
+    memory.add("I live in Oslo", user_id="alice")
+    result = memory.answer("Does she live in Oslo?", user_id="alice", limit=1)
+    assert result.text == "Oslo"
+    assert [m.text for m in result.memories] == ["Lives in Oslo"]
+    assert "- Lives in Oslo" in seen[0].messages[-1]["content"]
+    assert memory.stats["generation"].calls == 1
+
+
+def test_stats_count_tokens_and_time(make_memory) -> None:
+    memory = make_memory({"extraction": [facts("Likes tea")]})
+    memory.add("I like tea", user_id="alice")
+    stats = memory.stats["extraction"]
+    assert stats.calls == 1 and stats.input_tokens > 10 and stats.output_tokens == 3 and stats.seconds >= 0
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda m: m.add("hi"), ScopeError),
+        (lambda m: m.search("hi"), ScopeError),
+        (lambda m: m.get_all(), ScopeError),
+        (lambda m: m.add("hi", user_id=""), ScopeError),
+        (lambda m: m.add("hi", user_id=42), ScopeError),
+        (lambda m: m.add(42, user_id="a"), InvalidInputError),
+        (lambda m: m.add({"role": "wizard", "content": "x"}, user_id="a"), InvalidInputError),
+        (lambda m: m.add("hi", user_id="a", metadata={"nested": {"x": 1}}), MetadataError),
+        (lambda m: m.add("hi", user_id="a", metadata={"_hash": "x"}), MetadataError),
+        (lambda m: m.search("hi", user_id="a", limit=0), InvalidInputError),
+        (lambda m: m.add("hi", user_id="a", timestamp="yesterday"), InvalidInputError),
+    ],
+)
+def test_bad_input_gets_a_clear_error(make_memory, call, error) -> None:
+    with pytest.raises(error):
+        call(make_memory({"extraction": [facts("x")]}))
+
+
+def test_no_generator_is_a_clear_error(make_memory, embedder) -> None:
+    memory = Memory(make_memory().config, embedder=embedder)
+    with pytest.raises(GeneratorError, match="no generator configured"):
+        memory.add("I like tea", user_id="a")
+    assert memory.add("I like tea", user_id="a", infer=False).events  # raw storage needs no model

@@ -1,0 +1,217 @@
+"""Storage on real Chroma: scopes, filters, history, export/import, persistence, forgetting."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from memlora_engine import AsyncMemory, Memory, MemoryConfig
+from memlora_engine.errors import FilterError, MemoryNotFoundError
+from memlora_engine.testing import DeterministicEmbedder, ScriptedGenerator
+
+
+def echo_facts(request) -> str:
+    """Extraction that turns each user line into one fact (the text after 'user: ')."""
+    lines = request.messages[-1]["content"].splitlines()
+    return json.dumps({"facts": [line.split(": ", 1)[1] for line in lines if ": " in line]})
+
+
+ECHO = {"extraction": echo_facts, "update": ['{"memory": []}']}
+
+
+def test_scopes_are_separate_collections(make_memory) -> None:
+    memory = make_memory(ECHO)
+    (alice,) = memory.add("Alice's pin is 1234", user_id="alice")
+    (bob,) = memory.add("Bob's pin is 9876", user_id="bob")
+    (session,) = memory.add("Alice's session note", user_id="alice", run_id="r1")
+    assert [r.text for r in memory.search("pin", user_id="bob", limit=10)] == ["Bob's pin is 9876"]
+    assert [r.text for r in memory.get_all(user_id="alice")] == ["Alice's pin is 1234"]
+    assert [r.text for r in memory.get_all(user_id="alice", run_id="r1")] == ["Alice's session note"]
+    # ids do not cross scopes: another scope's id is simply not there
+    assert memory.get(alice.id, user_id="bob") is None
+    with pytest.raises(MemoryNotFoundError):
+        memory.update(alice.id, "hacked", user_id="bob")
+    with pytest.raises(MemoryNotFoundError):
+        memory.delete(alice.id, user_id="bob")
+    assert memory.get(alice.id, user_id="alice").text == "Alice's pin is 1234"
+    names = {memory.store.collection_name(s) for s in memory.store.scopes()}
+    assert len(names) == 3
+    assert bob.id and session.id
+
+
+def test_scope_keys_cannot_be_forged() -> None:
+    from memlora_engine import Scope
+
+    assert Scope(user_id="a|b").key != Scope(user_id="a", agent_id="b").key
+    assert Scope(user_id="1:a").key != Scope(user_id="a").key
+
+
+FILTER_CASES = [
+    ({"topic": "food"}, ["tea", "cake"]),
+    ({"topic": {"in": ["travel", "work"]}}, ["oslo"]),
+    ({"topic": {"$nin": ["food"]}}, ["oslo"]),
+    ({"year": {"gte": 2021, "lt": 2023}}, ["cake", "oslo"]),
+    ({"AND": [{"topic": "food"}, {"year": {"gt": 2021}}]}, ["cake"]),
+    ({"OR": [{"topic": "travel"}, {"year": 2020}]}, ["tea", "oslo"]),
+    ({"topic": "food", "year": 2020}, ["tea"]),
+]
+
+
+@pytest.mark.parametrize(("filters", "expected"), FILTER_CASES)
+def test_metadata_filters(make_memory, filters, expected) -> None:
+    memory = make_memory(ECHO)
+    for text, meta in [("tea", {"topic": "food", "year": 2020}), ("cake", {"topic": "food", "year": 2022}),
+                       ("oslo", {"topic": "travel", "year": 2021})]:
+        memory.add(text, user_id="u", infer=False, metadata=meta)
+    assert sorted(r.text for r in memory.get_all(user_id="u", filters=filters)) == sorted(expected)
+    assert sorted(r.text for r in memory.search("tea cake oslo", user_id="u", filters=filters)) == sorted(expected)
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [{"topic": {"like": "x"}}, {"year": {"gt": "2020"}}, {"topic": {"in": []}}, {"AND": []}, {"_hash": "x"}, ["x"],
+     {"topic": {"eq": {"a": 1}}}],
+)
+def test_bad_filters_raise(make_memory, filters) -> None:
+    memory = make_memory(ECHO)
+    memory.add("tea", user_id="u", infer=False)
+    with pytest.raises(FilterError):
+        memory.get_all(user_id="u", filters=filters)
+
+
+def test_history_records_every_mutation(make_memory) -> None:
+    memory = make_memory({
+        "extraction": [json.dumps({"facts": ["Likes tea"]}), json.dumps({"facts": ["Likes green tea"]})],
+        "update": [json.dumps({"memory": [{"id": "0", "text": "Likes green tea", "event": "UPDATE"}]})],
+    })
+    (added,) = memory.add("tea", user_id="u")
+    memory.add("green tea", user_id="u")
+    memory.update(added.id, "Likes matcha", user_id="u")
+    memory.delete(added.id, user_id="u")
+    trail = [(h.event, h.old_text, h.new_text) for h in memory.history(added.id, user_id="u")]
+    assert trail == [
+        ("ADD", None, "Likes tea"),
+        ("UPDATE", "Likes tea", "Likes green tea"),
+        ("UPDATE", "Likes green tea", "Likes matcha"),
+        ("DELETE", "Likes matcha", None),
+    ]
+    assert memory.history(added.id, user_id="other") == []
+
+
+def test_export_import_round_trip_is_exact(make_memory, tmp_path) -> None:
+    memory = make_memory(ECHO, persistent=True)
+    memory.add("Likes tea", user_id="u", metadata={"topic": "food", "score": 0.5, "pinned": True})
+    memory.add([{"role": "user", "content": "Lives in Oslo"}], user_id="u", infer=False,
+               timestamp="2023-01-02T03:04:05+00:00")
+    memory.update(memory.get_all(user_id="u")[0].id, "Likes green tea", user_id="u")
+    before = memory.get_all(user_id="u")
+    path = tmp_path / "u.jsonl"
+    assert memory.export(path, user_id="u") == 2
+    assert memory.delete_all(user_id="u") == 2 and memory.get_all(user_id="u") == []
+    assert memory.import_(path) == 2
+    assert memory.get_all(user_id="u") == before
+    # into another scope, from a stream
+    buffer = io.StringIO()
+    memory.export(buffer, user_id="u")
+    memory.import_(io.StringIO(buffer.getvalue()), user_id="copy")
+    copied = memory.get_all(user_id="copy")
+    assert [(r.id, r.text, r.metadata, r.created_at) for r in copied] == [
+        (r.id, r.text, r.metadata, r.created_at) for r in before
+    ]
+    assert all(r.user_id == "copy" for r in copied)
+
+
+def test_import_rejects_malformed_lines(make_memory) -> None:
+    from memlora_engine.errors import InvalidInputError
+
+    memory = make_memory(ECHO)
+    with pytest.raises(InvalidInputError, match="line 2"):
+        memory.import_(['{"id": "1", "text": "a", "created_at": "x", "user_id": "u"}', "{not json"])
+
+
+def _run(code: str, data_dir: Path) -> str:
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        from memlora_engine import Memory, MemoryConfig
+        from memlora_engine.testing import DeterministicEmbedder, ScriptedGenerator
+        memory = Memory(MemoryConfig(data_dir={str(data_dir)!r}), generator=ScriptedGenerator({{}}),
+                        embedder=DeterministicEmbedder())
+        """
+    ) + textwrap.dedent(code)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_memories_survive_a_process_restart(tmp_path) -> None:
+    data_dir = tmp_path / "store"
+    _run("memory.add('Lives in Oslo', user_id='alice', infer=False)", data_dir)
+    memory = Memory(MemoryConfig(data_dir=data_dir), generator=ScriptedGenerator({}), embedder=DeterministicEmbedder())
+    (record,) = memory.get_all(user_id="alice")
+    assert record.text == "Lives in Oslo"
+    assert memory.search("Oslo", user_id="alice")[0].id == record.id
+    assert [h.event for h in memory.history(record.id, user_id="alice")] == ["ADD"]
+    memory.update(record.id, "Lives in Bergen", user_id="alice")
+    out = _run("print(json.dumps([r.text for r in memory.get_all(user_id='alice')]))", data_dir)
+    assert json.loads(out) == ["Lives in Bergen"]
+
+
+def _files_containing(root: Path, needle: bytes) -> list[str]:
+    return [str(p) for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+def test_delete_all_leaves_no_text_on_disk(make_memory, tmp_path) -> None:
+    memory = make_memory(ECHO, data_dir=tmp_path / "store")
+    secret = "Zanzibar-7731 is Alice's secret"
+    (event,) = memory.add(secret, user_id="alice")
+    memory.update(event.id, secret + " (updated)", user_id="alice")
+    memory.append_chat("s1", [{"role": "user", "content": secret}], user_id="alice")
+    memory.add("Bob keeps Kilimanjaro-4410", user_id="bob", infer=False)
+    assert _files_containing(tmp_path / "store", b"Zanzibar-7731")  # it really was written
+    assert memory.delete_all(user_id="alice") == 1
+    assert _files_containing(tmp_path / "store", b"Zanzibar-7731") == []
+    assert memory.get_all(user_id="alice") == [] and memory.history(event.id, user_id="alice") == []
+    assert memory.chat_messages("s1", user_id="alice") == []
+    assert [r.text for r in memory.get_all(user_id="bob")] == ["Bob keeps Kilimanjaro-4410"]
+    assert _files_containing(tmp_path / "store", b"Kilimanjaro-4410")
+
+
+def test_reset_forgets_every_scope(make_memory) -> None:
+    memory = make_memory(ECHO)
+    memory.add("a", user_id="u1", infer=False)
+    memory.add("b", agent_id="agent", infer=False)
+    memory.reset()
+    assert memory.get_all(user_id="u1") == [] and memory.get_all(agent_id="agent") == []
+
+
+def test_two_in_memory_stores_do_not_share(embedder) -> None:
+    first = Memory(MemoryConfig(store="memory"), embedder=embedder)
+    second = Memory(MemoryConfig(store="memory"), embedder=embedder)
+    first.add("only in the first", user_id="u", infer=False)
+    assert second.get_all(user_id="u") == []
+
+
+async def test_async_twin_delegates(make_memory) -> None:
+    memory = AsyncMemory(memory=make_memory({**ECHO, "generation": ["Oslo"]}))
+    (event,) = await memory.add("Lives in Oslo", user_id="u")
+    assert (await memory.get(event.id, user_id="u")).text == "Lives in Oslo"
+    assert [r.id for r in await memory.search("Oslo", user_id="u")] == [event.id]
+    assert (await memory.answer("Where?", user_id="u")).text == "Oslo"
+    assert await memory.delete_all(user_id="u") == 1
+    assert AsyncMemory.add.__doc__ == Memory.add.__doc__
+
+
+def test_chat_sessions_are_scoped_and_persisted(make_memory, tmp_path) -> None:
+    memory = make_memory(ECHO, data_dir=tmp_path / "store")
+    memory.append_chat("s", [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}], user_id="a")
+    again = Memory(memory.config, generator=ScriptedGenerator({}), embedder=DeterministicEmbedder())
+    assert [m["content"] for m in again.chat_messages("s", user_id="a")] == ["hi", "hello"]
+    assert again.chat_messages("s", user_id="b") == []
+    assert [m["content"] for m in again.chat_messages("s", user_id="a", limit=1)] == ["hello"]
