@@ -273,7 +273,8 @@ class Memory:
                     continue  # an exact duplicate is stored once
                 batch_hashes.add(digest)
                 record = MemoryRecord(
-                    id=str(uuid.uuid4()), text=op.text, hash=digest, created_at=stamp, metadata=dict(metadata), **scope.as_dict()
+                    id=str(uuid.uuid4()), text=op.text, hash=digest, created_at=stamp, metadata=dict(metadata),
+                    user_id=scope.user_id, agent_id=scope.agent_id, run_id=scope.run_id,
                 )
                 writes.append(record)
                 events.append(MemoryEvent(record.id, record.text, Event.ADD))

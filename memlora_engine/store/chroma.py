@@ -285,7 +285,8 @@ class ChromaStore:
                     return records
                 offset += _PAGE
 
-        records = self._on(scope, "listing memories", read_all, default=[])
+        empty: list[MemoryRecord] = []
+        records = self._on(scope, "listing memories", read_all, default=empty)
         records.sort(key=lambda r: (r.created_at, r.id))
         return records if limit is None else records[:limit]
 
