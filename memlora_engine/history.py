@@ -1,4 +1,10 @@
-"""Audit history of every mutation, in SQLite beside the store.
+"""Audit history of every mutation, in SQLite beside the store, and the write journal.
+
+A batch of changes is first journalled (one row in ``pending``), then applied to
+the vector store, then turned into history rows in the same transaction that
+drops the journal row. A crash in between leaves the journal row, and the next
+``Memory`` over the same directory re-applies it (every step is idempotent), so
+the store and the history always end up agreeing and no batch stays half-applied.
 
 ``secure_delete`` is on, so rows removed by :meth:`HistoryStore.forget` are
 overwritten on disk, and the file is vacuumed afterwards: the right to be
@@ -7,16 +13,19 @@ forgotten leaves no text behind.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from memlora_engine.errors import StorageError
-from memlora_engine.types import HistoryEntry, Scope
+from memlora_engine.types import HistoryEntry, MemoryRecord, Scope
 
-__all__ = ["HistoryStore"]
+__all__ = ["HistoryStore", "PendingBatch"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS history (
@@ -33,7 +42,23 @@ CREATE TABLE IF NOT EXISTS history (
     actor TEXT
 );
 CREATE INDEX IF NOT EXISTS history_memory ON history (scope_key, memory_id);
+CREATE TABLE IF NOT EXISTS pending (
+    batch_id TEXT PRIMARY KEY,
+    scope_key TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
 """
+
+
+@dataclass(frozen=True)
+class PendingBatch:
+    """A journalled batch: what to write and delete in the store, and its history rows."""
+
+    batch_id: str
+    scope: Scope
+    writes: list[MemoryRecord]
+    deletes: list[str]
+    entries: list[HistoryEntry]
 
 
 class HistoryStore:
@@ -73,11 +98,62 @@ class HistoryStore:
             except sqlite3.Error as exc:
                 raise StorageError(f"history database error: {exc}") from exc
 
+    def begin(self, scope: Scope, writes: list[MemoryRecord], deletes: list[str], entries: list[HistoryEntry]) -> str:
+        """Journal a batch before it touches the store; returns its id for :meth:`commit`."""
+        batch_id = uuid.uuid4().hex
+        payload = json.dumps(
+            {
+                "scope": scope.as_dict(),
+                "writes": [r.to_dict() for r in writes],
+                "deletes": list(deletes),
+                "entries": [asdict(e) for e in entries],
+            },
+            ensure_ascii=False,
+        )
+        with self._transaction() as con:
+            con.execute("INSERT INTO pending (batch_id, scope_key, payload) VALUES (?, ?, ?)", (batch_id, scope.key, payload))
+        return batch_id
+
+    def commit(self, batch_id: str) -> None:
+        """Record the batch's history rows and drop its journal row, atomically."""
+        with self._transaction() as con:
+            row = con.execute("SELECT payload FROM pending WHERE batch_id = ?", (batch_id,)).fetchone()
+            if row is None:
+                return
+            batch = self._decode(batch_id, row[0])
+            self._insert(con, batch.scope, batch.entries)
+            con.execute("DELETE FROM pending WHERE batch_id = ?", (batch_id,))
+
+    def pending(self) -> list[PendingBatch]:
+        """Journalled batches that were not committed (a crash interrupted them)."""
+        with self._lock:
+            try:
+                rows = self._con.execute("SELECT batch_id, payload FROM pending ORDER BY rowid").fetchall()
+            except sqlite3.Error as exc:
+                raise StorageError(f"history database error: {exc}") from exc
+        return [self._decode(batch_id, payload) for batch_id, payload in rows]
+
+    @staticmethod
+    def _decode(batch_id: str, payload: str) -> PendingBatch:
+        data = json.loads(payload)
+        return PendingBatch(
+            batch_id=batch_id,
+            scope=Scope(**data["scope"]),
+            writes=[MemoryRecord(**r) for r in data["writes"]],
+            deletes=list(data["deletes"]),
+            entries=[HistoryEntry(**e) for e in data["entries"]],
+        )
+
     def record(self, scope: Scope, entries: list[HistoryEntry]) -> None:
         """Append entries for ``scope`` in one transaction."""
         if not entries:
             return
         with self._transaction() as con:
+            self._insert(con, scope, entries)
+
+    @staticmethod
+    def _insert(con: sqlite3.Connection, scope: Scope, entries: list[HistoryEntry]) -> None:
+        if entries:
             con.executemany(
                 "INSERT INTO history (memory_id, scope_key, user_id, agent_id, run_id, event, old_text, new_text,"
                 " created_at, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -110,8 +186,10 @@ class HistoryStore:
         with self._transaction() as con:
             if scope is None:
                 deleted = con.execute("DELETE FROM history").rowcount
+                con.execute("DELETE FROM pending")
             else:
                 deleted = con.execute("DELETE FROM history WHERE scope_key = ?", (scope.key,)).rowcount
+                con.execute("DELETE FROM pending WHERE scope_key = ?", (scope.key,))
         with self._lock:
             try:
                 self._con.execute("VACUUM")

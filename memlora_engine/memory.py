@@ -103,6 +103,7 @@ class Memory:
         self.stats = Stats()
         self._locks: dict[str, threading.RLock] = {}
         self._locks_guard = threading.Lock()
+        self._recover()
 
     # -- construction -----------------------------------------------------------------
     def _build_store(self) -> ChromaStore:
@@ -294,12 +295,38 @@ class Memory:
                 deletes.append(op.target.id)
                 events.append(MemoryEvent(op.target.id, op.target.text, Event.DELETE, op.target.text))
                 entries.append(HistoryEntry(op.target.id, "DELETE", op.target.text, None, stamp))
-        missing = [r.text for r in writes if r.text not in vectors]
-        vectors = {**vectors, **dict(zip(missing, self.embedder.embed(missing)))}
+        self._commit(scope, writes, deletes, entries, vectors)
+        return events
+
+    def _commit(
+        self,
+        scope: Scope,
+        writes: list[MemoryRecord],
+        deletes: list[str],
+        entries: list[HistoryEntry],
+        vectors: dict[str, list[float]] | None = None,
+    ) -> None:
+        """Journal, apply to the store, then record the history (see :mod:`memlora_engine.history`)."""
+        if not writes and not deletes:
+            return
+        vectors = dict(vectors or {})
+        missing = list(dict.fromkeys(r.text for r in writes if r.text not in vectors))
+        vectors.update(zip(missing, self.embedder.embed(missing)))
+        batch_id = self.history_store.begin(scope, writes, deletes, entries)
         self.store.upsert(scope, writes, [vectors[r.text] for r in writes])
         self.store.delete(scope, deletes)
-        self.history_store.record(scope, entries)
-        return events
+        self.history_store.commit(batch_id)
+
+    def _recover(self) -> None:
+        """Finish batches a crashed process journalled but did not commit."""
+        batches = self.history_store.pending()
+        for batch in batches:
+            vectors = self.embedder.embed([r.text for r in batch.writes]) if batch.writes else []
+            self.store.upsert(batch.scope, batch.writes, vectors)
+            self.store.delete(batch.scope, batch.deletes)
+            self.history_store.commit(batch.batch_id)
+        if batches:
+            logger.warning("finished %d write batch(es) interrupted by an earlier crash", len(batches))
 
     # -- reads ----------------------------------------------------------------------------
     def search(
@@ -473,10 +500,9 @@ class Memory:
             scope = override or record.scope
             record.user_id, record.agent_id, record.run_id = scope.user_id, scope.agent_id, scope.run_id
             by_scope.setdefault(scope, []).append(record)
+        stamp = _iso(self._now())
         for scope, records in by_scope.items():
             with self._lock(scope):
-                self.store.upsert(scope, records, self.embedder.embed([r.text for r in records]))
-                self.history_store.record(
-                    scope, [HistoryEntry(r.id, "ADD", None, r.text, _iso(self._now()), actor="import") for r in records]
-                )
+                entries = [HistoryEntry(r.id, "ADD", None, r.text, stamp, actor="import") for r in records]
+                self._commit(scope, records, [], entries)
         return sum(len(v) for v in by_scope.values())
