@@ -1,0 +1,99 @@
+"""Converting between LangChain messages and the engine's ``{"role", "content"}`` dicts."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    ChatMessage,
+    HumanMessage,
+    SystemMessage,
+    message_to_dict,
+    messages_from_dict,
+)
+
+__all__ = ["exchange_texts", "from_engine", "text_of", "to_engine", "to_prompt"]
+
+logger = logging.getLogger(__name__)
+
+_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "tool"}
+_CLASSES: dict[str, type[BaseMessage]] = {"user": HumanMessage, "assistant": AIMessage, "system": SystemMessage}
+
+
+def text_of(message: BaseMessage) -> str:
+    """The message's text; multimodal parts other than text are left out."""
+    return message.text
+
+
+def _role(message: BaseMessage) -> str:
+    if isinstance(message, ChatMessage):
+        return message.role
+    return _ROLES.get(message.type, "user")
+
+
+def to_engine(message: BaseMessage) -> dict[str, Any]:
+    """An engine message dict that also carries the full LangChain message.
+
+    The text goes to ``content`` (what extraction reads and what a person sees in the
+    session database); ``extra["lc"]`` keeps ids, tool calls and metadata so the
+    message comes back from the session buffer exactly as it went in.
+    """
+    out: dict[str, Any] = {"role": _role(message), "content": text_of(message)}
+    if message.name:
+        out["name"] = message.name
+    serialized = message_to_dict(message)
+    try:
+        json.dumps(serialized)
+    except (TypeError, ValueError):
+        logger.debug("message %r is not JSON-serialisable; its role and text are kept", message.id)
+    else:
+        out["extra"] = {"lc": serialized}
+    return out
+
+
+def from_engine(message: dict[str, Any]) -> BaseMessage:
+    """Rebuild the LangChain message stored by :func:`to_engine` (or any role/content dict)."""
+    extra = message.get("extra") or {}
+    if isinstance(extra, dict) and isinstance(extra.get("lc"), dict):
+        return messages_from_dict([extra["lc"]])[0]
+    role, content, name = message["role"], message["content"], message.get("name")
+    cls = _CLASSES.get(role)
+    if cls is None:
+        return ChatMessage(role=role, content=content, name=name)
+    return cls(content=content, name=name)
+
+
+def to_prompt(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
+    """Chat messages as a generator prompt: system/user/assistant roles, text only.
+
+    A small local model has no tool role, so tool results are shown as user turns.
+    """
+    out = []
+    for message in messages:
+        role = _role(message)
+        content = text_of(message)
+        if role == "tool":
+            role, content = "user", f"Tool result: {content}"
+        elif role not in ("system", "user", "assistant"):
+            role = "user"
+        out.append({"role": role, "content": content})
+    return out
+
+
+def exchange_texts(messages: Iterable[BaseMessage]) -> list[dict[str, Any]]:
+    """The user and assistant turns of ``messages`` as engine dicts, for ``Memory.add``."""
+    out = []
+    for message in messages:
+        role = _role(message)
+        text = text_of(message).strip()
+        if role in ("user", "assistant") and text:
+            entry: dict[str, Any] = {"role": role, "content": text}
+            if message.name:
+                entry["name"] = message.name
+            out.append(entry)
+    return out

@@ -1,0 +1,145 @@
+"""LangChain retriever over a scope's MemLoRA memories."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from memlora_engine import Memory, MemoryRecord
+from memlora_integrations.langchain._scope import resolve_memory, scope_kwargs
+
+__all__ = ["MemLoRARetriever", "record_to_document"]
+
+
+def record_to_document(record: MemoryRecord) -> Document:
+    """A memory as a ``Document``: its text, its id, and flat metadata.
+
+    Metadata holds the memory's own metadata plus ``score`` (search similarity),
+    ``created_at``, ``updated_at`` and the scope ids that are set; on a name clash
+    these engine fields win over user metadata.
+    """
+    metadata: dict[str, Any] = dict(record.metadata)
+    metadata.update(
+        {
+            "id": record.id,
+            "score": record.score,
+            "created_at": record.created_at,
+            "updated_at": record.updated_at,
+            **record.scope.as_dict(),
+        }
+    )
+    return Document(page_content=record.text, id=record.id, metadata=metadata)
+
+
+class MemLoRARetriever(BaseRetriever):
+    """Retrieves a scope's long-term memories, most relevant first, as ``Document``\\s.
+
+    Setup:
+        .. code-block:: bash
+
+            pip install "memlora[langchain]"
+
+    Instantiate:
+        .. code-block:: python
+
+            from memlora_engine import Memory
+            from memlora_integrations.langchain import MemLoRARetriever
+
+            memory = Memory()
+            retriever = MemLoRARetriever(memory=memory, user_id="alice", k=4)
+
+    Usage:
+        .. code-block:: python
+
+            docs = retriever.invoke("where does alice live?")
+            docs = retriever.invoke("travel plans", k=2, filters={"topic": "travel"})
+            docs[0].page_content, docs[0].metadata["score"]
+
+    Use within a chain:
+        .. code-block:: python
+
+            from langchain_core.output_parsers import StrOutputParser
+            from langchain_core.prompts import ChatPromptTemplate
+            from langchain_core.runnables import RunnablePassthrough
+
+            prompt = ChatPromptTemplate.from_template(
+                "Known about the user:\\n{context}\\n\\nQuestion: {question}"
+            )
+
+            def format_docs(docs):
+                return "\\n".join(f"- {d.page_content}" for d in docs)
+
+            chain = (
+                {"context": retriever | format_docs, "question": RunnablePassthrough()}
+                | prompt
+                | llm
+                | StrOutputParser()
+            )
+            chain.invoke("What city should I recommend restaurants in?")
+
+    ``k``, ``filters`` and ``threshold`` set at construction can be overridden per
+    call as keyword arguments of ``invoke``/``ainvoke``. The scope is fixed per
+    retriever (``run_id`` is also LangChain's name for a tracing id, so it cannot
+    be a per-call argument).
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    memory: Memory
+    """The engine; an ``AsyncMemory`` is unwrapped to the ``Memory`` it wraps."""
+    user_id: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+    k: int = Field(default=4, ge=1)
+    """How many memories to return."""
+    filters: dict[str, Any] | None = None
+    """Metadata filter in the engine's grammar, e.g. ``{"topic": {"in": ["food", "travel"]}}``."""
+    threshold: float | None = None
+    """Drop memories whose similarity score is below this."""
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _unwrap(cls, value: Any) -> Memory:
+        return resolve_memory(value)
+
+    @model_validator(mode="after")
+    def _check_scope(self) -> MemLoRARetriever:
+        scope_kwargs(self.user_id, self.agent_id, self.run_id)
+        return self
+
+    def _search(self, query: str, k: int | None, filters: dict[str, Any] | None, threshold: float | None) -> list[Document]:
+        records = self.memory.search(
+            query,
+            limit=self.k if k is None else k,
+            filters=self.filters if filters is None else filters,
+            threshold=self.threshold if threshold is None else threshold,
+            **scope_kwargs(self.user_id, self.agent_id, self.run_id),
+        )
+        return [record_to_document(r) for r in records]
+
+    def _get_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: CallbackManagerForRetrieverRun,
+        k: int | None = None,
+        filters: dict[str, Any] | None = None,
+        threshold: float | None = None,
+    ) -> list[Document]:
+        return self._search(query, k, filters, threshold)
+
+    async def _aget_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: AsyncCallbackManagerForRetrieverRun,
+        k: int | None = None,
+        filters: dict[str, Any] | None = None,
+        threshold: float | None = None,
+    ) -> list[Document]:
+        return await asyncio.to_thread(self._search, query, k, filters, threshold)
