@@ -17,7 +17,7 @@ __all__ = ["AsyncMemory"]
 
 _DELEGATED = (
     "add", "search", "get", "get_all", "update", "delete", "delete_all",
-    "history", "reset", "answer", "export", "import_", "append_chat", "chat_messages", "clear_chat",
+    "history", "reset", "answer", "export", "import_", "append_chat", "chat_messages", "clear_chat", "close",
 )
 
 

@@ -105,6 +105,19 @@ class Memory:
         self._locks_guard = threading.Lock()
         self._recover()
 
+    # -- lifecycle ----------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the store and the SQLite files (the memory is unusable afterwards)."""
+        self.history_store.close()
+        self.session_store.close()
+        self.store.close()
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     # -- construction -----------------------------------------------------------------
     def _build_store(self) -> ChromaStore:
         cfg = self.config

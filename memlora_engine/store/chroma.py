@@ -121,6 +121,11 @@ class ChromaStore:
         """The directory of an embedded persistent store, else None."""
         return self._path
 
+    def close(self) -> None:
+        """Forget cached collections; the client is released when garbage-collected."""
+        with self._lock:
+            self._collections.clear()
+
     # -- collections ------------------------------------------------------------------
     def collection_name(self, scope: Scope) -> str:
         digest = hashlib.sha256(f"{self._namespace}\n{scope.key}".encode()).hexdigest()[:40]
