@@ -1,0 +1,118 @@
+"""Converting LlamaIndex chat messages to the engine's message dicts and back.
+
+Shared by the memory, the memory block and the LLM. Only LlamaIndex types and
+plain dicts cross this boundary; the engine never sees a LlamaIndex object.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock, ToolCallBlock
+
+logger = logging.getLogger(__name__)
+
+_EXTRA_KEY = "llama_index"
+
+# LlamaIndex roles -> the roles the engine (and a Generator) understands.
+_ENGINE_ROLES = {
+    MessageRole.SYSTEM: "system",
+    MessageRole.DEVELOPER: "system",
+    MessageRole.USER: "user",
+    MessageRole.ASSISTANT: "assistant",
+    MessageRole.MODEL: "assistant",
+    MessageRole.CHATBOT: "assistant",
+    MessageRole.TOOL: "tool",
+    MessageRole.FUNCTION: "tool",
+}
+
+
+def message_text(message: ChatMessage) -> str:
+    """The text blocks of ``message`` joined (images, tool calls and the like are left out)."""
+    return "\n".join(b.text for b in message.blocks if isinstance(b, TextBlock) and b.text)
+
+
+def engine_role(message: ChatMessage) -> str:
+    return _ENGINE_ROLES.get(MessageRole(message.role), "user")
+
+
+def has_tool_calls(message: ChatMessage) -> bool:
+    return any(isinstance(b, ToolCallBlock) for b in message.blocks) or bool(
+        message.additional_kwargs.get("tool_calls")
+    )
+
+
+def is_reply(message: ChatMessage) -> bool:
+    """True for an assistant message that ends a turn: it has text and asks for no tool."""
+    return engine_role(message) == "assistant" and bool(message_text(message).strip()) and not has_tool_calls(message)
+
+
+def to_engine(message: ChatMessage) -> dict[str, Any]:
+    """``{"role", "content"}`` for the engine's ``add`` (no LlamaIndex payload)."""
+    return {"role": engine_role(message), "content": message_text(message)}
+
+
+def to_session(message: ChatMessage, **flags: Any) -> dict[str, Any]:
+    """A session-buffer row that restores the exact ``ChatMessage`` (tool calls included)."""
+    row = to_engine(message)
+    try:
+        payload: dict[str, Any] = message.model_dump(mode="json")
+    except (TypeError, ValueError) as exc:  # a non-JSON additional_kwargs value: keep role and text
+        logger.warning("chat message kept as text only; it does not serialize to JSON: %s", exc)
+        payload = {"role": MessageRole(message.role).value, "content": row["content"]}
+    row["extra"] = {_EXTRA_KEY: payload, **flags}
+    return row
+
+
+def from_session(row: dict[str, Any]) -> ChatMessage:
+    """The ``ChatMessage`` stored by :func:`to_session` (or rebuilt from role and text)."""
+    payload = (row.get("extra") or {}).get(_EXTRA_KEY)
+    if isinstance(payload, dict):
+        try:
+            return ChatMessage.model_validate(payload)
+        except ValueError as exc:
+            logger.warning("stored chat message could not be restored exactly: %s", exc)
+    return ChatMessage(role=row["role"], content=row["content"])
+
+
+def split_turns(messages: Sequence[ChatMessage]) -> list[list[ChatMessage]]:
+    """Group messages into turns, each starting at a user message (leading replies form their own)."""
+    turns: list[list[ChatMessage]] = []
+    for message in messages:
+        if not turns or engine_role(message) == "user" and any(engine_role(m) != "user" for m in turns[-1]):
+            turns.append([message])
+        else:
+            turns[-1].append(message)
+    return turns
+
+
+def has_conversation(messages: Sequence[ChatMessage]) -> bool:
+    """True when the messages hold user or assistant text (what extraction reads)."""
+    return any(engine_role(m) in ("user", "assistant") and message_text(m).strip() for m in messages)
+
+
+def unwrap_engine(memory: Any) -> Any:
+    """The sync engine behind ``memory`` (an ``AsyncMemory`` wraps one in ``.sync``)."""
+    return getattr(memory, "sync", memory)
+
+
+def ingest(
+    engine: Any,
+    messages: Sequence[ChatMessage],
+    *,
+    scope: dict[str, str],
+    metadata: dict[str, Any] | None = None,
+    infer: bool = True,
+) -> list[Any]:
+    """Remember ``messages`` with one engine ``add`` per turn (a user message with its reply).
+
+    Turns without user or assistant text (tool output only, system notes) cost no call.
+    Returns the engine's ``AddResult`` per ingested turn.
+    """
+    results = []
+    for turn in split_turns(messages):
+        if has_conversation(turn):
+            results.append(engine.add([to_engine(m) for m in turn], metadata=metadata, infer=infer, **scope))
+    return results

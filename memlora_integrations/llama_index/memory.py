@@ -1,0 +1,310 @@
+"""``MemLoRAMemory``: a LlamaIndex ``BaseMemory`` backed by the MemLoRA engine."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
+from llama_index.core.memory.types import BaseMemory
+
+from memlora_integrations.llama_index._messages import (
+    engine_role,
+    from_session,
+    has_conversation,
+    ingest,
+    is_reply,
+    message_text,
+    to_session,
+    unwrap_engine,
+)
+
+if TYPE_CHECKING:
+    from memlora_engine import AsyncMemory, Embedder, Generator, Memory, MemoryConfig
+
+__all__ = ["DEFAULT_MEMORY_PROMPT", "MemLoRAMemory"]
+
+DEFAULT_MEMORY_PROMPT = "What you remember about this user from earlier conversations:\n{memories}"
+_INGESTED = "memlora_ingested"
+
+
+def _whitespace_tokens(text: str) -> list[str]:
+    """A rough, dependency-free token count (words); pass a real tokenizer for exact budgets."""
+    return text.split()
+
+
+class MemLoRAMemory(BaseMemory):
+    """Chat memory for LlamaIndex chat engines and agents, with MemLoRA long-term memory.
+
+    ``get`` returns a system message with the long-term memories relevant to the
+    input (or to the last user message), followed by the session's recent chat turns.
+    ``put`` keeps every message in the engine's persisted session buffer and, once a
+    user turn has its reply, remembers the turn with **one** extraction call.
+
+    Setup:
+        .. code-block:: bash
+
+            pip install "memlora[llamaindex,chroma,hf]"
+
+    Instantiate:
+        .. code-block:: python
+
+            from memlora_engine import Memory
+            from memlora_integrations.llama_index import MemLoRAMemory
+
+            engine = Memory(generator=backbone)  # any engine Generator
+            memory = MemLoRAMemory.from_defaults(engine, user_id="alice", session_id="chat-1")
+
+    Usage:
+        .. code-block:: python
+
+            memory.put(ChatMessage(role="user", content="I moved to Lisbon."))
+            memory.put(ChatMessage(role="assistant", content="Nice!"))  # one extraction here
+            memory.get(input="Where do I live?")  # [system: memories, user, assistant]
+
+    Use within a chat engine or an agent:
+        .. code-block:: python
+
+            from llama_index.core.chat_engine import SimpleChatEngine
+
+            chat = SimpleChatEngine.from_defaults(llm=llm, memory=memory)
+            agent = ReActAgent(tools=[...], llm=llm)
+            await agent.run("Where do I live?", memory=memory)
+
+    Args:
+        memory: the engine (a ``Memory``, or an ``AsyncMemory`` wrapping one).
+        user_id, agent_id, run_id: the scope of the memories (at least one).
+        session_id: the chat-session buffer of this conversation (persisted).
+
+    Agents that drop a leading system message (``ReActAgent`` without a
+    ``system_prompt``) need ``insert_method="user"``: the memories then open the
+    last user message of the returned copy.
+
+    ``reset()`` clears the session buffer; long-term memories stay unless
+    ``reset(forget_memories=True)``.
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    user_id: str | None = Field(default=None, description="Scope: the user the memories are about.")
+    agent_id: str | None = Field(default=None, description="Scope: the agent.")
+    run_id: str | None = Field(default=None, description="Scope: the run.")
+    session_id: str = Field(default="default", description="The persisted chat session of this conversation.")
+    search_limit: int = Field(default=5, gt=0, description="Long-term memories put in the system message.")
+    score_threshold: float | None = Field(default=None, description="Minimum similarity of a memory to show.")
+    max_messages: int = Field(default=20, gt=0, description="Recent chat messages returned by get().")
+    token_limit: int | None = Field(default=None, gt=0, description="Token budget of get() (None: no budget).")
+    tokenizer_fn: Callable[[str], list[Any]] = Field(
+        default=_whitespace_tokens, exclude=True, description="Counts tokens for token_limit."
+    )
+    memory_prompt: str = Field(
+        default=DEFAULT_MEMORY_PROMPT, description="System message text; {memories} is the bullet list."
+    )
+    insert_method: Literal["system", "user"] = Field(
+        default="system",
+        description='Where memories go: a leading system message, or ("user") the front of the last user message.',
+    )
+    infer: bool = Field(default=True, description="Extract facts with the model (False: store texts as is).")
+
+    _engine: Any = PrivateAttr()
+    _lock: Any = PrivateAttr(default_factory=threading.RLock)
+
+    def __init__(self, *, memory: Memory | AsyncMemory, **data: Any) -> None:
+        super().__init__(**data)
+        from memlora_engine import Scope
+
+        Scope(self.user_id, self.agent_id, self.run_id)  # fail now, not at the first turn
+        self._engine = unwrap_engine(memory)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "MemLoRAMemory"
+
+    @classmethod
+    def from_defaults(  # type: ignore[override]
+        cls,
+        memory: Memory | AsyncMemory | None = None,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        session_id: str = "default",
+        chat_history: Sequence[ChatMessage] | None = None,
+        config: MemoryConfig | None = None,
+        generator: Generator | None = None,
+        embedder: Embedder | None = None,
+        **kwargs: Any,
+    ) -> MemLoRAMemory:
+        """Build the memory; a default engine (``Memory(config, generator=..., embedder=...)``) when none is given.
+
+        ``chat_history``, when given, replaces the session buffer (see :meth:`set`).
+        ``kwargs`` are the other fields (``search_limit``, ``max_messages``, ...).
+        """
+        if memory is None:
+            from memlora_engine import Memory
+
+            memory = Memory(config, generator=generator, embedder=embedder)
+        elif config is not None or generator is not None or embedder is not None:
+            raise ValueError("pass either memory= (an engine) or config/generator/embedder to build one, not both")
+        instance = cls(
+            memory=memory, user_id=user_id, agent_id=agent_id, run_id=run_id, session_id=session_id, **kwargs
+        )
+        if chat_history is not None:
+            instance.set(list(chat_history))
+        return instance
+
+    # -- helpers ----------------------------------------------------------------------
+    @property
+    def engine(self) -> Memory:
+        """The engine this memory reads and writes."""
+        return self._engine
+
+    @property
+    def scope(self) -> dict[str, str]:
+        ids = {"user_id": self.user_id, "agent_id": self.agent_id, "run_id": self.run_id}
+        return {k: v for k, v in ids.items() if v is not None}
+
+    def _rows(self, limit: int | None = None) -> list[dict[str, Any]]:
+        return self._engine.chat_messages(self.session_id, limit=limit, **self.scope)
+
+    def _pending(self) -> list[ChatMessage]:
+        """Buffered messages not yet remembered (after the last ingested reply)."""
+        rows = self._rows()
+        start = next((i + 1 for i in range(len(rows) - 1, -1, -1) if (rows[i].get("extra") or {}).get(_INGESTED)), 0)
+        return [from_session(r) for r in rows[start:]]
+
+    def _ingest(self, messages: Sequence[ChatMessage]) -> None:
+        ingest(
+            self._engine, messages, scope=self.scope, metadata={"session_id": self.session_id}, infer=self.infer
+        )
+
+    def _count(self, messages: Sequence[ChatMessage]) -> int:
+        return sum(len(self.tokenizer_fn(message_text(m))) for m in messages)
+
+    def _window(self, history: list[ChatMessage], budget: int | None) -> list[ChatMessage]:
+        """The newest messages within ``budget`` tokens, starting at a user message where possible."""
+
+        def align(window: list[ChatMessage]) -> list[ChatMessage]:
+            first_user = next((i for i, m in enumerate(window) if engine_role(m) == "user"), None)
+            return window[first_user:] if first_user else window
+
+        window = align(history[-self.max_messages :])
+        if budget is not None:
+            while len(window) > 1 and self._count(window) > budget:
+                window = align(window[1:])
+        return window
+
+    # -- BaseMemory ---------------------------------------------------------------------
+    def get(self, input: str | ChatMessage | None = None, **kwargs: Any) -> list[ChatMessage]:
+        """A system message with the relevant memories, then the recent chat messages.
+
+        The query is ``input`` or, without it, the session's last user message.
+        ``initial_token_count`` (passed by chat engines) counts against ``token_limit``.
+        """
+        history = [from_session(r) for r in self._rows(limit=self.max_messages)]
+        if isinstance(input, ChatMessage):
+            input = message_text(input)
+        query = input or next((message_text(m) for m in reversed(history) if engine_role(m) == "user"), "")
+        note = ""
+        if query.strip():
+            hits = self._engine.search(query, limit=self.search_limit, threshold=self.score_threshold, **self.scope)
+            if hits:
+                note = self.memory_prompt.format(memories="\n".join(f"- {h.text}" for h in hits))
+        budget = None
+        if self.token_limit is not None:
+            budget = self.token_limit - int(kwargs.get("initial_token_count") or 0) - len(self.tokenizer_fn(note))
+        window = self._window(history, budget)
+        if not note:
+            return window
+        if self.insert_method == "system":
+            return [ChatMessage(role=MessageRole.SYSTEM, content=note), *window]
+        last_user = next((i for i in range(len(window) - 1, -1, -1) if engine_role(window[i]) == "user"), None)
+        if last_user is None:
+            return [*window, ChatMessage(role=MessageRole.USER, content=note)]
+        message = window[last_user].model_copy(deep=True)  # the buffered message stays as it was said
+        message.blocks = [TextBlock(text=note + "\n\n"), *message.blocks]
+        window[last_user] = message
+        return window
+
+    def get_all(self, **kwargs: Any) -> list[ChatMessage]:
+        """Every message of the session buffer, oldest first (no long-term memories)."""
+        return [from_session(r) for r in self._rows()]
+
+    def put(self, message: ChatMessage, **kwargs: Any) -> None:
+        """Buffer one message; a reply that ends a user turn remembers the turn."""
+        self.put_messages([message])
+
+    def put_messages(self, messages: list[ChatMessage], **kwargs: Any) -> None:
+        """Buffer messages; when the last one is a reply, remember each pending turn (one call per turn).
+
+        The turn is remembered before it is marked in the buffer, so an engine error
+        leaves the messages unbuffered rather than buffered but forgotten.
+        """
+        messages = list(messages)
+        if not messages:
+            return
+        with self._lock:
+            ends_turn = is_reply(messages[-1])
+            if ends_turn:
+                self._ingest([*self._pending(), *messages])
+            rows = [to_session(m) for m in messages[:-1]]
+            rows.append(to_session(messages[-1], **({_INGESTED: True} if ends_turn else {})))
+            self._engine.append_chat(self.session_id, rows, **self.scope)
+
+    def set(self, messages: list[ChatMessage], **kwargs: Any) -> None:
+        """Replace the session buffer with ``messages``.
+
+        Messages the buffer already starts with are kept as they are; the new ones are
+        put as by :meth:`put_messages` (complete turns are remembered, one call each).
+        """
+        messages = list(messages)
+        with self._lock:
+            rows = self._rows()
+            same = 0
+            for row, message in zip(rows, messages):
+                if (row["role"], row["content"]) != (engine_role(message), message_text(message)):
+                    break
+                same += 1
+            if same < len(rows):
+                kept = [{k: v for k, v in row.items() if k != "created_at"} for row in rows[:same]]
+                self._engine.clear_chat(self.session_id, **self.scope)
+                if kept:
+                    self._engine.append_chat(self.session_id, kept, **self.scope)
+            self.put_messages(messages[same:])
+
+    def reset(self, forget_memories: bool = False, **kwargs: Any) -> None:
+        """Clear the session buffer (a user message still waiting for its reply is remembered first).
+
+        Long-term memories stay unless ``forget_memories=True``, which forgets the whole
+        scope: its memories, their history and all of its sessions.
+        """
+        with self._lock:
+            if forget_memories:
+                self._engine.delete_all(**self.scope)
+                return
+            pending = self._pending()
+            if any(engine_role(m) == "user" for m in pending) and has_conversation(pending):
+                self._ingest(pending)
+            self._engine.clear_chat(self.session_id, **self.scope)
+
+    # -- async: the sync methods in a worker thread (one implementation) -----------------
+    async def aget(self, input: str | ChatMessage | None = None, **kwargs: Any) -> list[ChatMessage]:
+        return await asyncio.to_thread(self.get, input, **kwargs)
+
+    async def aget_all(self, **kwargs: Any) -> list[ChatMessage]:
+        return await asyncio.to_thread(self.get_all, **kwargs)
+
+    async def aput(self, message: ChatMessage, **kwargs: Any) -> None:
+        await asyncio.to_thread(self.put, message, **kwargs)
+
+    async def aput_messages(self, messages: list[ChatMessage], **kwargs: Any) -> None:
+        await asyncio.to_thread(self.put_messages, messages, **kwargs)
+
+    async def aset(self, messages: list[ChatMessage], **kwargs: Any) -> None:
+        await asyncio.to_thread(self.set, messages, **kwargs)
+
+    async def areset(self, forget_memories: bool = False, **kwargs: Any) -> None:
+        await asyncio.to_thread(self.reset, forget_memories, **kwargs)
