@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from memlora_engine.errors import StorageError
+from memlora_engine._sqlite import SQLiteFile
 from memlora_engine.types import HistoryEntry, MemoryRecord, Scope
 
 __all__ = ["HistoryStore", "PendingBatch"]
@@ -69,34 +66,11 @@ class HistoryStore:
     """
 
     def __init__(self, path: str | Path = ":memory:") -> None:
-        self._path = str(path)
-        if self._path != ":memory:":
-            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        try:
-            self._con = sqlite3.connect(self._path, check_same_thread=False, timeout=30, isolation_level=None)
-            self._con.execute("PRAGMA secure_delete = ON")
-            self._con.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open the history database {self._path}: {exc}") from exc
+        self._db = SQLiteFile(path, _SCHEMA, what="history database")
 
     @property
     def path(self) -> str:
-        return self._path
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self._con.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._con
-                except BaseException:
-                    self._con.execute("ROLLBACK")
-                    raise
-                self._con.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise StorageError(f"history database error: {exc}") from exc
+        return self._db.path
 
     def begin(self, scope: Scope, writes: list[MemoryRecord], deletes: list[str], entries: list[HistoryEntry]) -> str:
         """Journal a batch before it touches the store; returns its id for :meth:`commit`."""
@@ -110,13 +84,13 @@ class HistoryStore:
             },
             ensure_ascii=False,
         )
-        with self._transaction() as con:
+        with self._db.transaction() as con:
             con.execute("INSERT INTO pending (batch_id, scope_key, payload) VALUES (?, ?, ?)", (batch_id, scope.key, payload))
         return batch_id
 
     def commit(self, batch_id: str) -> None:
         """Record the batch's history rows and drop its journal row, atomically."""
-        with self._transaction() as con:
+        with self._db.transaction() as con:
             row = con.execute("SELECT payload FROM pending WHERE batch_id = ?", (batch_id,)).fetchone()
             if row is None:
                 return
@@ -126,11 +100,7 @@ class HistoryStore:
 
     def pending(self) -> list[PendingBatch]:
         """Journalled batches that were not committed (a crash interrupted them)."""
-        with self._lock:
-            try:
-                rows = self._con.execute("SELECT batch_id, payload FROM pending ORDER BY rowid").fetchall()
-            except sqlite3.Error as exc:
-                raise StorageError(f"history database error: {exc}") from exc
+        rows = self._db.query("SELECT batch_id, payload FROM pending ORDER BY rowid")
         return [self._decode(batch_id, payload) for batch_id, payload in rows]
 
     @staticmethod
@@ -148,7 +118,7 @@ class HistoryStore:
         """Append entries for ``scope`` in one transaction."""
         if not entries:
             return
-        with self._transaction() as con:
+        with self._db.transaction() as con:
             self._insert(con, scope, entries)
 
     @staticmethod
@@ -174,29 +144,20 @@ class HistoryStore:
         if memory_id is not None:
             sql += " AND memory_id = ?"
             args.append(memory_id)
-        with self._lock:
-            try:
-                rows = self._con.execute(sql + " ORDER BY seq", args).fetchall()
-            except sqlite3.Error as exc:
-                raise StorageError(f"history database error: {exc}") from exc
+        rows = self._db.query(sql + " ORDER BY seq", args)
         return [HistoryEntry(*row) for row in rows]
 
     def forget(self, scope: Scope | None = None) -> int:
         """Delete the scope's rows (every row when ``scope`` is None), then vacuum."""
-        with self._transaction() as con:
+        with self._db.transaction() as con:
             if scope is None:
                 deleted = con.execute("DELETE FROM history").rowcount
                 con.execute("DELETE FROM pending")
             else:
                 deleted = con.execute("DELETE FROM history WHERE scope_key = ?", (scope.key,)).rowcount
                 con.execute("DELETE FROM pending WHERE scope_key = ?", (scope.key,))
-        with self._lock:
-            try:
-                self._con.execute("VACUUM")
-            except sqlite3.Error as exc:
-                raise StorageError(f"could not vacuum the history database: {exc}") from exc
+        self._db.vacuum()
         return int(deleted)
 
     def close(self) -> None:
-        with self._lock:
-            self._con.close()
+        self._db.close()

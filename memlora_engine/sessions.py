@@ -8,12 +8,11 @@ too; ``secure_delete`` and a vacuum leave no text behind.
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 from pathlib import Path
 from typing import Any
 
-from memlora_engine.errors import InvalidInputError, StorageError
+from memlora_engine._sqlite import SQLiteFile
+from memlora_engine.errors import InvalidInputError
 from memlora_engine.types import Scope
 
 __all__ = ["SessionStore"]
@@ -37,36 +36,11 @@ class SessionStore:
     """Chat messages by (scope, session id), oldest first. Thread-safe."""
 
     def __init__(self, path: str | Path = ":memory:") -> None:
-        self._path = str(path)
-        if self._path != ":memory:":
-            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        try:
-            self._con = sqlite3.connect(self._path, check_same_thread=False, timeout=30, isolation_level=None)
-            self._con.execute("PRAGMA secure_delete = ON")
-            self._con.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open the session database {self._path}: {exc}") from exc
+        self._db = SQLiteFile(path, _SCHEMA, what="session database")
 
     @property
     def path(self) -> str:
-        return self._path
-
-    def _run(self, sql: str, args: Any = (), *, many: bool = False) -> list[tuple[Any, ...]]:
-        with self._lock:
-            try:
-                if many:
-                    self._con.execute("BEGIN IMMEDIATE")
-                    try:
-                        self._con.executemany(sql, args)
-                    except BaseException:
-                        self._con.execute("ROLLBACK")
-                        raise
-                    self._con.execute("COMMIT")
-                    return []
-                return self._con.execute(sql, args).fetchall()
-            except sqlite3.Error as exc:
-                raise StorageError(f"session database error: {exc}") from exc
+        return self._db.path
 
     @staticmethod
     def _check(session_id: str) -> None:
@@ -81,21 +55,21 @@ class SessionStore:
              json.dumps(m["extra"], ensure_ascii=False) if m.get("extra") else None, created_at)
             for m in messages
         ]
-        self._run(
-            "INSERT INTO messages (scope_key, session_id, role, content, name, extra, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            rows,
-            many=True,
-        )
+        with self._db.transaction() as con:
+            con.executemany(
+                "INSERT INTO messages (scope_key, session_id, role, content, name, extra, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
 
     def messages(self, scope: Scope, session_id: str, limit: int | None = None) -> list[dict[str, Any]]:
         """The session's messages, oldest first; the last ``limit`` when given."""
         self._check(session_id)
         sql = "SELECT role, content, name, extra, created_at FROM messages WHERE scope_key = ? AND session_id = ?"
         if limit is not None:
-            rows = self._run(sql + " ORDER BY seq DESC LIMIT ?", (scope.key, session_id, int(limit)))[::-1]
+            rows = self._db.query(sql + " ORDER BY seq DESC LIMIT ?", (scope.key, session_id, int(limit)))[::-1]
         else:
-            rows = self._run(sql + " ORDER BY seq", (scope.key, session_id))
+            rows = self._db.query(sql + " ORDER BY seq", (scope.key, session_id))
         out = []
         for role, content, name, extra, created_at in rows:
             message: dict[str, Any] = {"role": role, "content": content, "created_at": created_at}
@@ -109,19 +83,18 @@ class SessionStore:
     def clear(self, scope: Scope, session_id: str | None = None) -> int:
         """Delete one session of the scope, or all of them; vacuums afterwards."""
         if session_id is None:
-            deleted = self._run("DELETE FROM messages WHERE scope_key = ? RETURNING seq", (scope.key,))
+            deleted = self._db.query("DELETE FROM messages WHERE scope_key = ? RETURNING seq", (scope.key,))
         else:
             self._check(session_id)
-            deleted = self._run(
+            deleted = self._db.query(
                 "DELETE FROM messages WHERE scope_key = ? AND session_id = ? RETURNING seq", (scope.key, session_id)
             )
-        self._run("VACUUM")
+        self._db.vacuum()
         return len(deleted)
 
     def clear_everything(self) -> None:
-        self._run("DELETE FROM messages")
-        self._run("VACUUM")
+        self._db.query("DELETE FROM messages")
+        self._db.vacuum()
 
     def close(self) -> None:
-        with self._lock:
-            self._con.close()
+        self._db.close()
