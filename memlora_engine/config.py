@@ -48,6 +48,9 @@ class MemoryConfig:
         constrained_json: ask the generator to decode extraction/update under their
             JSON schema (a backbone without support ignores it).
         max_new_tokens: token budget per operation.
+        max_conversation_chars: the most characters of conversation sent to the
+            extraction operation; a longer one keeps its latest turns, with a
+            warning (None: no limit, for models with a long context).
     """
 
     data_dir: str | Path | None = None
@@ -66,6 +69,7 @@ class MemoryConfig:
     skip_update_when_empty: bool = True
     constrained_json: bool = True
     max_new_tokens: dict[str, int] = field(default_factory=_default_max_new_tokens)
+    max_conversation_chars: int | None = 16_000
 
     def __post_init__(self) -> None:
         if self.store not in _STORES:
@@ -77,6 +81,9 @@ class MemoryConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        budget = self.max_conversation_chars
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
+            raise ConfigError(f"max_conversation_chars must be a positive integer or None, got {budget!r}")
         merged = _default_max_new_tokens()
         for key, value in dict(self.max_new_tokens).items():
             Operation(key)  # raises ValueError on an unknown operation

@@ -6,6 +6,10 @@ drops the journal row. A crash in between leaves the journal row, and the next
 ``Memory`` over the same directory re-applies it (every step is idempotent), so
 the store and the history always end up agreeing and no batch stays half-applied.
 
+Forgetting a scope is journalled too (a ``pending`` row holding only the scope),
+so a crash in the middle of ``delete_all`` is finished at the next write or open
+and cannot leave the scope's text half-forgotten.
+
 ``secure_delete`` is on, so rows removed by :meth:`HistoryStore.forget` are
 overwritten on disk, and the file is vacuumed afterwards: the right to be
 forgotten leaves no text behind.
@@ -39,6 +43,11 @@ CREATE TABLE IF NOT EXISTS history (
     actor TEXT
 );
 CREATE INDEX IF NOT EXISTS history_memory ON history (scope_key, memory_id);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', 0);
 CREATE TABLE IF NOT EXISTS pending (
     batch_id TEXT PRIMARY KEY,
     scope_key TEXT NOT NULL,
@@ -56,6 +65,7 @@ class PendingBatch:
     writes: list[MemoryRecord]
     deletes: list[str]
     entries: list[HistoryEntry]
+    forget: bool = False
 
 
 class HistoryStore:
@@ -88,6 +98,25 @@ class HistoryStore:
             con.execute("INSERT INTO pending (batch_id, scope_key, payload) VALUES (?, ?, ?)", (batch_id, scope.key, payload))
         return batch_id
 
+    def abort(self, batch_id: str) -> None:
+        """Drop a journalled batch that failed before it changed the store."""
+        with self._db.transaction() as con:
+            con.execute("DELETE FROM pending WHERE batch_id = ?", (batch_id,))
+
+    def begin_forget(self, scope: Scope) -> str:
+        """Journal the intent to forget ``scope``; :meth:`forget` drops the row."""
+        batch_id = uuid.uuid4().hex
+        payload = json.dumps({"scope": scope.as_dict(), "forget": True}, ensure_ascii=False)
+        with self._db.transaction() as con:
+            # Batches of this scope are moot once it is forgotten (and hold its text).
+            con.execute("DELETE FROM pending WHERE scope_key = ?", (scope.key,))
+            con.execute("INSERT INTO pending (batch_id, scope_key, payload) VALUES (?, ?, ?)", (batch_id, scope.key, payload))
+        return batch_id
+
+    def has_pending(self) -> bool:
+        """Whether any journalled batch is waiting (one query; cheap when there is none)."""
+        return bool(self._db.query("SELECT 1 FROM pending LIMIT 1"))
+
     def commit(self, batch_id: str) -> None:
         """Record the batch's history rows and drop its journal row, atomically."""
         with self._db.transaction() as con:
@@ -97,6 +126,18 @@ class HistoryStore:
             batch = self._decode(batch_id, row[0])
             self._insert(con, batch.scope, batch.entries)
             con.execute("DELETE FROM pending WHERE batch_id = ?", (batch_id,))
+            self._bump(con)
+
+    @staticmethod
+    def _bump(con: sqlite3.Connection) -> None:
+        con.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+
+    def generation(self) -> int:
+        """A counter bumped by every committed batch and every forget, in any process.
+
+        A process whose vector-store view is older than the counter reloads it.
+        """
+        return int(self._db.query("SELECT value FROM meta WHERE key = 'generation'")[0][0])
 
     def pending(self) -> list[PendingBatch]:
         """Journalled batches that were not committed (a crash interrupted them)."""
@@ -106,6 +147,8 @@ class HistoryStore:
     @staticmethod
     def _decode(batch_id: str, payload: str) -> PendingBatch:
         data = json.loads(payload)
+        if data.get("forget"):
+            return PendingBatch(batch_id, Scope(**data["scope"]), [], [], [], forget=True)
         return PendingBatch(
             batch_id=batch_id,
             scope=Scope(**data["scope"]),
@@ -156,6 +199,7 @@ class HistoryStore:
             else:
                 deleted = con.execute("DELETE FROM history WHERE scope_key = ?", (scope.key,)).rowcount
                 con.execute("DELETE FROM pending WHERE scope_key = ?", (scope.key,))
+            self._bump(con)
         self._db.vacuum()
         return int(deleted)
 

@@ -5,25 +5,28 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
+import os
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from memlora_engine._locks import StoreLocks
 from memlora_engine.config import MemoryConfig
 from memlora_engine.embeddings.base import Embedder
 from memlora_engine.errors import (
     GeneratorError,
     InvalidInputError,
+    MemLoRAError,
     MemoryNotFoundError,
     ModelOutputError,
 )
 from memlora_engine.generator import Generation, GenerationRequest, Generator
-from memlora_engine.history import HistoryStore
-from memlora_engine.messages import normalize_messages, render_conversation
+from memlora_engine.history import HistoryStore, PendingBatch
+from memlora_engine.messages import check_text, normalize_messages, render_conversation
 from memlora_engine.ops import PlannedOp, plan_operations
 from memlora_engine.parsing import EXTRACTION_SCHEMA, UPDATE_SCHEMA, parse_facts, parse_update_ops
 from memlora_engine.prompts import render_prompt
@@ -38,6 +41,21 @@ logger = logging.getLogger(__name__)
 
 Timestamp = datetime | str | None
 
+# Crash-test hook (tests/reliability): MEMLORA_FAULT_POINT="POINT" or "POINT:N" makes
+# the process die like ``kill -9`` the Nth time it reaches POINT in a write.
+_fault_hits: dict[str, int] = {}
+
+
+def _fault(point: str) -> None:
+    spec = os.environ.get("MEMLORA_FAULT_POINT")
+    if not spec:
+        return
+    name, _, nth = spec.partition(":")
+    if name == point:
+        _fault_hits[point] = _fault_hits.get(point, 0) + 1
+        if _fault_hits[point] >= int(nth or 1):
+            os._exit(137)
+
 
 def text_hash(text: str) -> str:
     """The duplicate-detection hash: sha256 of the text with whitespace folded."""
@@ -48,6 +66,12 @@ def _iso(moment: datetime) -> str:
     if moment.tzinfo is None:
         moment = moment.astimezone()
     return moment.isoformat(timespec="seconds")
+
+
+def _check_id(memory_id: object) -> str:
+    if not isinstance(memory_id, str) or not memory_id:
+        raise InvalidInputError(f"memory_id must be a non-empty string, got {memory_id!r}")
+    return check_text(memory_id, "memory_id")
 
 
 class Memory:
@@ -101,8 +125,8 @@ class Memory:
         self.session_store = sessions if sessions is not None else SessionStore(self._sqlite_path("sessions.db"))
         self._clock = clock or (lambda: datetime.now(UTC).astimezone())
         self.stats = Stats()
-        self._locks: dict[str, threading.RLock] = {}
-        self._locks_guard = threading.Lock()
+        store_dir = self.store.path
+        self._locks = StoreLocks(store_dir.with_name(store_dir.name + ".locks") if store_dir is not None else None)
         self._recover()
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -133,10 +157,6 @@ class Memory:
         if self.config.store == "memory":
             return ":memory:"
         return self.config.resolved_data_dir / name
-
-    def _lock(self, scope: Scope) -> threading.RLock:
-        with self._locks_guard:
-            return self._locks.setdefault(scope.key, threading.RLock())
 
     def _now(self, timestamp: Timestamp = None) -> datetime:
         if timestamp is None:
@@ -206,26 +226,27 @@ class Memory:
         meta = validate_metadata(metadata)
         normalized = normalize_messages(messages)
         now = self._now(timestamp)
-        with self._lock(scope):
-            if not infer:
-                texts = [m["content"].strip() for m in normalized if m["role"] != "system" and m["content"].strip()]
-                planned = [PlannedOp(Event.ADD, text=t) for t in dict.fromkeys(texts)]
-                return AddResult(events=self._apply(scope, planned, meta, now, {}), facts=texts)
-            conversation = render_conversation(normalized)
-            if not conversation:
-                return AddResult()
-            result = AddResult()
-            try:
-                raw = self._call(
-                    Operation.EXTRACTION, EXTRACTION_SCHEMA, conversation=conversation, date=now.date().isoformat()
-                ).text
-                result.facts = parse_facts(raw)
-            except ModelOutputError as exc:
-                self._failed(Operation.EXTRACTION, exc, result)
-                return result
-            if not result.facts:
-                return result
-            fact_vectors = dict(zip(result.facts, self.embedder.embed(result.facts)))
+        if not infer:
+            texts = [m["content"].strip() for m in normalized if m["role"] != "system" and m["content"].strip()]
+            return self._add_texts(scope, texts, meta, now)
+        conversation = self._fit(render_conversation(normalized))
+        if not conversation:
+            return AddResult()
+        result = AddResult()
+        # Extraction reads nothing from the store, so it runs outside the scope lock.
+        try:
+            raw = self._call(
+                Operation.EXTRACTION, EXTRACTION_SCHEMA, conversation=conversation, date=now.date().isoformat()
+            ).text
+            result.facts = parse_facts(raw)
+        except ModelOutputError as exc:
+            self._failed(Operation.EXTRACTION, exc, result)
+            return result
+        if not result.facts:
+            return result
+        fact_vectors = dict(zip(result.facts, self.embedder.embed(result.facts)))
+        with self._locks.scope(scope):
+            self._recover()  # a crashed worker's batch must land before we read
             old = self._related(scope, fact_vectors)
             if not old and self.config.skip_update_when_empty:
                 planned = [PlannedOp(Event.ADD, text=f) for f in result.facts]
@@ -252,6 +273,73 @@ class Memory:
             result.events = self._apply(scope, planned, meta, now, fact_vectors)
             return result
 
+    def _fit(self, conversation: str) -> str:
+        """Cut the conversation to ``config.max_conversation_chars``, keeping the latest turns."""
+        budget = self.config.max_conversation_chars
+        if budget is None or len(conversation) <= budget:
+            return conversation
+        kept = conversation[-budget:]
+        newline = kept.find("\n")
+        if 0 <= newline < len(kept) - 1:
+            kept = kept[newline + 1 :]  # start at a whole line when one fits
+        warnings.warn(
+            f"conversation of {len(conversation)} characters exceeds max_conversation_chars={budget}; "
+            f"only its last {len(kept)} characters are sent for extraction",
+            stacklevel=3,
+        )
+        logger.warning("conversation cut from %d to %d characters for extraction", len(conversation), len(kept))
+        return kept
+
+    def add_many(
+        self,
+        texts: Iterable[str],
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        timestamp: Timestamp = None,
+        batch_size: int = 512,
+    ) -> AddResult:
+        """Store many texts as they are (no model), in journalled batches: the bulk path.
+
+        Equivalent to ``add(text, infer=False)`` for each text, but embeds
+        ``batch_size`` texts at a time and checks duplicates with one store lookup
+        per batch. Each batch is committed on its own (a crash loses at most the
+        batch in flight, never half of one).
+        """
+        scope = Scope(user_id, agent_id, run_id)
+        meta = validate_metadata(metadata)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if isinstance(texts, str):
+            raise InvalidInputError("texts must be an iterable of strings, not one string (use add)")
+        now = self._now(timestamp)
+        result = AddResult()
+        chunk: list[str] = []
+        for text in texts:
+            if not isinstance(text, str):
+                raise InvalidInputError(f"texts must be strings, got {type(text).__name__}")
+            check_text(text, "text")
+            if text.strip():
+                chunk.append(text.strip())
+            if len(chunk) >= batch_size:
+                result.events += self._add_texts(scope, chunk, meta, now).events
+                result.facts += chunk
+                chunk = []
+        if chunk:
+            result.events += self._add_texts(scope, chunk, meta, now).events
+            result.facts += chunk
+        return result
+
+    def _add_texts(self, scope: Scope, texts: list[str], meta: dict[str, Any], now: datetime) -> AddResult:
+        unique = list(dict.fromkeys(texts))
+        with self._locks.scope(scope):
+            self._recover()
+            known = self.store.hashes_present(scope, [text_hash(t) for t in unique])
+            planned = [PlannedOp(Event.ADD, text=t) for t in unique if text_hash(t) not in known]
+            return AddResult(events=self._apply(scope, planned, meta, now, {}, checked=True), facts=texts)
+
     def _failed(self, op: Operation, exc: ModelOutputError, result: AddResult) -> None:
         self.stats.record_parse_failure(op, exc.raw)
         result.failures.append(f"{op.value}: {exc}")
@@ -272,7 +360,10 @@ class Memory:
         metadata: dict[str, Any],
         now: datetime,
         vectors: dict[str, list[float]],
+        *,
+        checked: bool = False,
     ) -> list[MemoryEvent]:
+        """Turn planned ops into one journalled batch; ``checked``: ADD texts are known new."""
         stamp = _iso(now)
         events: list[MemoryEvent] = []
         writes: list[MemoryRecord] = []
@@ -283,7 +374,7 @@ class Memory:
             if op.event is Event.ADD:
                 assert op.text is not None
                 digest = text_hash(op.text)
-                if digest in batch_hashes or self.store.ids_with_hash(scope, digest):
+                if digest in batch_hashes or (not checked and self.store.ids_with_hash(scope, digest)):
                     continue  # an exact duplicate is stored once
                 batch_hashes.add(digest)
                 record = MemoryRecord(
@@ -319,27 +410,79 @@ class Memory:
         entries: list[HistoryEntry],
         vectors: dict[str, list[float]] | None = None,
     ) -> None:
-        """Journal, apply to the store, then record the history (see :mod:`memlora_engine.history`)."""
+        """Journal, apply to the store, then record the history (see :mod:`memlora_engine.history`).
+
+        Runs under the store's write lock, so the journal never holds a batch of a
+        live process; a batch larger than one atomic store write is split into
+        several journalled batches, each applied whole or (after a crash) replayed.
+        """
         if not writes and not deletes:
             return
         vectors = dict(vectors or {})
         missing = list(dict.fromkeys(r.text for r in writes if r.text not in vectors))
         vectors.update(zip(missing, self.embedder.embed(missing)))
-        batch_id = self.history_store.begin(scope, writes, deletes, entries)
-        self.store.upsert(scope, writes, [vectors[r.text] for r in writes])
-        self.store.delete(scope, deletes)
-        self.history_store.commit(batch_id)
+        step = self.store.max_batch_size
+        chunks = [writes[i : i + step] for i in range(0, len(writes), step)] or [[]]
+        with self._locks.write():
+            self._recover()
+            for number, chunk in enumerate(chunks):
+                last = number == len(chunks) - 1
+                chunk_deletes = deletes if last else []
+                ids = {r.id for r in chunk} | set(chunk_deletes)
+                chunk_entries = [e for e in entries if e.memory_id in ids]
+                batch_id = self.history_store.begin(scope, chunk, chunk_deletes, chunk_entries)
+                _fault("journalled")
+                try:
+                    self.store.upsert(scope, chunk, [vectors[r.text] for r in chunk])
+                except Exception:
+                    # One store write is atomic: it failed whole, so nothing is half-applied.
+                    self.history_store.abort(batch_id)
+                    raise
+                _fault("upserted")
+                self.store.delete(scope, chunk_deletes)
+                _fault("applied")
+                self.history_store.commit(batch_id)
+                self.store.sync(self.history_store.generation(), mine=True)
+                _fault("committed")
 
     def _recover(self) -> None:
-        """Finish batches a crashed process journalled but did not commit."""
-        batches = self.history_store.pending()
-        for batch in batches:
-            vectors = self.embedder.embed([r.text for r in batch.writes]) if batch.writes else []
-            self.store.upsert(batch.scope, batch.writes, vectors)
-            self.store.delete(batch.scope, batch.deletes)
-            self.history_store.commit(batch.batch_id)
-        if batches:
-            logger.warning("finished %d write batch(es) interrupted by an earlier crash", len(batches))
+        """Finish, in order, the batches a crashed process journalled but did not commit.
+
+        Called at open and before every write and read-modify-write, under the
+        write lock, so a crashed worker's batch lands before anything that follows.
+        A batch that cannot be finished now (say the store is unreachable) stays
+        journalled, is logged, and is retried next time; it never blocks opening.
+        """
+        self._sync()
+        if not self.history_store.has_pending():
+            return
+        with self._locks.write():
+            batches = self.history_store.pending()
+            for done, batch in enumerate(batches):
+                try:
+                    self._replay(batch)
+                except MemLoRAError as exc:
+                    logger.error(
+                        "could not finish an interrupted write batch (%d of %d left; retried later): %s",
+                        len(batches) - done, len(batches), exc,
+                    )
+                    return
+            if batches:
+                logger.warning("finished %d write batch(es) interrupted by an earlier crash", len(batches))
+
+    def _sync(self) -> None:
+        """Reload the store's view if another process wrote since we last looked."""
+        if self.store.path is not None:
+            self.store.sync(self.history_store.generation())
+
+    def _replay(self, batch: PendingBatch) -> None:
+        if batch.forget:
+            self._forget(batch.scope)
+            return
+        vectors = self.embedder.embed([r.text for r in batch.writes]) if batch.writes else []
+        self.store.upsert(batch.scope, batch.writes, vectors)
+        self.store.delete(batch.scope, batch.deletes)
+        self.history_store.commit(batch.batch_id)
 
     # -- reads ----------------------------------------------------------------------------
     def search(
@@ -357,9 +500,11 @@ class Memory:
         scope = Scope(user_id, agent_id, run_id)
         if not isinstance(query, str):
             raise InvalidInputError(f"query must be a string, got {type(query).__name__}")
+        check_text(query, "query")
         k = self.config.search_limit if limit is None else limit
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise InvalidInputError(f"limit must be a positive integer, got {k!r}")
+        self._sync()
         hits = self.store.query(scope, self.embedder.embed([query])[0], k, filters)
         if threshold is not None:
             hits = [h for h in hits if h.score is not None and h.score >= threshold]
@@ -368,22 +513,25 @@ class Memory:
     def get(self, memory_id: str, *, user_id: str | None = None, agent_id: str | None = None,
             run_id: str | None = None) -> MemoryRecord | None:
         """The memory ``memory_id`` of this scope, or None."""
-        found = self.store.fetch(Scope(user_id, agent_id, run_id), [memory_id])
+        scope = Scope(user_id, agent_id, run_id)
+        self._sync()
+        found = self.store.fetch(scope, [_check_id(memory_id)])
         return found[0] if found else None
 
     def get_all(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
                 filters: dict[str, Any] | None = None, limit: int | None = None) -> list[MemoryRecord]:
         """Every memory of the scope matching ``filters``, oldest first."""
+        self._sync()
         return self.store.list(Scope(user_id, agent_id, run_id), filters, limit)
 
     def history(self, memory_id: str, *, user_id: str | None = None, agent_id: str | None = None,
                 run_id: str | None = None) -> list[HistoryEntry]:
         """The audit trail of one memory of this scope, oldest first."""
-        return self.history_store.entries(Scope(user_id, agent_id, run_id), memory_id)
+        return self.history_store.entries(Scope(user_id, agent_id, run_id), _check_id(memory_id))
 
     # -- direct writes --------------------------------------------------------------------
     def _require(self, scope: Scope, memory_id: str) -> MemoryRecord:
-        found = self.store.fetch(scope, [memory_id])
+        found = self.store.fetch(scope, [_check_id(memory_id)])
         if not found:
             raise MemoryNotFoundError(f"no memory {memory_id!r} in this scope")
         return found[0]
@@ -394,8 +542,10 @@ class Memory:
         scope = Scope(user_id, agent_id, run_id)
         if not isinstance(text, str) or not text.strip():
             raise InvalidInputError("text must be a non-empty string")
+        check_text(text, "text")
         meta = validate_metadata(metadata)
-        with self._lock(scope):
+        with self._locks.scope(scope):
+            self._recover()
             old = self._require(scope, memory_id)
             return self._apply(scope, [PlannedOp(Event.UPDATE, text.strip(), old)], meta, self._now(), {})[0]
 
@@ -403,25 +553,37 @@ class Memory:
                run_id: str | None = None) -> MemoryEvent:
         """Delete one memory of this scope."""
         scope = Scope(user_id, agent_id, run_id)
-        with self._lock(scope):
+        with self._locks.scope(scope):
+            self._recover()
             old = self._require(scope, memory_id)
             return self._apply(scope, [PlannedOp(Event.DELETE, old.text, old)], {}, self._now(), {})[0]
 
     def delete_all(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None) -> int:
         """Forget the scope: its memories, its history, and their text on disk. Returns the count removed."""
         scope = Scope(user_id, agent_id, run_id)
-        with self._lock(scope):
+        with self._locks.scope(scope), self._locks.write():
+            self._recover()
             count = self.store.count(scope)
-            self.store.drop(scope)
-            self.history_store.forget(scope)
-            self.session_store.clear(scope)
+            # Journalled: a crash part-way is finished by the next write or open.
+            self.history_store.begin_forget(scope)
+            self._forget(scope)
             return count
+
+    def _forget(self, scope: Scope) -> None:
+        self.store.drop(scope)
+        _fault("dropped")
+        self.session_store.clear(scope)
+        _fault("sessions_cleared")
+        self.history_store.forget(scope)  # last: it also drops the journal row
+        self.store.sync(self.history_store.generation(), mine=True)
 
     def reset(self) -> None:
         """Forget every scope of this namespace and the whole history."""
-        self.store.reset()
-        self.history_store.forget(None)
-        self.session_store.clear_everything()
+        with self._locks.write():
+            self.store.reset()
+            self.history_store.forget(None)
+            self.store.sync(self.history_store.generation(), mine=True)
+            self.session_store.clear_everything()
 
     # -- chat sessions (short-term buffer for the integrations) ----------------------------
     def append_chat(self, session_id: str, messages: Any, *, user_id: str | None = None,
@@ -515,7 +677,7 @@ class Memory:
             by_scope.setdefault(scope, []).append(record)
         stamp = _iso(self._now())
         for scope, records in by_scope.items():
-            with self._lock(scope):
+            with self._locks.scope(scope):
                 entries = [HistoryEntry(r.id, "ADD", None, r.text, stamp, actor="import") for r in records]
                 self._commit(scope, records, [], entries)
         return sum(len(v) for v in by_scope.values())

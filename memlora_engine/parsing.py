@@ -10,6 +10,7 @@ the raw text, so the engine can count it and apply nothing.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -107,12 +108,17 @@ def load_json(raw: str, *, operation: Operation | None = None) -> tuple[Any, boo
     op = operation.value if operation is not None else None
     text = strip_thinking(raw)
     try:
-        return json.loads(text), False
+        value = json.loads(text)
+        if not isinstance(value, (dict, list)):  # "null", "5", "true": valid JSON, not an answer
+            raise ModelOutputError(f"no JSON object in {op or 'model'} output", raw=raw, operation=op)
+        return value, False
+    except RecursionError as exc:  # nesting deeper than any real answer
+        raise ModelOutputError(f"{op or 'model'} output is nested too deeply", raw=raw, operation=op) from exc
     except (json.JSONDecodeError, ValueError):
         pass
     try:
         value = json_repair.loads(text)
-    except Exception as exc:  # json_repair raises assorted errors on hostile input
+    except (Exception, RecursionError) as exc:  # json_repair raises assorted errors on hostile input
         raise ModelOutputError(f"unparseable {op or 'model'} output", raw=raw, operation=op) from exc
     if not isinstance(value, (dict, list)) or value in ({}, []) and not re.search(r"[\[{]", text):
         raise ModelOutputError(f"no JSON found in {op or 'model'} output", raw=raw, operation=op)
@@ -140,6 +146,8 @@ def parse_facts(raw: str) -> list[str]:
     for item in items:
         if isinstance(item, bool) or not isinstance(item, (str, int, float)):
             continue
+        if isinstance(item, float) and not math.isfinite(item):
+            continue  # NaN/Infinity are not facts
         fact = " ".join(str(item).split())
         if fact and fact not in facts:
             facts.append(fact)

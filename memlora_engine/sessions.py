@@ -32,6 +32,14 @@ CREATE INDEX IF NOT EXISTS messages_session ON messages (scope_key, session_id, 
 """
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class SessionStore:
     """Chat messages by (scope, session id), oldest first. Thread-safe."""
 
@@ -44,17 +52,20 @@ class SessionStore:
 
     @staticmethod
     def _check(session_id: str) -> None:
-        if not isinstance(session_id, str) or not session_id or len(session_id) > 256:
+        if not isinstance(session_id, str) or not session_id or len(session_id) > 256 or not _encodable(session_id):
             raise InvalidInputError(f"session_id must be a 1-256 character string, got {session_id!r}")
 
     def append(self, scope: Scope, session_id: str, messages: list[dict[str, Any]], created_at: str) -> None:
         """Append ``[{"role", "content"[, "name"][, "extra"]}]`` to the session."""
         self._check(session_id)
-        rows = [
-            (scope.key, session_id, m["role"], m["content"], m.get("name"),
-             json.dumps(m["extra"], ensure_ascii=False) if m.get("extra") else None, created_at)
-            for m in messages
-        ]
+        try:
+            rows = [
+                (scope.key, session_id, m["role"], m["content"], m.get("name"),
+                 json.dumps(m["extra"], allow_nan=False) if m.get("extra") else None, created_at)
+                for m in messages
+            ]
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise InvalidInputError(f"a message's extra must be a JSON-able dict: {exc}") from exc
         with self._db.transaction() as con:
             con.executemany(
                 "INSERT INTO messages (scope_key, session_id, role, content, name, extra, created_at)"

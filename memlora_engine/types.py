@@ -45,6 +45,14 @@ _ID_PATTERN = re.compile(r"^[^\x00-\x1f\x7f]{1,256}$")
 _SCOPE_FIELDS = ("user_id", "agent_id", "run_id")
 
 
+def _has_surrogate(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 @dataclass(frozen=True)
 class Scope:
     """The exact set of ids a memory belongs to.
@@ -65,7 +73,7 @@ class Scope:
                 continue
             if not isinstance(value, str):
                 raise ScopeError(f"{name} must be a string, got {type(value).__name__}")
-            if not _ID_PATTERN.match(value):
+            if not _ID_PATTERN.match(value) or _has_surrogate(value):
                 raise ScopeError(
                     f"{name} must be 1-256 characters with no control characters, got {value!r}"
                 )

@@ -8,10 +8,13 @@ default embedding function (which would download a model) is never used.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
+import math
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -34,6 +37,41 @@ T = TypeVar("T")
 _HASH, _CREATED, _UPDATED = "_hash", "_created_at", "_updated_at"
 _SCOPE_KEYS = {"user_id": "_user_id", "agent_id": "_agent_id", "run_id": "_run_id"}
 _PAGE = 1000
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+class _Shared:
+    """One embedded store directory as this process sees it: its client and lock.
+
+    Every ``ChromaStore`` on a directory shares this, so a reload (see
+    :meth:`ChromaStore.sync`) happens once and never under another thread's call.
+    """
+
+    _registry: dict[str, _Shared] = {}
+    _registry_lock = threading.Lock()
+
+    def __init__(self, client: Any, factory: Callable[[], Any] | None) -> None:
+        self.client = client
+        self.factory = factory
+        self.lock = threading.RLock()
+        self.generation: int | None = None
+        self.version = 0
+
+    @classmethod
+    def for_path(cls, path: Path, factory: Callable[[], Any]) -> _Shared:
+        with cls._registry_lock:
+            shared = cls._registry.get(str(path))
+            if shared is None:
+                shared = cls._registry[str(path)] = cls(factory(), factory)
+            return shared
+
+
+def _storable_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: no store can write them
+        return False
+    return True
 
 
 def validate_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
@@ -44,14 +82,18 @@ def validate_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
         raise MetadataError(f"metadata must be a dict, got {type(metadata).__name__}")
     clean: dict[str, Any] = {}
     for key, value in metadata.items():
-        if not isinstance(key, str) or not key or key.startswith("_") or len(key) > 256:
+        if not isinstance(key, str) or not key or key.startswith("_") or len(key) > 256 or not _storable_text(key):
             raise MetadataError(f"metadata key {key!r} must be a 1-256 character string not starting with '_'")
         if not isinstance(value, (str, int, float, bool)):
             raise MetadataError(
                 f"metadata value for {key!r} must be str, int, float or bool, got {type(value).__name__}"
             )
-        if isinstance(value, float) and value != value:
-            raise MetadataError(f"metadata value for {key!r} is NaN")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise MetadataError(f"metadata value for {key!r} must be finite, got {value!r}")
+        if isinstance(value, int) and not isinstance(value, bool) and not _INT64[0] <= value <= _INT64[1]:
+            raise MetadataError(f"metadata value for {key!r} does not fit in 64 bits (it would be stored rounded)")
+        if isinstance(value, str) and not _storable_text(value):
+            raise MetadataError(f"metadata value for {key!r} is not valid Unicode (lone surrogate)")
         clean[key] = value
     return clean
 
@@ -62,14 +104,24 @@ class ChromaStore:
     Build one with :meth:`persistent`, :meth:`in_memory` or :meth:`http`.
     """
 
-    def __init__(self, client: Any, *, path: Path | None = None, namespace: str = "memlora") -> None:
+    def __init__(
+        self, client: Any, *, path: Path | None = None, namespace: str = "memlora", shared: _Shared | None = None
+    ) -> None:
         if not namespace.replace("-", "").replace("_", "").isalnum() or len(namespace) > 64:
             raise ConfigError(f"namespace must be 1-64 letters, digits, '-' or '_', got {namespace!r}")
-        self._client = client
+        self._shared = shared if shared is not None else _Shared(client, None)
         self._path = path
         self._namespace = namespace
         self._collections: dict[str, Any] = {}
-        self._lock = threading.RLock()
+        self._version = self._shared.version
+        # Chroma calls on one directory are serialised in a process: a reload must
+        # never close the client under a running call.
+        self._lock = self._shared.lock
+        self._max_batch: int | None = None
+
+    @property
+    def _client(self) -> Any:
+        return self._shared.client
 
     # -- construction -----------------------------------------------------------------
     @staticmethod
@@ -81,11 +133,38 @@ class ChromaStore:
     def persistent(cls, path: str | Path, *, namespace: str = "memlora") -> ChromaStore:
         """An embedded store persisted under ``path`` (created if missing)."""
         chromadb = require("chromadb", "chroma")
-        path = Path(path).expanduser()
+        path = Path(path).expanduser().resolve()
         path.mkdir(parents=True, exist_ok=True)
-        with _mapped("opening the store"):
-            client = chromadb.PersistentClient(path=str(path), settings=cls._settings())
-        return cls(client, path=path, namespace=namespace)
+        settings = cls._settings()
+
+        def factory() -> Any:
+            return _retry_busy("opening the store", lambda: chromadb.PersistentClient(path=str(path), settings=settings))
+
+        shared = _Shared.for_path(path, factory)
+        return cls(shared.client, path=path, namespace=namespace, shared=shared)
+
+    def sync(self, generation: int, *, mine: bool = False) -> None:
+        """Make this process's view current with the store's write ``generation``.
+
+        Chroma's embedded client keeps each collection's vector index in memory
+        and does not notice writes by another process: its searches would miss
+        them, and its next write could persist a stale index over them. When
+        another process has committed since this one last looked (``generation``
+        moved), the client is reopened, which reloads the index from disk.
+        ``mine``: this process made the change itself, so its view is current.
+        """
+        shared = self._shared
+        if shared.factory is None:
+            return  # in-memory or server: every client sees every write
+        with self._lock:
+            if shared.generation is not None and shared.generation != generation and not mine:
+                logger.debug("store changed by another process (generation %s -> %s): reloading",
+                             shared.generation, generation)
+                with _mapped("reloading the store"):
+                    shared.client.close()
+                shared.client = shared.factory()
+                shared.version += 1
+            shared.generation = generation
 
     @classmethod
     def in_memory(cls, *, namespace: str = "memlora") -> ChromaStore:
@@ -134,6 +213,9 @@ class ChromaStore:
     def _collection(self, scope: Scope, *, create: bool) -> Any | None:
         name = self.collection_name(scope)
         with self._lock:
+            if self._version != self._shared.version:  # reloaded: cached handles are stale
+                self._collections.clear()
+                self._version = self._shared.version
             if name in self._collections:
                 return self._collections[name]
             with _mapped("opening a collection"):
@@ -163,8 +245,8 @@ class ChromaStore:
             if col is None:
                 return default
             try:
-                with _mapped(action):
-                    return fn(col)
+                with self._lock:
+                    return _retry_busy(action, functools.partial(fn, col))
             except StorageError as exc:
                 if attempt or not _is_missing(exc.__cause__):
                     raise
@@ -175,7 +257,7 @@ class ChromaStore:
     def scopes(self) -> list[Scope]:
         """Every scope that has a collection in this namespace."""
         found = []
-        with _mapped("listing collections"):
+        with self._lock, _mapped("listing collections"):
             collections = self._client.list_collections()
         for col in collections:
             meta = col.metadata or {}
@@ -246,6 +328,29 @@ class ChromaStore:
             return []
         by_id = {i: self._to_record(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])}
         return [by_id[i] for i in ids if i in by_id]
+
+    @property
+    def max_batch_size(self) -> int:
+        """The most records one atomic write may carry (Chroma's limit)."""
+        if self._max_batch is None:
+            try:
+                self._max_batch = int(self._client.get_max_batch_size())
+            except Exception:  # older clients or servers without the call
+                self._max_batch = 1000
+        return self._max_batch
+
+    def hashes_present(self, scope: Scope, hashes: Sequence[str]) -> set[str]:
+        """Which of ``hashes`` some memory of ``scope`` already has (one lookup per 1000)."""
+        unique = list(dict.fromkeys(hashes))
+        found: set[str] = set()
+        for start in range(0, len(unique), _PAGE):
+            part = unique[start : start + _PAGE]
+            where = {_HASH: part[0]} if len(part) == 1 else {_HASH: {"$in": part}}
+            lookup = functools.partial(_get_metadatas, where=where)
+            got = self._on(scope, "looking up hashes", lookup, default=None)
+            if got is not None:
+                found.update(str((m or {}).get(_HASH)) for m in got["metadatas"])
+        return found
 
     def ids_with_hash(self, scope: Scope, hash_: str) -> list[str]:
         return self._on(scope, "looking up a hash",
@@ -335,6 +440,32 @@ class ChromaStore:
                 con.close()
         except sqlite3.Error as exc:
             raise StorageError(f"could not purge deleted text from {db}: {exc}") from exc
+
+
+_BUSY_WAIT_S = 30.0
+
+
+def _retry_busy(action: str, call: Callable[[], T]) -> T:
+    """Run ``call`` (mapped to StorageError), retrying while another process holds SQLite busy.
+
+    Chroma's embedded SQLite gives up at once on a lock another process holds (a
+    write, or a purge's VACUUM); that is a wait, not a failure.
+    """
+    deadline = time.monotonic() + _BUSY_WAIT_S
+    delay = 0.01
+    while True:
+        try:
+            with _mapped(action):
+                return call()
+        except StorageError as exc:
+            if "database is locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+def _get_metadatas(col: Any, *, where: dict[str, Any]) -> Any:
+    return col.get(where=where, include=["metadatas"])
 
 
 def _is_missing(exc: BaseException | None) -> bool:

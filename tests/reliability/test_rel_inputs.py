@@ -1,0 +1,146 @@
+"""Hostile and bad input: clear MemLoRAError subclasses or safe no-ops, never corruption."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rel_helpers import assert_consistent, trials
+
+from memlora_engine import Memory, MemoryConfig
+from memlora_engine.errors import MemLoRAError
+from memlora_engine.parsing import parse_facts, parse_update_ops
+from memlora_engine.testing import DeterministicEmbedder, ScriptedGenerator
+
+EXAMPLES = trials(60)
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+
+odd_text = st.one_of(
+    st.text(),
+    st.text(alphabet=st.characters(codec=None), max_size=50),  # lone surrogates, controls, astral planes
+    st.sampled_from(["", " \n\t ", "\x00", "\ud800", "e\u0301", "\u202e" * 10, "🦜" * 2000, "x" * 200_000]),
+)
+json_value = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+adversarial_json = st.one_of(
+    json_value.map(json.dumps),
+    st.integers(1, 50_000).map(lambda n: "[" * n + "]" * n),
+    st.integers(1, 5_000).map(lambda n: '{"facts": [' * n),
+    st.sampled_from(['{"facts": [NaN, Infinity, -1e999, 1e999, "ok"]}', '{"facts": ["a"], "facts": ["b"]}',
+                     '{"memory": [{"id": "0", "event": "DELETE"}], "memory": 5}', "9" * 5000,
+                     '{"facts": ["' + "\\ud800" + '"]}', "<think>" + "{" * 100]),
+    st.text(max_size=300),
+)
+
+
+@pytest.fixture(scope="module")
+def memory(tmp_path_factory) -> Memory:
+    generator = ScriptedGenerator({"extraction": ['{"facts": []}'], "update": ['{"memory": []}']})
+    return Memory(MemoryConfig(data_dir=tmp_path_factory.mktemp("inputs")), generator=generator,
+                  embedder=DeterministicEmbedder(384))
+
+
+@SETTINGS
+@given(raw=adversarial_json)
+def test_parsers_raise_only_model_output_errors(raw) -> None:
+    for parse in (parse_facts, parse_update_ops):
+        try:
+            parse(raw)
+        except MemLoRAError:
+            pass
+
+
+@SETTINGS
+@given(message=st.one_of(odd_text, st.lists(odd_text, max_size=3), st.binary(max_size=20), json_value),
+       metadata=st.one_of(st.none(), json_value, st.dictionaries(st.text(max_size=5), json_value, max_size=3),
+                          st.just({"n": 2**70}), st.just({"x": float("inf")}), st.just({"_hash": "x"})),
+       infer=st.booleans())
+def test_add_with_hostile_input(memory, message, metadata, infer) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            memory.add(message, user_id="hostile", metadata=metadata, infer=infer)
+        except MemLoRAError:
+            pass
+    assert memory.history_store.pending() == []
+
+
+@SETTINGS
+@given(output=adversarial_json)
+def test_garbage_model_output_applies_nothing(tmp_path_factory, output) -> None:
+    generator = ScriptedGenerator({"extraction": ['{"facts": ["likes tea"]}'], "update": [output]})
+    memory = Memory(MemoryConfig(store="memory"), generator=generator, embedder=DeterministicEmbedder(384))
+    memory.add("seed", user_id="u", infer=False)
+    result = memory.add("I like tea", user_id="u")
+    assert all(e.event.value in ("ADD", "UPDATE", "DELETE") for e in result)
+    assert result.ok or result.events == []
+    assert_consistent(memory)
+
+
+@SETTINGS
+@given(filters=st.one_of(json_value, st.dictionaries(st.text(max_size=5), json_value, max_size=3)),
+       query=odd_text, memory_id=odd_text, limit=st.one_of(st.integers(), st.none(), st.floats()))
+def test_reads_with_malformed_arguments(memory, filters, query, memory_id, limit) -> None:
+    for call in (
+        lambda: memory.search(query[:1000], user_id="hostile", filters=filters, limit=limit),
+        lambda: memory.get_all(user_id="hostile", filters=filters),
+        lambda: memory.get(memory_id, user_id="hostile"),
+        lambda: memory.history(memory_id, user_id="hostile"),
+        lambda: memory.update(memory_id, query or "x", user_id="hostile"),
+        lambda: memory.delete(memory_id, user_id="hostile"),
+    ):
+        try:
+            call()
+        except MemLoRAError:
+            pass
+
+
+def test_conversation_over_budget_is_cut_with_a_warning() -> None:
+    generator = ScriptedGenerator({"extraction": ['{"facts": ["tail fact"]}']})
+    memory = Memory(MemoryConfig(store="memory", max_conversation_chars=1000), generator=generator,
+                    embedder=DeterministicEmbedder(384))
+    messages = [{"role": "user", "content": f"line {i} " + "x" * 100} for i in range(100)]
+    with pytest.warns(UserWarning, match="max_conversation_chars=1000") as caught:
+        memory.add(messages, user_id="u")
+    assert caught[0].filename == __file__  # stacklevel points at the caller
+    prompt = "\n".join(m["content"] for m in generator.calls[0].messages)
+    assert "line 99" in prompt and "line 0 " not in prompt
+    assert [r.text for r in memory.get_all(user_id="u")] == ["tail fact"]
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda m: m.add("a", user_id="u", metadata={"n": 2**70}, infer=False), "64 bits"),
+        (lambda m: m.add("a", user_id="u", metadata={"n": float("inf")}, infer=False), "finite"),
+        (lambda m: m.add("bad \ud800", user_id="u", infer=False), "not valid Unicode"),
+        (lambda m: m.add(b"bytes", user_id="u"), "bytes"),
+        (lambda m: m.add("a", user_id="\udc00"), "user_id"),
+        (lambda m: m.append_chat("s", [{"role": "user", "content": "a", "extra": {"x": object()}}], user_id="u"),
+         "extra"),
+    ],
+)
+def test_unstorable_values_are_clear_errors_not_silent_changes(call, error) -> None:
+    memory = Memory(MemoryConfig(store="memory"), generator=ScriptedGenerator({}), embedder=DeterministicEmbedder())
+    with pytest.raises(MemLoRAError, match=error):
+        call(memory)
+    assert memory.get_all(user_id="u") == []
+
+
+def test_a_store_failure_leaves_no_poisoned_journal(tmp_path) -> None:
+    memory = Memory(MemoryConfig(data_dir=tmp_path), embedder=DeterministicEmbedder(8))
+    with pytest.raises(MemLoRAError):  # Chroma rejects a vector of the wrong dimension after the first write
+        memory.add("first", user_id="u", infer=False)
+        memory.embedder = DeterministicEmbedder(16)
+        memory.add("second", user_id="u", infer=False)
+    assert memory.history_store.pending() == []
+    memory.embedder = DeterministicEmbedder(8)
+    again = Memory(memory.config, embedder=DeterministicEmbedder(8))  # opens; nothing to replay
+    assert [r.text for r in again.get_all(user_id="u")] == ["first"]
+    assert_consistent(again)
