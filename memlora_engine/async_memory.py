@@ -16,7 +16,7 @@ from memlora_engine.memory import Memory
 __all__ = ["AsyncMemory"]
 
 _DELEGATED = (
-    "add", "search", "get", "get_all", "update", "delete", "delete_all",
+    "add", "add_many", "search", "get", "get_all", "update", "delete", "delete_all",
     "history", "reset", "answer", "export", "import_", "append_chat", "chat_messages", "clear_chat", "close",
 )
 
