@@ -24,6 +24,9 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
+bench: $(STAMP)
+	$(VENV)/bin/memlora bench
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check memlora_engine memlora_integrations tests
 	$(VENV)/bin/mypy

@@ -12,6 +12,7 @@ __all__ = ["main"]
 # subcommand -> module with ``add_arguments(parser)`` and ``run(args) -> int``
 _COMMANDS = {
     "demo": ("memlora_engine.demo", "Ingest a short conversation and answer questions from memory."),
+    "bench": ("memlora_engine.bench", "Measure the on-device backbone: load time, tok/s, per-operation cost, memory."),
     "bench-store": ("memlora_engine.bench_store", "Measure the store: 100k-memory ingestion, search and add latency, RSS."),
 }
 

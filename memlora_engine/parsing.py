@@ -51,6 +51,7 @@ UPDATE_SCHEMA: dict[str, Any] = {
                     "old_memory": {"type": "string"},
                 },
                 "required": ["id", "text", "event"],
+                "additionalProperties": False,
             },
         }
     },

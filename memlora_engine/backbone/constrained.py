@@ -8,7 +8,7 @@ parse (unless cut off by ``max_new_tokens``).
 Why llguidance (measured on this project's 2-core CPU, gemma-3's 262k vocabulary;
 numbers in ``docs/backbone.md``): a 7.7 MB wheel with no dependencies, ~1 s to
 index the tokenizer once, and well under a millisecond per token to compute a mask,
-which is noise next to the model's ~70 ms per decoded token. lm-format-enforcer is
+which is noise next to the model's ~150 ms per decoded token. lm-format-enforcer is
 pure Python and much slower per token on a large vocabulary; xgrammar pulls triton;
 outlines-core compiles a regex index per schema; transformers-cfg takes EBNF and is
 slow on large vocabularies.

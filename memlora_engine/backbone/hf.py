@@ -86,18 +86,21 @@ class HFBackbone:
         op = Operation(operation)
         peft = require("peft", "hf")
         path = os.fspath(source)
+        # Not the bare operation name: peft keeps adapters in ModuleDicts, where "update"
+        # would clash with ModuleDict.update.
+        name = f"memlora_{op.value}"
         with self._lock:
             try:
                 if isinstance(self.model, peft.PeftModel):
-                    if op.value in self.model.peft_config:
-                        self.model.delete_adapter(op.value)
-                    self.model.load_adapter(path, adapter_name=op.value, is_trainable=False)
+                    if name in self.model.peft_config:
+                        self.model.delete_adapter(name)
+                    self.model.load_adapter(path, adapter_name=name, is_trainable=False)
                 else:
-                    self.model = peft.PeftModel.from_pretrained(self.model, path, adapter_name=op.value, is_trainable=False)
+                    self.model = peft.PeftModel.from_pretrained(self.model, path, adapter_name=name, is_trainable=False)
             except (OSError, ValueError, KeyError, RuntimeError) as exc:
                 raise ConfigError(f"cannot load the {op.value} adapter from {path!r}: {exc}") from exc
             self.model.eval()
-            self._adapters[op] = op.value
+            self._adapters[op] = name
         logger.info("loaded %s adapter from %s", op.value, path)
 
     def has_adapter(self, operation: Operation) -> bool:
@@ -122,6 +125,9 @@ class HFBackbone:
             if adapter is None:
                 with peft_model.disable_adapter():
                     yield peft_model
+                return
+            if adapter == previous:  # already active: nothing to switch or restore
+                yield peft_model
                 return
             peft_model.set_adapter(adapter, inference_mode=True)
             try:
@@ -180,7 +186,7 @@ class HFBackbone:
         stop = threading.Event()
         errors: list[BaseException] = []
 
-        class _Stop(transformers.StoppingCriteria):
+        class _Stop(transformers.StoppingCriteria):  # type: ignore[name-defined]
             def __call__(self, input_ids: Any, scores: Any, **_: Any) -> bool:
                 return stop.is_set()
 

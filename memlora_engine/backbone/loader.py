@@ -28,11 +28,12 @@ def cpu_count() -> int:
 
 
 def resolve_dtype(dtype: str, device: str = "cpu") -> str:
-    """``"auto"`` -> the dtype measured fastest for this pipeline (see docs/backbone.md).
+    """``"auto"`` -> the dtype measured fastest for this pipeline (numbers in docs/backbone.md).
 
-    On CPU that is bfloat16 where the CPU has native bf16 matrix units (AMX / AVX512-BF16):
-    prefill, which dominates MemLoRA's long prompts, runs ~3x faster than float32 while
-    decode is within ~15 %. Elsewhere float32.
+    On CPU: bfloat16 only where the CPU has AMX tiles, whose bf16 matrix multiply makes
+    prefill (MemLoRA's long prompts) ~3x faster at nearly the same decode speed.
+    Elsewhere float32: without AMX (e.g. AVX512-BF16 only), bf16 matrix-vector products,
+    i.e. every decoded token, run 3-7x slower than float32. On GPU: bfloat16.
     """
     if dtype not in DTYPES:
         raise ConfigError(f"dtype must be one of {DTYPES}, got {dtype!r}")
@@ -40,18 +41,18 @@ def resolve_dtype(dtype: str, device: str = "cpu") -> str:
         return dtype
     if device != "cpu":
         return "bfloat16"
-    torch = require("torch", "hf")
-    capability = str(torch.backends.cpu.get_cpu_capability()).upper()
-    return "bfloat16" if "AVX512" in capability and _has_native_bf16() else "float32"
+    return "bfloat16" if _cpu_has("amx_bf16") else "float32"
 
 
-def _has_native_bf16() -> bool:
+def _cpu_has(flag: str) -> bool:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            flags = handle.read()
+            for line in handle:
+                if line.startswith("flags"):
+                    return flag in line.split()
     except OSError:
-        return False
-    return any(flag in flags for flag in ("amx_bf16", "avx512_bf16"))
+        pass
+    return False
 
 
 def load_backbone(

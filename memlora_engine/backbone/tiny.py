@@ -1,0 +1,95 @@
+"""A tiny random-weight backbone built in-process, for tests and examples.
+
+Real transformers + peft code paths, no download, built in well under a second: a
+2-layer Llama with a byte-level tokenizer (every string encodes, so constrained JSON
+decoding works), plus random-init LoRA adapters.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from memlora_engine.errors import require
+
+__all__ = ["make_lora_adapter", "tiny_backbone", "tiny_model", "tiny_tokenizer"]
+
+_SPECIALS = ("<pad>", "<bos>", "<eos>")
+
+
+def tiny_tokenizer(chat_template: str | None = None) -> Any:
+    """A byte-level BPE tokenizer (256 byte tokens + pad/bos/eos), wrapped as a fast tokenizer."""
+    tokenizers = require("tokenizers", "hf")
+    transformers = require("transformers", "hf")
+    alphabet = tokenizers.pre_tokenizers.ByteLevel.alphabet()
+    vocab = {token: i for i, token in enumerate(_SPECIALS)}
+    for char in sorted(alphabet):
+        vocab[char] = len(vocab)
+    model = tokenizers.models.BPE(vocab=vocab, merges=[])
+    backend = tokenizers.Tokenizer(model)
+    backend.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    backend.decoder = tokenizers.decoders.ByteLevel()
+    backend.add_special_tokens(list(_SPECIALS))
+    backend.post_processor = tokenizers.processors.TemplateProcessing(
+        single="<bos> $A", special_tokens=[("<bos>", vocab["<bos>"])]
+    )
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>"
+    )
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template
+    return tokenizer
+
+
+def tiny_model(vocab_size: int, *, seed: int = 0, hidden_size: int = 32, layers: int = 2) -> Any:
+    """A random-weight 2-layer Llama causal LM (float32, eval mode)."""
+    torch = require("torch", "hf")
+    transformers = require("transformers", "hf")
+    config = transformers.LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=8192,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    model = transformers.LlamaForCausalLM(config)
+    model.generation_config.eos_token_id = 2
+    model.generation_config.pad_token_id = 0
+    return model.eval()
+
+
+def make_lora_adapter(model: Any, path: str | os.PathLike[str], *, seed: int = 0, rank: int = 8) -> Path:
+    """Save a random-init LoRA adapter (q/v projections) for ``model`` at ``path``.
+
+    ``init_lora_weights=False`` makes both LoRA matrices random, so the adapter changes
+    the output (peft's default init is a no-op until trained). ``model`` is not modified.
+    """
+    import copy
+
+    torch = require("torch", "hf")
+    peft = require("peft", "hf")
+    torch.manual_seed(seed)
+    config = peft.LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    peft_model = peft.get_peft_model(copy.deepcopy(model), config)
+    peft_model.save_pretrained(os.fspath(path))
+    return Path(path)
+
+
+def tiny_backbone(
+    adapters: dict[str, str | os.PathLike[str]] | None = None, *, seed: int = 0, constrained: bool = True
+) -> Any:
+    """An :class:`~memlora_engine.backbone.HFBackbone` on :func:`tiny_model` (plain prompts)."""
+    from memlora_engine.backbone.hf import HFBackbone
+
+    tokenizer = tiny_tokenizer()
+    return HFBackbone(
+        tiny_model(len(tokenizer), seed=seed), tokenizer, adapters=adapters, constrained=constrained, name="tiny"
+    )
