@@ -14,6 +14,7 @@ _COMMANDS = {
     "demo": ("memlora_engine.demo", "Ingest a short conversation and answer questions from memory."),
     "bench": ("memlora_engine.bench", "Measure the on-device backbone: load time, tok/s, per-operation cost, memory."),
     "bench-store": ("memlora_engine.bench_store", "Measure the store: 100k-memory ingestion, search and add latency, RSS."),
+    "eval": ("memlora_engine.evaluation.cli", "Evaluate on LoCoMo (`memlora eval locomo`) and compare runs (`memlora eval report`)."),
 }
 
 

@@ -1,0 +1,195 @@
+"""``memlora eval``: ``memlora eval locomo ...`` runs configurations, ``memlora eval report DIR...`` re-scores.
+
+Imported by the ``memlora`` command at start-up, so it imports only argparse-level
+code; the evaluation machinery loads when a subcommand runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_arguments", "run"]
+
+
+def _default_data() -> str | None:
+    return os.environ.get("MEMLORA_LOCOMO_PATH")
+
+
+def _scoring_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-semantic", action="store_true",
+                        help="skip the embedding metrics (BERTScore-MiniLM, SentenceBERT); L then says so")
+    parser.add_argument("--judge-url", help="OpenAI-compatible endpoint for J, e.g. http://127.0.0.1:8000/v1")
+    parser.add_argument("--judge-model", help="model name for --judge-url")
+    parser.add_argument("--no-plots", action="store_true", help="write no PNG plots")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="eval_command", required=True)
+    locomo = sub.add_parser("locomo", help="Run configurations on LoCoMo and write a report.",
+                            description="Run the memory pipeline on LoCoMo conversations and score the answers.")
+    locomo.add_argument("--data", default=_default_data(), required=_default_data() is None,
+                        help="a LoCoMo-format JSON file ($MEMLORA_LOCOMO_PATH by default)")
+    locomo.add_argument("--config", action="append", dest="configs", metavar="SPEC",
+                        help="memlora | mem0-prompts | memlora-prompts-base | full-context | "
+                             "adapters=STAGE,STAGE[;base-prompts=mem0]; repeat to compare (default: memlora)")
+    locomo.add_argument("--split", default="test", help="train | validation | test | all (default: test)")
+    locomo.add_argument("--conversations", help="comma-separated sample ids instead of a split")
+    locomo.add_argument("--out", required=True, help="output directory (results.json, report.md, plots)")
+    locomo.add_argument("--cache", help="run cache (prompts, outputs, answers: it quotes the data set; keep it out of "
+                                        "a repository). Default: OUT/runs")
+    locomo.add_argument("--limit-sessions", type=int,
+                        help="ingest the first K sessions; keep questions whose evidence lies in them")
+    locomo.add_argument("--limit-questions", type=int, help="answer at most N questions per conversation")
+    locomo.add_argument("--model", default="gemma-3-270m", help="backbone model (default: gemma-3-270m)")
+    locomo.add_argument("--adapters-dir", help="directory with one adapter per stage: extraction/, update/, generation/")
+    locomo.add_argument("--adapter", action="append", default=[], metavar="STAGE=PATH", help="one stage's adapter")
+    locomo.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16")
+    locomo.add_argument("--threads", type=int, help="torch threads (default: all usable cores)")
+    locomo.add_argument("--no-captions", action="store_true", help="leave photo captions out of the turns")
+    locomo.add_argument("--context-tokens", type=int, help="full-context prompt budget (default: model context)")
+    locomo.add_argument("--answer-top-k", type=int, help="memories given to the generation stage")
+    locomo.add_argument("--quiet", action="store_true", help="no progress bars")
+    _scoring_arguments(locomo)
+    report = sub.add_parser("report", help="Re-score cached runs and write one comparison report.",
+                            description="Re-score the runs cached in one or more --out directories (no model calls).")
+    report.add_argument("dirs", nargs="+", help="--out or --cache directories written by `memlora eval locomo`")
+    report.add_argument("--out", help="where to write the report (default: the first directory)")
+    report.add_argument("--cache", help="where the re-scored per-question records go (default: OUT/runs)")
+    _scoring_arguments(report)
+
+
+def _judge(args: argparse.Namespace) -> Any:
+    if not args.judge_url:
+        return None
+    from memlora_engine.errors import ConfigError
+    from memlora_engine.evaluation.judge import OpenAICompatibleJudge
+
+    if not args.judge_model:
+        raise ConfigError("--judge-url needs --judge-model")
+    return OpenAICompatibleJudge(args.judge_url, args.judge_model)
+
+
+def _semantic(args: argparse.Namespace) -> Any:
+    if args.no_semantic:
+        return None
+    from memlora_engine.evaluation.semantic import SemanticScorer
+
+    return SemanticScorer()
+
+
+def _adapter_paths(args: argparse.Namespace) -> dict[str, str]:
+    from memlora_engine.errors import ConfigError
+
+    paths: dict[str, str] = {}
+    if args.adapters_dir:
+        for stage in ("extraction", "update", "generation"):
+            candidate = Path(args.adapters_dir) / stage
+            if candidate.is_dir():
+                paths[stage] = str(candidate)
+    for item in args.adapter:
+        stage, sep, path = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--adapter wants STAGE=PATH, got {item!r}")
+        paths[stage.strip()] = path.strip()
+    return paths
+
+
+def _run_locomo(args: argparse.Namespace) -> int:
+    from memlora_engine.errors import ConfigError
+    from memlora_engine.evaluation.configs import parse_config
+    from memlora_engine.evaluation.dataset import load_locomo
+    from memlora_engine.evaluation.efficiency import model_size_bytes
+    from memlora_engine.evaluation.locomo import evaluate_locomo
+    from memlora_engine.evaluation.runner import RunOptions
+    from memlora_engine.evaluation.splits import select_split
+
+    configs = [parse_config(spec) for spec in (args.configs or ["memlora"])]
+    conversations = load_locomo(args.data)
+    if args.conversations:
+        wanted = [c.strip() for c in args.conversations.split(",") if c.strip()]
+        by_id = {c.sample_id: c for c in conversations}
+        missing = [w for w in wanted if w not in by_id]
+        if missing:
+            raise ConfigError(f"no conversation {missing} in {args.data}")
+        conversations = [by_id[w] for w in wanted]
+    else:
+        conversations = select_split(conversations, args.split)
+    adapter_paths = _adapter_paths(args)
+    for config in configs:
+        missing = [op.value for op in config.adapters if op.value not in adapter_paths]
+        if missing:
+            raise ConfigError(
+                f"configuration {config.spec!r} runs {', '.join(missing)} on adapters: give --adapters-dir "
+                "(with extraction/, update/, generation/) or --adapter STAGE=PATH"
+            )
+    loaded: dict[frozenset[Any], Any] = {}
+
+    def generator_factory(config: Any) -> Any:
+        from memlora_engine.backbone import load_backbone
+
+        key = config.adapters
+        if key not in loaded:
+            loaded.clear()  # one model in memory at a time
+            adapters = {op.value: adapter_paths[op.value] for op in config.adapters}
+            loaded[key] = load_backbone(args.model, adapters=adapters or None, dtype=args.dtype, num_threads=args.threads)
+        return loaded[key]
+
+    overrides = {"answer_top_k": args.answer_top_k} if args.answer_top_k else {}
+    options = RunOptions(
+        limit_sessions=args.limit_sessions, limit_questions=args.limit_questions, captions=not args.no_captions,
+        context_tokens=args.context_tokens, memory_overrides=overrides, progress=not args.quiet,
+    )
+    command = "memlora eval " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else None
+    results = evaluate_locomo(
+        conversations, configs, generator_factory, args.out, options=options, model_name=args.model,
+        model_size=lambda config: model_size_bytes(args.model, {op.value: adapter_paths[op.value] for op in config.adapters}),
+        semantic=_semantic(args), judge=_judge(args),
+        meta={"command": command, "data": Path(args.data).name, "split": args.conversations or args.split,
+              "dtype": args.dtype, "threads": args.threads},
+        plots=not args.no_plots, cache_dir=args.cache,
+    )
+    _print_summary(results, Path(args.out))
+    return 0
+
+
+def _print_summary(results: dict[str, Any], out: Path) -> None:
+    for name, r in results["configs"].items():
+        overall = r["scores"]["overall"]
+        f1, count = overall.get("locomo_f1"), overall["count"]
+        print(f"{name}: LoCoMo F1 {f1:.3f} over {count} questions" if f1 is not None else f"{name}: no scored question")
+    print(f"report: {out / 'report.md'}")
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from memlora_engine.evaluation.report import build_report, load_runs
+
+    runs = []
+    seen: set[str] = set()
+    for directory in args.dirs:
+        for run in load_runs(directory):
+            if run.name in seen:  # the same configuration in two directories: keep both, named apart
+                run.name = f"{run.name}@{Path(directory).name}"
+            seen.add(run.name)
+            runs.append(run)
+    out = Path(args.out or args.dirs[0])
+    results = build_report(runs, out, meta={"sources": [str(d) for d in args.dirs]}, semantic=_semantic(args),
+                           judge=_judge(args), plots=not args.no_plots, cache_dir=args.cache)
+    _print_summary(results, out)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from memlora_engine.errors import MemLoRAError
+
+    try:
+        if args.eval_command == "locomo":
+            return _run_locomo(args)
+        return _run_report(args)
+    except MemLoRAError as exc:
+        print(f"memlora eval: {exc}", file=sys.stderr)
+        return 2

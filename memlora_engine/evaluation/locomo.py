@@ -1,0 +1,77 @@
+"""One call from LoCoMo data to a report: run each configuration, then score and write the report."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from memlora_engine.embeddings.base import Embedder
+from memlora_engine.evaluation.configs import EvalConfig
+from memlora_engine.evaluation.dataset import Conversation
+from memlora_engine.evaluation.report import RunData, build_report
+from memlora_engine.evaluation.runner import RunOptions, run_config
+from memlora_engine.generator import Generator
+
+__all__ = ["evaluate_locomo"]
+
+
+def evaluate_locomo(
+    conversations: Sequence[Conversation],
+    configs: Sequence[EvalConfig],
+    generator_factory: Callable[[EvalConfig], Generator],
+    out_dir: str | Path,
+    *,
+    embedder: Embedder | Callable[[], Embedder] | None = None,
+    options: RunOptions | None = None,
+    model_name: str = "unknown",
+    model_size: Callable[[EvalConfig], int | None] | None = None,
+    semantic: Any = None,
+    judge: Any = None,
+    meta: dict[str, Any] | None = None,
+    plots: bool = True,
+    cache_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) every configuration and write ``results.json``, ``report.md`` and plots.
+
+    Args:
+        generator_factory: builds the model for a configuration (e.g. the backbone with
+            that configuration's adapters); called only when uncached work is left.
+        model_size: bytes on disk of a configuration's weights, for the efficiency table.
+        semantic: a :class:`~memlora_engine.evaluation.semantic.SemanticScorer` (None:
+            the embedding parts of L are reported unavailable).
+        judge: a :class:`~memlora_engine.evaluation.judge.Judge` (None: J not measured).
+        cache_dir: where the per-configuration caches go (default ``<out_dir>/runs``);
+            they hold prompts, data and answers, ``out_dir`` only aggregates.
+    """
+    options = options or RunOptions()
+    out = Path(out_dir)
+    cache = Path(cache_dir) if cache_dir is not None else out / "runs"
+    runs = []
+    for config in configs:
+        result = run_config(
+            conversations, config, functools.partial(generator_factory, config), out,
+            embedder=embedder, options=options, model_name=model_name, cache_dir=cache,
+        )
+        size_file = cache / config.name / "model_size.json"
+        size = model_size(config) if model_size is not None else None
+        if size is None and size_file.exists():
+            size = json.loads(size_file.read_text())["bytes"]
+        elif size is not None:
+            size_file.write_text(json.dumps({"bytes": size}))
+        runs.append(
+            RunData(
+                name=config.name, config=config.describe(), answers=result["answers"], stats=result["stats"],
+                model_bytes=size, model_calls_this_process=result["model_calls_this_process"],
+            )
+        )
+    info = {
+        "conversations": [c.sample_id for c in conversations],
+        "model": model_name,
+        "limit_sessions": options.limit_sessions,
+        "limit_questions": options.limit_questions,
+        **(meta or {}),
+    }
+    return build_report(runs, out, meta=info, semantic=semantic, judge=judge, plots=plots, cache_dir=cache)

@@ -1,0 +1,176 @@
+"""End-to-end runs on a synthetic conversation: results, report, plots, recordings, resume, CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from memlora_engine.errors import ConfigError
+from memlora_engine.evaluation import RunOptions, evaluate_locomo, load_locomo, load_runs, parse_config, run_config
+from memlora_engine.evaluation import cli as eval_cli
+from memlora_engine.evaluation.recording import RecordingGenerator, read_jsonl
+from memlora_engine.testing import DeterministicEmbedder, ScriptedGenerator
+from memlora_engine.types import Operation
+
+
+def _factory(make_model, counter=None):
+    def build(config):
+        if counter is not None:
+            counter.append(config.name)
+        return make_model(adapters=config.adapters)
+
+    return build
+
+
+def test_end_to_end_then_resume_without_model_calls(tmp_path, synthetic_file, make_model):
+    conversations = load_locomo(synthetic_file)[:1]
+    configs = [parse_config("mem0-prompts"), parse_config("memlora"), parse_config("full-context")]
+    out = tmp_path / "out"
+    loads: list[str] = []
+    options = RunOptions(progress=False, limit_sessions=2)
+    results = evaluate_locomo(
+        conversations, configs, _factory(make_model, loads), out,
+        embedder=DeterministicEmbedder(), options=options, model_name="scripted",
+    )
+    assert loads == ["mem0-prompts", "memlora", "full-context"]
+    for name in ("results.json", "report.md", "per_category.png", "configs.png"):
+        assert (out / name).stat().st_size > 0
+    saved = json.loads((out / "results.json").read_text())
+    assert set(saved["configs"]) == {"mem0-prompts", "memlora", "full-context"}
+    mem0 = saved["configs"]["mem0-prompts"]
+    # questions whose evidence lies in sessions 1-2: four of categories 1-4 and the adversarial one
+    assert mem0["scores"]["overall"]["count"] == 4 and mem0["scores"]["adversarial"]["count"] == 1
+    assert mem0["scores"]["per_category"]["4"]["locomo_f1"] == 1.0  # "Miso"
+    assert mem0["scores"]["adversarial"]["adversarial"] == 1.0
+    assert mem0["efficiency"]["per_operation"]["extraction"]["calls"] == 4  # 2 + 2 windows (4 and 3 turns)
+    assert mem0["efficiency"]["tokens_per_answer"] is not None
+    assert results["configs"]["memlora"]["model_calls_this_process"] > 0
+    report = (out / "report.md").read_text()
+    assert "not measured" in report and "meteor_exact_stem" in report
+
+    run_dir = out / "runs" / "mem0-prompts" / "syn-1"
+    calls = read_jsonl(run_dir / "calls.jsonl")
+    assert {c["operation"] for c in calls} == {"extraction", "update", "generation"}
+    first = calls[0]
+    assert first["stage"] == "ingest" and first["session"] == 1 and first["dia_ids"] == ["D1:1", "D1:2"]
+    assert "Personal Information Organizer" in first["messages"][0]["content"]  # Mem0's long prompt
+    assert "Ana: I adopted a cat" in first["messages"][1]["content"] and first["output"].startswith("{")
+    memlora_calls = read_jsonl(out / "runs" / "memlora" / "syn-1" / "calls.jsonl")
+    assert memlora_calls[0]["messages"][0]["content"].startswith("Extract the facts")  # short prompt
+    ingest = read_jsonl(run_dir / "ingest.jsonl")
+    assert len(ingest) == 4 and ingest[0]["facts"] and ingest[0]["results"][0]["event"] == "ADD"
+    answers = read_jsonl(run_dir / "answers.jsonl")
+    cat = next(a for a in answers if a["question_index"] == 0)
+    assert cat["prediction"] == "Miso" and cat["evidence_recall"] == 1.0
+    assert any("D1:1" in r["dia_ids"] for r in cat["retrieved"])
+    assert (run_dir / "memories.jsonl").exists()
+    full = read_jsonl(out / "runs" / "full-context" / "syn-1" / "answers.jsonl")
+    assert full[0]["retrieved"][0]["truncated_turns"] == 0 and "D2:3" in full[0]["retrieved_dia_ids"]
+
+    # resumed: everything is cached, so no model is even built
+    loads.clear()
+    again = evaluate_locomo(
+        conversations, configs, _factory(make_model, loads), out,
+        embedder=DeterministicEmbedder(), options=options, model_name="scripted",
+    )
+    assert loads == []
+    assert all(r["model_calls_this_process"] == 0 for r in again["configs"].values())
+    assert again["configs"]["mem0-prompts"]["scores"] == mem0["scores"]
+    assert len(read_jsonl(run_dir / "calls.jsonl")) == len(calls)
+
+
+def test_interrupted_run_resumes_at_the_last_finished_session(tmp_path, synthetic_file, make_model):
+    conversation = load_locomo(synthetic_file)[0]
+    config = parse_config("memlora-prompts-base")
+    options = RunOptions(progress=False)
+    budget = {"calls": 0}
+
+    def flaky(config):
+        model = make_model(adapters=())
+        inner = model.generate
+
+        def generate(request):
+            budget["calls"] += 1
+            if budget["calls"] == 6:  # dies during session 2's ingestion
+                raise KeyboardInterrupt
+            return inner(request)
+
+        model.generate = generate
+        return model
+
+    with pytest.raises(KeyboardInterrupt):
+        run_config([conversation], config, lambda: flaky(config), tmp_path, embedder=DeterministicEmbedder(),
+                   options=options)
+    run_dir = tmp_path / "runs" / config.name / conversation.sample_id
+    checkpoint = json.loads((run_dir / "checkpoint.json").read_text())
+    assert checkpoint["sessions_done"] == 1 and not checkpoint["ingest_complete"]
+
+    fresh = make_model(adapters=())
+    result = run_config([conversation], config, fresh, tmp_path, embedder=DeterministicEmbedder(), options=options)
+    assert len(result["answers"]) == 7
+    ingest = read_jsonl(run_dir / "ingest.jsonl")
+    assert [r["session"] for r in ingest] == [1, 1, 2, 2, 3]  # the torn session was redone once
+    calls = read_jsonl(run_dir / "calls.jsonl")
+    assert sum(c["stage"] == "answer" for c in calls) == 7
+    # the resumed memory holds sessions 1-3 exactly once, with provenance for retrieval recall
+    memories = read_jsonl(run_dir / "memories.jsonl")
+    assert len(memories) == len({m["text"] for m in memories})
+    ops = json.loads((run_dir / "checkpoint.json").read_text())["stats"]
+    assert ops["extraction"]["calls"] == 5 and ops["generation"]["calls"] == 7
+    # and the whole thing re-scores from disk
+    runs = load_runs(tmp_path)
+    assert [r.name for r in runs] == [config.name] and len(runs[0].answers) == 7
+
+
+def test_changed_settings_refuse_to_mix_with_a_cached_run(tmp_path, synthetic_file, make_model):
+    conversation = load_locomo(synthetic_file)[0]
+    config = parse_config("mem0-prompts")
+    run_config([conversation], config, make_model(adapters=()), tmp_path, embedder=DeterministicEmbedder(),
+               options=RunOptions(progress=False, limit_sessions=1))
+    with pytest.raises(ConfigError, match="limit_sessions"):
+        run_config([conversation], config, make_model(adapters=()), tmp_path, embedder=DeterministicEmbedder(),
+                   options=RunOptions(progress=False, limit_sessions=2))
+
+
+def test_recording_generator_checks_adapters_against_the_config():
+    with pytest.raises(ConfigError, match="needs an adapter"):
+        RecordingGenerator(ScriptedGenerator({}, adapters=()), [Operation.EXTRACTION])
+    with pytest.raises(ConfigError, match="base model"):
+        RecordingGenerator(ScriptedGenerator({}), [])
+    recorder = RecordingGenerator(ScriptedGenerator({}, adapters=["update"]), [Operation.UPDATE])
+    assert recorder.has_adapter(Operation.UPDATE) and not recorder.has_adapter(Operation.GENERATION)
+    assert recorder.count_tokens("abcdefgh") == 2
+
+
+def test_cli_report_rescores_cached_runs(tmp_path, synthetic_file, make_model, capsys):
+    conversations = load_locomo(synthetic_file)
+    for name in ("a", "b"):
+        evaluate_locomo(conversations[:1], [parse_config("mem0-prompts")], _factory(make_model), tmp_path / name,
+                        embedder=DeterministicEmbedder(), options=RunOptions(progress=False, limit_sessions=1),
+                        plots=False)
+    parser = argparse.ArgumentParser(prog="memlora eval")
+    eval_cli.add_arguments(parser)
+    args = parser.parse_args(["report", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "cmp"),
+                              "--no-semantic"])
+    assert eval_cli.run(args) == 0
+    results = json.loads((tmp_path / "cmp" / "results.json").read_text())
+    assert set(results["configs"]) == {"mem0-prompts", "mem0-prompts@b"}
+    assert (tmp_path / "cmp" / "per_category.png").exists()
+    assert "LoCoMo F1" in capsys.readouterr().out
+
+
+def test_cli_locomo_reports_configuration_errors(tmp_path, synthetic_file, capsys):
+    parser = argparse.ArgumentParser(prog="memlora eval")
+    eval_cli.add_arguments(parser)
+    args = parser.parse_args(["locomo", "--data", str(synthetic_file), "--config", "memlora", "--split", "all",
+                              "--out", str(tmp_path)])
+    assert eval_cli.run(args) == 2  # memlora needs adapters: a clear message, no model load
+    assert "adapters" in capsys.readouterr().err
+
+
+def test_eval_is_registered_in_the_memlora_command():
+    from memlora_engine import cli
+
+    assert cli._COMMANDS["eval"][0] == "memlora_engine.evaluation.cli"
