@@ -12,6 +12,8 @@ import functools
 import hashlib
 import logging
 import math
+import re
+import shutil
 import sqlite3
 import threading
 import time
@@ -363,17 +365,20 @@ class ChromaStore:
         where = to_chroma_where(filters)
         if k <= 0:
             return []
-        got = self._on(
-            scope,
-            "searching memories",
-            lambda col: col.query(
-                query_embeddings=[list(map(float, embedding))],
-                n_results=k,
-                where=where,
+        vector = [float(v) for v in embedding]
+
+        def search(col: Any) -> Any:
+            # Chroma's binding overflows on n_results past 32 bits; more than the
+            # collection holds is never needed anyway.
+            n_results = min(k, int(col.count()))
+            if n_results == 0:
+                return None
+            return col.query(
+                query_embeddings=[vector], n_results=n_results, where=where,
                 include=["documents", "metadatas", "distances"],
-            ),
-            default=None,
-        )
+            )
+
+        got = self._on(scope, "searching memories", search, default=None)
         if got is None:
             return []
         return [
@@ -432,17 +437,35 @@ class ChromaStore:
         db = self._path / "chroma.sqlite3"
         if not db.exists():
             return
-        try:
-            con = sqlite3.connect(db, timeout=30)
+        deadline = time.monotonic() + _BUSY_WAIT_S
+        delay = 0.05
+        while True:
             try:
-                con.execute("VACUUM")
-            finally:
-                con.close()
-        except sqlite3.Error as exc:
-            raise StorageError(f"could not purge deleted text from {db}: {exc}") from exc
+                con = sqlite3.connect(db, timeout=30)
+                try:
+                    con.execute("VACUUM")
+                    live = {row[0] for row in con.execute("SELECT id FROM segments")}
+                finally:
+                    con.close()
+                break
+            except sqlite3.OperationalError as exc:
+                # Another connection (this process's Chroma client, another worker)
+                # is mid-write: "database is locked" / "disk I/O error" are waits.
+                if time.monotonic() > deadline:
+                    raise StorageError(f"could not purge deleted text from {db}: {exc}") from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            except sqlite3.Error as exc:
+                raise StorageError(f"could not purge deleted text from {db}: {exc}") from exc
+        # A dropped collection's vector-index folder stays on disk, and its files may
+        # hold bytes of the forgotten text; a folder no live segment names is removed.
+        for child in self._path.iterdir():
+            if child.is_dir() and _SEGMENT_DIR.match(child.name) and child.name not in live:
+                shutil.rmtree(child, ignore_errors=True)
 
 
 _BUSY_WAIT_S = 30.0
+_SEGMENT_DIR = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 def _retry_busy(action: str, call: Callable[[], T]) -> T:
