@@ -268,7 +268,8 @@ def run(args: argparse.Namespace) -> int:
 
     _quiet_progress_bars()
     if args.parse_failures:
-        return _parse_failures(load_backbone(args.model, cache_dir=args.cache_dir), "mem0")
+        # the base model on Mem0's prompts: no shipped adapters
+        return _parse_failures(load_backbone(args.model, None, cache_dir=args.cache_dir), "mem0")
     rows = _Rows()
     rows.append(("machine", _machine()))
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]

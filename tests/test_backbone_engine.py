@@ -71,7 +71,7 @@ def test_gemma_270m_end_to_end():
     from memlora_engine.backbone import load_backbone
 
     # The default cache, as the demo and the integrations' real-model tests use: one conversion per machine.
-    backbone = load_backbone("gemma-3-270m")
+    backbone = load_backbone("gemma-3-270m", adapters=None)  # the base model (no shipped adapters)
     assert not backbone.has_adapter(Operation.EXTRACTION)
     config = MemoryConfig(
         store="memory", prompt_style="memlora", base_prompt_style="memlora",

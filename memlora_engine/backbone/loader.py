@@ -57,7 +57,7 @@ def _cpu_has(flag: str) -> bool:
 
 def load_backbone(
     model: str | os.PathLike[str] = DEFAULT_MODEL,
-    adapters: Mapping[str | Operation, AdapterSource] | None = None,
+    adapters: Mapping[str | Operation, AdapterSource] | str | None = "shipped",
     *,
     cache_dir: str | os.PathLike[str] | None = None,
     dtype: str = "auto",
@@ -73,7 +73,10 @@ def load_backbone(
             file, or a hub id.
         adapters: LoRA adapter per operation (``"extraction"``, ``"update"``,
             ``"generation"``, ``"vqa"``): a local directory or a hub id. Operations
-            without one run the base model.
+            without one run the base model. ``"shipped"`` (default): the adapters shipped
+            in the package for a built-in model (``memlora_engine/adapters/<model>/``,
+            see docs/training.md), none for any other model; ``None`` or ``{}``: the base
+            model only.
         cache_dir: where built-in GGUF models are converted to safetensors
             (``$MEMLORA_CACHE_DIR`` or the user cache dir by default).
         dtype: ``"auto"``, ``"float32"`` or ``"bfloat16"``.
@@ -86,6 +89,12 @@ def load_backbone(
         GeneratorError: the model files cannot be loaded.
         MissingDependencyError: ``memlora[hf]`` is not installed.
     """
+    if isinstance(adapters, str):
+        if adapters != "shipped":
+            raise ConfigError(f'adapters must be a mapping, None or "shipped", got {adapters!r}')
+        from memlora_engine.adapters import shipped_adapters
+
+        adapters = dict(shipped_adapters(os.fspath(model))) or None
     torch = require("torch", "hf")
     transformers = require("transformers", "hf")
     torch_dtype = getattr(torch, resolve_dtype(dtype, device))

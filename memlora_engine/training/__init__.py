@@ -1,0 +1,97 @@
+"""Distillation and LoRA training of the per-operation expert adapters (the MemLoRA paper, Algorithms B1/B2).
+
+Training imports the engine, never the reverse. Importing this package is light:
+torch, transformers and peft load only when a model is trained.
+
+Pipeline (see ``docs/training.md``):
+
+1. :func:`build_distillation_data` runs the engine with teachers on LoCoMo conversations
+   and caches every call as a (prompt, cleaned target) example;
+2. :func:`train_adapter` trains one operation's LoRA expert, early-stopped on the
+   validation loss; :func:`search_stage` wraps it in the two-tier search;
+3. :func:`save_adapter` writes the adapter with its :class:`AdapterCard`.
+
+The command line is ``memlora distill``, ``memlora train <operation>`` and
+``memlora adapters``.
+"""
+
+from __future__ import annotations
+
+from memlora_engine.training.cards import AdapterCard, pull_adapter, push_adapter, read_card, save_adapter
+from memlora_engine.training.cleaning import clean_output, dump_json, prompt_values
+from memlora_engine.training.config import DEFAULT_TARGET_MODULES, TrainConfig
+from memlora_engine.training.data import (
+    TRAINED_OPERATIONS,
+    CachedEmbedder,
+    DistillReport,
+    build_distillation_data,
+    load_examples,
+    replay_conversation,
+    window_facts,
+    window_messages,
+)
+from memlora_engine.training.search import candidate_name, pipeline_metric, search_stage
+from memlora_engine.training.signals import (
+    LabelerThresholds,
+    ObservationTeacher,
+    ReferenceAnswerTeacher,
+    UpdateLabeler,
+    content_words,
+    labeler_agreement,
+)
+from memlora_engine.training.teachers import (
+    CachedTeacher,
+    ChatModelTeacher,
+    GeneratorTeacher,
+    OpenAICompatibleTeacher,
+    Teacher,
+    TeacherCall,
+    TeacherGenerator,
+)
+from memlora_engine.training.trainer import EncodedExample, TrainResult, encode_example, evaluate_loss, train_adapter
+from memlora_engine.training.vqa import VQA_SCHEMA, build_vqa_examples, vqa_messages
+
+__all__ = [
+    "AdapterCard",
+    "CachedEmbedder",
+    "CachedTeacher",
+    "ChatModelTeacher",
+    "DEFAULT_TARGET_MODULES",
+    "DistillReport",
+    "EncodedExample",
+    "GeneratorTeacher",
+    "LabelerThresholds",
+    "ObservationTeacher",
+    "OpenAICompatibleTeacher",
+    "ReferenceAnswerTeacher",
+    "TRAINED_OPERATIONS",
+    "Teacher",
+    "TeacherCall",
+    "TeacherGenerator",
+    "TrainConfig",
+    "TrainResult",
+    "UpdateLabeler",
+    "VQA_SCHEMA",
+    "build_distillation_data",
+    "build_vqa_examples",
+    "candidate_name",
+    "clean_output",
+    "content_words",
+    "dump_json",
+    "encode_example",
+    "evaluate_loss",
+    "labeler_agreement",
+    "load_examples",
+    "pipeline_metric",
+    "prompt_values",
+    "pull_adapter",
+    "push_adapter",
+    "read_card",
+    "replay_conversation",
+    "save_adapter",
+    "search_stage",
+    "train_adapter",
+    "vqa_messages",
+    "window_facts",
+    "window_messages",
+]

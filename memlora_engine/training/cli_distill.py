@@ -1,0 +1,124 @@
+"""``memlora distill``: build (or resume) the cached teacher data for the expert adapters.
+
+Imported by the ``memlora`` command at start-up: argparse-level code only.
+
+Examples::
+
+    memlora distill --data locomo_dev.json --split train,validation
+    memlora distill --data locomo_dev.json --split train --teacher-url http://127.0.0.1:8000/v1 \\
+        --teacher-model qwen3-8b --teacher-ops extraction,update
+    memlora distill --check-labeler tests/training/data/update_cases.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_arguments", "default_data_dir", "run"]
+
+
+def default_data_dir() -> Path:
+    """Where distilled data goes by default: ``<memlora cache>/training/data`` (outside any repository)."""
+    from memlora_engine.backbone.models import default_cache_dir
+
+    return default_cache_dir() / "training" / "data"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", default=os.environ.get("MEMLORA_LOCOMO_PATH"),
+                        help="a LoCoMo-format JSON file ($MEMLORA_LOCOMO_PATH by default)")
+    parser.add_argument("--split", default="train,validation",
+                        help="comma-separated splits of the dev file (default: train,validation)")
+    parser.add_argument("--conversations", help="comma-separated sample ids instead of splits")
+    parser.add_argument("--out", help="cache directory (default: <memlora cache>/training/data)")
+    parser.add_argument("--embedder", default="minilm", choices=("minilm", "deterministic"),
+                        help="memory embedder for the replay (minilm = the engine default; deterministic = fast "
+                             "hashed bag-of-words, for smoke runs)")
+    parser.add_argument("--teacher-url", help="OpenAI-compatible endpoint of a teacher model")
+    parser.add_argument("--teacher-model", help="model name for --teacher-url")
+    parser.add_argument("--teacher-ops", default="extraction,update",
+                        help="operations the --teacher-url model answers (others keep the LoCoMo signals)")
+    parser.add_argument("--limit-sessions", type=int, help="replay only the first K sessions per conversation")
+    parser.add_argument("--no-captions", action="store_true", help="leave photo captions out of the turns")
+    parser.add_argument("--check-labeler", metavar="CASES",
+                        help="only report the update labeler's agreement with hand-labelled JSONL cases")
+
+
+def _embedder(name: str) -> Any:
+    if name == "deterministic":
+        from memlora_engine.testing import DeterministicEmbedder
+
+        return DeterministicEmbedder()
+    from memlora_engine.embeddings.sentence_transformers import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()
+
+
+def _teachers(args: argparse.Namespace, embedder: Any, out: Path) -> dict[str, Any]:
+    from memlora_engine.errors import ConfigError
+    from memlora_engine.training.signals import ObservationTeacher, ReferenceAnswerTeacher, UpdateLabeler
+    from memlora_engine.training.teachers import CachedTeacher, OpenAICompatibleTeacher
+
+    teachers: dict[str, Any] = {"extraction": ObservationTeacher(), "update": UpdateLabeler(embedder),
+                                "generation": ReferenceAnswerTeacher()}
+    if args.teacher_url:
+        if not args.teacher_model:
+            raise ConfigError("--teacher-url needs --teacher-model")
+        remote = CachedTeacher(OpenAICompatibleTeacher(args.teacher_url, args.teacher_model),
+                               out / "teacher_cache.jsonl")
+        for op in (o.strip() for o in args.teacher_ops.split(",") if o.strip()):
+            if op not in teachers:
+                raise ConfigError(f"unknown operation {op!r} in --teacher-ops")
+            teachers[op] = remote
+    return teachers
+
+
+def _check_labeler(args: argparse.Namespace) -> int:
+    from memlora_engine.training.signals import UpdateLabeler, labeler_agreement
+
+    cases = [json.loads(line) for line in Path(args.check_labeler).read_text(encoding="utf-8").splitlines() if line.strip()]
+    report = labeler_agreement(UpdateLabeler(_embedder(args.embedder)), cases)
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from memlora_engine.errors import ConfigError, MemLoRAError
+
+    try:
+        if args.check_labeler:
+            return _check_labeler(args)
+        if not args.data:
+            raise ConfigError("--data is required (or set MEMLORA_LOCOMO_PATH)")
+        from memlora_engine.evaluation.dataset import load_locomo
+        from memlora_engine.evaluation.splits import select_split
+        from memlora_engine.training.data import build_distillation_data
+
+        conversations = load_locomo(args.data)
+        if args.conversations:
+            wanted = [c.strip() for c in args.conversations.split(",") if c.strip()]
+            by_id = {c.sample_id: c for c in conversations}
+            missing = [w for w in wanted if w not in by_id]
+            if missing:
+                raise ConfigError(f"no conversation {missing} in {args.data}")
+            selected = [by_id[w] for w in wanted]
+        else:
+            selected = [c for split in args.split.split(",") for c in select_split(conversations, split.strip())]
+        out = Path(args.out) if args.out else default_data_dir()
+        embedder = _embedder(args.embedder)
+        manifest = build_distillation_data(
+            selected, _teachers(args, embedder, out), embedder, out, captions=not args.no_captions,
+            limit_sessions=args.limit_sessions, progress=lambda line: print(line, flush=True),
+        )
+        manifest["source"] = Path(args.data).name
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+        print(f"distilled data: {out}")
+        return 0
+    except MemLoRAError as exc:
+        print(f"memlora distill: {exc}", file=sys.stderr)
+        return 2

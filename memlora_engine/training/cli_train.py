@@ -1,0 +1,160 @@
+"""``memlora train <operation>``: train one expert adapter (with an optional tiny search) and save it with a card.
+
+Imported by the ``memlora`` command at start-up: argparse-level code only.
+
+Examples::
+
+    memlora train extraction --max-steps 60 --save-to ./adapters/gemma-3-270m/extraction
+    memlora train generation --lr 2e-4,1e-3 --batch-size 4 \\
+        --outer-data locomo_dev.json --outer-limit-sessions 1 --save-to ./adapters/gemma-3-270m/generation
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_arguments", "run"]
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("operation", choices=("extraction", "update", "generation", "vqa"))
+    parser.add_argument("--data-dir", help="distilled data (default: where `memlora distill` writes)")
+    parser.add_argument("--out", help="run directory (default: <memlora cache>/training/runs/<operation>)")
+    parser.add_argument("--model", default="gemma-3-270m", help="backbone to train on")
+    parser.add_argument("--train-conversations", help="sample ids (default: the dev train split)")
+    parser.add_argument("--val-conversations", help="sample ids (default: the dev validation split)")
+    parser.add_argument("--lr", default="2e-4", help="learning rate(s), comma-separated: more than one is a search")
+    parser.add_argument("--batch-size", default="4", help="batch size(s), comma-separated")
+    parser.add_argument("--max-steps", type=int, default=200)
+    parser.add_argument("--eval-every", type=int, default=10)
+    parser.add_argument("--patience", type=int, default=3)
+    parser.add_argument("--val-examples", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--rank", type=int, default=16)
+    parser.add_argument("--alpha", type=int, help="LoRA alpha (default: 2 x rank)")
+    parser.add_argument("--dropout", type=float, default=0.1)
+    parser.add_argument("--target-modules", help="comma-separated module names or all-linear (default per operation)")
+    parser.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 (backbone weights)")
+    parser.add_argument("--autocast", action="store_true", help="bf16 autocast (with --dtype float32)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: all usable cores)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--warmup-steps", type=int, default=5)
+    parser.add_argument("--max-minutes", type=float,
+                        help="wall-clock budget per candidate: then it finishes with its best adapter so far")
+    parser.add_argument("--outer-data", help="LoCoMo file: enables the outer tier (pipeline metric on the validation "
+                                             "conversations)")
+    parser.add_argument("--outer-limit-sessions", type=int, help="outer tier: first K sessions only")
+    parser.add_argument("--outer-limit-questions", type=int, help="outer tier: at most N questions")
+    parser.add_argument("--outer-max-new-tokens", help="outer tier: per-stage caps, e.g. extraction=96,update=160")
+    parser.add_argument("--save-to", help="copy the selected adapter here with its card.json")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _card(args: argparse.Namespace, summary: dict[str, Any], data_dir: Path, train_ids: list[str],
+          val_ids: list[str]) -> Any:
+    from memlora_engine.prompts import PROMPT_VERSION
+    from memlora_engine.training.cards import AdapterCard
+
+    best = next(r for r in summary["candidates"] if r["candidate"] == summary["best"])
+    result = json.loads((Path(best["adapter_dir"]).parent / "result.json").read_text(encoding="utf-8"))
+    manifest_path = data_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
+    return AdapterCard(
+        operation=args.operation,
+        base_model=args.model,
+        prompt_style="memlora",
+        prompt_version=PROMPT_VERSION,
+        data={
+            "source": manifest.get("source"),
+            "teacher": manifest.get("teachers", {}).get(args.operation),
+            "embedder": manifest.get("embedder"),
+            "train_conversations": train_ids,
+            "validation_conversations": val_ids,
+            "train_examples": result["train_examples"],
+            "validation_examples_scored": result["val_examples"],
+            "skipped_too_long": result["skipped_too_long"],
+        },
+        hyperparameters=result["config"],
+        training={"steps": result["steps"], "best_step": result["best_step"], "seconds": result["seconds"],
+                  "stopped": result["stopped"], "search": [
+                      {k: r.get(k) for k in ("candidate", "best_val_loss", "steps", "best_step")} |
+                      ({"outer": r["outer"].get("metric")} if r.get("outer") else {})
+                      for r in summary["candidates"]], "selection": summary["selection"]},
+        validation={"base_val_loss": result["base_val_loss"], "val_loss": result["best_val_loss"],
+                    **({"pipeline": best["outer"]} if best.get("outer") else {})},
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from memlora_engine.evaluation.splits import DEV_SPLITS
+    from memlora_engine.training.cards import save_adapter
+    from memlora_engine.training.cli_distill import default_data_dir
+    from memlora_engine.training.config import TrainConfig
+    from memlora_engine.training.data import load_examples
+    from memlora_engine.training.search import pipeline_metric, search_stage
+
+    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+    train_ids = args.train_conversations.split(",") if args.train_conversations else list(DEV_SPLITS["train"])
+    val_ids = args.val_conversations.split(",") if args.val_conversations else list(DEV_SPLITS["validation"])
+    train = load_examples(data_dir, args.operation, train_ids)
+    val = load_examples(data_dir, args.operation, val_ids)
+    if args.out:
+        out = Path(args.out)
+    else:
+        from memlora_engine.backbone.models import default_cache_dir
+
+        out = default_cache_dir() / "training" / "runs" / args.operation
+    config = TrainConfig(
+        operation=args.operation, model=args.model, rank=args.rank, alpha=args.alpha or 2 * args.rank,
+        dropout=args.dropout, target_modules=(None if not args.target_modules else
+                                              "all-linear" if args.target_modules == "all-linear" else
+                                              args.target_modules.split(",")),
+        max_steps=args.max_steps, eval_every=args.eval_every, patience=args.patience, val_examples=args.val_examples,
+        max_length=args.max_length, warmup_steps=args.warmup_steps, dtype=args.dtype, autocast=args.autocast, num_threads=args.threads, seed=args.seed,
+    )
+    outer = None
+    if args.outer_data:
+        from memlora_engine.embeddings.sentence_transformers import SentenceTransformerEmbedder
+        from memlora_engine.evaluation.dataset import load_locomo
+
+        by_id = {c.sample_id: c for c in load_locomo(args.outer_data)}
+        outer = pipeline_metric([by_id[i] for i in val_ids], out / "outer", model=args.model,
+                                embedder=SentenceTransformerEmbedder(), limit_sessions=args.outer_limit_sessions,
+                                limit_questions=args.outer_limit_questions, dtype=args.dtype, num_threads=args.threads,
+                                max_new_tokens={k.strip(): int(v) for k, v in (
+                                    item.split("=") for item in (args.outer_max_new_tokens or "").split(",") if item)}
+                                or None)
+    summary = search_stage(config, _floats(args.lr), _ints(args.batch_size), train, val, out, outer=outer,
+                           progress=not args.quiet,
+                           max_seconds_per_candidate=args.max_minutes * 60 if args.max_minutes else None)
+    for row in summary["candidates"]:
+        metric = (row.get("outer") or {}).get("metric")
+        print(f"{row['candidate']}: val loss {row['base_val_loss']:.4f} -> {row['best_val_loss']:.4f} "
+              f"(step {row['best_step']}/{row['steps']})" + (f", pipeline {metric:.4f}" if metric is not None else ""))
+    print(f"selected {summary['best']} ({summary['selection']})")
+    if args.save_to:
+        save_adapter(summary["best_adapter_dir"], args.save_to, _card(args, summary, data_dir, train_ids, val_ids))
+        print(f"saved adapter with card: {args.save_to}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from memlora_engine.errors import MemLoRAError
+
+    try:
+        return _run(args)
+    except (MemLoRAError, FileNotFoundError) as exc:
+        print(f"memlora train: {exc}", file=sys.stderr)
+        return 2

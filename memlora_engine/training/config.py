@@ -1,0 +1,107 @@
+"""Training configuration: one :class:`TrainConfig` per adapter run, saved beside it as JSON."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from memlora_engine.errors import ConfigError
+from memlora_engine.types import Operation
+
+__all__ = ["DEFAULT_TARGET_MODULES", "TrainConfig"]
+
+DEFAULT_TARGET_MODULES: dict[str, list[str] | str] = {
+    "extraction": ["q_proj", "v_proj"],
+    "update": ["q_proj", "v_proj"],
+    "generation": "all-linear",
+    "vqa": ["q_proj", "v_proj"],
+}
+"""The paper's choice: attention q/v for the JSON stages, every linear layer for generation."""
+
+
+@dataclass
+class TrainConfig:
+    """How one LoRA expert is trained.
+
+    Attributes:
+        operation: extraction | update | generation (| vqa).
+        model: the backbone (a :data:`memlora_engine.backbone.MODELS` name or a path).
+        rank, alpha, dropout: LoRA hyperparameters (peft's default zero-init of B).
+        target_modules: module names or ``"all-linear"``; per-operation default when None.
+        learning_rate, batch_size: AdamW step size and examples per step.
+        max_steps: hard cap on optimizer steps (CPU budget).
+        warmup_steps: linear warm-up, then linear decay to 10 % at ``max_steps``.
+        eval_every: steps between validation teacher-forcing losses (and checkpoints).
+        patience: evaluations without improvement before early stopping.
+        val_examples: validation examples scored each time (a fixed seeded subset).
+        max_length: examples longer than this (prompt + target tokens) are skipped,
+            never truncated (a truncated prompt is not what the engine sends).
+        dtype: backbone weights dtype, as :func:`~memlora_engine.backbone.load_backbone`
+            takes it (``auto``: bfloat16 on CPUs with AMX/AVX512-BF16); LoRA weights stay float32.
+        autocast: run forward/backward under bf16 autocast (for float32 weights).
+        weight_decay, grad_clip, seed: the usual.
+        num_threads: torch threads (default: all usable cores).
+    """
+
+    operation: str
+    model: str = "gemma-3-270m"
+    rank: int = 16
+    alpha: int = 32
+    dropout: float = 0.1
+    target_modules: list[str] | str | None = None
+    learning_rate: float = 2e-4
+    batch_size: int = 4
+    max_steps: int = 200
+    warmup_steps: int = 5
+    eval_every: int = 10
+    patience: int = 3
+    val_examples: int = 32
+    max_length: int = 512
+    dtype: str = "auto"
+    autocast: bool = False
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    seed: int = 0
+    num_threads: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        try:
+            Operation(self.operation)
+        except ValueError as exc:
+            raise ConfigError(f"unknown operation {self.operation!r}") from exc
+        for name in ("rank", "alpha", "batch_size", "max_steps", "eval_every", "patience", "val_examples", "max_length"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
+
+    @property
+    def modules(self) -> list[str] | str:
+        """The LoRA target modules in effect."""
+        return self.target_modules if self.target_modules is not None else DEFAULT_TARGET_MODULES[self.operation]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "target_modules": self.modules}
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1, sort_keys=True), encoding="utf-8")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from a dict; unknown keys are ignored with a warning (newer files load)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            warnings.warn(f"ignoring unknown TrainConfig keys: {unknown}", stacklevel=2)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))

@@ -1,0 +1,303 @@
+"""Distillation data: run the engine with teachers on LoCoMo conversations and keep every call.
+
+Per conversation, a fresh :class:`~memlora_engine.Memory` (real in-memory Chroma, the
+chosen embedder, MemLoRA prompts) ingests the sessions two turns per ``add`` with the
+speakers' names and the session time -- exactly as the evaluation harness does -- and
+a :class:`~memlora_engine.training.teachers.TeacherGenerator` answers its model calls:
+
+* extraction calls -> the extraction teacher (default: LoCoMo's observations of the
+  window, :class:`~memlora_engine.training.signals.ObservationTeacher`);
+* update calls -> the update teacher (default: the rule labeler), against the top-k old
+  memories the engine itself retrieved, under its small integer ids;
+* then every answerable question (categories 1-4) goes through ``Memory.answer`` over the
+  teacher-built memory bank -> the generation teacher (default: the ground-truth answer).
+
+Every call becomes one example ``{"messages", "target", "raw", ...}``: the prompt exactly
+as the engine renders it, and the cleaned teacher answer
+(:func:`~memlora_engine.training.cleaning.clean_output`). Examples are cached as JSONL,
+one file per operation and conversation, written when the conversation finishes; a
+rerun skips finished conversations, and a real teacher wrapped in
+:class:`~memlora_engine.training.teachers.CachedTeacher` replays its answers.
+
+LoCoMo is CC BY-NC: the cache quotes it, so keep it out of repositories (the default
+directory is under the user cache).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from memlora_engine.config import MemoryConfig
+from memlora_engine.embeddings.base import Embedder
+from memlora_engine.errors import ModelOutputError
+from memlora_engine.evaluation.dataset import Conversation, Turn
+from memlora_engine.evaluation.runner import session_windows
+from memlora_engine.training.cleaning import clean_output, prompt_values
+from memlora_engine.training.teachers import Teacher, TeacherCall, TeacherGenerator
+from memlora_engine.types import Operation
+
+__all__ = [
+    "TRAINED_OPERATIONS",
+    "CachedEmbedder",
+    "DistillReport",
+    "build_distillation_data",
+    "load_examples",
+    "replay_conversation",
+    "window_facts",
+    "window_messages",
+]
+
+logger = logging.getLogger(__name__)
+
+TRAINED_OPERATIONS = (Operation.EXTRACTION, Operation.UPDATE, Operation.GENERATION)
+_STYLE = "memlora"
+
+
+def window_messages(conversation: Conversation, turns: Sequence[Turn], *, captions: bool = True) -> list[dict[str, str]]:
+    """The messages the harness passes to ``Memory.add`` for one window (speaker names kept)."""
+    return [
+        {"role": conversation.role_of(t.speaker), "content": t.rendered(captions=captions), "name": t.speaker}
+        for t in turns
+    ]
+
+
+def window_facts(conversation: Conversation) -> dict[tuple[str, ...], list[str]]:
+    """Observation facts per two-turn window (keyed by the window's dia_ids).
+
+    An observation belongs to the window holding its *last* evidence turn (when the
+    fact is complete); most have a single evidence turn. Observations without valid
+    evidence are left out. Windows without observations map to ``[]``.
+    """
+    position: dict[str, tuple[str, ...]] = {}
+    windows: dict[tuple[str, ...], list[str]] = {}
+    order: dict[str, int] = {}
+    for session in conversation.sessions:
+        for turns in session_windows(session):
+            key = tuple(t.dia_id for t in turns)
+            windows[key] = []
+            for t in turns:
+                position[t.dia_id] = key
+                order[t.dia_id] = len(order)
+    for obs in conversation.observations:
+        known = [e for e in obs.evidence if e in position]
+        if not known:
+            continue
+        last = max(known, key=order.__getitem__)
+        text = " ".join(obs.text.split())
+        if text and text not in windows[position[last]]:
+            windows[position[last]].append(text)
+    return windows
+
+
+class CachedEmbedder:
+    """Wraps an embedder with a text -> vector cache, primed in one batch.
+
+    A replay embeds the same facts many times (the engine, then the labeler); priming
+    the conversation's observations and questions at once makes that a dictionary
+    lookup (the vectors are the same as the wrapped embedder's).
+    """
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self._cache: dict[str, list[float]] = {}
+
+    @property
+    def name(self) -> str:
+        return str(getattr(self.inner, "name", type(self.inner).__name__))
+
+    def prime(self, texts: Iterable[str]) -> None:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            self._cache.update(zip(missing, self.inner.embed(missing)))
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        self.prime(texts)
+        return [self._cache[t] for t in texts]
+
+
+def _set_current(teacher: Teacher | None, value: Any) -> None:
+    # The offline signal teachers answer what the builder sets; real teachers ignore it.
+    target = teacher
+    while target is not None:
+        if hasattr(target, "current"):
+            target.current = value  # type: ignore[union-attr]
+            return
+        target = getattr(target, "teacher", None)
+
+
+def _example(call: TeacherCall, conversation: str, number: int) -> dict[str, Any]:
+    new_facts = None
+    if call.operation is Operation.UPDATE:
+        new_facts = json.loads(prompt_values(_STYLE, Operation.UPDATE, call.messages)["facts"])
+    target = clean_output(call.operation, call.output, new_facts=new_facts)
+    return {
+        "id": f"{conversation}/{call.operation.value}/{number}",
+        "operation": call.operation.value,
+        "conversation": conversation,
+        "messages": call.messages,
+        "target": target,
+        "raw": call.output,
+        "context": call.context,
+    }
+
+
+@dataclass
+class DistillReport:
+    """Counts per operation: examples kept, teacher answers that could not be cleaned."""
+
+    examples: dict[str, int] = field(default_factory=dict)
+    unusable: dict[str, int] = field(default_factory=dict)
+    events: dict[str, int] = field(default_factory=dict)
+
+    def merge(self, other: DistillReport) -> None:
+        for mine, theirs in ((self.examples, other.examples), (self.unusable, other.unusable),
+                             (self.events, other.events)):
+            for key, value in theirs.items():
+                mine[key] = mine.get(key, 0) + value
+
+
+def replay_conversation(
+    conversation: Conversation,
+    teachers: Mapping[Operation | str, Teacher],
+    embedder: Embedder,
+    *,
+    captions: bool = True,
+    update_top_k: int = 5,
+    answer_top_k: int = 10,
+    limit_sessions: int | None = None,
+) -> tuple[dict[str, list[dict[str, Any]]], DistillReport]:
+    """Run one conversation through the engine with ``teachers``; return examples per operation.
+
+    Questions are asked at the time of the last ingested session, as the harness does;
+    category-5 (adversarial) questions and questions without an answer are skipped.
+    """
+    from memlora_engine.memory import Memory
+
+    teacher_map = {Operation(k): v for k, v in teachers.items()}
+    generator = TeacherGenerator(teacher_map)
+    if not isinstance(embedder, CachedEmbedder):
+        embedder = CachedEmbedder(embedder)
+        labeler = teacher_map.get(Operation.UPDATE)
+        if labeler is not None and hasattr(labeler, "embedder"):
+            labeler.embedder = embedder  # type: ignore[attr-defined]
+    embedder.prime([" ".join(o.text.split()) for o in conversation.observations] + [q.question.strip() for q in conversation.qa])
+    config = MemoryConfig(store="memory", namespace=f"distill-{uuid.uuid4().hex[:12]}", prompt_style=_STYLE,
+                          update_top_k=update_top_k, answer_top_k=answer_top_k)
+    scope = f"locomo-{conversation.sample_id}"
+    report = DistillReport()
+    facts_by_window = window_facts(conversation)
+    sessions = conversation.sessions[:limit_sessions]
+    with Memory(config, generator=generator, embedder=embedder) as memory:
+        for session in sessions:
+            for turns in session_windows(session):
+                key = tuple(t.dia_id for t in turns)
+                _set_current(teacher_map.get(Operation.EXTRACTION), facts_by_window.get(key, []))
+                generator.context = {"session": session.index, "dia_ids": list(key)}
+                result = memory.add(window_messages(conversation, turns, captions=captions), user_id=scope,
+                                    timestamp=session.date_time)
+                for event in result.events:
+                    report.events[event.event.value] = report.events.get(event.event.value, 0) + 1
+        if Operation.GENERATION in teacher_map:
+            stamps = [s.date_time for s in sessions if s.date_time is not None]
+            when: datetime | None = stamps[-1] if stamps else None
+            kept = {s.index for s in sessions}
+            for qa in conversation.qa:
+                if qa.category == 5 or not qa.reference or (limit_sessions is not None and not (
+                        qa.evidence and qa.evidence_sessions <= kept)):
+                    continue
+                _set_current(teacher_map[Operation.GENERATION], qa.reference)
+                generator.context = {"question_index": qa.index, "category": qa.category}
+                memory.answer(qa.question, user_id=scope, timestamp=when)
+        memory.delete_all(user_id=scope)
+    examples: dict[str, list[dict[str, Any]]] = {op.value: [] for op in teacher_map}
+    for call in generator.calls:
+        bucket = examples.setdefault(call.operation.value, [])
+        try:
+            bucket.append(_example(call, conversation.sample_id, len(bucket)))
+        except (ModelOutputError, ValueError) as exc:
+            report.unusable[call.operation.value] = report.unusable.get(call.operation.value, 0) + 1
+            logger.info("unusable %s teacher output skipped: %s", call.operation.value, exc)
+    report.examples = {op: len(items) for op, items in examples.items()}
+    return examples, report
+
+
+def _write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def build_distillation_data(
+    conversations: Sequence[Conversation],
+    teachers: Mapping[Operation | str, Teacher],
+    embedder: Embedder,
+    out_dir: str | Path,
+    *,
+    captions: bool = True,
+    limit_sessions: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Build (or resume) the JSONL cache ``<out_dir>/<operation>/<sample_id>.jsonl``.
+
+    A conversation whose files exist is skipped (delete them to rebuild). Writes and
+    returns ``<out_dir>/manifest.json``: teachers, embedder, prompt version and counts.
+    """
+    from memlora_engine.prompts import PROMPT_VERSION
+
+    out = Path(out_dir)
+    ops = [Operation(k) for k in teachers]
+    manifest_path = out / "manifest.json"
+    manifest: dict[str, Any] = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest.update({
+        "prompt_style": _STYLE,
+        "prompt_version": PROMPT_VERSION,
+        "teachers": {Operation(k).value: t.name for k, t in teachers.items()},
+        "embedder": getattr(embedder, "name", type(embedder).__name__),
+        "captions": captions,
+        "limit_sessions": limit_sessions,
+    })
+    counts: dict[str, Any] = manifest.setdefault("conversations", {})
+    for conversation in conversations:
+        paths = {op: out / op.value / f"{conversation.sample_id}.jsonl" for op in ops}
+        if all(p.exists() for p in paths.values()) and conversation.sample_id in counts:
+            if progress:
+                progress(f"{conversation.sample_id}: cached")
+            continue
+        examples, report = replay_conversation(conversation, teachers, embedder, captions=captions,
+                                               limit_sessions=limit_sessions)
+        for op, path in paths.items():
+            _write_jsonl(path, examples.get(op.value, []))
+        counts[conversation.sample_id] = {"examples": report.examples, "unusable": report.unusable,
+                                          "events": report.events}
+        out.mkdir(parents=True, exist_ok=True)
+        manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+        if progress:
+            progress(f"{conversation.sample_id}: {report.examples} (unusable {report.unusable}, events {report.events})")
+    out.mkdir(parents=True, exist_ok=True)
+    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+    return manifest
+
+
+def load_examples(data_dir: str | Path, operation: Operation | str, conversations: Iterable[str]) -> list[dict[str, Any]]:
+    """The cached examples of ``operation`` for the given conversation ids, in order.
+
+    Raises:
+        FileNotFoundError: a conversation was not distilled (run ``memlora distill``).
+    """
+    op = Operation(operation)
+    records: list[dict[str, Any]] = []
+    for sample_id in conversations:
+        path = Path(data_dir) / op.value / f"{sample_id}.jsonl"
+        if not path.exists():
+            raise FileNotFoundError(f"no {op.value} data for {sample_id} in {data_dir}: run `memlora distill` first")
+        records.extend(json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    return records

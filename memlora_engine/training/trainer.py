@@ -1,0 +1,375 @@
+"""LoRA training of one operation's expert (the paper's Algorithm B1 inner loop).
+
+* Inputs are rendered exactly as :class:`~memlora_engine.backbone.HFBackbone` renders
+  them at inference (same renderer, same special tokens); the target is the cleaned
+  teacher answer followed by EOS. The loss covers target tokens only.
+* Sequences are left-padded with explicit position ids, so every row ends at the same
+  position and only the last ``max target + 1`` positions go through the output
+  projection (Gemma-3's 262k vocabulary makes full logits the largest tensor).
+* peft LoRA from peft's default init (B = 0: the adapter starts as the base model),
+  AdamW, linear warm-up then linear decay, gradient clipping.
+* Every ``eval_every`` steps: the validation teacher-forcing loss, a checkpoint
+  (adapter, optimizer, step, RNG) for resuming, the best adapter so far, the loss log
+  (``log.jsonl``) and its curve (``loss.png``). Early stopping after ``patience``
+  evaluations without improvement.
+
+A run directory holds ``config.json``, ``log.jsonl``, ``loss.png``, ``checkpoint/``,
+``best/`` (the adapter to ship) and, once finished, ``result.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from memlora_engine.backbone._render import render_messages
+from memlora_engine.errors import ConfigError, require
+from memlora_engine.training.config import TrainConfig
+
+__all__ = ["EncodedExample", "TrainResult", "encode_example", "evaluate_loss", "plot_log", "train_adapter"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EncodedExample:
+    """Token ids of one example; the last ``target_length`` ids are the target (with EOS)."""
+
+    input_ids: tuple[int, ...]
+    target_length: int
+
+
+def encode_example(tokenizer: Any, messages: Sequence[dict[str, Any]], target: str) -> EncodedExample:
+    """Tokenise prompt + target as the backbone would see and produce them."""
+    text, templated = render_messages(tokenizer, messages)
+    prompt = tokenizer(text, add_special_tokens=not templated)["input_ids"]
+    answer = tokenizer(target, add_special_tokens=False)["input_ids"] + [int(tokenizer.eos_token_id)]
+    return EncodedExample(tuple(prompt) + tuple(answer), len(answer))
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports (also written to ``result.json``)."""
+
+    operation: str
+    run_dir: str
+    adapter_dir: str
+    steps: int
+    best_step: int
+    best_val_loss: float
+    base_val_loss: float
+    stopped_early: bool
+    stopped: str
+    seconds: float
+    train_examples: int
+    val_examples: int
+    skipped_too_long: int
+    config: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _collate(torch: Any, batch: Sequence[EncodedExample], pad_id: int) -> dict[str, Any]:
+    width = max(len(e.input_ids) for e in batch)
+    keep = max(e.target_length for e in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    labels = torch.full((len(batch), keep), -100, dtype=torch.long)
+    for row, example in enumerate(batch):
+        n = len(example.input_ids)
+        ids[row, width - n :] = torch.tensor(example.input_ids)
+        mask[row, width - n :] = 1
+        labels[row, keep - example.target_length :] = torch.tensor(example.input_ids[n - example.target_length :])
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    return {"input_ids": ids, "attention_mask": mask, "position_ids": positions, "labels": labels, "keep": keep}
+
+
+def _loss(torch: Any, model: Any, batch: dict[str, Any], autocast: bool) -> tuple[Any, int]:
+    """Summed target-token cross-entropy and the token count."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                    position_ids=batch["position_ids"], logits_to_keep=batch["keep"] + 1, use_cache=False)
+    logits = out.logits[:, :-1, :].float()  # position t predicts token t + 1
+    labels = batch["labels"]
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                             ignore_index=-100, reduction="sum")
+    return loss, int((labels != -100).sum())
+
+
+def evaluate_loss(model: Any, examples: Sequence[EncodedExample], pad_id: int, *, batch_size: int = 4,
+                  autocast: bool = False) -> float:
+    """Mean teacher-forcing loss per target token (model switched to eval for the duration)."""
+    torch = require("torch", "hf")
+    was_training = model.training
+    model.eval()
+    total, tokens = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(examples), batch_size):
+            loss, n = _loss(torch, model, _collate(torch, examples[start : start + batch_size], pad_id), autocast)
+            total, tokens = total + float(loss), tokens + n
+    model.train(was_training)
+    return total / max(tokens, 1)
+
+
+def _order(lengths: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """Batches of one epoch: shuffled, length-bucketed (less padding), deterministic in (seed, epoch)."""
+    rng = random.Random(seed * 1000 + epoch)
+    indices = list(range(len(lengths)))
+    rng.shuffle(indices)
+    chunk = batch_size * 8
+    batches: list[list[int]] = []
+    for start in range(0, len(indices), chunk):
+        part = sorted(indices[start : start + chunk], key=lambda i: lengths[i])
+        batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
+    rng.shuffle(batches)
+    return [b for b in batches if len(b) == batch_size] or batches
+
+
+def _batch_at(step: int, lengths: Sequence[int], batch_size: int, seed: int) -> list[int]:
+    per_epoch = len(_order(lengths, batch_size, seed, 0))
+    epoch, index = divmod(step, per_epoch)
+    return _order(lengths, batch_size, seed, epoch)[index]
+
+
+def plot_log(log_path: str | Path, png_path: str | Path, title: str) -> None:
+    """Draw train (per step, smoothed) and validation losses from ``log.jsonl``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [json.loads(line) for line in Path(log_path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    train = [(r["step"], r["train_loss"]) for r in records if "train_loss" in r]
+    val = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if train:
+        steps, losses = zip(*train)
+        ax.plot(steps, losses, alpha=0.35, label="train (per step)")
+        window = 5
+        smooth = [sum(losses[max(0, i - window + 1) : i + 1]) / len(losses[max(0, i - window + 1) : i + 1])
+                  for i in range(len(losses))]
+        ax.plot(steps, smooth, label=f"train (mean of {window})")
+    if val:
+        steps, losses = zip(*val)
+        ax.plot(steps, losses, marker="o", label="validation")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss per target token")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
+
+
+def _atomic_dir(target: Path, write: Any) -> None:
+    tmp = target.with_name(target.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    write(tmp)
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
+
+
+def _load_model(config: TrainConfig) -> tuple[Any, Any]:
+    from memlora_engine.backbone import load_backbone
+
+    # adapters={}: the bare base model, also once shipped adapters load by default.
+    backbone = load_backbone(config.model, adapters={}, dtype=config.dtype, num_threads=config.num_threads,
+                             constrained=False)
+    return backbone.model, backbone.tokenizer
+
+
+def train_adapter(
+    config: TrainConfig,
+    train_examples: Sequence[dict[str, Any]],
+    val_examples: Sequence[dict[str, Any]],
+    run_dir: str | Path,
+    *,
+    model: Any = None,
+    tokenizer: Any = None,
+    progress: bool = True,
+    max_seconds: float | None = None,
+    finish_on_timeout: bool = True,
+) -> TrainResult:
+    """Train (or resume) one LoRA adapter; the best one by validation loss ends in ``run_dir/best``.
+
+    Args:
+        config: hyperparameters (see :class:`TrainConfig`).
+        train_examples, val_examples: records from :func:`~memlora_engine.training.data.load_examples`
+            (``messages`` + ``target``).
+        model, tokenizer: a base causal LM to train on (a fresh copy is not made: the model
+            is wrapped by peft in place); loaded from ``config.model`` when omitted.
+        max_seconds: a wall-clock budget for this call's training. When it runs out the
+            validation loss is measured and a checkpoint written; then the run finishes with
+            what it has (``finish_on_timeout``, the result says ``stopped="time budget"``) or
+            raises ``TimeoutError`` so that a rerun resumes it.
+
+    Returns the result; a finished run (``result.json`` exists) returns it without training.
+    """
+    torch = require("torch", "hf")
+    peft = require("peft", "hf")
+    out = Path(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result_path = out / "result.json"
+    config_path = out / "config.json"
+    if config_path.exists():
+        saved = json.loads(config_path.read_text(encoding="utf-8"))
+        if saved != json.loads(json.dumps(config.to_dict())):
+            raise ConfigError(f"{out} holds a run with another configuration; use another directory")
+    else:
+        config.save(config_path)
+    if result_path.exists():
+        return TrainResult(**json.loads(result_path.read_text(encoding="utf-8")))
+    if model is None or tokenizer is None:
+        model, tokenizer = _load_model(config)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+
+    def encode(records: Sequence[dict[str, Any]]) -> tuple[list[EncodedExample], int]:
+        kept, skipped = [], 0
+        for record in records:
+            example = encode_example(tokenizer, record["messages"], record["target"])
+            if len(example.input_ids) > config.max_length:
+                skipped += 1
+            else:
+                kept.append(example)
+        return kept, skipped
+
+    train_set, skipped = encode(train_examples)
+    rng = random.Random(config.seed)
+    val_pool = list(val_examples)
+    rng.shuffle(val_pool)
+    val_set, _ = encode(val_pool)
+    val_set = sorted(val_set[: config.val_examples], key=lambda e: len(e.input_ids))
+    if not train_set or not val_set:
+        raise ConfigError(f"nothing to train on: {len(train_set)} train / {len(val_set)} validation examples fit "
+                          f"max_length={config.max_length}")
+    lengths = [len(e.input_ids) for e in train_set]
+
+    torch.manual_seed(config.seed)
+    lora = peft.LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
+                           target_modules=config.modules, task_type="CAUSAL_LM")
+    model = peft.get_peft_model(model, lora)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+
+    def lr_at(step: int) -> float:
+        if step < config.warmup_steps:
+            return config.learning_rate * (step + 1) / config.warmup_steps
+        span = max(1, config.max_steps - config.warmup_steps)
+        return config.learning_rate * (1.0 - 0.9 * min(1.0, (step - config.warmup_steps) / span))
+
+    log_path = out / "log.jsonl"
+    ckpt = out / "checkpoint"
+    state: dict[str, Any] = {"step": 0, "best_val_loss": math.inf, "best_step": 0, "bad_evals": 0,
+                             "base_val_loss": None, "seconds": 0.0}
+    if (ckpt / "state.json").exists():
+        state = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
+        peft.set_peft_model_state_dict(model, _read_adapter_weights(ckpt / "adapter"))
+        optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
+        torch.set_rng_state(torch.load(ckpt / "rng.pt", weights_only=True))
+        # Drop log lines written after the checkpoint: that work is redone.
+        if log_path.exists():
+            lines = [line for line in log_path.read_text(encoding="utf-8").splitlines()
+                     if line.strip() and json.loads(line)["step"] <= state["step"]]
+            log_path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        logger.info("resumed %s at step %d", out, state["step"])
+    elif log_path.exists():
+        log_path.unlink()
+
+    def log(record: dict[str, Any]) -> None:
+        with log_path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def checkpoint() -> None:
+        def write(tmp: Path) -> None:
+            model.save_pretrained(tmp / "adapter")
+            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+            torch.save(torch.get_rng_state(), tmp / "rng.pt")
+            (tmp / "state.json").write_text(json.dumps(state), encoding="utf-8")
+
+        _atomic_dir(ckpt, write)
+        plot_log(log_path, out / "loss.png", f"{config.operation} (lr {config.learning_rate:g}, bs {config.batch_size})")
+
+    if state["base_val_loss"] is None:
+        base = evaluate_loss(model, val_set, pad_id, batch_size=config.batch_size, autocast=config.autocast)
+        state["base_val_loss"] = base
+        log({"step": 0, "val_loss": base})
+        logger.info("%s: base validation loss %.4f", config.operation, base)
+
+    from tqdm.auto import tqdm
+
+    model.train()
+    started = time.perf_counter()
+    bar = tqdm(total=config.max_steps, initial=state["step"], desc=f"train {config.operation}", file=sys.stderr,
+               disable=not progress)
+    stopped = "max steps"
+    try:
+        while state["step"] < config.max_steps:
+            step = state["step"]
+            indices = _batch_at(step, lengths, config.batch_size, config.seed)
+            batch = _collate(torch, [train_set[i] for i in indices], pad_id)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step)
+            t0 = time.perf_counter()
+            loss_sum, tokens = _loss(torch, model, batch, config.autocast)
+            loss = loss_sum / max(tokens, 1)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            state["step"] = step + 1
+            state["seconds"] += time.perf_counter() - t0
+            log({"step": state["step"], "train_loss": loss.item(), "lr": lr_at(step), "tokens": tokens,
+                 "seconds": round(time.perf_counter() - t0, 3)})
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            timed_out = max_seconds is not None and time.perf_counter() - started > max_seconds
+            if state["step"] % config.eval_every == 0 or state["step"] == config.max_steps or timed_out:
+                val = evaluate_loss(model, val_set, pad_id, batch_size=config.batch_size, autocast=config.autocast)
+                log({"step": state["step"], "val_loss": val})
+                bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val:.3f}")
+                if val < state["best_val_loss"]:
+                    state.update(best_val_loss=val, best_step=state["step"], bad_evals=0)
+                    _atomic_dir(out / "best", lambda tmp: model.save_pretrained(tmp))
+                else:
+                    state["bad_evals"] += 1
+                checkpoint()
+                if state["bad_evals"] >= config.patience:
+                    stopped = "early stopping"
+                    break
+                if timed_out:
+                    if finish_on_timeout:
+                        stopped = "time budget"
+                        break
+                    raise TimeoutError(f"stopped after {max_seconds} s at step {state['step']}; rerun to resume")
+    finally:
+        bar.close()
+    result = TrainResult(
+        operation=config.operation, run_dir=str(out), adapter_dir=str(out / "best"), steps=state["step"],
+        best_step=state["best_step"], best_val_loss=state["best_val_loss"], base_val_loss=state["base_val_loss"],
+        stopped_early=stopped == "early stopping", stopped=stopped, seconds=round(state["seconds"], 1), train_examples=len(train_set),
+        val_examples=len(val_set), skipped_too_long=skipped, config=config.to_dict(),
+    )
+    plot_log(log_path, out / "loss.png", f"{config.operation} (lr {config.learning_rate:g}, bs {config.batch_size})")
+    result_path.write_text(json.dumps(result.to_dict(), indent=1), encoding="utf-8")
+    return result
+
+
+def _read_adapter_weights(directory: Path) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    return load_file(str(directory / "adapter_model.safetensors"))

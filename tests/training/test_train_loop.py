@@ -1,0 +1,150 @@
+"""LoRA training on a tiny in-process model: rendering, masking, learning, checkpoints, resume, loading."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from memlora_engine.backbone._render import render_messages
+from memlora_engine.prompts import render_prompt
+from memlora_engine.training import TrainConfig, encode_example, search_stage, train_adapter
+from memlora_engine.training.trainer import _collate
+from memlora_engine.types import Operation
+
+
+def _examples(n: int, offset: int = 0) -> list[dict]:
+    out = []
+    for i in range(offset, offset + n):
+        messages = render_prompt("memlora", Operation.EXTRACTION, conversation=f"Ana: I like tea {i % 3}",
+                                 date="2024-01-01")
+        out.append({"messages": messages, "target": json.dumps({"facts": [f"Ana likes tea {i % 3}"]})})
+    return out
+
+
+def _config(**overrides) -> TrainConfig:
+    values = dict(operation="extraction", learning_rate=1e-2, rank=16, dropout=0.0, warmup_steps=2, batch_size=4, max_steps=16, eval_every=4,
+                  val_examples=6, max_length=4096, dtype="float32", target_modules="all-linear", patience=10)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_encoding_matches_the_backbone_rendering(tiny):
+    _, tokenizer = tiny()
+    messages = _examples(1)[0]["messages"]
+    example = encode_example(tokenizer, messages, '{"facts": []}')
+    text, templated = render_messages(tokenizer, messages)
+    prompt = tokenizer(text, add_special_tokens=not templated)["input_ids"]
+    assert list(example.input_ids[: len(prompt)]) == prompt
+    target = example.input_ids[len(prompt):]
+    assert target[-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(list(target[:-1])) == '{"facts": []}'
+    assert example.target_length == len(target)
+
+
+def test_collate_left_pads_and_masks_the_prompt(tiny):
+    import torch
+
+    _, tokenizer = tiny()
+    short = encode_example(tokenizer, [{"role": "user", "content": "hi"}], "ab")
+    long = encode_example(tokenizer, [{"role": "user", "content": "hello there"}], "abcd")
+    batch = _collate(torch, [short, long], pad_id=0)
+    assert batch["input_ids"].shape[1] == len(long.input_ids)
+    pad = len(long.input_ids) - len(short.input_ids)
+    assert batch["attention_mask"][0].tolist() == [0] * pad + [1] * len(short.input_ids)
+    assert batch["position_ids"][0, -1].item() == len(short.input_ids) - 1
+    assert batch["keep"] == long.target_length
+    labels = batch["labels"]
+    assert (labels[0] != -100).sum().item() == short.target_length  # prompt and padding are masked
+    assert labels[1].tolist() == list(long.input_ids[-long.target_length:])
+
+
+def test_training_lowers_the_validation_loss_and_saves_the_best_adapter(tmp_path, tiny):
+    model, tokenizer = tiny()
+    result = train_adapter(_config(), _examples(24), _examples(6, 100), tmp_path / "run", model=model,
+                           tokenizer=tokenizer, progress=False)
+    assert result.steps == 16
+    assert result.best_val_loss < result.base_val_loss - 0.25
+    assert result.stopped == "max steps"
+    run = tmp_path / "run"
+    assert {p.name for p in run.iterdir()} >= {"config.json", "log.jsonl", "loss.png", "checkpoint", "best",
+                                                "result.json"}
+    assert (run / "best" / "adapter_model.safetensors").exists()
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "val_loss" in r] == [0, 4, 8, 12, 16]
+    assert sum("train_loss" in r for r in log) == 16
+    # a finished run is not retrained
+    again = train_adapter(_config(), [], [], run, progress=False)
+    assert again.best_val_loss == result.best_val_loss
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, tiny):
+    model, tokenizer = tiny()
+    with pytest.raises(TimeoutError, match="rerun to resume"):
+        train_adapter(_config(), _examples(24), _examples(6, 100), tmp_path / "run", model=model,
+                      tokenizer=tokenizer, progress=False, max_seconds=0.0, finish_on_timeout=False)
+    state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 1
+    model, tokenizer = tiny()  # a new process: a fresh base model
+    result = train_adapter(_config(), _examples(24), _examples(6, 100), tmp_path / "run", model=model,
+                           tokenizer=tokenizer, progress=False)
+    assert result.steps == 16
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "train_loss" in r] == list(range(1, 17))  # no step twice
+    with pytest.raises(ValueError, match="another configuration"):
+        train_adapter(_config(learning_rate=1e-3), _examples(4), _examples(2), tmp_path / "run", model=model,
+                      tokenizer=tokenizer, progress=False)
+
+
+def test_early_stopping(tmp_path, tiny):
+    model, tokenizer = tiny()
+    config = _config(learning_rate=1e-9, max_steps=40, eval_every=2, patience=2, warmup_steps=1)
+    result = train_adapter(config, _examples(24), _examples(6, 100), tmp_path / "run", model=model,
+                           tokenizer=tokenizer, progress=False)
+    assert result.stopped_early and result.stopped == "early stopping" and result.steps < 40
+
+
+def test_time_budget_finishes_with_the_best_so_far(tmp_path, tiny):
+    model, tokenizer = tiny()
+    result = train_adapter(_config(), _examples(8), _examples(4, 100), tmp_path / "run", model=model,
+                           tokenizer=tokenizer, progress=False, max_seconds=0.0)
+    assert result.stopped == "time budget" and result.steps == 1
+    assert (tmp_path / "run" / "best" / "adapter_model.safetensors").exists()
+
+
+def test_trained_adapter_loads_in_the_backbone_and_changes_its_output(tmp_path, tiny):
+    from memlora_engine.backbone import HFBackbone
+    from memlora_engine.generator import GenerationRequest
+
+    model, tokenizer = tiny()
+    result = train_adapter(_config(max_steps=24), _examples(24), _examples(6, 100), tmp_path / "run", model=model,
+                           tokenizer=tokenizer, progress=False)
+    base, tokenizer = tiny()
+    backbone = HFBackbone(base, tokenizer, adapters={"extraction": result.adapter_dir}, constrained=False)
+    assert backbone.has_adapter(Operation.EXTRACTION)
+    request = GenerationRequest(Operation.EXTRACTION, _examples(1)[0]["messages"], max_new_tokens=8)
+    with_adapter = backbone.generate(request).text
+    plain = HFBackbone(tiny()[0], tokenizer, constrained=False).generate(request).text
+    assert with_adapter != plain
+
+
+def test_search_stage_picks_by_outer_metric_then_val_loss(tmp_path, tiny):
+    calls = []
+
+    def outer(operation, adapter_dir):
+        calls.append(adapter_dir)
+        return {"metric": 1.0 if "lr0.001" in adapter_dir else 0.5}
+
+    summary = search_stage(_config(max_steps=4, eval_every=2), [5e-3, 1e-3], [4], _examples(16), _examples(4, 100),
+                           tmp_path / "search", outer=outer, model_factory=tiny, progress=False)
+    assert summary["best"] == "lr0.001-bs4"
+    assert [r["candidate"] for r in summary["candidates"]] == ["lr0.005-bs4", "lr0.001-bs4"]
+    assert json.loads((tmp_path / "search" / "search.json").read_text())["best"] == "lr0.001-bs4"
+    # resumed: training and the outer tier are cached
+    again = search_stage(_config(max_steps=4, eval_every=2), [5e-3, 1e-3], [4], [], [], tmp_path / "search",
+                         outer=outer, model_factory=tiny, progress=False)
+    assert again["best"] == "lr0.001-bs4" and len(calls) == 2
+    no_outer = search_stage(_config(max_steps=4, eval_every=2), [5e-3, 1e-3], [4], [], [], tmp_path / "search",
+                            model_factory=tiny, progress=False)
+    best = min(no_outer["candidates"], key=lambda r: r["best_val_loss"])
+    assert no_outer["best"] == best["candidate"]
