@@ -215,3 +215,25 @@ def test_chat_sessions_are_scoped_and_persisted(make_memory, tmp_path) -> None:
     assert [m["content"] for m in again.chat_messages("s", user_id="a")] == ["hi", "hello"]
     assert again.chat_messages("s", user_id="b") == []
     assert [m["content"] for m in again.chat_messages("s", user_id="a", limit=1)] == ["hello"]
+
+
+def test_unused_vector_index_capacity_is_scrubbed(tmp_path) -> None:
+    """Chroma persists its whole preallocated HNSW buffer; slots past the count are heap garbage."""
+    import struct
+
+    from memlora_engine.store.chroma import _scrub_hnsw
+
+    capacity, count, width = 4, 1, 16
+    header = struct.pack("<I", 1) + struct.pack("<QQQQ", 0, capacity, count, width) + bytes(64)
+    (tmp_path / "header.bin").write_bytes(header)
+    live = b"L" * width
+    garbage = (b"alice's secret.." * capacity)[: (capacity - count) * width]
+    (tmp_path / "data_level0.bin").write_bytes(live + garbage)
+    (tmp_path / "length.bin").write_bytes(b"\x01\x00\x00\x00" + b"SECRET" * 2)
+    _scrub_hnsw(tmp_path)
+    assert (tmp_path / "data_level0.bin").read_bytes() == live + bytes((capacity - count) * width)
+    assert (tmp_path / "length.bin").read_bytes() == b"\x01\x00\x00\x00" + bytes(12)
+    (tmp_path / "header.bin").write_bytes(struct.pack("<I", 2) + bytes(96))  # unknown format: untouched
+    (tmp_path / "data_level0.bin").write_bytes(live + garbage)
+    _scrub_hnsw(tmp_path)
+    assert (tmp_path / "data_level0.bin").read_bytes() == live + garbage

@@ -12,9 +12,11 @@ import functools
 import hashlib
 import logging
 import math
+import os
 import re
 import shutil
 import sqlite3
+import struct
 import threading
 import time
 import uuid
@@ -437,6 +439,25 @@ class ChromaStore:
         db = self._path / "chroma.sqlite3"
         if not db.exists():
             return
+        shared = self._shared
+        reload = shared.factory is not None
+        with self._lock:
+            if reload:
+                # Close first: the client flushes its in-memory indexes, whose unused
+                # capacity is uninitialised memory that can hold freed text of any
+                # scope; the scrub below zeroes it, and the reopened client loads the
+                # scrubbed files instead of its old buffers.
+                with _mapped("closing the store for a purge"):
+                    shared.client.close()
+            try:
+                self._purge_files(db)
+            finally:
+                if reload:
+                    shared.client = shared.factory()  # type: ignore[misc]
+                    shared.version += 1
+
+    def _purge_files(self, db: Path) -> None:
+        assert self._path is not None
         deadline = time.monotonic() + _BUSY_WAIT_S
         delay = 0.05
         while True:
@@ -460,11 +481,40 @@ class ChromaStore:
         # A dropped collection's vector-index folder stays on disk, and its files may
         # hold bytes of the forgotten text; a folder no live segment names is removed.
         for child in self._path.iterdir():
-            if child.is_dir() and _SEGMENT_DIR.match(child.name) and child.name not in live:
-                shutil.rmtree(child, ignore_errors=True)
+            if child.is_dir() and _SEGMENT_DIR.match(child.name):
+                if child.name not in live:
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    _scrub_hnsw(child)
 
 
 _BUSY_WAIT_S = 30.0
+
+
+def _scrub_hnsw(folder: Path) -> None:
+    """Zero the unused capacity of a persisted HNSW index (``data_level0.bin``, ``length.bin``).
+
+    Chroma's index writes its whole preallocated buffer; the slots past the element
+    count were never initialised and carry whatever the process heap held, text of
+    other scopes included. Only a header this code understands (version 1, sizes
+    that match the files) is touched.
+    """
+    try:
+        header = (folder / "header.bin").read_bytes()
+        if len(header) < 36 or struct.unpack_from("<I", header, 0)[0] != 1:
+            return
+        _offset, capacity, count, per_element = struct.unpack_from("<QQQQ", header, 4)
+        for name, width in (("data_level0.bin", per_element), ("length.bin", 4)):
+            path = folder / name
+            if not path.exists() or count > capacity or path.stat().st_size != capacity * width:
+                continue
+            with open(path, "r+b") as handle:
+                handle.seek(count * width)
+                handle.write(bytes((capacity - count) * width))
+                handle.flush()
+                os.fsync(handle.fileno())
+    except (OSError, struct.error) as exc:
+        logger.warning("could not scrub the vector index in %s: %s", folder, exc)
 _SEGMENT_DIR = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
