@@ -15,11 +15,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import urllib.error
-import urllib.request
 from typing import Any, Protocol
 
-from memlora_engine.errors import GeneratorError
+from memlora_engine._openai_compat import chat_completion_content
 
 __all__ = ["ACCURACY_PROMPT", "ChatModelJudge", "Judge", "OpenAICompatibleJudge", "judge_prompt", "parse_label"]
 
@@ -128,13 +126,7 @@ class OpenAICompatibleJudge:
             "messages": [{"role": "user", "content": judge_prompt(question, gold, prediction)}],
             "temperature": 0.0,
         }
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        request = urllib.request.Request(self.url, data=json.dumps(body).encode(), headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 -- user-configured URL
-                data = json.loads(response.read().decode("utf-8"))
-            return str(data["choices"][0]["message"]["content"])
-        except (urllib.error.URLError, OSError, KeyError, IndexError, ValueError) as exc:
-            raise GeneratorError(f"judge endpoint {self.url} failed: {exc}") from exc
+        content = chat_completion_content(
+            self.url, body, api_key=self.api_key, timeout=self.timeout, what=f"judge endpoint {self.url}"
+        )
+        return str(content)

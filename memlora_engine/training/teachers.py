@@ -22,13 +22,12 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from memlora_engine._openai_compat import chat_completion_content
 from memlora_engine.errors import GeneratorError
 from memlora_engine.generator import ChatMessage, Generation, GenerationRequest, Generator
 from memlora_engine.types import Operation
@@ -125,16 +124,10 @@ class OpenAICompatibleTeacher:
                                 "max_tokens": max_new_tokens}
         if json_schema is not None and self.json_mode:
             body["response_format"] = {"type": "json_object"}
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        request = urllib.request.Request(self.url, data=json.dumps(body).encode(), headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 -- user-configured URL
-                data = json.loads(response.read().decode("utf-8"))
-            return _content_text(data["choices"][0]["message"]["content"])
-        except (urllib.error.URLError, OSError, KeyError, IndexError, ValueError) as exc:
-            raise GeneratorError(f"teacher {self.model} at {self.url} failed: {exc}") from exc
+        content = chat_completion_content(
+            self.url, body, api_key=self.api_key, timeout=self.timeout, what=f"teacher {self.model} at {self.url}"
+        )
+        return _content_text(content)
 
 
 class GeneratorTeacher:
