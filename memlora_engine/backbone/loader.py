@@ -30,10 +30,10 @@ def cpu_count() -> int:
 def resolve_dtype(dtype: str, device: str = "cpu") -> str:
     """``"auto"`` -> the dtype measured fastest for this pipeline (numbers in docs/backbone.md).
 
-    On CPU: bfloat16 only where the CPU has AMX tiles, whose bf16 matrix multiply makes
-    prefill (MemLoRA's long prompts) ~3x faster at nearly the same decode speed.
-    Elsewhere float32: without AMX (e.g. AVX512-BF16 only), bf16 matrix-vector products,
-    i.e. every decoded token, run 3-7x slower than float32. On GPU: bfloat16.
+    On CPU: bfloat16 where the CPU has native bf16 arithmetic (AMX tiles or
+    AVX512-BF16): on an idle 2-core AVX512-BF16 machine gemma-3-270m decodes at 17.5
+    vs 9.8 tok/s and prefills at 537 vs 215 tok/s in bf16 vs float32 (half the bytes
+    per token). Elsewhere float32. On GPU: bfloat16.
     """
     if dtype not in DTYPES:
         raise ConfigError(f"dtype must be one of {DTYPES}, got {dtype!r}")
@@ -41,7 +41,7 @@ def resolve_dtype(dtype: str, device: str = "cpu") -> str:
         return dtype
     if device != "cpu":
         return "bfloat16"
-    return "bfloat16" if _cpu_has("amx_bf16") else "float32"
+    return "bfloat16" if _cpu_has("amx_bf16") or _cpu_has("avx512_bf16") else "float32"
 
 
 def _cpu_has(flag: str) -> bool:
