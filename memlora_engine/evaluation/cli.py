@@ -106,19 +106,12 @@ def _run_locomo(args: argparse.Namespace) -> int:
     from memlora_engine.evaluation.efficiency import model_size_bytes
     from memlora_engine.evaluation.locomo import evaluate_locomo
     from memlora_engine.evaluation.runner import RunOptions
-    from memlora_engine.evaluation.splits import select_split
+    from memlora_engine.evaluation.splits import select_conversations
 
     configs = [parse_config(spec) for spec in (args.configs or ["memlora"])]
-    conversations = load_locomo(args.data)
-    if args.conversations:
-        wanted = [c.strip() for c in args.conversations.split(",") if c.strip()]
-        by_id = {c.sample_id: c for c in conversations}
-        missing = [w for w in wanted if w not in by_id]
-        if missing:
-            raise ConfigError(f"no conversation {missing} in {args.data}")
-        conversations = [by_id[w] for w in wanted]
-    else:
-        conversations = select_split(conversations, args.split)
+    conversations = select_conversations(
+        load_locomo(args.data), ids=args.conversations, splits=args.split, source=str(args.data)
+    )
     adapter_paths = _adapter_paths(args)
     for config in configs:
         missing = [op.value for op in config.adapters if op.value not in adapter_paths]

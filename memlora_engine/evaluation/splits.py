@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from memlora_engine.errors import ConfigError
 from memlora_engine.evaluation.dataset import Conversation
 
-__all__ = ["DEV_SPLITS", "SPLIT_NAMES", "select_split", "split_conversations"]
+__all__ = ["DEV_SPLITS", "SPLIT_NAMES", "select_conversations", "select_split", "split_conversations"]
 
 SPLIT_NAMES = ("train", "validation", "test", "all")
 
@@ -76,3 +76,17 @@ def select_split(
             "use --split all or give the conversation ids"
         )
     return selected
+
+
+def select_conversations(
+    conversations: Sequence[Conversation], *, ids: str | None, splits: str, source: str = "the data file"
+) -> list[Conversation]:
+    """The conversations named by comma-separated ``ids`` (all must exist), else those of the comma-separated ``splits``."""
+    if ids:
+        wanted = [c.strip() for c in ids.split(",") if c.strip()]
+        by_id = {c.sample_id: c for c in conversations}
+        missing = [w for w in wanted if w not in by_id]
+        if missing:
+            raise ConfigError(f"no conversation {missing} in {source}")
+        return [by_id[w] for w in wanted]
+    return [c for split in splits.split(",") for c in select_split(conversations, split.strip())]

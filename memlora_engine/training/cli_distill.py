@@ -96,19 +96,12 @@ def run(args: argparse.Namespace) -> int:
         if not args.data:
             raise ConfigError("--data is required (or set MEMLORA_LOCOMO_PATH)")
         from memlora_engine.evaluation.dataset import load_locomo
-        from memlora_engine.evaluation.splits import select_split
+        from memlora_engine.evaluation.splits import select_conversations
         from memlora_engine.training.data import build_distillation_data
 
-        conversations = load_locomo(args.data)
-        if args.conversations:
-            wanted = [c.strip() for c in args.conversations.split(",") if c.strip()]
-            by_id = {c.sample_id: c for c in conversations}
-            missing = [w for w in wanted if w not in by_id]
-            if missing:
-                raise ConfigError(f"no conversation {missing} in {args.data}")
-            selected = [by_id[w] for w in wanted]
-        else:
-            selected = [c for split in args.split.split(",") for c in select_split(conversations, split.strip())]
+        selected = select_conversations(
+            load_locomo(args.data), ids=args.conversations, splits=args.split, source=str(args.data)
+        )
         out = Path(args.out) if args.out else default_data_dir()
         embedder = _embedder(args.embedder)
         manifest = build_distillation_data(

@@ -201,3 +201,14 @@ def test_dev_file_raw_quirks_exist(locomo_dev):
     assert any(";" in e or " " in e.strip() for e in evidence)
     assert any(isinstance(q.get("answer"), int) for s in raw for q in s["qa"])
     assert Operation.EXTRACTION in PIPELINE_OPERATIONS
+
+
+def test_conversation_selection_by_ids_or_splits(synthetic_file):
+    from memlora_engine.evaluation.splits import select_conversations
+
+    conversations = load_locomo(synthetic_file)
+    assert [c.sample_id for c in select_conversations(conversations, ids="syn-2, syn-1", splits="test")] == [
+        "syn-2", "syn-1"]
+    assert len(select_conversations(conversations, ids=None, splits="all")) == 2
+    with pytest.raises(ConfigError, match="syn-9"):
+        select_conversations(conversations, ids="syn-1,syn-9", splits="test", source="x.json")
