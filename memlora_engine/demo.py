@@ -70,7 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, help="keep the memory here (default: a throwaway temporary directory)")
     parser.add_argument(
         "--prompt-style", choices=PROMPT_STYLES,
-        help="prompts for the base model (default: mem0, what the engine uses for operations without an adapter)",
+        help="prompts for operations on the base model (default: mem0); operations on a shipped adapter always "
+             "use the memlora prompts they were trained on",
+    )
+    parser.add_argument(
+        "--adapters", action="store_true",
+        help="load the shipped LoRA experts (smoke-scale for now: the extraction expert still misses most facts)",
     )
     parser.add_argument("--no-constrained", action="store_true", help="decode JSON without the schema constraint")
     parser.add_argument("--cache-dir", type=Path, help="model conversion cache (default: $MEMLORA_CACHE_DIR or user cache)")
@@ -156,24 +161,35 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo; returns the exit status."""
     from memlora_engine import Memory, MemoryConfig
     from memlora_engine.backbone import load_backbone
+    from memlora_engine.types import Operation
 
     _quiet_progress_bars()
 
     style = args.prompt_style or "mem0"
     print("MemLoRA demo: on-device memory for an agent talking to Alice over three sessions.")
-    print(
-        "No trained LoRA adapters ship yet, so every operation runs the base model "
-        f"{args.model} with the {style!r} prompts{'' if args.prompt_style else ' (Mem0, the baseline for base models)'}."
-    )
-    print(f"JSON output: {'free' if args.no_constrained else 'constrained to the schema'}.\n")
-
     with _Timer(f"loading {args.model} (the first run converts the GGUF from PyPI, ~1 min; later runs take seconds)"):
-        backbone = load_backbone(args.model, cache_dir=args.cache_dir, constrained=not args.no_constrained)
+        backbone = load_backbone(
+            args.model, "shipped" if args.adapters else None,
+            cache_dir=args.cache_dir, constrained=not args.no_constrained,
+        )
+    on_adapters = [op.value for op in Operation if backbone.has_adapter(op)]
+    if on_adapters:
+        print(
+            f"Model {args.model} with the shipped LoRA experts for {', '.join(on_adapters)} (memlora prompts; "
+            "smoke-scale training, see results/training/README.md); other operations run the base model "
+            f"with the {style!r} prompts."
+        )
+    else:
+        print(
+            f"Every operation runs the base model {args.model} with the {style!r} prompts (no adapters; "
+            "--adapters loads the shipped smoke-scale experts, see results/training/README.md)."
+        )
+    print(f"JSON output: {'free' if args.no_constrained else 'constrained to the schema'}.\n")
     scratch = None if args.data_dir else tempfile.mkdtemp(prefix="memlora-demo-")
     data_dir = args.data_dir or Path(scratch or ".")
     try:
         config = MemoryConfig(
-            data_dir=data_dir, prompt_style=style, base_prompt_style=style,
+            data_dir=data_dir, prompt_style="memlora", base_prompt_style=style,
             max_new_tokens=_MAX_NEW_TOKENS,
         )
         with _Timer("loading the embedder and the store"):

@@ -57,7 +57,7 @@ def _cpu_has(flag: str) -> bool:
 
 def load_backbone(
     model: str | os.PathLike[str] = DEFAULT_MODEL,
-    adapters: Mapping[str | Operation, AdapterSource] | str | None = "shipped",
+    adapters: Mapping[str | Operation, AdapterSource] | str | None = None,
     *,
     cache_dir: str | os.PathLike[str] | None = None,
     dtype: str = "auto",
@@ -73,10 +73,11 @@ def load_backbone(
             file, or a hub id.
         adapters: LoRA adapter per operation (``"extraction"``, ``"update"``,
             ``"generation"``, ``"vqa"``): a local directory or a hub id. Operations
-            without one run the base model. ``"shipped"`` (default): the adapters shipped
-            in the package for a built-in model (``memlora_engine/adapters/<model>/``,
-            see docs/training.md), none for any other model; ``None`` or ``{}``: the base
-            model only.
+            without one run the base model. ``None`` (default) or ``{}``: the base model
+            only. ``"shipped"``: the adapters shipped in the package for a built-in model
+            (``memlora_engine/adapters/<model>/``, see docs/training.md), none for any
+            other model. They are opt-in while they are smoke-scale: the shipped
+            extraction expert still answers ``{"facts": []}`` far too often.
         cache_dir: where built-in GGUF models are converted to safetensors
             (``$MEMLORA_CACHE_DIR`` or the user cache dir by default).
         dtype: ``"auto"``, ``"float32"`` or ``"bfloat16"``.

@@ -124,7 +124,7 @@ def test_shipped_adapters_skip_stale_prompt_versions(tmp_path, monkeypatch):
         assert adapters.shipped_adapters("m") == {}
 
 
-def test_load_backbone_picks_up_shipped_adapters_by_default(tmp_path, tiny_model_dir, tiny, monkeypatch):
+def test_load_backbone_picks_up_shipped_adapters_when_asked(tmp_path, tiny_model_dir, tiny, monkeypatch):
     import memlora_engine.adapters as adapters
     from memlora_engine.backbone import load_backbone
     from memlora_engine.backbone.tiny import make_lora_adapter
@@ -138,11 +138,12 @@ def test_load_backbone_picks_up_shipped_adapters_by_default(tmp_path, tiny_model
         return {"extraction": adapter}
 
     monkeypatch.setattr(adapters, "shipped_adapters", fake_shipped)
-    backbone = load_backbone(tiny_model_dir, dtype="float32", num_threads=1)
+    backbone = load_backbone(tiny_model_dir, "shipped", dtype="float32", num_threads=1)
     assert seen == [str(tiny_model_dir)]
     assert backbone.has_adapter(Operation.EXTRACTION) and not backbone.has_adapter(Operation.UPDATE)
     for base in (None, {}):
         assert not load_backbone(tiny_model_dir, base, dtype="float32", num_threads=1).adapters
+    assert not load_backbone(tiny_model_dir, dtype="float32", num_threads=1).adapters  # the default: base model
     with pytest.raises(ConfigError, match="shipped"):
         load_backbone(tiny_model_dir, "bundled", dtype="float32", num_threads=1)
 
@@ -155,5 +156,5 @@ def test_gemma_loads_its_shipped_adapters():
     from memlora_engine.types import Operation
 
     assert set(shipped_adapters("gemma-3-270m")) == {"extraction", "update", "generation"}
-    backbone = load_backbone("gemma-3-270m")
+    backbone = load_backbone("gemma-3-270m", "shipped")
     assert all(backbone.has_adapter(op) for op in (Operation.EXTRACTION, Operation.UPDATE, Operation.GENERATION))
