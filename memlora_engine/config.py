@@ -11,7 +11,7 @@ from memlora_engine.errors import ConfigError
 from memlora_engine.prompts import PROMPT_STYLES
 from memlora_engine.types import Operation
 
-__all__ = ["MemoryConfig", "default_data_dir"]
+__all__ = ["MemoryConfig", "default_data_dir", "known_fields_only"]
 
 _STORES = ("persistent", "memory", "http")
 
@@ -21,6 +21,18 @@ def default_data_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("memlora", appauthor=False))
+
+
+def known_fields_only(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """The items of ``data`` that are fields of dataclass ``cls``; the rest are dropped with a warning.
+
+    Lets a config file written by a newer version load in an older one.
+    """
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        warnings.warn(f"ignoring unknown {cls.__name__} keys: {unknown}", stacklevel=3)
+    return {k: v for k, v in data.items() if k in known}
 
 
 def _default_max_new_tokens() -> dict[str, int]:
@@ -105,8 +117,4 @@ class MemoryConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MemoryConfig:
         """Build from a dict; unknown keys are ignored with a warning (newer configs load)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            warnings.warn(f"ignoring unknown MemoryConfig keys: {unknown}", stacklevel=2)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**known_fields_only(cls, data))

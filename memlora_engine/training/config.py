@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memlora_engine.config import known_fields_only
 from memlora_engine.errors import ConfigError
 from memlora_engine.types import Operation
 
@@ -96,11 +96,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Build from a dict; unknown keys are ignored with a warning (newer files load)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            warnings.warn(f"ignoring unknown TrainConfig keys: {unknown}", stacklevel=2)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**known_fields_only(cls, data))
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
