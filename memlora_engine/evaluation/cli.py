@@ -53,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     locomo.add_argument("--no-captions", action="store_true", help="leave photo captions out of the turns")
     locomo.add_argument("--context-tokens", type=int, help="full-context prompt budget (default: model context)")
     locomo.add_argument("--answer-top-k", type=int, help="memories given to the generation stage")
+    locomo.add_argument("--max-new-tokens", metavar="STAGE=N,...",
+                        help="per-stage output caps, e.g. extraction=96,update=160 (default: MemoryConfig's)")
     locomo.add_argument("--quiet", action="store_true", help="no progress bars")
     _scoring_arguments(locomo)
     report = sub.add_parser("report", help="Re-score cached runs and write one comparison report.",
@@ -101,7 +103,7 @@ def _adapter_paths(args: argparse.Namespace) -> dict[str, str]:
 
 def _run_locomo(args: argparse.Namespace) -> int:
     from memlora_engine.errors import ConfigError
-    from memlora_engine.evaluation.configs import parse_config
+    from memlora_engine.evaluation.configs import parse_config, parse_token_caps
     from memlora_engine.evaluation.dataset import load_locomo
     from memlora_engine.evaluation.efficiency import model_size_bytes
     from memlora_engine.evaluation.locomo import evaluate_locomo
@@ -132,7 +134,10 @@ def _run_locomo(args: argparse.Namespace) -> int:
             loaded[key] = load_backbone(args.model, adapters=adapters or None, dtype=args.dtype, num_threads=args.threads)
         return loaded[key]
 
-    overrides = {"answer_top_k": args.answer_top_k} if args.answer_top_k else {}
+    overrides: dict[str, Any] = {"answer_top_k": args.answer_top_k} if args.answer_top_k else {}
+    caps = parse_token_caps(args.max_new_tokens)
+    if caps:
+        overrides["max_new_tokens"] = caps
     options = RunOptions(
         limit_sessions=args.limit_sessions, limit_questions=args.limit_questions, captions=not args.no_captions,
         context_tokens=args.context_tokens, memory_overrides=overrides, progress=not args.quiet,

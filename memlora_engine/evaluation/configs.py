@@ -28,7 +28,7 @@ from memlora_engine.errors import ConfigError
 from memlora_engine.prompts import PROMPT_STYLES
 from memlora_engine.types import Operation
 
-__all__ = ["PIPELINE_OPERATIONS", "PRESETS", "EvalConfig", "parse_config"]
+__all__ = ["PIPELINE_OPERATIONS", "PRESETS", "EvalConfig", "parse_config", "parse_token_caps"]
 
 PIPELINE_OPERATIONS = (Operation.EXTRACTION, Operation.UPDATE, Operation.GENERATION)
 
@@ -131,3 +131,17 @@ def parse_config(spec: str) -> EvalConfig:
     if not re.fullmatch(r"[A-Za-z0-9._-]+", config.name):
         raise ConfigError(f"configuration name {config.name!r} is not filesystem-safe")
     return config
+
+
+def parse_token_caps(text: str | None) -> dict[str, int]:
+    """``"extraction=96,update=160"`` -> per-stage ``max_new_tokens`` caps ({} for None or "")."""
+    caps: dict[str, int] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        stage, sep, value = item.partition("=")
+        stage = stage.strip()
+        if not sep or stage not in {op.value for op in Operation} or not value.strip().isdigit() or int(value) < 1:
+            raise ConfigError(f"token caps are STAGE=N with a stage of {[op.value for op in Operation]}, got {item!r}")
+        caps[stage] = int(value)
+    return caps

@@ -127,15 +127,14 @@ def _run(args: argparse.Namespace) -> int:
     outer = None
     if args.outer_data:
         from memlora_engine.embeddings.sentence_transformers import SentenceTransformerEmbedder
+        from memlora_engine.evaluation.configs import parse_token_caps
         from memlora_engine.evaluation.dataset import load_locomo
 
         by_id = {c.sample_id: c for c in load_locomo(args.outer_data)}
         outer = pipeline_metric([by_id[i] for i in val_ids], out / "outer", model=args.model,
                                 embedder=SentenceTransformerEmbedder(), limit_sessions=args.outer_limit_sessions,
                                 limit_questions=args.outer_limit_questions, dtype=args.dtype, num_threads=args.threads,
-                                max_new_tokens={k.strip(): int(v) for k, v in (
-                                    item.split("=") for item in (args.outer_max_new_tokens or "").split(",") if item)}
-                                or None)
+                                max_new_tokens=parse_token_caps(args.outer_max_new_tokens) or None)
     summary = search_stage(config, _floats(args.lr), _ints(args.batch_size), train, val, out, outer=outer,
                            progress=not args.quiet,
                            max_seconds_per_candidate=args.max_minutes * 60 if args.max_minutes else None)

@@ -183,7 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int)
     args = parser.parse_args(argv)
     if args.pipeline:
-        caps = {k.strip(): int(v) for k, v in (item.split("=") for item in args.max_new_tokens.split(",") if item)}
+        from memlora_engine.evaluation.configs import parse_token_caps
+
+        caps = parse_token_caps(args.max_new_tokens)
         result = pipeline_eval(args.locomo, args.pipeline, args.adapters_dir, args.eval_dir, model=args.model,
                                limit_sessions=args.limit_sessions, max_new_tokens=caps, num_threads=args.threads)
         for name, r in result["configs"].items():

@@ -174,3 +174,22 @@ def test_eval_is_registered_in_the_memlora_command():
     from memlora_engine import cli
 
     assert cli._COMMANDS["eval"][0] == "memlora_engine.evaluation.cli"
+
+
+def test_token_caps_reach_every_recorded_call(tmp_path, synthetic_file, make_model):
+    from memlora_engine.evaluation.configs import parse_token_caps
+
+    caps = parse_token_caps("extraction=96, update=160")
+    assert caps == {"extraction": 96, "update": 160} and parse_token_caps(None) == {}
+    with pytest.raises(ConfigError, match="STAGE=N"):
+        parse_token_caps("extract=96")
+    with pytest.raises(ConfigError, match="STAGE=N"):
+        parse_token_caps("update=0")
+    conversation = load_locomo(synthetic_file)[0]
+    config = parse_config("memlora-prompts-base")
+    run_config([conversation], config, make_model(adapters=()), tmp_path, embedder=DeterministicEmbedder(),
+               options=RunOptions(progress=False, limit_sessions=1, memory_overrides={"max_new_tokens": caps}))
+    calls = read_jsonl(tmp_path / "runs" / config.name / conversation.sample_id / "calls.jsonl")
+    by_stage = {(c["operation"], c["max_new_tokens"]) for c in calls}
+    assert ("extraction", 96) in by_stage and ("generation", 48) in by_stage
+    assert {cap for op, cap in by_stage if op == "update"} <= {160}

@@ -27,7 +27,7 @@ def test_processes_sharing_one_store(data_dir) -> None:
     assert [t for t, n in texts.items() if n > 1] == []  # no duplicate text, even added by 3 processes at once
     assert {t for t in shared.values() if t.startswith("common")} == {f"common fact {i}" for i in range(min(7, count))}
     for name, summary in summaries.items():
-        assert summary["misses"] == 0  # every process's search saw its own write immediately
+        assert summary["misses"] == 0  # every process's search saw its own write immediately (see _worker.mixed)
         kept = {i: t for i, t in summary["added"].items() if i not in summary["deleted"]}
         assert {i: shared[i] for i in kept} == kept  # no lost write
         assert not set(summary["deleted"]) & set(shared)
