@@ -89,9 +89,17 @@ class DeterministicEmbedder:
     def _vector(self, text: str) -> list[float]:
         vec = [0.0] * self.dimension
         words = _WORD.findall(text.lower()) or ["<empty>"]
+        owner: dict[int, str] = {}  # bucket -> the word of this text that holds it
         for word in words:
             digest = hashlib.sha256(word.encode()).digest()
             index = int.from_bytes(digest[:4], "little") % self.dimension
+            # Two words of one text never share a bucket while free ones are left:
+            # with opposite signs they would cancel, and a text could embed to the
+            # zero vector, which no search finds.
+            for _ in range(self.dimension):
+                if owner.setdefault(index, word) == word:
+                    break
+                index = (index + 1) % self.dimension
             vec[index] += 1.0 if digest[4] & 1 else -1.0
         norm = math.sqrt(sum(v * v for v in vec)) or 1.0
         return [v / norm for v in vec]

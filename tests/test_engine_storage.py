@@ -237,3 +237,15 @@ def test_unused_vector_index_capacity_is_scrubbed(tmp_path) -> None:
     (tmp_path / "data_level0.bin").write_bytes(live + garbage)
     _scrub_hnsw(tmp_path)
     assert (tmp_path / "data_level0.bin").read_bytes() == live + garbage
+
+
+def test_the_test_embedder_never_cancels_a_text_to_the_zero_vector() -> None:
+    # With signed hashing "thread2" and "note178" share a bucket with opposite signs;
+    # a zero vector would make the memory unfindable by any search.
+    from memlora_engine.testing import DeterministicEmbedder
+
+    embedder = DeterministicEmbedder(384)
+    for text in ("thread2 note178", "wb item122 markerwb122"):
+        (vector,) = embedder.embed([text])
+        assert sum(v != 0 for v in vector) == len(text.split())
+        assert abs(sum(v * v for v in vector) - 1.0) < 1e-9

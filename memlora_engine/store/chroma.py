@@ -252,16 +252,17 @@ class ChromaStore:
         "does not exist" the cache entry is dropped and the lookup retried once.
         """
         for attempt in (0, 1):
-            col = self._collection(scope, create=create)
-            if col is None:
-                return default
-            try:
-                with self._lock:
+            # One hold for the lookup and the call: a reload or purge by another
+            # thread in between would close the client under the handle.
+            with self._lock:
+                col = self._collection(scope, create=create)
+                if col is None:
+                    return default
+                try:
                     return _retry_busy(action, functools.partial(fn, col))
-            except StorageError as exc:
-                if attempt or not _is_missing(exc.__cause__):
-                    raise
-                with self._lock:
+                except StorageError as exc:
+                    if attempt or not _is_missing(exc.__cause__):
+                        raise
                     self._collections.pop(self.collection_name(scope), None)
         raise AssertionError("unreachable")  # pragma: no cover
 
