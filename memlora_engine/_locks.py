@@ -10,18 +10,12 @@ apply), so the engine serialises with two kinds of lock:
   cannot both decide on the same stale memories;
 * one **write lock** per directory, held while a batch is journalled, applied to
   the vector store and committed to the history: at most one batch is in flight
-  at a time, so the journal only ever holds batches of crashed processes;
-* one **client lock** per directory, held by the vector store around every call
-  into Chroma, reads included: Chroma's embedded mode is not made for several
-  processes, and it loads a collection's index files lazily, at a read, so
-  without this lock a read could load them while another process rewrites them.
+  at a time, so the journal only ever holds batches of crashed processes.
 
 Each is an in-process ``RLock`` (threads) plus, for a store on disk, an OS file
 lock (``filelock``; released by the OS when a process dies, so a ``kill -9``
 cannot leave a directory locked). Lock files are empty and named by a hash of the
-scope, never by its ids. The order is always scope lock, then write lock, then
-client lock; the client lock is held only inside the store and never waits for
-another lock.
+scope, never by its ids. The order is always scope lock, then write lock.
 """
 
 from __future__ import annotations
@@ -105,7 +99,4 @@ class StoreLocks:
         """Hold the directory's write lock (re-entrant within a thread)."""
         return self._hold("write")
 
-    def client(self) -> ProcessLock:
-        """The directory's client lock (re-entrant within a thread); see the module notes."""
-        return self._hold("client")
 

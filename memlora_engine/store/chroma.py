@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from memlora_engine._locks import ProcessLock, StoreLocks, lock_dir
+from memlora_engine._locks import ProcessLock
 from memlora_engine.errors import ConfigError, MetadataError, StorageError, require
 from memlora_engine.store.filters import to_chroma_where
 from memlora_engine.types import MemoryRecord, Scope
@@ -58,8 +58,7 @@ class _Shared:
     def __init__(self, client: Any, factory: Callable[[], Any] | None, lock: ProcessLock | None = None) -> None:
         self.client = client
         self.factory = factory
-        # Every call into Chroma holds this: threads of this process, and (for a
-        # directory) other processes, never overlap one (see memlora_engine._locks).
+        # Every call into Chroma holds this: threads of this process never overlap one.
         self.lock = lock if lock is not None else ProcessLock(None)
         self.generation: int | None = None
         self.version = 0
@@ -69,10 +68,7 @@ class _Shared:
         with cls._registry_lock:
             shared = cls._registry.get(str(path))
             if shared is None:
-                lock = StoreLocks(lock_dir(path)).client()
-                with lock:
-                    client = factory()
-                shared = cls._registry[str(path)] = cls(client, factory, lock)
+                shared = cls._registry[str(path)] = cls(factory(), factory)
             return shared
 
 
@@ -124,9 +120,8 @@ class ChromaStore:
         self._namespace = namespace
         self._collections: dict[str, Any] = {}
         self._version = self._shared.version
-        # Chroma calls on one directory are serialised (threads and processes): a
-        # reload must never close the client under a running call, and an index
-        # must never be loaded while another process is writing it.
+        # Chroma calls on one directory are serialised in a process: a reload must
+        # never close the client under a running call.
         self._lock = self._shared.lock
         self._max_batch: int | None = None
 
