@@ -25,7 +25,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from memlora_engine._locks import ProcessLock
 from memlora_engine.errors import ConfigError, MetadataError, StorageError, require
 from memlora_engine.store.filters import to_chroma_where
 from memlora_engine.types import MemoryRecord, Scope
@@ -55,11 +54,11 @@ class _Shared:
     _registry: dict[str, _Shared] = {}
     _registry_lock = threading.Lock()
 
-    def __init__(self, client: Any, factory: Callable[[], Any] | None, lock: ProcessLock | None = None) -> None:
+    def __init__(self, client: Any, factory: Callable[[], Any] | None) -> None:
         self.client = client
         self.factory = factory
         # Every call into Chroma holds this: threads of this process never overlap one.
-        self.lock = lock if lock is not None else ProcessLock(None)
+        self.lock = threading.RLock()
         self.generation: int | None = None
         self.version = 0
 
