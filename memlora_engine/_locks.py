@@ -22,74 +22,56 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from filelock import FileLock
 
 from memlora_engine.types import Scope
 
-__all__ = ["ProcessLock", "StoreLocks", "lock_dir"]
-
-
-def lock_dir(store_path: Path) -> Path:
-    """Where the lock files of the embedded store at ``store_path`` live (beside it)."""
-    return store_path.with_name(store_path.name + ".locks") / "locks"
-
-
-class ProcessLock:
-    """A re-entrant lock held by at most one thread of one process at a time.
-
-    An ``RLock`` for threads plus, when ``path`` is given, an OS file lock for
-    processes; usable as a context manager any number of times.
-    """
-
-    def __init__(self, path: Path | None) -> None:
-        self._rlock = threading.RLock()
-        # thread_local=False: the RLock already serialises threads, and a re-entrant
-        # acquire from the same thread must not block.
-        self._file = FileLock(path, thread_local=False) if path is not None else None
-
-    def __enter__(self) -> None:
-        self._rlock.acquire()
-        if self._file is not None:
-            try:
-                self._file.acquire()
-            except BaseException:
-                self._rlock.release()
-                raise
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            if self._file is not None:
-                self._file.release()
-        finally:
-            self._rlock.release()
+__all__ = ["StoreLocks"]
 
 
 class StoreLocks:
     """The scope locks and the write lock of one store.
 
     Args:
-        directory: where lock files live (:func:`lock_dir` of the store), or None for a store
+        directory: where lock files live (the data directory), or None for a store
             that only this process can see (in-memory, or a server reached over
             HTTP by a single process): then only threads are serialised.
     """
 
     def __init__(self, directory: Path | None) -> None:
-        self._dir = directory
+        self._dir = directory / "locks" if directory is not None else None
         if self._dir is not None:
             self._dir.mkdir(parents=True, exist_ok=True)
         self._guard = threading.Lock()
-        self._locks: dict[str, ProcessLock] = {}
+        self._thread_locks: dict[str, threading.RLock] = {}
+        self._file_locks: dict[str, FileLock] = {}
 
-    def _hold(self, name: str) -> ProcessLock:
+    def _pair(self, name: str) -> tuple[threading.RLock, FileLock | None]:
         with self._guard:
-            lock = self._locks.get(name)
-            if lock is None:
-                path = self._dir / f"{name}.lock" if self._dir is not None else None
-                lock = self._locks[name] = ProcessLock(path)
-            return lock
+            rlock = self._thread_locks.setdefault(name, threading.RLock())
+            file_lock = None
+            if self._dir is not None:
+                file_lock = self._file_locks.get(name)
+                if file_lock is None:
+                    # thread_local=False: the RLock above already serialises threads,
+                    # and a re-entrant acquire from the same thread must not block.
+                    file_lock = FileLock(self._dir / f"{name}.lock", thread_local=False)
+                    self._file_locks[name] = file_lock
+            return rlock, file_lock
+
+    @contextmanager
+    def _hold(self, name: str) -> Iterator[None]:
+        rlock, file_lock = self._pair(name)
+        with rlock:
+            if file_lock is None:
+                yield
+            else:
+                with file_lock:
+                    yield
 
     def scope(self, scope: Scope) -> AbstractContextManager[None]:
         """Hold the scope's lock (re-entrant within a thread)."""
@@ -98,5 +80,4 @@ class StoreLocks:
     def write(self) -> AbstractContextManager[None]:
         """Hold the directory's write lock (re-entrant within a thread)."""
         return self._hold("write")
-
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from memlora_engine._locks import StoreLocks, lock_dir
+from memlora_engine._locks import StoreLocks
 from memlora_engine.config import MemoryConfig
 from memlora_engine.embeddings.base import Embedder
 from memlora_engine.errors import (
@@ -126,7 +126,7 @@ class Memory:
         self._clock = clock or (lambda: datetime.now(UTC).astimezone())
         self.stats = Stats()
         store_dir = self.store.path
-        self._locks = StoreLocks(lock_dir(store_dir) if store_dir is not None else None)
+        self._locks = StoreLocks(store_dir.with_name(store_dir.name + ".locks") if store_dir is not None else None)
         self._recover()
 
     # -- lifecycle ----------------------------------------------------------------------
