@@ -50,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--autocast", action="store_true", help="bf16 autocast (with --dtype float32)")
     parser.add_argument("--threads", type=int, help="torch threads (default: all usable cores)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-empty-share", type=float,
+                        help='extraction: at most this share of training windows with {"facts": []} (default: all kept)')
     parser.add_argument("--warmup-steps", type=int, default=5)
     parser.add_argument("--max-minutes", type=float,
                         help="wall-clock budget per candidate: then it finishes with its best adapter so far")
@@ -123,6 +125,7 @@ def _run(args: argparse.Namespace) -> int:
                                               args.target_modules.split(",")),
         max_steps=args.max_steps, eval_every=args.eval_every, patience=args.patience, val_examples=args.val_examples,
         max_length=args.max_length, warmup_steps=args.warmup_steps, dtype=args.dtype, autocast=args.autocast, num_threads=args.threads, seed=args.seed,
+        max_empty_share=args.max_empty_share,
     )
     outer = None
     if args.outer_data:

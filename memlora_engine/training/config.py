@@ -42,6 +42,9 @@ class TrainConfig:
         dtype: backbone weights dtype, as :func:`~memlora_engine.backbone.load_backbone`
             takes it (``auto``: bfloat16 on CPUs with AMX/AVX512-BF16); LoRA weights stay float32.
         autocast: run forward/backward under bf16 autocast (for float32 weights).
+        max_empty_share: extraction only: keep every training window with facts and at
+            most this share of windows whose target is ``{"facts": []}`` (a seeded sample;
+            validation keeps its natural mix). None keeps them all. See docs/training.md.
         weight_decay, grad_clip, seed: the usual.
         num_threads: torch threads (default: all usable cores).
     """
@@ -66,6 +69,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     num_threads: int | None = None
+    max_empty_share: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

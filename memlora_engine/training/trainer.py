@@ -34,6 +34,7 @@ from typing import Any
 from memlora_engine.backbone._render import render_messages
 from memlora_engine.errors import ConfigError, require
 from memlora_engine.training.config import TrainConfig
+from memlora_engine.training.data import cap_empty_share
 
 __all__ = ["EncodedExample", "TrainResult", "encode_example", "evaluate_loss", "plot_log", "train_adapter"]
 
@@ -248,6 +249,8 @@ def train_adapter(
                 kept.append(example)
         return kept, skipped
 
+    if config.max_empty_share is not None:
+        train_examples = cap_empty_share(train_examples, config.max_empty_share, config.seed)
     train_set, skipped = encode(train_examples)
     rng = random.Random(config.seed)
     val_pool = list(val_examples)

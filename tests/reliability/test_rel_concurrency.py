@@ -35,11 +35,13 @@ def test_processes_sharing_one_store(data_dir) -> None:
         assert len(own) == count
         for memory_id, text in summary["updated"].items():
             assert own[memory_id] == text
-    # every search sees the other processes' writes too
+    # every search sees the other processes' writes too, ranked first for its own text
+    # (exhaustive, as in _worker.mixed: at 200 rounds HNSW's greedy top-3 can miss a
+    # vector the test embedder made orthogonal to its neighbours; that is index recall)
     for summary in summaries.values():
         for memory_id, text in list(summary["added"].items())[:5]:
             if memory_id not in summary["deleted"]:
-                assert memory_id in [h.id for h in memory.search(text, user_id="shared", limit=3)]
+                assert memory.search(text, user_id="shared", limit=100_000)[0].id == memory_id
     assert assert_consistent(memory) == len(shared) + 3 * count
 
 

@@ -16,7 +16,9 @@ from memlora_engine.training import (
     ObservationTeacher,
     UpdateLabeler,
     build_distillation_data,
+    cap_empty_share,
     clean_output,
+    is_empty_extraction,
     labeler_agreement,
     load_examples,
     prompt_values,
@@ -247,3 +249,23 @@ def test_vqa_wiring(tmp_path):
     assert unusable == 1
     assert examples[0]["target"] == '{"answer": "a cat", "reason": "it has whiskers"}'
     assert teacher.seen[0][1]["content"][0]["image_url"]["url"].startswith("data:image/png;base64,")
+
+
+def _extraction_record(i: int, facts: list[str]) -> dict:
+    return {"operation": "extraction", "id": f"x{i}", "target": json.dumps({"facts": facts})}
+
+
+def test_cap_empty_share_keeps_every_fact_window_and_samples_the_empty_ones():
+    records = [_extraction_record(i, [] if i % 2 else [f"fact {i}"]) for i in range(40)]  # 20 + 20 empty
+    capped = cap_empty_share(records, 0.2, seed=3)
+    empty = [r for r in capped if is_empty_extraction(r)]
+    assert [r for r in capped if not is_empty_extraction(r)] == records[0::2]
+    assert len(empty) == 5  # 5 / 25 = 0.2
+    assert [r["id"] for r in capped] == sorted((r["id"] for r in capped), key=lambda x: int(x[1:]))  # order kept
+    assert cap_empty_share(records, 0.2, seed=3) == capped  # seeded
+    assert cap_empty_share(records, 0.5) == records  # already within the cap
+    assert [r for r in cap_empty_share(records, 0.0) if is_empty_extraction(r)] == []
+    other = [{"operation": "generation", "target": "Paris"}, {"operation": "extraction", "target": "not json"}]
+    assert not any(map(is_empty_extraction, other))
+    with pytest.raises(ValueError):
+        cap_empty_share(records, 1.0)

@@ -148,3 +148,13 @@ def test_search_stage_picks_by_outer_metric_then_val_loss(tmp_path, tiny):
                             model_factory=tiny, progress=False)
     best = min(no_outer["candidates"], key=lambda r: r["best_val_loss"])
     assert no_outer["best"] == best["candidate"]
+
+
+def test_max_empty_share_thins_the_training_set_only(tmp_path, tiny):
+    model, tokenizer = tiny()
+    empty = [dict(e, target='{"facts": []}') for e in _examples(12, 200)]
+    result = train_adapter(_config(max_steps=1, max_empty_share=0.2), _examples(12) + empty, empty[:6],
+                           tmp_path / "run", model=model, tokenizer=tokenizer, progress=False)
+    assert result.train_examples == 15  # 12 with facts + 3 empty
+    assert result.val_examples == 6  # validation keeps its natural mix
+    assert result.config["max_empty_share"] == 0.2
