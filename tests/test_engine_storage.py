@@ -14,6 +14,7 @@ import pytest
 from memlora_engine import AsyncMemory, Memory, MemoryConfig
 from memlora_engine.errors import FilterError, MemoryNotFoundError
 from memlora_engine.testing import DeterministicEmbedder, ScriptedGenerator
+from memlora_engine.types import Scope
 
 
 def echo_facts(request) -> str:
@@ -249,3 +250,19 @@ def test_the_test_embedder_never_cancels_a_text_to_the_zero_vector() -> None:
         (vector,) = embedder.embed([text])
         assert sum(v != 0 for v in vector) == len(text.split())
         assert abs(sum(v * v for v in vector) - 1.0) < 1e-9
+
+
+def test_vector_index_is_persisted_at_every_buffer_flush(tmp_path) -> None:
+    # Chroma's default (persist every 1000 records) lost searchable records across
+    # reopens; see tests/reliability/test_rel_reopen.py. Old collections are upgraded.
+    memory = Memory(MemoryConfig(data_dir=tmp_path), generator=ScriptedGenerator({}), embedder=DeterministicEmbedder())
+    memory.add("Lives in Oslo", user_id="alice", infer=False)
+    store = memory.store
+    col = store._collection(Scope("alice"), create=False)
+    assert col.configuration["hnsw"]["sync_threshold"] == 100
+    col.modify(configuration={"hnsw": {"sync_threshold": 1000}})  # as created by an older release
+    reopened = Memory(MemoryConfig(data_dir=tmp_path), generator=ScriptedGenerator({}), embedder=DeterministicEmbedder())
+    reopened.store._collections.clear()
+    assert reopened.search("Oslo", user_id="alice")[0].text == "Lives in Oslo"
+    col = reopened.store._client.get_collection(store.collection_name(Scope("alice")), embedding_function=None)
+    assert col.configuration["hnsw"]["sync_threshold"] == 100

@@ -227,7 +227,8 @@ class ChromaStore:
                 if create:
                     metadata = {"memlora_namespace": self._namespace, **{f"scope_{k}": v for k, v in scope.as_dict().items()}}
                     col = self._client.get_or_create_collection(
-                        name, metadata=metadata, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+                        name, metadata=metadata, configuration={"hnsw": {"space": "cosine", **_HNSW_PERSIST}},
+                        embedding_function=None,
                     )
                 else:
                     try:
@@ -236,6 +237,7 @@ class ChromaStore:
                         if _is_missing(exc):
                             return None
                         raise
+                _persist_every_batch(col)
             self._collections[name] = col
             return col
 
@@ -491,6 +493,25 @@ class ChromaStore:
 
 
 _BUSY_WAIT_S = 30.0
+
+# Persist the vector index each time its brute-force buffer is flushed into it
+# (Chroma's defaults: every 100 records into the index, to disk every 1000). With
+# the defaults, an embedded client closed and reopened (a new process, a reload
+# after another process wrote, a purge) came back with an index lacking records it
+# had flushed but not persisted: `get` returned them, no search ever did, and
+# fetching their embeddings failed with "Error finding id" (chroma-core/chroma#6975;
+# docs/reliability.md, "Memories invisible to search after a reopen").
+_HNSW_PERSIST = {"batch_size": 100, "sync_threshold": 100}
+
+
+def _persist_every_batch(col: Any) -> None:
+    """Apply :data:`_HNSW_PERSIST` to a collection created before it (or by another client)."""
+    try:
+        current = (col.configuration or {}).get("hnsw") or {}
+    except Exception:  # a server or client without the configuration API
+        return
+    if current and current.get("sync_threshold") != _HNSW_PERSIST["sync_threshold"]:
+        col.modify(configuration={"hnsw": dict(_HNSW_PERSIST)})
 
 
 def _scrub_hnsw(folder: Path) -> None:
