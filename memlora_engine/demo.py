@@ -74,8 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "use the memlora prompts they were trained on",
     )
     parser.add_argument(
-        "--adapters", action="store_true",
-        help="load the shipped LoRA experts (smoke-scale for now: the extraction expert still misses most facts)",
+        "--no-adapters", action="store_true",
+        help="run every operation on the base model (default: the shipped LoRA experts where the model has them)",
     )
     parser.add_argument("--no-constrained", action="store_true", help="decode JSON without the schema constraint")
     parser.add_argument("--cache-dir", type=Path, help="model conversion cache (default: $MEMLORA_CACHE_DIR or user cache)")
@@ -169,20 +169,20 @@ def run(args: argparse.Namespace) -> int:
     print("MemLoRA demo: on-device memory for an agent talking to Alice over three sessions.")
     with _Timer(f"loading {args.model} (the first run converts the GGUF from PyPI, ~1 min; later runs take seconds)"):
         backbone = load_backbone(
-            args.model, "shipped" if args.adapters else None,
+            args.model, None if args.no_adapters else "shipped",
             cache_dir=args.cache_dir, constrained=not args.no_constrained,
         )
     on_adapters = [op.value for op in Operation if backbone.has_adapter(op)]
     if on_adapters:
         print(
             f"Model {args.model} with the shipped LoRA experts for {', '.join(on_adapters)} (memlora prompts; "
-            "smoke-scale training, see results/training/README.md); other operations run the base model "
+            "see results/training/README.md); other operations run the base model "
             f"with the {style!r} prompts."
         )
     else:
         print(
-            f"Every operation runs the base model {args.model} with the {style!r} prompts (no adapters; "
-            "--adapters loads the shipped smoke-scale experts, see results/training/README.md)."
+            f"Every operation runs the base model {args.model} with the {style!r} prompts (no adapters"
+            + ("; --no-adapters)." if args.no_adapters else " ship for this model).")
         )
     print(f"JSON output: {'free' if args.no_constrained else 'constrained to the schema'}.\n")
     scratch = None if args.data_dir else tempfile.mkdtemp(prefix="memlora-demo-")

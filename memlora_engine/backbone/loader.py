@@ -57,7 +57,7 @@ def _cpu_has(flag: str) -> bool:
 
 def load_backbone(
     model: str | os.PathLike[str] = DEFAULT_MODEL,
-    adapters: Mapping[str | Operation, AdapterSource] | str | None = None,
+    adapters: Mapping[str | Operation, AdapterSource] | str | None = "shipped",
     *,
     cache_dir: str | os.PathLike[str] | None = None,
     dtype: str = "auto",
@@ -71,13 +71,11 @@ def load_backbone(
         model: a built-in name (see :data:`memlora_engine.backbone.MODELS`; default
             ``"gemma-3-270m"``, offline from PyPI), a local model directory, a ``.gguf``
             file, or a hub id.
-        adapters: LoRA adapter per operation (``"extraction"``, ``"update"``,
-            ``"generation"``, ``"vqa"``): a local directory or a hub id. Operations
-            without one run the base model. ``None`` (default) or ``{}``: the base model
-            only. ``"shipped"``: the adapters shipped in the package for a built-in model
-            (``memlora_engine/adapters/<model>/``, see docs/training.md), none for any
-            other model. They are opt-in while they are smoke-scale: the shipped
-            extraction expert still answers ``{"facts": []}`` far too often.
+        adapters: ``"shipped"`` (default): the expert adapters shipped in the package for a
+            built-in model (``memlora_engine/adapters/<model>/``, see docs/training.md),
+            none for any other model. Or a LoRA adapter per operation (``"extraction"``,
+            ``"update"``, ``"generation"``, ``"vqa"``): a local directory or a hub id;
+            operations without one run the base model. ``None`` or ``{}``: the base model only.
         cache_dir: where built-in GGUF models are converted to safetensors
             (``$MEMLORA_CACHE_DIR`` or the user cache dir by default).
         dtype: ``"auto"``, ``"float32"`` or ``"bfloat16"``.

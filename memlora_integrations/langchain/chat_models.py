@@ -88,13 +88,15 @@ class ChatMemLoRA(BaseChatModel):
 
     # -- construction helpers ------------------------------------------------------------
     @classmethod
-    def from_backbone(cls, model: str = "gemma-3-270m", adapters: dict[str, Any] | None = None, *,
+    def from_backbone(cls, model: str = "gemma-3-270m", adapters: dict[str, Any] | str | None = "shipped", *,
                       backbone_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> ChatMemLoRA:
         """Build on the on-device backbone (loaded now; needs the ``hf`` extra).
 
         Args:
             model: a backbone name known to ``memlora_engine.backbone`` (or a local path).
-            adapters: LoRA adapter per operation; the ``"generation"`` one answers chats.
+            adapters: ``"shipped"`` (default): the adapters shipped for a built-in model; or
+                a LoRA adapter per operation (the ``"generation"`` one answers chats); ``None``:
+                the base model.
             backbone_kwargs: more arguments of ``memlora_engine.backbone.load_backbone``
                 (``dtype``, ``device``, ``cache_dir``, ...).
             **kwargs: fields of ``ChatMemLoRA`` (``max_tokens``, ``stop``, ...).

@@ -143,7 +143,8 @@ def test_load_backbone_picks_up_shipped_adapters_when_asked(tmp_path, tiny_model
     assert backbone.has_adapter(Operation.EXTRACTION) and not backbone.has_adapter(Operation.UPDATE)
     for base in (None, {}):
         assert not load_backbone(tiny_model_dir, base, dtype="float32", num_threads=1).adapters
-    assert not load_backbone(tiny_model_dir, dtype="float32", num_threads=1).adapters  # the default: base model
+    default = load_backbone(tiny_model_dir, dtype="float32", num_threads=1)  # the default: shipped adapters
+    assert default.has_adapter(Operation.EXTRACTION) and len(seen) == 2
     with pytest.raises(ConfigError, match="shipped"):
         load_backbone(tiny_model_dir, "bundled", dtype="float32", num_threads=1)
 
@@ -156,5 +157,5 @@ def test_gemma_loads_its_shipped_adapters():
     from memlora_engine.types import Operation
 
     assert set(shipped_adapters("gemma-3-270m")) == {"extraction", "update", "generation"}
-    backbone = load_backbone("gemma-3-270m", "shipped")
+    backbone = load_backbone("gemma-3-270m")  # loaded by default
     assert all(backbone.has_adapter(op) for op in (Operation.EXTRACTION, Operation.UPDATE, Operation.GENERATION))

@@ -131,5 +131,6 @@ def test_rejects_what_is_not_a_generator():
 def test_real_backbone_streams_text():
     pytest.importorskip("memlora_engine.backbone")
     llm = ChatMemLoRA.from_backbone(model="gemma-3-270m", max_tokens=8)
+    assert llm.generator.has_adapter("generation")  # the shipped experts load by default
     assert isinstance(llm.invoke("Say hello.").content, str)
     assert llm.get_num_tokens("hello world") > 0

@@ -18,6 +18,7 @@ def test_simple_chat_engine_runs_a_turn_on_the_on_device_model(engine) -> None:
         llm = MemLoRALLM.from_backbone(model="gemma-3-270m")
     except MissingDependencyError as exc:
         pytest.skip(str(exc))
+    assert llm.generator.has_adapter("generation")  # the shipped experts load by default
     chat = SimpleChatEngine.from_defaults(llm=llm, memory=MemLoRAMemory.from_defaults(engine, user_id="alice"))
     response = chat.chat("Hi! My name is Alice.")
     assert isinstance(response.response, str) and response.response.strip()
