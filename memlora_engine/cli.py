@@ -14,7 +14,7 @@ _COMMANDS = {
     "demo": ("memlora_engine.demo", "Ingest a short conversation and answer questions from memory."),
     "bench": ("memlora_engine.bench", "Measure the on-device backbone: load time, tok/s, per-operation cost, memory."),
     "bench-store": ("memlora_engine.bench_store", "Measure the store: 100k-memory ingestion, search and add latency, RSS."),
-    "eval": ("memlora_engine.evaluation.cli", "Evaluate on LoCoMo (`memlora eval locomo`) and compare runs (`memlora eval report`)."),
+    "eval": ("memlora_engine.evaluation.cli", "Evaluate on LoCoMo (`memlora eval locomo`), compare runs (`memlora eval report`), build and score the VQA benchmark (`memlora eval vqa-build`, `memlora eval vqa`)."),
     "distill": ("memlora_engine.training.cli_distill", "Build (or resume) the cached teacher data for the expert adapters."),
     "train": ("memlora_engine.training.cli_train", "Train one operation's LoRA expert (optionally a tiny two-tier search)."),
     "adapters": ("memlora_engine.training.cli_adapters", "List, show, push and pull expert adapters with their cards."),

@@ -29,12 +29,16 @@ class GenerationRequest:
         json_schema: when set, the output must be JSON valid under this schema;
             a backbone that supports constrained decoding enforces it.
         max_new_tokens: upper bound on generated tokens.
+        images: PIL images the model must see with the prompt (a backbone with
+            ``supports_images = True`` puts them before the text of the last user
+            message); the engine only sends them to such a backbone.
     """
 
     operation: Operation
     messages: list[ChatMessage]
     json_schema: dict[str, Any] | None = None
     max_new_tokens: int = 256
+    images: tuple[Any, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
 
 

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from memlora_engine._locks import StoreLocks
+from memlora_engine._vision import PreparedImage, image_ids_of, image_memory_text, prepare_turns, refers_to_image
 from memlora_engine.config import MemoryConfig
 from memlora_engine.embeddings.base import Embedder
 from memlora_engine.errors import (
+    ConfigError,
     GeneratorError,
     InvalidInputError,
     MemLoRAError,
@@ -26,9 +28,18 @@ from memlora_engine.errors import (
 )
 from memlora_engine.generator import Generation, GenerationRequest, Generator
 from memlora_engine.history import HistoryStore, PendingBatch
+from memlora_engine.images import ImageStore, LoadedImage, load_image
 from memlora_engine.messages import check_text, normalize_messages, render_conversation
 from memlora_engine.ops import PlannedOp, plan_operations
-from memlora_engine.parsing import EXTRACTION_SCHEMA, UPDATE_SCHEMA, parse_facts, parse_update_ops
+from memlora_engine.parsing import (
+    EXTRACTION_SCHEMA,
+    UPDATE_SCHEMA,
+    VQA_SCHEMA,
+    parse_facts,
+    parse_update_ops,
+    parse_vqa,
+    strip_thinking,
+)
 from memlora_engine.prompts import render_prompt
 from memlora_engine.sessions import SessionStore
 from memlora_engine.stats import Stats
@@ -87,6 +98,10 @@ class Memory:
         history: the audit :class:`HistoryStore`; beside the store when omitted.
         sessions: the chat-session buffer :class:`SessionStore`; beside the store when omitted.
         clock: returns "now" (injectable for tests and replays).
+        images: where images given to ``add`` are kept (:class:`ImageStore`); beside the
+            store when omitted (in memory for ``store="memory"``).
+        captioner: turns a PIL image into a caption, for a text-only generator given an
+            image without one (e.g. a transformers image-to-text pipeline).
 
     Every read and write names its scope with ``user_id``, ``agent_id`` and/or
     ``run_id``; a scope only ever sees its own memories.
@@ -112,6 +127,8 @@ class Memory:
         history: HistoryStore | None = None,
         sessions: SessionStore | None = None,
         clock: Callable[[], datetime] | None = None,
+        images: ImageStore | None = None,
+        captioner: Callable[[Any], str] | None = None,
     ) -> None:
         self.config = config if config is not None else MemoryConfig()
         self.generator = generator
@@ -124,6 +141,8 @@ class Memory:
         self.history_store = history if history is not None else HistoryStore(self._sqlite_path("history.db"))
         self.session_store = sessions if sessions is not None else SessionStore(self._sqlite_path("sessions.db"))
         self._clock = clock or (lambda: datetime.now(UTC).astimezone())
+        self.image_store = images if images is not None else self._build_image_store()
+        self.captioner = captioner
         self.stats = Stats()
         store_dir = self.store.path
         self._locks = StoreLocks(store_dir.with_name(store_dir.name + ".locks") if store_dir is not None else None)
@@ -153,6 +172,11 @@ class Memory:
             )
         return ChromaStore.persistent(cfg.resolved_data_dir / "chroma", namespace=cfg.namespace)
 
+    def _build_image_store(self) -> ImageStore:
+        if self.config.store == "memory":
+            return ImageStore(None)
+        return ImageStore(self.config.resolved_data_dir / "images" / self.config.namespace)
+
     def _sqlite_path(self, name: str) -> str | Path:
         if self.config.store == "memory":
             return ":memory:"
@@ -172,12 +196,20 @@ class Memory:
 
     # -- model calls ------------------------------------------------------------------
     def _style(self, op: Operation) -> str:
+        if op is Operation.VQA:
+            return "memlora"  # the only VQA prompt (Mem0 has none)
         has_adapter = getattr(self.generator, "has_adapter", None)
         if callable(has_adapter) and has_adapter(op):
             return self.config.prompt_style
         return self.config.base_prompt_style
 
-    def _call(self, op: Operation, schema: dict[str, Any] | None = None, **values: str) -> Generation:
+    @property
+    def sees_images(self) -> bool:
+        """True when the generator takes images (a VLM backbone): extraction and VQA see pixels."""
+        return bool(getattr(self.generator, "supports_images", False))
+
+    def _call(self, op: Operation, schema: dict[str, Any] | None = None, images: Sequence[Any] = (),
+              **values: str) -> Generation:
         if self.generator is None:
             raise GeneratorError(
                 "no generator configured: pass generator= (the on-device backbone, or "
@@ -188,6 +220,7 @@ class Memory:
             messages=render_prompt(self._style(op), op, **values),
             json_schema=schema if self.config.constrained_json else None,
             max_new_tokens=self.config.max_new_tokens[op.value],
+            images=tuple(images),
         )
         start = time.perf_counter()
         result = self.generator.generate(request)
@@ -221,29 +254,55 @@ class Memory:
         ``timestamp`` (the session time) is the date shown to the model and the
         time recorded on the memories written. Output the model garbles applies
         nothing: the result's ``failures`` say why and ``stats`` counts it.
+
+        Message content may carry images (a path, URL, bytes or PIL image, in the
+        OpenAI, LangChain, Hugging Face or LlamaIndex part shapes; an optional
+        ``"caption"``). Each is stored once per scope (content-addressed) and becomes
+        an image memory (``memory_type="image"``, ``image_id``); facts extracted from
+        the same call carry ``image_ids``. A generator that ``supports_images`` sees
+        the pixels during extraction; a text-only one sees the caption instead. An
+        image that cannot be read raises before anything is stored.
         """
         scope = Scope(user_id, agent_id, run_id)
         meta = validate_metadata(metadata)
-        normalized = normalize_messages(messages)
+        given = normalize_messages(messages, images=True)
+        prepared = prepare_turns(given, vision=self.sees_images, captioner=self.captioner)
         now = self._now(timestamp)
-        if not infer:
-            texts = [m["content"].strip() for m in normalized if m["role"] != "system" and m["content"].strip()]
-            return self._add_texts(scope, texts, meta, now)
-        conversation = self._fit(render_conversation(normalized))
-        if not conversation:
-            return AddResult()
+        if prepared.uncaptioned:
+            self.stats.record_images("uncaptioned", prepared.uncaptioned)
+            logger.info("%d image(s) with no caption for a text-only generator", prepared.uncaptioned)
+        if not infer:  # the words as given; each image is its own image memory
+            texts = [m["content"].strip() for m in given if m["role"] != "system" and m["content"].strip()]
+            result = self._add_texts(scope, texts, meta, now)
+            result.events += self._add_images(scope, prepared.images, meta, now)
+            return result
+        conversation = self._fit(render_conversation(prepared.messages))
         result = AddResult()
+        if conversation:
+            fact_meta = meta
+            if prepared.images:
+                fact_meta = {**meta, "image_ids": ",".join(dict.fromkeys(p.image.id for p in prepared.images))}
+            self._infer(scope, conversation, prepared.images, fact_meta, now, result)
+        # Image memories hold the user's input, not model output: stored even when a parse failed.
+        result.events += self._add_images(scope, prepared.images, meta, now)
+        return result
+
+    def _infer(self, scope: Scope, conversation: str, images: list[PreparedImage], meta: dict[str, Any],
+               now: datetime, result: AddResult) -> None:
+        """Extraction, retrieval, update and apply for one ``add`` (results go into ``result``)."""
         # Extraction reads nothing from the store, so it runs outside the scope lock.
+        pixels = [p.image.pil() for p in images] if self.sees_images else []
         try:
             raw = self._call(
-                Operation.EXTRACTION, EXTRACTION_SCHEMA, conversation=conversation, date=now.date().isoformat()
+                Operation.EXTRACTION, EXTRACTION_SCHEMA, pixels, conversation=conversation,
+                date=now.date().isoformat(),
             ).text
             result.facts = parse_facts(raw)
         except ModelOutputError as exc:
             self._failed(Operation.EXTRACTION, exc, result)
-            return result
+            return
         if not result.facts:
-            return result
+            return
         fact_vectors = dict(zip(result.facts, self.embedder.embed(result.facts)))
         with self._locks.scope(scope):
             self._recover()  # a crashed worker's batch must land before we read
@@ -264,14 +323,29 @@ class Memory:
                     raw_ops = parse_update_ops(raw)
                 except ModelOutputError as exc:
                     self._failed(Operation.UPDATE, exc, result)
-                    return result
+                    return
                 planned, rejections = plan_operations(raw_ops, id_map)
                 if rejections:
                     self.stats.record_rejected(Operation.UPDATE, len(rejections))
                     result.rejected = [r.to_dict() for r in rejections]
                     logger.info("rejected %d update ops: %s", len(rejections), [r.reason for r in rejections])
             result.events = self._apply(scope, planned, meta, now, fact_vectors)
-            return result
+
+    def _add_images(self, scope: Scope, images: Sequence[PreparedImage], meta: dict[str, Any],
+                    now: datetime) -> list[MemoryEvent]:
+        """Store each image file, then one image memory per image (an exact duplicate is kept once)."""
+        events: list[MemoryEvent] = []
+        for prepared in images:
+            with self._locks.scope(scope):
+                self._recover()
+                self.image_store.put(scope, prepared.image)
+                text = image_memory_text(prepared)
+                image_meta = {**meta, "memory_type": "image", "image_id": prepared.image.id}
+                if prepared.caption:
+                    image_meta["caption"] = prepared.caption
+                events += self._apply(scope, [PlannedOp(Event.ADD, text=text)], image_meta, now, {})
+            self.stats.record_images("stored")
+        return events
 
     def _fit(self, conversation: str) -> str:
         """Cut the conversation to ``config.max_conversation_chars``, keeping the latest turns."""
@@ -572,6 +646,7 @@ class Memory:
     def _forget(self, scope: Scope) -> None:
         self.store.drop(scope)
         _fault("dropped")
+        self.image_store.drop(scope)
         self.session_store.clear(scope)
         _fault("sessions_cleared")
         self.history_store.forget(scope)  # last: it also drops the journal row
@@ -581,6 +656,7 @@ class Memory:
         """Forget every scope of this namespace and the whole history."""
         with self._locks.write():
             self.store.reset()
+            self.image_store.clear()
             self.history_store.forget(None)
             self.store.sync(self.history_store.generation(), mine=True)
             self.session_store.clear_everything()
@@ -621,18 +697,71 @@ class Memory:
         limit: int | None = None,
         filters: dict[str, Any] | None = None,
         timestamp: Timestamp = None,
+        images: Sequence[Any] | None = None,
+        route: str = "auto",
     ) -> Answer:
-        """Answer ``question`` from the scope's most relevant memories."""
+        """Answer ``question`` from the scope's most relevant memories.
+
+        Routing (``route="auto"``): with a generator that ``supports_images``, a question
+        that carries ``images``, or that refers to a photo (see
+        :func:`~memlora_engine._vision.refers_to_image`) while a retrieved memory holds
+        a stored image, goes to the ``vqa`` operation with that image and returns its
+        short answer and ``reason``. Everything else goes to ``generation``; a
+        text-only generator given ``images`` sees their captions (from
+        ``captioner``) among the memories. ``route="vqa"`` or ``"text"`` forces a path.
+
+        Raises:
+            InvalidInputError: a bad ``route``, an unreadable image, or ``route="vqa"``
+                with no image to look at.
+            ConfigError: ``route="vqa"`` with a generator that does not take images.
+        """
+        if route not in ("auto", "vqa", "text"):
+            raise InvalidInputError(f'route must be "auto", "vqa" or "text", got {route!r}')
+        scope = Scope(user_id, agent_id, run_id)
+        given = [load_image(i) for i in images] if images else []
         memories = self.search(
             question, user_id=user_id, agent_id=agent_id, run_id=run_id,
             limit=limit or self.config.answer_top_k, filters=filters,
         )
-        listing = "\n".join(f"- {m.text}" for m in memories) or "(no memories)"
+        if route == "vqa" and not self.sees_images:
+            raise ConfigError("route='vqa' needs a generator that takes images (a VLM backbone)")
+        if self.sees_images and route != "text":
+            pictures = given
+            if not pictures and (route == "vqa" or refers_to_image(question)):
+                pictures = self._retrieved_image(scope, memories)
+            if pictures:
+                return self._vqa(question, pictures, memories)
+            if route == "vqa":
+                raise InvalidInputError("route='vqa' but no image was given or retrieved for this question")
+        listing = [f"- {m.text}" for m in memories]
+        if given:  # text-only generator: the question's images as captions
+            captions = [" ".join(str(self.captioner(i.pil())).split()) if self.captioner else "" for i in given]
+            listing = [f"- The photo in the question shows: {c}" for c in captions if c] + listing
         text = self._call(
-            Operation.GENERATION, None, memories=listing, question=question.strip(),
+            Operation.GENERATION, None, memories="\n".join(listing) or "(no memories)", question=question.strip(),
             date=self._now(timestamp).date().isoformat(),
         ).text
-        return Answer(text=text.strip(), memories=memories)
+        return Answer(text=text.strip(), memories=memories, image_ids=[i.id for i in given])
+
+    def _retrieved_image(self, scope: Scope, memories: Sequence[MemoryRecord]) -> list[LoadedImage]:
+        """The stored image of the best-ranked retrieved memory that has one (or none)."""
+        for memory in memories:
+            for image_id in image_ids_of(memory):
+                if self.image_store.has(scope, image_id):
+                    return [self.image_store.get(scope, image_id)]
+        return []
+
+    def _vqa(self, question: str, pictures: Sequence[LoadedImage], memories: list[MemoryRecord]) -> Answer:
+        raw = self._call(Operation.VQA, VQA_SCHEMA, [p.pil() for p in pictures], question=question.strip()).text
+        ids = [p.id for p in pictures]
+        try:
+            answer, reason = parse_vqa(raw)
+        except ModelOutputError as exc:
+            self.stats.record_parse_failure(Operation.VQA, raw)
+            logger.warning("vqa output could not be parsed; answering with its raw text (%s)", exc)
+            return Answer(text=strip_thinking(raw).strip(), memories=memories, operation="vqa", image_ids=ids,
+                          failure=f"vqa: {exc}")
+        return Answer(text=answer, memories=memories, operation="vqa", reason=reason, image_ids=ids)
 
     # -- export / import --------------------------------------------------------------------
     def export(self, destination: str | Path | IO[str], *, user_id: str | None = None, agent_id: str | None = None,

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from memlora_engine.errors import InvalidInputError
+from memlora_engine.images import ImageInput
 
 __all__ = ["check_text", "normalize_messages", "render_conversation"]
 
@@ -32,56 +33,101 @@ def check_text(text: str, what: str = "message content") -> str:
     return text
 
 
-def _content_text(content: Any) -> str:
+def _image_part(part: Any) -> ImageInput | None:
+    """The image of one content part, in any of the shapes chat libraries use; else None."""
+    if isinstance(part, (bytes, bytearray, memoryview)) or (hasattr(part, "save") and hasattr(part, "mode")):
+        return ImageInput(part)  # raw bytes or a PIL image
+    if not isinstance(part, dict):
+        if getattr(part, "block_type", None) == "image":  # LlamaIndex ImageBlock
+            resolve = getattr(part, "resolve_image", None)
+            source = resolve().read() if callable(resolve) else (part.path or part.url)
+            return ImageInput(source)
+        return None
+    kind = part.get("type")
+    caption = part.get("caption") if isinstance(part.get("caption"), str) else None
+    if kind in ("image_url", "input_image"):  # OpenAI chat / responses
+        value = part.get("image_url")
+        url = value.get("url") if isinstance(value, dict) else value
+        return ImageInput(url, caption)
+    if kind != "image":
+        return None
+    for key in ("image", "url", "path"):  # Hugging Face, LangChain v1 url, a local path
+        if part.get(key) is not None:
+            return ImageInput(part[key], caption)
+    data = part.get("base64") or (part.get("data") if part.get("source_type") == "base64" else None)
+    if isinstance(data, str):  # LangChain base64 blocks
+        mime = part.get("mime_type") or "image/png"
+        return ImageInput(f"data:{mime};base64,{data}", caption)
+    raise InvalidInputError(f"an image part needs an image, url, path or base64 field, got keys {sorted(part)}")
+
+
+def _content(content: Any) -> tuple[str, list[ImageInput]]:
     if isinstance(content, str):
-        return check_text(content)
-    if isinstance(content, list):  # multimodal parts: keep the text ones
-        parts = []
+        return check_text(content), []
+    if isinstance(content, list):  # multimodal parts
+        parts: list[str] = []
+        images: list[ImageInput] = []
         for part in content:
             if isinstance(part, str):
                 parts.append(part)
             elif isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
                 parts.append(part["text"])
-        return check_text("\n".join(parts))
+            elif getattr(part, "block_type", None) == "text" and isinstance(getattr(part, "text", None), str):
+                parts.append(part.text)
+            else:
+                image = _image_part(part)
+                if image is not None:
+                    images.append(image)
+        return check_text("\n".join(parts)), images
     if content is None:
-        return ""
+        return "", []
     raise InvalidInputError(f"message content must be text, got {type(content).__name__}")
 
 
-def _one(message: Any) -> dict[str, str]:
+def _one(message: Any, keep_images: bool) -> dict[str, Any]:
     if isinstance(message, str):
         return {"role": "user", "content": check_text(message)}
     if isinstance(message, dict):
         role, content, name = message.get("role", "user"), message.get("content"), message.get("name")
     elif hasattr(message, "content") and (hasattr(message, "role") or hasattr(message, "type")):
-        # LlamaIndex ChatMessage (.role enum) or LangChain BaseMessage (.type)
+        # LlamaIndex ChatMessage (.role enum; images live in .blocks) or LangChain BaseMessage (.type)
         role = getattr(message, "role", None) or getattr(message, "type", None)
         role = getattr(role, "value", role)
-        content, name = message.content, getattr(message, "name", None)
+        blocks = getattr(message, "blocks", None)
+        content = list(blocks) if isinstance(blocks, list) else message.content
+        name = getattr(message, "name", None)
     else:
         raise InvalidInputError(
             f"a message must be a str, a {{'role', 'content'}} dict or a chat message object, got {type(message).__name__}"
         )
     if not isinstance(role, str) or role.lower() not in _ROLE_ALIASES:
         raise InvalidInputError(f"unknown message role {role!r}")
-    out = {"role": _ROLE_ALIASES[role.lower()], "content": _content_text(content)}
+    text, images = _content(content)
+    out: dict[str, Any] = {"role": _ROLE_ALIASES[role.lower()], "content": text}
     if isinstance(name, str) and name.strip():
         out["name"] = check_text(name.strip(), "message name")
+    if keep_images and images:
+        out["images"] = images
     return out
 
 
-def normalize_messages(messages: Any) -> list[dict[str, str]]:
-    """Return ``[{"role", "content"[, "name"]}]`` for a str, a message, or a sequence of them."""
+def normalize_messages(messages: Any, *, images: bool = False) -> list[dict[str, Any]]:
+    """Return ``[{"role", "content"[, "name"]}]`` for a str, a message, or a sequence of them.
+
+    Content may be a list of parts (OpenAI, LangChain, Hugging Face and LlamaIndex
+    shapes). Image parts are dropped unless ``images``: then a message that carries
+    any gets ``"images": [ImageInput, ...]`` (sources not yet read).
+    """
     if isinstance(messages, (bytes, bytearray, memoryview)):
         raise InvalidInputError("messages must be text, got bytes: decode them first")
     if isinstance(messages, (str, dict)) or not isinstance(messages, Sequence):
         if not isinstance(messages, (str, dict)) and not hasattr(messages, "content"):
             raise InvalidInputError(f"messages must be a str, a message or a list of them, got {type(messages).__name__}")
         messages = [messages]
-    return [_one(m) for m in messages]
+    return [_one(m, images) for m in messages]
 
 
-def render_conversation(messages: Sequence[dict[str, str]]) -> str:
+def render_conversation(messages: Sequence[dict[str, Any]]) -> str:
     """``speaker: text`` lines for the extraction prompt; system and tool messages are left out."""
     lines = []
     for m in messages:

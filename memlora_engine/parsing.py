@@ -23,10 +23,12 @@ from memlora_engine.types import Event, Operation
 __all__ = [
     "EXTRACTION_SCHEMA",
     "UPDATE_SCHEMA",
+    "VQA_SCHEMA",
     "RawOp",
     "load_json",
     "parse_facts",
     "parse_update_ops",
+    "parse_vqa",
     "strip_thinking",
 ]
 
@@ -56,6 +58,12 @@ UPDATE_SCHEMA: dict[str, Any] = {
         }
     },
     "required": ["memory"],
+    "additionalProperties": False,
+}
+VQA_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"answer": {"type": "string"}, "reason": {"type": "string"}},
+    "required": ["answer", "reason"],
     "additionalProperties": False,
 }
 
@@ -205,3 +213,20 @@ def parse_update_ops(raw: str) -> list[RawOp]:
             )
         )
     return ops
+
+
+def parse_vqa(raw: str) -> tuple[str, str]:
+    """Parse vqa output (``{"answer": ..., "reason": ...}``) into ``(answer, reason)``.
+
+    A missing reason is ``""``; an answer given as a number is kept as text. Output
+    with no answer raises :class:`~memlora_engine.errors.ModelOutputError`.
+    """
+    value, _ = load_json(raw, operation=Operation.VQA)
+    if isinstance(value, list):  # [{"answer": ...}]: a model that wrapped its object
+        value = next((item for item in value if isinstance(item, dict)), None)
+    answer = value.get("answer") if isinstance(value, dict) else None
+    if isinstance(answer, bool) or not isinstance(answer, (str, int, float)) or not str(answer).strip():
+        raise ModelOutputError('vqa output has no "answer"', raw=raw, operation=Operation.VQA.value)
+    reason = value.get("reason") if isinstance(value, dict) else None
+    reason_text = " ".join(str(reason).split()) if isinstance(reason, (str, int, float)) else ""
+    return " ".join(str(answer).split()), reason_text

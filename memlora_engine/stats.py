@@ -1,4 +1,4 @@
-"""Per-operation counters: calls, tokens, seconds, parse failures, rejected ops."""
+"""Per-operation counters: calls, tokens, seconds, parse failures, rejected ops; image counts."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ class Stats:
     def __init__(self, keep_failures: int = 20) -> None:
         self._lock = threading.Lock()
         self._ops = {op: OperationStats() for op in Operation}
+        self._images: dict[str, int] = {}
         self.recent_failures: deque[tuple[str, str]] = deque(maxlen=keep_failures)
 
     def record_call(self, op: Operation, *, input_tokens: int, output_tokens: int, seconds: float) -> None:
@@ -46,6 +47,17 @@ class Stats:
         with self._lock:
             self._ops[op].rejected_ops += count
 
+    def record_images(self, kind: str, count: int = 1) -> None:
+        """Count images by ``kind``: ``stored``, ``uncaptioned`` (a text-only model saw no caption)..."""
+        with self._lock:
+            self._images[kind] = self._images.get(kind, 0) + count
+
+    @property
+    def images(self) -> dict[str, int]:
+        """The image counts so far (a copy)."""
+        with self._lock:
+            return dict(self._images)
+
     def __getitem__(self, op: Operation | str) -> OperationStats:
         with self._lock:
             return OperationStats(**asdict(self._ops[Operation(op)]))
@@ -57,4 +69,5 @@ class Stats:
     def reset(self) -> None:
         with self._lock:
             self._ops = {op: OperationStats() for op in Operation}
+            self._images = {}
             self.recent_failures.clear()

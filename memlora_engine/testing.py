@@ -31,6 +31,9 @@ class ScriptedGenerator:
         adapters: operations reported as having a trained adapter (all by default),
             which decides the prompt style the engine renders.
         strict: raise instead of repeating the last output.
+        supports_images: act as a vision model (the engine then sends images with
+            extraction and routes image questions to ``vqa``); the images a request
+            carried are in ``calls[i].images``.
 
     ``calls`` keeps every request, for assertions on prompts.
     """
@@ -41,11 +44,13 @@ class ScriptedGenerator:
         *,
         adapters: Iterable[str | Operation] | None = None,
         strict: bool = False,
+        supports_images: bool = False,
     ) -> None:
         self._script = {Operation(k): (v if callable(v) else list(v)) for k, v in (script or {}).items()}
         self._positions = {op: 0 for op in self._script}
         self._adapters = set(Operation) if adapters is None else {Operation(a) for a in adapters}
         self._strict = strict
+        self.supports_images = supports_images
         self._lock = threading.Lock()
         self.calls: list[GenerationRequest] = []
 

@@ -185,10 +185,25 @@ class HistoryEntry:
 
 @dataclass
 class Answer:
-    """The result of memory-augmented generation."""
+    """The result of memory-augmented generation.
+
+    Attributes:
+        text: the answer (for ``vqa``, the short answer alone).
+        memories: the memories retrieved for the question, best first.
+        operation: ``"generation"``, or ``"vqa"`` when a vision model answered from an image.
+        reason: the ``vqa`` answer's one-sentence reason (None for generation, or when
+            the model's output could not be parsed).
+        image_ids: the images the answer looked at.
+        failure: why the model's output could not be parsed (its raw text is then the
+            answer); counted in ``Memory.stats``.
+    """
 
     text: str
     memories: list[MemoryRecord] = field(default_factory=list)
+    operation: str = "generation"
+    reason: str | None = None
+    image_ids: list[str] = field(default_factory=list)
+    failure: str | None = None
 
     def __str__(self) -> str:
         return self.text

@@ -4,7 +4,8 @@ Each directory holds a peft LoRA adapter (``adapter_model.safetensors``,
 ``adapter_config.json``) and ``card.json`` (base model, prompt version, data,
 hyperparameters, validation metrics; see :mod:`memlora_engine.training.cards`).
 An adapter is only valid with the prompts it was trained on: :func:`shipped_adapters`
-skips (with a warning) any whose card names another :data:`~memlora_engine.prompts.PROMPT_VERSION`.
+skips (with a warning) any whose card names another :data:`~memlora_engine.prompts.PROMPT_VERSION`
+(:data:`~memlora_engine.prompts.VQA_PROMPT_VERSION` for a ``vqa`` adapter).
 
 Importing this module reads no files.
 """
@@ -31,7 +32,7 @@ def shipped_adapters(model: str) -> dict[str, Path]:
 
     Returns ``{}`` for a model without shipped adapters (a path, a hub id, another model).
     """
-    from memlora_engine.prompts import PROMPT_VERSION
+    from memlora_engine.prompts import PROMPT_VERSION, VQA_PROMPT_VERSION
 
     root = shipped_dir() / str(model).replace("/", "--")
     found: dict[str, Path] = {}
@@ -43,10 +44,11 @@ def shipped_adapters(model: str) -> dict[str, Path]:
             continue
         card_path = directory / "card.json"
         card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
-        if card.get("prompt_version") != PROMPT_VERSION:
+        expected = VQA_PROMPT_VERSION if op == "vqa" else PROMPT_VERSION
+        if card.get("prompt_version") != expected:
             warnings.warn(
                 f"shipped {op} adapter for {model} was trained on prompt version {card.get('prompt_version')!r}, "
-                f"not the current {PROMPT_VERSION!r}; it is not loaded (retrain it: see docs/training.md)",
+                f"not the current {expected!r}; it is not loaded (retrain it: see docs/training.md)",
                 stacklevel=2,
             )
             continue

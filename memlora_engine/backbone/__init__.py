@@ -23,6 +23,7 @@ from memlora_engine.backbone.models import (
     default_cache_dir,
     resolve_model,
 )
+from memlora_engine.backbone.vlm import VLMBackbone, encode_vlm, load_vlm_backbone
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -31,10 +32,13 @@ __all__ = [
     "BuiltinModel",
     "HFBackbone",
     "JsonConstraint",
+    "VLMBackbone",
     "ResolvedModel",
     "cpu_count",
     "default_cache_dir",
+    "encode_vlm",
     "load_backbone",
+    "load_vlm_backbone",
     "resolve_dtype",
     "resolve_model",
 ]

@@ -8,7 +8,8 @@ import time
 from collections.abc import Mapping
 
 from memlora_engine.backbone.hf import AdapterSource, HFBackbone
-from memlora_engine.backbone.models import DEFAULT_MODEL, load_gguf, resolve_model
+from memlora_engine.backbone.models import DEFAULT_MODEL, MODELS, load_gguf, resolve_model
+from memlora_engine.backbone.vlm import is_vision_model, load_vlm_backbone
 from memlora_engine.errors import ConfigError, GeneratorError, require
 from memlora_engine.types import Operation
 
@@ -64,6 +65,7 @@ def load_backbone(
     constrained: bool = True,
     num_threads: int | None = None,
     device: str = "cpu",
+    vision: bool | None = None,
 ) -> HFBackbone:
     """Load a backbone ready for :class:`~memlora_engine.Memory`.
 
@@ -82,6 +84,9 @@ def load_backbone(
         constrained: decode extraction/update under their JSON schema.
         num_threads: torch intra-op threads; every core this process may use by default.
         device: torch device (``"cpu"``; ``"cuda"`` works where available).
+        vision: load an image-text-to-text model (InternVL3, SmolVLM, Qwen2-VL, ...) as a
+            :class:`~memlora_engine.backbone.vlm.VLMBackbone`; ``None`` (default) decides
+            from the model's config.
 
     Raises:
         ConfigError: an unknown model, dtype or adapter.
@@ -102,6 +107,10 @@ def load_backbone(
         torch.set_num_threads(threads)
     start = time.perf_counter()
     resolved = resolve_model(model, cache_dir)
+    if vision is None:
+        vision = resolved.gguf_file is None and os.fspath(model) not in MODELS and is_vision_model(resolved.source)
+    if vision:
+        return load_vlm_backbone(resolved.source, adapters, dtype=torch_dtype, constrained=constrained, device=device)
     try:
         if resolved.gguf_file is not None:
             from pathlib import Path

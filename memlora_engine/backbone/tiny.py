@@ -13,7 +13,7 @@ from typing import Any
 
 from memlora_engine.errors import require
 
-__all__ = ["make_lora_adapter", "tiny_backbone", "tiny_model", "tiny_tokenizer"]
+__all__ = ["make_lora_adapter", "tiny_backbone", "tiny_model", "tiny_tokenizer", "tiny_vlm", "tiny_vlm_backbone"]
 
 _SPECIALS = ("<pad>", "<bos>", "<eos>")
 
@@ -93,3 +93,63 @@ def tiny_backbone(
     return HFBackbone(
         tiny_model(len(tokenizer), seed=seed), tokenizer, adapters=adapters, constrained=constrained, name="tiny"
     )
+
+
+_VLM_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{% if m['content'] is string %}{{ m['content'] }}"
+    "{% else %}{% for p in m['content'] %}{% if p['type'] == 'image' %}<image>"
+    "{% elif p['type'] == 'text' %}{{ p['text'] }}{% endif %}{% endfor %}{% endif %}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def tiny_vlm(*, seed: int = 0, hidden_size: int = 32, image_size: int = 32) -> tuple[Any, Any]:
+    """A random-weight LLaVA (2-layer CLIP vision tower + 2-layer Llama) and its real processor.
+
+    Returns ``(model, processor)``: ``LlavaForConditionalGeneration`` and a
+    ``LlavaProcessor`` (CLIP image processor, :func:`tiny_tokenizer` with an ``<image>``
+    token, a chat template taking image parts), so the image-text-to-text code paths run
+    as they do for a real VLM. ``save_pretrained`` both into one directory and
+    ``AutoModelForImageTextToText`` / ``AutoProcessor`` load it back.
+    """
+    torch = require("torch", "hf")
+    transformers = require("transformers", "hf")
+    tokenizer = tiny_tokenizer(_VLM_TEMPLATE)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    image_token = tokenizer.convert_tokens_to_ids("<image>")
+    patch = image_size // 4
+    vision = transformers.CLIPVisionConfig(
+        hidden_size=hidden_size, intermediate_size=hidden_size * 2, num_hidden_layers=2, num_attention_heads=4,
+        image_size=image_size, patch_size=patch, projection_dim=hidden_size,
+    )
+    text = transformers.LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=8192,
+        bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=False,
+    )
+    config = transformers.LlavaConfig(
+        vision_config=vision, text_config=text, image_token_index=image_token,
+        vision_feature_layer=-1, vision_feature_select_strategy="default",
+    )
+    torch.manual_seed(seed)
+    model = transformers.LlavaForConditionalGeneration(config)
+    model.generation_config.eos_token_id = 2
+    model.generation_config.pad_token_id = 0
+    image_processor = transformers.CLIPImageProcessorPil(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+    )
+    processor = transformers.LlavaProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, patch_size=patch,
+        vision_feature_select_strategy="default", chat_template=_VLM_TEMPLATE, num_additional_image_tokens=1,
+    )
+    return model.eval(), processor
+
+
+def tiny_vlm_backbone(
+    adapters: dict[str, str | os.PathLike[str]] | None = None, *, seed: int = 0, constrained: bool = True
+) -> Any:
+    """A :class:`~memlora_engine.backbone.vlm.VLMBackbone` on :func:`tiny_vlm`."""
+    from memlora_engine.backbone.vlm import VLMBackbone
+
+    model, processor = tiny_vlm(seed=seed)
+    return VLMBackbone(model, processor, adapters=adapters, constrained=constrained, name="tiny-vlm")

@@ -9,7 +9,8 @@ Example:
     >>> test = select_split(load_locomo("locomo_dev.json"), "test")  # doctest: +SKIP
 
 The command line is ``memlora eval locomo`` / ``memlora eval report`` (see
-``docs/evaluation.md``).
+``docs/evaluation.md``); the VQA extension (MemLoRA-V) is ``memlora eval fetch-images`` /
+``vqa-build`` / ``vqa`` (see ``docs/vision_benchmark.md``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from memlora_engine.evaluation.dataset import (
     parse_session_datetime,
 )
 from memlora_engine.evaluation.efficiency import efficiency_summary
+from memlora_engine.evaluation.image_cache import fetch_images, resolve_image
 from memlora_engine.evaluation.judge import ChatModelJudge, OpenAICompatibleJudge, parse_label
 from memlora_engine.evaluation.locomo import evaluate_locomo
 from memlora_engine.evaluation.metrics import (
@@ -39,6 +41,7 @@ from memlora_engine.evaluation.metrics import (
     mem0_f1,
     meteor,
     rouge1_f,
+    score_v,
     vqa_accuracy,
 )
 from memlora_engine.evaluation.recording import RecordingGenerator
@@ -47,6 +50,7 @@ from memlora_engine.evaluation.runner import RunOptions, run_config, select_ques
 from memlora_engine.evaluation.scoring import aggregate, score_answers
 from memlora_engine.evaluation.semantic import SemanticScorer
 from memlora_engine.evaluation.splits import DEV_SPLITS, select_split, split_conversations
+from memlora_engine.evaluation.vqa import build_vqa_benchmark, evaluate_vqa, load_vqa_benchmark
 
 __all__ = [
     "CATEGORY_NAMES",
@@ -67,11 +71,15 @@ __all__ = [
     "aggregate",
     "bleu1",
     "build_report",
+    "build_vqa_benchmark",
     "efficiency_summary",
     "evaluate_locomo",
+    "evaluate_vqa",
     "exact_match",
+    "fetch_images",
     "load_locomo",
     "load_runs",
+    "load_vqa_benchmark",
     "locomo_f1",
     "locomo_score",
     "mem0_f1",
@@ -81,9 +89,11 @@ __all__ = [
     "parse_label",
     "parse_locomo",
     "parse_session_datetime",
+    "resolve_image",
     "rouge1_f",
     "run_config",
     "score_answers",
+    "score_v",
     "select_questions",
     "select_split",
     "split_conversations",

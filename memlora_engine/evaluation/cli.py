@@ -1,4 +1,7 @@
-"""``memlora eval``: ``memlora eval locomo ...`` runs configurations, ``memlora eval report DIR...`` re-scores.
+"""``memlora eval``: ``locomo`` runs configurations, ``report DIR...`` re-scores, and the VQA extension.
+
+``fetch-images`` fills the LoCoMo photo cache, ``vqa-build`` writes the VQA benchmark
+with a teacher VLM, ``vqa`` scores a configuration on it (``docs/vision_benchmark.md``).
 
 Imported by the ``memlora`` command at start-up, so it imports only argparse-level
 code; the evaluation machinery loads when a subcommand runs.
@@ -51,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     locomo.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16")
     locomo.add_argument("--threads", type=int, help="torch threads (default: all usable cores)")
     locomo.add_argument("--no-captions", action="store_true", help="leave photo captions out of the turns")
+    locomo.add_argument("--image-dir", help="LoCoMo photo cache (see `memlora eval fetch-images`): a model that takes "
+                                            "images sees the photos; missing ones fall back to their captions")
     locomo.add_argument("--context-tokens", type=int, help="full-context prompt budget (default: model context)")
     locomo.add_argument("--answer-top-k", type=int, help="memories given to the generation stage")
     locomo.add_argument("--max-new-tokens", metavar="STAGE=N,...",
@@ -63,6 +68,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     report.add_argument("--out", help="where to write the report (default: the first directory)")
     report.add_argument("--cache", help="where the re-scored per-question records go (default: OUT/runs)")
     _scoring_arguments(report)
+    _vqa_arguments(sub)
+
+
+def _vqa_arguments(sub: Any) -> None:
+    fetch = sub.add_parser("fetch-images", help="Download LoCoMo's shared photos into an image cache.",
+                           description="Download every photo URL of the selected conversations that is not cached "
+                                       "yet, to DIR/<sha256(url)>.<ext> (needs internet).")
+    fetch.add_argument("--data", default=_default_data(), required=_default_data() is None,
+                       help="a LoCoMo-format JSON file ($MEMLORA_LOCOMO_PATH by default)")
+    fetch.add_argument("--image-dir", required=True, help="the image cache directory (created when missing)")
+    fetch.add_argument("--split", default="all", help="train | validation | test | all (default: all)")
+    fetch.add_argument("--conversations", help="comma-separated sample ids instead of a split")
+    fetch.add_argument("--timeout", type=float, default=30.0, help="seconds per download (default: 30)")
+    fetch.add_argument("--workers", type=int, default=4, help="parallel downloads (default: 4)")
+    build = sub.add_parser("vqa-build", help="Write the VQA benchmark: a teacher VLM asks one-word questions.",
+                           description="For each cached LoCoMo photo, a teacher VLM writes one question with a "
+                                       "one-word answer (unusual object / small region's colour / count).")
+    build.add_argument("--data", default=_default_data(), required=_default_data() is None,
+                       help="a LoCoMo-format JSON file ($MEMLORA_LOCOMO_PATH by default)")
+    build.add_argument("--image-dir", required=True, help="the image cache (see fetch-images)")
+    build.add_argument("--teacher-url", required=True, help="OpenAI-compatible endpoint of a VLM, e.g. http://127.0.0.1:8000/v1")
+    build.add_argument("--teacher-model", help="model name for --teacher-url")
+    build.add_argument("--out", required=True, help="the benchmark JSONL to write")
+    build.add_argument("--teacher-cache", help="teacher answers cache (default: OUT's stem + .teacher_cache.jsonl)")
+    build.add_argument("--splits", help="JSON file {split: [sample ids]} (default: the dev file's train/validation/test)")
+    vqa = sub.add_parser("vqa", help="Score a configuration on the VQA benchmark (metric V).",
+                         description="Add each record's turn and photo to a fresh memory scope, ask its question, "
+                                     "score the answer by exact match (V).")
+    vqa.add_argument("--bench", required=True, help="a benchmark JSONL written by vqa-build")
+    vqa.add_argument("--split", default="test", help="train | validation | test | all (default: test)")
+    vqa.add_argument("--config", default="memlora-v", choices=("memlora-v", "caption"),
+                     help="memlora-v: a VLM answers from the photo; caption: a text-only model from the caption")
+    vqa.add_argument("--model", required=True, help="backbone model (a VLM for memlora-v, a text model for caption)")
+    vqa.add_argument("--adapter", action="append", default=[], metavar="STAGE=PATH",
+                     help="one stage's adapter, e.g. vqa=PATH (default: the model's shipped adapters)")
+    vqa.add_argument("--image-dir", help="re-resolve photos by URL in this cache (default: the paths in the benchmark)")
+    vqa.add_argument("--limit", type=int, help="score the first N records")
+    vqa.add_argument("--embedder", default="deterministic", choices=("deterministic", "minilm"),
+                     help="memory embedder (each scope holds one turn, so ranking hardly matters; default: deterministic)")
+    vqa.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16")
+    vqa.add_argument("--threads", type=int, help="torch threads (default: all usable cores)")
+    vqa.add_argument("--out", help="write per-record rows (JSONL) here, and the summary next to it (.summary.json)")
 
 
 def _judge(args: argparse.Namespace) -> Any:
@@ -141,6 +188,7 @@ def _run_locomo(args: argparse.Namespace) -> int:
     options = RunOptions(
         limit_sessions=args.limit_sessions, limit_questions=args.limit_questions, captions=not args.no_captions,
         context_tokens=args.context_tokens, memory_overrides=overrides, progress=not args.quiet,
+        image_dir=args.image_dir,
     )
     command = "memlora eval " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else None
     results = evaluate_locomo(
@@ -160,6 +208,9 @@ def _print_summary(results: dict[str, Any], out: Path) -> None:
         overall = r["scores"]["overall"]
         f1, count = overall.get("locomo_f1"), overall["count"]
         print(f"{name}: LoCoMo F1 {f1:.3f} over {count} questions" if f1 is not None else f"{name}: no scored question")
+    for name, counts in (results.get("meta", {}).get("images") or {}).items():
+        print(f"{name}: {counts.get('images_sent', 0)} photos sent as images, {counts.get('caption_fallbacks', 0)} "
+              "caption fallbacks (photo not cached)" if counts else f"{name}: photos as captions (text-only generator)")
     print(f"report: {out / 'report.md'}")
 
 
@@ -181,13 +232,98 @@ def _run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_fetch_images(args: argparse.Namespace) -> int:
+    from memlora_engine.evaluation.dataset import load_locomo
+    from memlora_engine.evaluation.image_cache import fetch_images
+    from memlora_engine.evaluation.splits import select_conversations
+    from memlora_engine.evaluation.vqa import conversation_images
+
+    conversations = select_conversations(
+        load_locomo(args.data), ids=args.conversations, splits=args.split, source=str(args.data)
+    )
+    urls = [image.url for image in conversation_images(conversations)]
+    result = fetch_images(urls, args.image_dir, timeout=args.timeout, workers=args.workers)
+    for url, why in result.failed.items():
+        print(f"failed: {url}: {why}", file=sys.stderr)
+    counts = result.counts()
+    print(f"images: {counts['fetched']} fetched, {counts['present']} already cached, {counts['failed']} failed "
+          f"-> {args.image_dir}")
+    return 0 if not result.failed else 1
+
+
+def _run_vqa_build(args: argparse.Namespace) -> int:
+    import json
+
+    from memlora_engine.errors import ConfigError, InvalidInputError
+    from memlora_engine.evaluation.splits import DEV_SPLITS
+    from memlora_engine.evaluation.vqa import build_vqa_benchmark
+    from memlora_engine.training.teachers import OpenAICompatibleTeacher
+
+    if not args.teacher_model:  # the same teacher options as `memlora distill`
+        raise ConfigError("--teacher-url needs --teacher-model")
+    splits: Any = DEV_SPLITS
+    if args.splits:
+        try:
+            splits = json.loads(Path(args.splits).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InvalidInputError(f"cannot read --splits {args.splits}: {exc}") from exc
+    summary = build_vqa_benchmark(
+        args.data, OpenAICompatibleTeacher(args.teacher_url, args.teacher_model), image_dir=args.image_dir,
+        out_path=args.out, splits=splits, cache_path=args.teacher_cache,
+    )
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def _run_vqa(args: argparse.Namespace) -> int:
+    import json
+
+    from memlora_engine.backbone import load_backbone
+    from memlora_engine.config import MemoryConfig
+    from memlora_engine.errors import ConfigError
+    from memlora_engine.evaluation.vqa import evaluate_vqa, load_vqa_benchmark
+    from memlora_engine.memory import Memory
+
+    records = load_vqa_benchmark(args.bench, None if args.split == "all" else args.split)[: args.limit]
+    if not records:
+        raise ConfigError(f"no {args.split!r} record in {args.bench}")
+    adapters: dict[str, str] = {}
+    for item in args.adapter:
+        stage, sep, path = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--adapter wants STAGE=PATH, got {item!r}")
+        adapters[stage.strip()] = path.strip()
+    generator = load_backbone(args.model, adapters or "shipped", dtype=args.dtype, num_threads=args.threads)
+    if args.embedder == "minilm":
+        from memlora_engine.embeddings.sentence_transformers import SentenceTransformerEmbedder
+
+        embedder: Any = SentenceTransformerEmbedder()
+    else:
+        from memlora_engine.testing import DeterministicEmbedder
+
+        embedder = DeterministicEmbedder()
+    memory = Memory(MemoryConfig(store="memory"), generator=generator, embedder=embedder)
+    result = evaluate_vqa(records, memory, config=args.config, image_dir=args.image_dir)
+    rows = result.pop("rows")
+    summary = {"bench": Path(args.bench).name, "split": args.split, "model": args.model, **result}
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        out.with_name(out.stem + ".summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+_COMMANDS = {"locomo": _run_locomo, "report": _run_report, "fetch-images": _run_fetch_images,
+             "vqa-build": _run_vqa_build, "vqa": _run_vqa}
+
+
 def run(args: argparse.Namespace) -> int:
     from memlora_engine.errors import MemLoRAError
 
     try:
-        if args.eval_command == "locomo":
-            return _run_locomo(args)
-        return _run_report(args)
+        return _COMMANDS[args.eval_command](args)
     except MemLoRAError as exc:
         print(f"memlora eval: {exc}", file=sys.stderr)
         return 2

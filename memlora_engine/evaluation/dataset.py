@@ -244,13 +244,13 @@ def _turn(raw: dict[str, Any], sample_id: str) -> Turn:
         dia_id, speaker = str(raw["dia_id"]), str(raw["speaker"])
     except KeyError as exc:
         raise InvalidInputError(f"{sample_id}: a turn lacks {exc}") from exc
-    urls = raw.get("img_url") or ()
+    urls = raw.get("img_url") or []  # a turn without a photo has no URL (not the text "()")
     return Turn(
         dia_id=dia_id,
         speaker=speaker,
         text=_text(raw.get("text")) or "",
         blip_caption=_text(raw.get("blip_caption")) or None,
-        img_url=tuple(urls) if isinstance(urls, list) else (str(urls),),
+        img_url=tuple(str(u) for u in urls if u) if isinstance(urls, list) else (str(urls),),
         query=_text(raw.get("query")),
     )
 

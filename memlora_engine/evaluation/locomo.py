@@ -50,11 +50,14 @@ def evaluate_locomo(
     out = Path(out_dir)
     cache = Path(cache_dir) if cache_dir is not None else out / "runs"
     runs = []
+    images: dict[str, dict[str, int]] = {}
     for config in configs:
         result = run_config(
             conversations, config, functools.partial(generator_factory, config), out,
             embedder=embedder, options=options, model_name=model_name, cache_dir=cache,
         )
+        if options.image_dir is not None:
+            images[config.name] = result["images"]
         size_file = cache / config.name / "model_size.json"
         size = model_size(config) if model_size is not None else None
         if size is None and size_file.exists():
@@ -72,6 +75,7 @@ def evaluate_locomo(
         "model": model_name,
         "limit_sessions": options.limit_sessions,
         "limit_questions": options.limit_questions,
+        **({"images": images} if options.image_dir is not None else {}),
         **(meta or {}),
     }
     return build_report(runs, out, meta=info, semantic=semantic, judge=judge, plots=plots, cache_dir=cache)

@@ -13,6 +13,9 @@
 * :func:`rouge1_f` and :func:`meteor` -- two of the four parts of the paper's
   composite L (the other two, embedding-based, are in
   :mod:`memlora_engine.evaluation.semantic`).
+* :func:`score_v` and :func:`vqa_accuracy` -- V, the VQA extension's metric: exact
+  match after lower-casing and stripping whitespace and surrounding punctuation
+  (the benchmark's answers are one word; see :mod:`memlora_engine.evaluation.vqa`).
 
 METEOR needs WordNet for its synonym stage; WordNet data is not installable from
 PyPI here, so :func:`meteor` is nltk's METEOR with exact and Porter-stem matching
@@ -42,13 +45,16 @@ __all__ = [
     "mem0_f1",
     "meteor",
     "normalize_answer",
+    "normalize_vqa",
     "rouge1_f",
+    "score_v",
     "vqa_accuracy",
 ]
 
 _ARTICLES = re.compile(r"\b(a|an|the|and)\b")
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 _ADVERSARIAL_PHRASES = ("no information available", "not mentioned")
+_VQA_STRIP = string.whitespace + string.punctuation + "\u201c\u201d\u2018\u2019\u00ab\u00bb\u2026"
 
 
 @cache
@@ -193,8 +199,22 @@ def meteor(prediction: str, gold: str) -> float:
     return float(meteor_score([ref], pred, wordnet=_NoSynonyms()))
 
 
+def normalize_vqa(text: str) -> str:
+    """V's normalisation: lower-case, inner whitespace collapsed, surrounding whitespace and punctuation stripped.
+
+    ``' "Red." '`` -> ``red``; punctuation inside (``t-shirt``, ``3.5``) is kept.
+    """
+    return " ".join(str(text).lower().split()).strip(_VQA_STRIP)
+
+
+def score_v(prediction: str, gold: str) -> bool:
+    """One VQA answer under V: equal after :func:`normalize_vqa` (an empty gold never matches)."""
+    reference = normalize_vqa(gold)
+    return bool(reference) and normalize_vqa(prediction) == reference
+
+
 def vqa_accuracy(predictions: Sequence[str], golds: Sequence[str]) -> float:
-    """VQA accuracy V: the share of predictions equal to the gold after lower-casing and stripping.
+    """VQA accuracy V: the share of predictions that :func:`score_v` accepts (a fraction in [0, 1]).
 
     Raises:
         ValueError: the sequences differ in length or are empty.
@@ -203,5 +223,4 @@ def vqa_accuracy(predictions: Sequence[str], golds: Sequence[str]) -> float:
         raise ValueError(f"{len(predictions)} predictions for {len(golds)} gold answers")
     if not golds:
         raise ValueError("no answers to score")
-    hits = sum(str(p).strip().lower() == str(g).strip().lower() for p, g in zip(predictions, golds))
-    return hits / len(golds)
+    return sum(score_v(p, g) for p, g in zip(predictions, golds)) / len(golds)

@@ -53,6 +53,11 @@ class RecordingGenerator:
     def has_adapter(self, operation: Operation) -> bool:
         return Operation(operation) in self.adapters
 
+    @property
+    def supports_images(self) -> bool:
+        """The inner generator's: the engine sends images only to a generator that takes them."""
+        return bool(getattr(self.inner, "supports_images", False))
+
     def count_tokens(self, text: str) -> int:
         """The inner generator's token count, else a 4-characters-per-token estimate."""
         counter = getattr(self.inner, "count_tokens", None)
@@ -71,6 +76,7 @@ class RecordingGenerator:
                     "messages": request.messages,
                     "constrained": request.json_schema is not None,
                     "max_new_tokens": request.max_new_tokens,
+                    **({"images": len(request.images)} if getattr(request, "images", None) else {}),
                     "output": result.text,
                     "input_tokens": result.input_tokens,
                     "output_tokens": result.output_tokens,

@@ -130,6 +130,11 @@ def _markdown(results: dict[str, Any], plots: Sequence[str]) -> str:
         if meta.get(key) is not None:
             value = meta[key]
             lines.append(f"- **{key}**: `{value}`" if key == "command" else f"- **{key}**: {value}")
+    for name, counts in (meta.get("images") or {}).items():
+        lines.append(f"- **photos ({name})**: {counts.get('images_sent', 0)} sent as images, "
+                     f"{counts.get('caption_fallbacks', 0)} of {counts.get('image_turns', 0)} photo turns fell back "
+                     "to the caption (not in the image cache)" if counts else
+                     f"- **photos ({name})**: captions only (text-only generator)")
     lines += ["", "## Overall (categories 1-4; category 5 apart)", ""]
     header = ["config", "n", "LoCoMo F1", "Mem0 F1", "BLEU-1", "EM", "L", "J", "evidence recall", "cat 5 n", "cat 5 refusal"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

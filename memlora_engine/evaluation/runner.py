@@ -17,6 +17,12 @@ Everything is cached under ``<out>/runs/<config>/<sample_id>/``:
 * ``answers.jsonl`` -- per question: prediction, retrieved memories with their
   source turns, evidence recall, tokens and seconds.
 
+With ``RunOptions.image_dir`` and a generator that ``supports_images`` (a VLM
+backbone), a turn that shares a photo is added as a multimodal message (its text,
+then the cached photo with its ``blip_caption``); a photo missing from the cache
+falls back to the caption in the text, as for a text-only generator, and is
+counted (``caption_fallbacks`` in ``checkpoint.json`` and the run's ``images``).
+
 A run that stops resumes at the last finished session and the first unanswered
 question; a finished one is re-scored without loading the model.
 """
@@ -36,6 +42,7 @@ from memlora_engine.embeddings.base import Embedder
 from memlora_engine.errors import ConfigError
 from memlora_engine.evaluation.configs import EvalConfig
 from memlora_engine.evaluation.dataset import QA, Conversation, Session, Turn
+from memlora_engine.evaluation.image_cache import resolve_image
 from memlora_engine.evaluation.recording import RecordingGenerator, read_jsonl, rewrite_jsonl
 from memlora_engine.generator import GenerationRequest, Generator
 from memlora_engine.prompts import render_prompt
@@ -63,6 +70,8 @@ class RunOptions:
             None: the model's own context length, else 8192.
         memory_overrides: extra :class:`MemoryConfig` fields (e.g. ``answer_top_k``).
         progress: tqdm bars on stderr.
+        image_dir: the photo cache (:mod:`~memlora_engine.evaluation.image_cache`); used
+            only with a generator that ``supports_images`` (see the module docstring).
     """
 
     limit_sessions: int | None = None
@@ -71,15 +80,19 @@ class RunOptions:
     context_tokens: int | None = None
     memory_overrides: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
+    image_dir: str | None = None
 
     def fingerprint(self) -> dict[str, Any]:
         """The options that change what is ingested (a cached run must match them)."""
-        return {
+        fingerprint: dict[str, Any] = {
             "limit_sessions": self.limit_sessions,
             "captions": self.captions,
             "context_tokens": self.context_tokens,
             "memory_overrides": self.memory_overrides,
         }
+        if self.image_dir is not None:  # absent otherwise, so runs cached before images existed still match
+            fingerprint["images"] = True
+        return fingerprint
 
 
 def select_questions(conversation: Conversation, limit_sessions: int | None, limit_questions: int | None) -> list[QA]:
@@ -100,9 +113,41 @@ def session_windows(session: Session) -> Iterator[tuple[Turn, ...]]:
         yield turns[start : start + 2]
 
 
-def _messages(conversation: Conversation, turns: Sequence[Turn], captions: bool) -> list[dict[str, str]]:
+@dataclass
+class _ImageFeed:
+    """Turns' photos from the cache as image parts; counts photos sent and caption fallbacks."""
+
+    directory: Path
+    image_turns: int = 0
+    images_sent: int = 0
+    caption_fallbacks: int = 0
+
+    def content(self, turn: Turn, captions: bool) -> str | list[dict[str, Any]]:
+        """The turn's content: text + image parts, or the caption rendering when no photo is cached."""
+        self.image_turns += 1
+        paths = [p for p in (resolve_image(url, self.directory) for url in turn.img_url) if p is not None]
+        if not paths:
+            self.caption_fallbacks += 1
+            return turn.rendered(captions=captions)
+        self.images_sent += len(paths)
+        caption = turn.blip_caption if captions else None
+        return [{"type": "text", "text": turn.text},
+                *({"type": "image", "image": str(p), "caption": caption} for p in paths)]
+
+    def counts(self) -> dict[str, int]:
+        return {"image_turns": self.image_turns, "images_sent": self.images_sent,
+                "caption_fallbacks": self.caption_fallbacks}
+
+
+def _messages(
+    conversation: Conversation, turns: Sequence[Turn], captions: bool, images: _ImageFeed | None = None
+) -> list[dict[str, Any]]:
     return [
-        {"role": conversation.role_of(t.speaker), "content": t.rendered(captions=captions), "name": t.speaker}
+        {
+            "role": conversation.role_of(t.speaker),
+            "content": images.content(t, captions) if images is not None and t.img_url else t.rendered(captions=captions),
+            "name": t.speaker,
+        }
         for t in turns
     ]
 
@@ -228,9 +273,19 @@ class _ConversationRun:
             self.close()
         return [answered_records[q.index] for q in self.questions]
 
+    def _image_dir(self, recorder: RecordingGenerator) -> Path | None:
+        """Where photos come from, when the generator takes them (else None: captions only)."""
+        if self.options.image_dir is None:
+            return None
+        if not getattr(recorder, "supports_images", False):
+            logger.warning("image_dir given but the generator is text-only: photos enter as their captions")
+            return None
+        return Path(self.options.image_dir)
+
     def _ingest(self) -> None:
         memory = self._memory_instance()
         recorder = self._recording()
+        image_dir = self._image_dir(recorder)
         provenance: dict[str, list[str]] = self.ckpt["provenance"]
         remaining = self.sessions[self.ckpt["sessions_done"] :]
         total = sum(len(list(session_windows(s))) for s in remaining)
@@ -241,12 +296,13 @@ class _ConversationRun:
                 if position < self.ckpt["sessions_done"]:
                     continue
                 lines = []
+                session_feed = _ImageFeed(image_dir) if image_dir is not None else None
                 for turns in session_windows(session):
                     dia_ids = [t.dia_id for t in turns]
                     recorder.context = {"conversation": self.conv.sample_id, "stage": "ingest", "session": position + 1, "dia_ids": dia_ids}
                     start = time.perf_counter()
                     result = memory.add(
-                        _messages(self.conv, turns, self.options.captions),
+                        _messages(self.conv, turns, self.options.captions, session_feed),
                         user_id=self.scope,
                         timestamp=session.date_time,
                     )
@@ -268,6 +324,10 @@ class _ConversationRun:
                 out.writelines(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
                 out.flush()
                 memory.export(self.dir / "memories.jsonl", user_id=self.scope)
+                if session_feed is not None:  # counted per finished session, so a resumed run counts once
+                    totals = self.ckpt.setdefault("images", {})
+                    for key, value in session_feed.counts().items():
+                        totals[key] = totals.get(key, 0) + value
                 self.ckpt["sessions_done"] = position + 1
                 self._save(memory.stats)
         self.ckpt["ingest_complete"] = True
@@ -419,7 +479,7 @@ def run_config(
     model_name: str = "unknown",
     cache_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) ``config`` on ``conversations``; returns answers, stats and call counts.
+    """Run (or resume) ``config`` on ``conversations``; returns answers, stats, photo counts and call counts.
 
     Args:
         out_dir: the run cache goes to ``<out_dir>/runs/<config>/`` unless ``cache_dir``
@@ -458,6 +518,7 @@ def run_config(
 
     answers: list[dict[str, Any]] = []
     stats: dict[str, dict[str, float]] = {}
+    images: dict[str, int] = {}
     calls = 0
     for conversation in conversations:
         run = _ConversationRun(
@@ -465,12 +526,15 @@ def run_config(
         )
         answers.extend(run.run())
         stats = merge_stats(stats, run.ckpt["stats"])
+        for key, value in run.ckpt.get("images", {}).items():
+            images[key] = images.get(key, 0) + value
         calls += run.model_calls
     return {
         "config": config.describe(),
         "options": asdict(options),
         "answers": answers,
         "stats": stats,
+        "images": images,
         "model_calls_this_process": calls,
         "generator": cache.get("generator"),
     }

@@ -8,6 +8,10 @@ cards. Two styles ship:
 * ``"mem0"`` -- Mem0's long prompts (Apache-2.0, see ``mem0/NOTICE``), the paper's
   baseline for a base model without adapters.
 
+The ``vqa`` operation (MemLoRA-V) has one prompt, in the ``memlora`` style (Mem0 has
+none); it is versioned by :data:`VQA_PROMPT_VERSION`, apart from the text operations'
+:data:`PROMPT_VERSION`, so adding it left the text adapters' cards valid.
+
 Templates use ``string.Template`` placeholders (``$date``, ``$conversation``, ...),
 so JSON braces in the text need no escaping. The date is always injected by the
 caller; nothing is frozen at import time.
@@ -24,7 +28,7 @@ from typing import Literal
 from memlora_engine.errors import ConfigError
 from memlora_engine.types import Operation
 
-__all__ = ["PROMPT_STYLES", "PROMPT_VERSION", "PromptStyle", "render_prompt", "template_text"]
+__all__ = ["PROMPT_STYLES", "PROMPT_VERSION", "VQA_PROMPT_VERSION", "PromptStyle", "render_prompt", "template_text"]
 
 PromptStyle = Literal["memlora", "mem0"]
 PROMPT_STYLES: tuple[str, ...] = ("memlora", "mem0")
@@ -58,10 +62,10 @@ def render_prompt(style: str, operation: Operation, **values: str) -> list[dict[
     return messages
 
 
-def _version() -> str:
+def _version(styles: tuple[str, ...], operations: tuple[Operation, ...]) -> str:
     digest = hashlib.sha256()
-    for style in PROMPT_STYLES:
-        for op in _OPERATIONS:
+    for style in styles:
+        for op in operations:
             for part in ("system", "user"):
                 digest.update(template_text(style, op, part).encode("utf-8"))
     return digest.hexdigest()[:12]
@@ -70,5 +74,7 @@ def _version() -> str:
 def __getattr__(name: str) -> str:
     # Computed lazily so importing the package reads no files.
     if name == "PROMPT_VERSION":
-        return _version()
+        return _version(PROMPT_STYLES, _OPERATIONS)
+    if name == "VQA_PROMPT_VERSION":
+        return _version(("memlora",), (Operation.VQA,))
     raise AttributeError(name)

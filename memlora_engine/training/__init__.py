@@ -8,7 +8,9 @@ Pipeline (see ``docs/training.md``):
 1. :func:`build_distillation_data` runs the engine with teachers on LoCoMo conversations
    and caches every call as a (prompt, cleaned target) example;
 2. :func:`train_adapter` trains one operation's LoRA expert, early-stopped on the
-   validation loss; :func:`search_stage` wraps it in the two-tier search;
+   validation loss; :func:`search_stage` wraps it in the two-tier search. The ``vqa``
+   expert (MemLoRA-V) trains the same way on an image-text model, from the VQA
+   benchmark's teacher answers (:func:`benchmark_examples`);
 3. :func:`save_adapter` writes the adapter with its :class:`AdapterCard`.
 
 The command line is ``memlora distill``, ``memlora train <operation>`` and
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 from memlora_engine.training.cards import AdapterCard, pull_adapter, push_adapter, read_card, save_adapter
 from memlora_engine.training.cleaning import clean_output, dump_json, prompt_values
-from memlora_engine.training.config import DEFAULT_TARGET_MODULES, TrainConfig
+from memlora_engine.training.config import DEFAULT_TARGET_MODULES, DEFAULT_VQA_MODEL, LANGUAGE_MODEL_QV, TrainConfig
 from memlora_engine.training.data import (
     TRAINED_OPERATIONS,
     CachedEmbedder,
@@ -31,6 +33,14 @@ from memlora_engine.training.data import (
     replay_conversation,
     window_facts,
     window_messages,
+)
+from memlora_engine.training.encoding import (
+    EncodedExample,
+    collate,
+    encode_example,
+    encode_record,
+    encode_vlm_example,
+    record_inputs,
 )
 from memlora_engine.training.search import candidate_name, pipeline_metric, search_stage
 from memlora_engine.training.signals import (
@@ -50,8 +60,8 @@ from memlora_engine.training.teachers import (
     TeacherCall,
     TeacherGenerator,
 )
-from memlora_engine.training.trainer import EncodedExample, TrainResult, encode_example, evaluate_loss, train_adapter
-from memlora_engine.training.vqa import VQA_SCHEMA, build_vqa_examples, vqa_messages
+from memlora_engine.training.trainer import TrainResult, evaluate_loss, train_adapter
+from memlora_engine.training.vqa import VQA_SCHEMA, benchmark_examples, build_vqa_examples, vqa_messages, vqa_prompt
 
 __all__ = [
     "AdapterCard",
@@ -59,9 +69,11 @@ __all__ = [
     "CachedTeacher",
     "ChatModelTeacher",
     "DEFAULT_TARGET_MODULES",
+    "DEFAULT_VQA_MODEL",
     "DistillReport",
     "EncodedExample",
     "GeneratorTeacher",
+    "LANGUAGE_MODEL_QV",
     "LabelerThresholds",
     "ObservationTeacher",
     "OpenAICompatibleTeacher",
@@ -74,14 +86,18 @@ __all__ = [
     "TrainResult",
     "UpdateLabeler",
     "VQA_SCHEMA",
+    "benchmark_examples",
     "build_distillation_data",
     "build_vqa_examples",
     "candidate_name",
     "cap_empty_share",
     "clean_output",
+    "collate",
     "content_words",
     "dump_json",
     "encode_example",
+    "encode_record",
+    "encode_vlm_example",
     "evaluate_loss",
     "is_empty_extraction",
     "labeler_agreement",
@@ -91,11 +107,13 @@ __all__ = [
     "pull_adapter",
     "push_adapter",
     "read_card",
+    "record_inputs",
     "replay_conversation",
     "save_adapter",
     "search_stage",
     "train_adapter",
     "vqa_messages",
+    "vqa_prompt",
     "window_facts",
     "window_messages",
 ]

@@ -26,7 +26,7 @@ from string import Template
 from typing import Any
 
 from memlora_engine.errors import ModelOutputError
-from memlora_engine.parsing import load_json, parse_facts, parse_update_ops, strip_thinking
+from memlora_engine.parsing import parse_facts, parse_update_ops, parse_vqa, strip_thinking
 from memlora_engine.prompts import template_text
 from memlora_engine.types import Event, Operation
 
@@ -60,10 +60,8 @@ def _clean_update(raw: str, new_facts: list[str] | None) -> str:
 
 
 def _clean_vqa(raw: str) -> str:
-    value, _ = load_json(raw, operation=Operation.VQA)
-    if not isinstance(value, dict) or not isinstance(value.get("answer"), (str, int, float)):
-        raise ModelOutputError('vqa output has no "answer"', raw=raw, operation=Operation.VQA.value)
-    return dump_json({"answer": str(value["answer"]).strip(), "reason": str(value.get("reason", "")).strip()})
+    answer, reason = parse_vqa(raw)
+    return dump_json({"answer": answer, "reason": reason})
 
 
 def clean_output(operation: Operation, raw: str, *, new_facts: list[str] | None = None) -> str:

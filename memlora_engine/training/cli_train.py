@@ -7,6 +7,12 @@ Examples::
     memlora train extraction --max-steps 60 --save-to ./adapters/gemma-3-270m/extraction
     memlora train generation --lr 2e-4,1e-3 --batch-size 4 \\
         --outer-data locomo_dev.json --outer-limit-sessions 1 --save-to ./adapters/gemma-3-270m/generation
+    memlora train vqa --bench vqa_bench.jsonl --model OpenGVLab/InternVL3-1B-hf --device cuda \\
+        --save-to ./adapters/InternVL3-1B/vqa
+
+``vqa`` (MemLoRA-V) trains on an image-text model from the VQA benchmark's records
+(``memlora eval vqa-build``): ``--bench`` replaces ``--data-dir`` and the conversation
+splits are the records' ``split`` field (``--train-split`` / ``--val-split``).
 """
 
 from __future__ import annotations
@@ -32,7 +38,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("operation", choices=("extraction", "update", "generation", "vqa"))
     parser.add_argument("--data-dir", help="distilled data (default: where `memlora distill` writes)")
     parser.add_argument("--out", help="run directory (default: <memlora cache>/training/runs/<operation>)")
-    parser.add_argument("--model", default="gemma-3-270m", help="backbone to train on")
+    parser.add_argument("--model", help="backbone to train on: a built-in name, a model directory or a hub id "
+                                         "(default: gemma-3-270m; for vqa OpenGVLab/InternVL3-1B-hf, an "
+                                         "image-text model)")
+    parser.add_argument("--bench", help="vqa: the VQA benchmark JSONL (records with image, question, answer, reason)")
+    parser.add_argument("--train-split", default="train", help="vqa: benchmark split to train on")
+    parser.add_argument("--val-split", default="validation", help="vqa: benchmark split for the validation loss")
+    parser.add_argument("--image-dir", help="vqa: re-resolve each photo by URL in this image cache "
+                                            "(default: the records' image paths)")
     parser.add_argument("--train-conversations", help="sample ids (default: the dev train split)")
     parser.add_argument("--val-conversations", help="sample ids (default: the dev validation split)")
     parser.add_argument("--lr", default="2e-4", help="learning rate(s), comma-separated: more than one is a search")
@@ -41,14 +54,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--val-examples", type=int, default=32)
-    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--max-length", type=int, default=0,
+                        help="skip longer examples (prompt + target tokens; default 512, 4096 for vqa)")
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--alpha", type=int, help="LoRA alpha (default: 2 x rank)")
     parser.add_argument("--dropout", type=float, default=0.1)
-    parser.add_argument("--target-modules", help="comma-separated module names or all-linear (default per operation)")
+    parser.add_argument("--target-modules", help="comma-separated module names, all-linear, or a regex on full module "
+                                                  "names (when it holds one of *()|\\); default per operation")
     parser.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 (backbone weights)")
     parser.add_argument("--autocast", action="store_true", help="bf16 autocast (with --dtype float32)")
     parser.add_argument("--threads", type=int, help="torch threads (default: all usable cores)")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu | cuda")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-empty-share", type=float,
                         help='extraction: at most this share of training windows with {"facts": []} (default: all kept)')
@@ -64,26 +80,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _card(args: argparse.Namespace, summary: dict[str, Any], data_dir: Path, train_ids: list[str],
-          val_ids: list[str]) -> Any:
-    from memlora_engine.prompts import PROMPT_VERSION
+def _target_modules(text: str | None) -> list[str] | str | None:
+    if not text:
+        return None
+    if text == "all-linear" or any(c in text for c in "*()|\\"):
+        return text  # peft: "all-linear", or a regex matched against full module names
+    return text.split(",")
+
+
+def _card(args: argparse.Namespace, summary: dict[str, Any], data: dict[str, Any]) -> Any:
+    from memlora_engine.prompts import PROMPT_VERSION, VQA_PROMPT_VERSION
     from memlora_engine.training.cards import AdapterCard
 
     best = next(r for r in summary["candidates"] if r["candidate"] == summary["best"])
     result = json.loads((Path(best["adapter_dir"]).parent / "result.json").read_text(encoding="utf-8"))
-    manifest_path = data_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
     return AdapterCard(
         operation=args.operation,
-        base_model=args.model,
+        base_model=result["config"]["model"],
         prompt_style="memlora",
-        prompt_version=PROMPT_VERSION,
+        # The vqa prompt is versioned apart from the text operations' (see memlora_engine.prompts).
+        prompt_version=VQA_PROMPT_VERSION if args.operation == "vqa" else PROMPT_VERSION,
         data={
-            "source": manifest.get("source"),
-            "teacher": manifest.get("teachers", {}).get(args.operation),
-            "embedder": manifest.get("embedder"),
-            "train_conversations": train_ids,
-            "validation_conversations": val_ids,
+            **data,
             "train_examples": result["train_examples"],
             "validation_examples_scored": result["val_examples"],
             "skipped_too_long": result["skipped_too_long"],
@@ -99,34 +117,75 @@ def _card(args: argparse.Namespace, summary: dict[str, Any], data_dir: Path, tra
     )
 
 
-def _run(args: argparse.Namespace) -> int:
+def _text_data(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """Distilled examples of a text operation, and what the card says about them."""
     from memlora_engine.evaluation.splits import DEV_SPLITS
-    from memlora_engine.training.cards import save_adapter
     from memlora_engine.training.cli_distill import default_data_dir
-    from memlora_engine.training.config import TrainConfig
     from memlora_engine.training.data import load_examples
-    from memlora_engine.training.search import pipeline_metric, search_stage
 
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     train_ids = args.train_conversations.split(",") if args.train_conversations else list(DEV_SPLITS["train"])
     val_ids = args.val_conversations.split(",") if args.val_conversations else list(DEV_SPLITS["validation"])
     train = load_examples(data_dir, args.operation, train_ids)
     val = load_examples(data_dir, args.operation, val_ids)
+    manifest_path = data_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
+    card = {
+        "source": manifest.get("source"),
+        "teacher": manifest.get("teachers", {}).get(args.operation),
+        "embedder": manifest.get("embedder"),
+        "train_conversations": train_ids,
+        "validation_conversations": val_ids,
+    }
+    return train, val, card
+
+
+def _vqa_data(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """VQA benchmark records as training examples, and what the card says about them."""
+    from memlora_engine.errors import ConfigError
+    from memlora_engine.evaluation.vqa import ONE_WORD_HINT, load_vqa_benchmark
+    from memlora_engine.training.vqa import benchmark_examples
+
+    if not args.bench:
+        raise ConfigError("memlora train vqa needs --bench FILE.jsonl (the VQA benchmark: memlora eval vqa-build)")
+    if args.outer_data:
+        raise ConfigError("--outer-data is the LoCoMo pipeline tier of the text operations; it does not apply to vqa")
+    splits = {}
+    for name in (args.train_split, args.val_split):
+        splits[name] = benchmark_examples(load_vqa_benchmark(args.bench, name), image_dir=args.image_dir)
+        if not splits[name]:
+            raise ConfigError(f"{args.bench} has no usable record in split {name!r}")
+    train, val = splits[args.train_split], splits[args.val_split]
+    card = {
+        "source": Path(args.bench).name,
+        "teacher": sorted({str(r["teacher"]) for r in train + val if r.get("teacher")}) or None,
+        "train_split": args.train_split,
+        "validation_split": args.val_split,
+        "question_hint": ONE_WORD_HINT,
+    }
+    return train, val, card
+
+
+def _run(args: argparse.Namespace) -> int:
+    from memlora_engine.training.cards import save_adapter
+    from memlora_engine.training.config import TrainConfig
+    from memlora_engine.training.search import pipeline_metric, search_stage
+
+    vqa = args.operation == "vqa"
+    config = TrainConfig(
+        operation=args.operation, model=args.model or "", rank=args.rank, alpha=args.alpha or 2 * args.rank,
+        dropout=args.dropout, target_modules=_target_modules(args.target_modules),
+        max_steps=args.max_steps, eval_every=args.eval_every, patience=args.patience, val_examples=args.val_examples,
+        max_length=args.max_length, warmup_steps=args.warmup_steps, dtype=args.dtype, autocast=args.autocast,
+        num_threads=args.threads, seed=args.seed, max_empty_share=args.max_empty_share, device=args.device,
+    )
+    train, val, data = _vqa_data(args) if vqa else _text_data(args)
     if args.out:
         out = Path(args.out)
     else:
         from memlora_engine.backbone.models import default_cache_dir
 
         out = default_cache_dir() / "training" / "runs" / args.operation
-    config = TrainConfig(
-        operation=args.operation, model=args.model, rank=args.rank, alpha=args.alpha or 2 * args.rank,
-        dropout=args.dropout, target_modules=(None if not args.target_modules else
-                                              "all-linear" if args.target_modules == "all-linear" else
-                                              args.target_modules.split(",")),
-        max_steps=args.max_steps, eval_every=args.eval_every, patience=args.patience, val_examples=args.val_examples,
-        max_length=args.max_length, warmup_steps=args.warmup_steps, dtype=args.dtype, autocast=args.autocast, num_threads=args.threads, seed=args.seed,
-        max_empty_share=args.max_empty_share,
-    )
     outer = None
     if args.outer_data:
         from memlora_engine.embeddings.sentence_transformers import SentenceTransformerEmbedder
@@ -134,9 +193,10 @@ def _run(args: argparse.Namespace) -> int:
         from memlora_engine.evaluation.dataset import load_locomo
 
         by_id = {c.sample_id: c for c in load_locomo(args.outer_data)}
-        outer = pipeline_metric([by_id[i] for i in val_ids], out / "outer", model=args.model,
-                                embedder=SentenceTransformerEmbedder(), limit_sessions=args.outer_limit_sessions,
-                                limit_questions=args.outer_limit_questions, dtype=args.dtype, num_threads=args.threads,
+        outer = pipeline_metric([by_id[i] for i in data["validation_conversations"]], out / "outer",
+                                model=config.model, embedder=SentenceTransformerEmbedder(),
+                                limit_sessions=args.outer_limit_sessions, limit_questions=args.outer_limit_questions,
+                                dtype=args.dtype, num_threads=args.threads,
                                 max_new_tokens=parse_token_caps(args.outer_max_new_tokens) or None)
     summary = search_stage(config, _floats(args.lr), _ints(args.batch_size), train, val, out, outer=outer,
                            progress=not args.quiet,
@@ -147,7 +207,7 @@ def _run(args: argparse.Namespace) -> int:
               f"(step {row['best_step']}/{row['steps']})" + (f", pipeline {metric:.4f}" if metric is not None else ""))
     print(f"selected {summary['best']} ({summary['selection']})")
     if args.save_to:
-        save_adapter(summary["best_adapter_dir"], args.save_to, _card(args, summary, data_dir, train_ids, val_ids))
+        save_adapter(summary["best_adapter_dir"], args.save_to, _card(args, summary, data))
         print(f"saved adapter with card: {args.save_to}")
     return 0
 

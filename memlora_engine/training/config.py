@@ -11,15 +11,32 @@ from memlora_engine.config import known_fields_only
 from memlora_engine.errors import ConfigError
 from memlora_engine.types import Operation
 
-__all__ = ["DEFAULT_TARGET_MODULES", "TrainConfig"]
+__all__ = ["DEFAULT_TARGET_MODULES", "DEFAULT_VQA_MODEL", "LANGUAGE_MODEL_QV", "TrainConfig"]
+
+LANGUAGE_MODEL_QV = r".*(language_model|text_model)\..*\.(q_proj|v_proj)"
+"""The q/v projections of an image-text model's *language model* only (a regex, as peft takes it).
+
+A bare ``["q_proj", "v_proj"]`` would also adapt the vision tower's attention (CLIP,
+SigLIP and InternViT name theirs the same). transformers names the language model
+``language_model`` (LLaVA, InternVL, Qwen2-VL, Gemma-3) or ``text_model`` (SmolVLM /
+Idefics3), e.g. ``model.language_model.layers.0.self_attn.q_proj``.
+"""
 
 DEFAULT_TARGET_MODULES: dict[str, list[str] | str] = {
     "extraction": ["q_proj", "v_proj"],
     "update": ["q_proj", "v_proj"],
     "generation": "all-linear",
-    "vqa": ["q_proj", "v_proj"],
+    "vqa": LANGUAGE_MODEL_QV,
 }
-"""The paper's choice: attention q/v for the JSON stages, every linear layer for generation."""
+"""The paper's choice: attention q/v for the JSON stages (the language model's only for vqa),
+every linear layer for generation."""
+
+DEFAULT_VQA_MODEL = "OpenGVLab/InternVL3-1B-hf"
+"""The default base of the ``vqa`` adapter: InternVL3-1B in its transformers format (a hub
+id; offline, pass a local directory instead). The text operations default to ``gemma-3-270m``."""
+
+_DEFAULT_TEXT_MODEL = "gemma-3-270m"
+_DEFAULT_MAX_LENGTH = {"vqa": 4096}
 
 
 @dataclass
@@ -28,9 +45,13 @@ class TrainConfig:
 
     Attributes:
         operation: extraction | update | generation (| vqa).
-        model: the backbone (a :data:`memlora_engine.backbone.MODELS` name or a path).
+        model: the backbone (a :data:`memlora_engine.backbone.MODELS` name, a path or a hub
+            id); empty (default): ``gemma-3-270m``, for ``vqa`` :data:`DEFAULT_VQA_MODEL` (an
+            image-text model).
         rank, alpha, dropout: LoRA hyperparameters (peft's default zero-init of B).
-        target_modules: module names or ``"all-linear"``; per-operation default when None.
+        target_modules: module names, ``"all-linear"`` or a regex (a string peft matches
+            against full module names); per-operation default when None
+            (:data:`DEFAULT_TARGET_MODULES`).
         learning_rate, batch_size: AdamW step size and examples per step.
         max_steps: hard cap on optimizer steps (CPU budget).
         warmup_steps: linear warm-up, then linear decay to 10 % at ``max_steps``.
@@ -38,7 +59,9 @@ class TrainConfig:
         patience: evaluations without improvement before early stopping.
         val_examples: validation examples scored each time (a fixed seeded subset).
         max_length: examples longer than this (prompt + target tokens) are skipped,
-            never truncated (a truncated prompt is not what the engine sends).
+            never truncated (a truncated prompt is not what the engine sends). 0
+            (default): 512; 4096 for ``vqa``, whose prompt holds the image tokens (InternVL3: 256
+            per 448-pixel tile, up to 12 tiles + a thumbnail).
         dtype: backbone weights dtype, as :func:`~memlora_engine.backbone.load_backbone`
             takes it (``auto``: bfloat16 on CPUs with AMX/AVX512-BF16); LoRA weights stay float32.
         autocast: run forward/backward under bf16 autocast (for float32 weights).
@@ -47,10 +70,12 @@ class TrainConfig:
             validation keeps its natural mix). None keeps them all. See docs/training.md.
         weight_decay, grad_clip, seed: the usual.
         num_threads: torch threads (default: all usable cores).
+        device: torch device of the model and batches (``"cpu"``, ``"cuda"``). On a GPU
+            a resumed run is not bit-identical (the CUDA dropout RNG is not checkpointed).
     """
 
     operation: str
-    model: str = "gemma-3-270m"
+    model: str = ""  # "": the operation's default (resolved in __post_init__)
     rank: int = 16
     alpha: int = 32
     dropout: float = 0.1
@@ -62,7 +87,7 @@ class TrainConfig:
     eval_every: int = 10
     patience: int = 3
     val_examples: int = 32
-    max_length: int = 512
+    max_length: int = 0  # 0: the operation's default (resolved in __post_init__)
     dtype: str = "auto"
     autocast: bool = False
     weight_decay: float = 0.0
@@ -71,12 +96,17 @@ class TrainConfig:
     num_threads: int | None = None
     max_empty_share: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         try:
             Operation(self.operation)
         except ValueError as exc:
             raise ConfigError(f"unknown operation {self.operation!r}") from exc
+        if not self.model:
+            self.model = DEFAULT_VQA_MODEL if self.operation == Operation.VQA.value else _DEFAULT_TEXT_MODEL
+        if self.max_length == 0:
+            self.max_length = _DEFAULT_MAX_LENGTH.get(self.operation, 512)
         for name in ("rank", "alpha", "batch_size", "max_steps", "eval_every", "patience", "val_examples", "max_length"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -1,11 +1,15 @@
 """LoRA training of one operation's expert (the paper's Algorithm B1 inner loop).
 
-* Inputs are rendered exactly as :class:`~memlora_engine.backbone.HFBackbone` renders
-  them at inference (same renderer, same special tokens); the target is the cleaned
-  teacher answer followed by EOS. The loss covers target tokens only.
-* Sequences are left-padded with explicit position ids, so every row ends at the same
-  position and only the last ``max target + 1`` positions go through the output
-  projection (Gemma-3's 262k vocabulary makes full logits the largest tensor).
+* Inputs are encoded exactly as the backbone encodes them at inference
+  (:mod:`memlora_engine.training.encoding`): a causal LM's prompt through the
+  backbone's renderer, an image-text model's prompt and images through
+  :func:`~memlora_engine.backbone.vlm.encode_vlm`. The target is the cleaned teacher
+  answer followed by EOS; the loss covers target tokens only, and only the logits of
+  the positions that predict them are computed.
+* The model comes from ``config.model`` through
+  :func:`~memlora_engine.backbone.load_backbone`: a causal LM with its tokenizer, or an
+  image-text model with its processor (always for ``vqa``). Everything below is the
+  same for both.
 * peft LoRA from peft's default init (B = 0: the adapter starts as the base model),
   AdamW, linear warm-up then linear decay, gradient clipping.
 * Every ``eval_every`` steps: the validation teacher-forcing loss, a checkpoint
@@ -23,6 +27,7 @@ import json
 import logging
 import math
 import random
+import re
 import shutil
 import sys
 import time
@@ -31,30 +36,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from memlora_engine.backbone._render import render_messages
-from memlora_engine.errors import ConfigError, require
+from memlora_engine.errors import ConfigError, GeneratorError, require
 from memlora_engine.training.config import TrainConfig
 from memlora_engine.training.data import cap_empty_share
+from memlora_engine.training.encoding import (  # noqa: F401  (_collate: the causal-LM layout, tested directly)
+    EncodedExample,
+    _collate,
+    collate,
+    encode_example,
+    encode_record,
+    is_processor,
+)
 
 __all__ = ["EncodedExample", "TrainResult", "encode_example", "evaluate_loss", "plot_log", "train_adapter"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EncodedExample:
-    """Token ids of one example; the last ``target_length`` ids are the target (with EOS)."""
-
-    input_ids: tuple[int, ...]
-    target_length: int
-
-
-def encode_example(tokenizer: Any, messages: Sequence[dict[str, Any]], target: str) -> EncodedExample:
-    """Tokenise prompt + target as the backbone would see and produce them."""
-    text, templated = render_messages(tokenizer, messages)
-    prompt = tokenizer(text, add_special_tokens=not templated)["input_ids"]
-    answer = tokenizer(target, add_special_tokens=False)["input_ids"] + [int(tokenizer.eos_token_id)]
-    return EncodedExample(tuple(prompt) + tuple(answer), len(answer))
 
 
 @dataclass
@@ -80,28 +76,22 @@ class TrainResult:
         return asdict(self)
 
 
-def _collate(torch: Any, batch: Sequence[EncodedExample], pad_id: int) -> dict[str, Any]:
-    width = max(len(e.input_ids) for e in batch)
-    keep = max(e.target_length for e in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    labels = torch.full((len(batch), keep), -100, dtype=torch.long)
-    for row, example in enumerate(batch):
-        n = len(example.input_ids)
-        ids[row, width - n :] = torch.tensor(example.input_ids)
-        mask[row, width - n :] = 1
-        labels[row, keep - example.target_length :] = torch.tensor(example.input_ids[n - example.target_length :])
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    return {"input_ids": ids, "attention_mask": mask, "position_ids": positions, "labels": labels, "keep": keep}
-
-
 def _loss(torch: Any, model: Any, batch: dict[str, Any], autocast: bool) -> tuple[Any, int]:
-    """Summed target-token cross-entropy and the token count."""
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                    position_ids=batch["position_ids"], logits_to_keep=batch["keep"] + 1, use_cache=False)
-    logits = out.logits[:, :-1, :].float()  # position t predicts token t + 1
-    labels = batch["labels"]
+    """Summed target-token cross-entropy and the token count (for either layout of :func:`collate`)."""
+    inputs = {key: value for key, value in batch.items() if key not in ("labels", "keep")}
+    trim = "keep" in batch
+    if trim:  # left-padded: the last keep + 1 positions, the very last predicting past the end
+        inputs["logits_to_keep"] = batch["keep"] + 1
+    device = next(model.parameters()).device
+    dtype = getattr(model, "dtype", None)
+    for key, value in inputs.items():
+        if hasattr(value, "to"):
+            # Pixel values follow the weights (a bfloat16 vision tower rejects float32 input).
+            inputs[key] = value.to(device=device, dtype=dtype) if value.is_floating_point() and dtype else value.to(device)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+        out = model(**inputs, use_cache=False)
+    logits = (out.logits[:, :-1, :] if trim else out.logits).float()  # position t predicts token t + 1
+    labels = batch["labels"].to(device)
     loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
                                              ignore_index=-100, reduction="sum")
     return loss, int((labels != -100).sum())
@@ -116,7 +106,7 @@ def evaluate_loss(model: Any, examples: Sequence[EncodedExample], pad_id: int, *
     total, tokens = 0.0, 0
     with torch.no_grad():
         for start in range(0, len(examples), batch_size):
-            loss, n = _loss(torch, model, _collate(torch, examples[start : start + batch_size], pad_id), autocast)
+            loss, n = _loss(torch, model, collate(torch, examples[start : start + batch_size], pad_id), autocast)
             total, tokens = total + float(loss), tokens + n
     model.train(was_training)
     return total / max(tokens, 1)
@@ -184,12 +174,39 @@ def _atomic_dir(target: Path, write: Any) -> None:
 
 
 def _load_model(config: TrainConfig) -> tuple[Any, Any]:
-    from memlora_engine.backbone import load_backbone
+    """The base model and its tokenizer, or for an image-text model its processor."""
+    from memlora_engine.backbone import VLMBackbone, load_backbone
 
-    # adapters={}: the bare base model, also once shipped adapters load by default.
-    backbone = load_backbone(config.model, adapters={}, dtype=config.dtype, num_threads=config.num_threads,
-                             constrained=False)
+    vqa = config.operation == "vqa"
+    try:
+        # adapters={}: the bare base model, also once shipped adapters load by default.
+        backbone = load_backbone(config.model, adapters={}, dtype=config.dtype, num_threads=config.num_threads,
+                                 constrained=False, device=config.device, vision=True if vqa else None)
+    except (ConfigError, GeneratorError) as exc:
+        if vqa:
+            raise type(exc)(f"{exc}\n(the vqa adapter trains on an image-text model: pass --model a local model "
+                            "directory, or a hub id with hub access)") from exc
+        raise
+    if isinstance(backbone, VLMBackbone):
+        return backbone.model, backbone.processor
     return backbone.model, backbone.tokenizer
+
+
+def _tokenizer_of(tokenizer: Any) -> Any:
+    return tokenizer.tokenizer if is_processor(tokenizer) else tokenizer
+
+
+def _lora_model(peft: Any, model: Any, config: TrainConfig) -> Any:
+    lora = peft.LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
+                           target_modules=config.modules, task_type="CAUSAL_LM")
+    try:
+        return peft.get_peft_model(model, lora)
+    except ValueError as exc:  # no module matched target_modules
+        # One line per kind of projection ("layers.N."), vision tower and language model alike.
+        kinds = dict.fromkeys(re.sub(r"\.\d+\.", ".N.", name) for name, _ in model.named_modules()
+                              if name.endswith(("q_proj", "v_proj")))
+        raise ConfigError(f"LoRA target modules {config.modules!r} do not fit {config.model}: {exc} "
+                          f"(its attention projections: {', '.join(kinds) or 'none named q_proj/v_proj'})") from exc
 
 
 def train_adapter(
@@ -209,15 +226,22 @@ def train_adapter(
     Args:
         config: hyperparameters (see :class:`TrainConfig`).
         train_examples, val_examples: records from :func:`~memlora_engine.training.data.load_examples`
-            (``messages`` + ``target``).
-        model, tokenizer: a base causal LM to train on (a fresh copy is not made: the model
-            is wrapped by peft in place); loaded from ``config.model`` when omitted.
+            (``messages`` + ``target``), or ``vqa`` records (``image`` + ``question`` + ``target``,
+            :func:`~memlora_engine.training.vqa.benchmark_examples`).
+        model, tokenizer: the base model to train on and its tokenizer -- or, for an
+            image-text model, its processor (a fresh copy is not made: the model is
+            wrapped by peft in place); loaded from ``config.model`` when omitted.
         max_seconds: a wall-clock budget for this call's training. When it runs out the
             validation loss is measured and a checkpoint written; then the run finishes with
             what it has (``finish_on_timeout``, the result says ``stopped="time budget"``) or
             raises ``TimeoutError`` so that a rerun resumes it.
 
     Returns the result; a finished run (``result.json`` exists) returns it without training.
+
+    Raises:
+        ConfigError: ``run_dir`` holds a run with another configuration, nothing fits
+            ``max_length``, a ``vqa`` run on a text-only model, or target modules that
+            match nothing.
     """
     torch = require("torch", "hf")
     peft = require("peft", "hf")
@@ -226,7 +250,9 @@ def train_adapter(
     result_path = out / "result.json"
     config_path = out / "config.json"
     if config_path.exists():
-        saved = json.loads(config_path.read_text(encoding="utf-8"))
+        # Through TrainConfig: a run written before a field existed compares with its default.
+        saved = json.loads(json.dumps(TrainConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+                                      .to_dict()))
         if saved != json.loads(json.dumps(config.to_dict())):
             raise ConfigError(f"{out} holds a run with another configuration; use another directory")
     else:
@@ -237,12 +263,16 @@ def train_adapter(
         model, tokenizer = _load_model(config)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+    if config.operation == "vqa" and not is_processor(tokenizer):
+        raise ConfigError(f"the vqa adapter trains on an image-text model; {config.model} is text-only")
+    text_tokenizer = _tokenizer_of(tokenizer)
+    pad_id = int(text_tokenizer.pad_token_id if text_tokenizer.pad_token_id is not None
+                 else text_tokenizer.eos_token_id)
 
     def encode(records: Sequence[dict[str, Any]]) -> tuple[list[EncodedExample], int]:
         kept, skipped = [], 0
         for record in records:
-            example = encode_example(tokenizer, record["messages"], record["target"])
+            example = encode_record(tokenizer, record)
             if len(example.input_ids) > config.max_length:
                 skipped += 1
             else:
@@ -263,9 +293,7 @@ def train_adapter(
     lengths = [len(e.input_ids) for e in train_set]
 
     torch.manual_seed(config.seed)
-    lora = peft.LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
-                           target_modules=config.modules, task_type="CAUSAL_LM")
-    model = peft.get_peft_model(model, lora)
+    model = _lora_model(peft, model, config)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
 
@@ -324,7 +352,7 @@ def train_adapter(
         while state["step"] < config.max_steps:
             step = state["step"]
             indices = _batch_at(step, lengths, config.batch_size, config.seed)
-            batch = _collate(torch, [train_set[i] for i in indices], pad_id)
+            batch = collate(torch, [train_set[i] for i in indices], pad_id)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step)
             t0 = time.perf_counter()
