@@ -199,6 +199,16 @@ class ImageStore:
             raise MemoryNotFoundError(f"no image {image_id!r} in this scope")
         return LoadedImage(data=path.read_bytes(), id=image_id, extension=path.suffix.lstrip("."))
 
+    def delete(self, scope: Scope, image_id: str) -> None:
+        """Remove one image of ``scope`` (nothing when absent)."""
+        if self.root is None:
+            with self._lock:
+                self._memory.pop((scope_key(scope), image_id), None)
+            return
+        path = self.path(scope, image_id)
+        if path is not None:
+            path.unlink(missing_ok=True)
+
     def drop(self, scope: Scope) -> None:
         """Remove every image of ``scope``."""
         key = scope_key(scope)

@@ -333,17 +333,23 @@ class Memory:
 
     def _add_images(self, scope: Scope, images: Sequence[PreparedImage], meta: dict[str, Any],
                     now: datetime) -> list[MemoryEvent]:
-        """Store each image file, then one image memory per image (an exact duplicate is kept once)."""
+        """Store each image file, then one image memory per image.
+
+        Duplicates are decided by image, not by text: two photos that both read "Alice
+        shared a photo" are two memories; the same photo shared again is one.
+        """
         events: list[MemoryEvent] = []
         for prepared in images:
             with self._locks.scope(scope):
                 self._recover()
+                if self.store.list(scope, {"image_id": prepared.image.id}, 1):
+                    continue  # this photo is already remembered in this scope
                 self.image_store.put(scope, prepared.image)
                 text = image_memory_text(prepared)
                 image_meta = {**meta, "memory_type": "image", "image_id": prepared.image.id}
                 if prepared.caption:
                     image_meta["caption"] = prepared.caption
-                events += self._apply(scope, [PlannedOp(Event.ADD, text=text)], image_meta, now, {})
+                events += self._apply(scope, [PlannedOp(Event.ADD, text=text)], image_meta, now, {}, checked=True)
             self.stats.record_images("stored")
         return events
 
@@ -443,6 +449,7 @@ class Memory:
         writes: list[MemoryRecord] = []
         deletes: list[str] = []
         entries: list[HistoryEntry] = []
+        dropped_images: list[str] = []
         batch_hashes: set[str] = set()
         for op in planned:
             if op.event is Event.ADD:
@@ -471,9 +478,13 @@ class Memory:
             elif op.event is Event.DELETE:
                 assert op.target is not None
                 deletes.append(op.target.id)
+                if op.target.metadata.get("memory_type") == "image":
+                    dropped_images.append(str(op.target.metadata.get("image_id", "")))
                 events.append(MemoryEvent(op.target.id, op.target.text, Event.DELETE, op.target.text))
                 entries.append(HistoryEntry(op.target.id, "DELETE", op.target.text, None, stamp))
         self._commit(scope, writes, deletes, entries, vectors)
+        for image_id in dropped_images:  # after the commit: a crash leaves a stray file, never a dangling memory
+            self.image_store.delete(scope, image_id)
         return events
 
     def _commit(
@@ -734,8 +745,12 @@ class Memory:
             if route == "vqa":
                 raise InvalidInputError("route='vqa' but no image was given or retrieved for this question")
         listing = [f"- {m.text}" for m in memories]
+        if given and self.captioner is None:
+            warnings.warn("answer() got images, but the generator does not take images and no captioner is set: "
+                          "the images are ignored", stacklevel=2)
+            given = []
         if given:  # text-only generator: the question's images as captions
-            captions = [" ".join(str(self.captioner(i.pil())).split()) if self.captioner else "" for i in given]
+            captions = [" ".join(str(self.captioner(i.pil())).split()) for i in given]  # type: ignore[misc]
             listing = [f"- The photo in the question shows: {c}" for c in captions if c] + listing
         text = self._call(
             Operation.GENERATION, None, memories="\n".join(listing) or "(no memories)", question=question.strip(),

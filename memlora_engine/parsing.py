@@ -218,15 +218,18 @@ def parse_update_ops(raw: str) -> list[RawOp]:
 def parse_vqa(raw: str) -> tuple[str, str]:
     """Parse vqa output (``{"answer": ..., "reason": ...}``) into ``(answer, reason)``.
 
-    A missing reason is ``""``; an answer given as a number is kept as text. Output
-    with no answer raises :class:`~memlora_engine.errors.ModelOutputError`.
+    A missing reason is ``""``; an answer given as a number is kept as text; a reason
+    cut off by the token limit is kept as far as it got. Output with no answer, or cut
+    off inside the answer, raises :class:`~memlora_engine.errors.ModelOutputError`.
     """
-    value, _ = load_json(raw, operation=Operation.VQA)
+    value, truncated = load_json(raw, operation=Operation.VQA)
     if isinstance(value, list):  # [{"answer": ...}]: a model that wrapped its object
         value = next((item for item in value if isinstance(item, dict)), None)
     answer = value.get("answer") if isinstance(value, dict) else None
     if isinstance(answer, bool) or not isinstance(answer, (str, int, float)) or not str(answer).strip():
         raise ModelOutputError('vqa output has no "answer"', raw=raw, operation=Operation.VQA.value)
     reason = value.get("reason") if isinstance(value, dict) else None
+    if truncated and reason is None:  # the text ended inside the answer: it is a fragment
+        raise ModelOutputError("vqa output was cut off inside its answer", raw=raw, operation=Operation.VQA.value)
     reason_text = " ".join(str(reason).split()) if isinstance(reason, (str, int, float)) else ""
     return " ".join(str(answer).split()), reason_text

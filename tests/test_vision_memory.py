@@ -106,6 +106,27 @@ def test_the_same_image_shared_twice_is_stored_once(tmp_path, make_memory, coffe
     assert len(memory.get_all(user_id="c")) == 2  # the words and one image memory
 
 
+def test_different_photos_with_the_same_words_are_two_memories(tmp_path, make_memory, coffee, cat):
+    memory = make_memory(persistent=True)
+    for photo in (coffee, cat, coffee):  # image-only messages: every image memory reads "Caroline shared a photo"
+        memory.add({"role": "user", "name": "Caroline", "content": [{"type": "image", "image": photo}]},
+                   user_id="c", infer=False)
+    records = memory.get_all(user_id="c")
+    assert [r.text for r in records] == ["Caroline shared a photo", "Caroline shared a photo"]
+    assert {r.metadata["image_id"] for r in records} == {load_image(coffee).id, load_image(cat).id}
+    assert len(list((tmp_path / "data" / "images").rglob("*.png"))) == 2
+    assert memory.stats.images["stored"] == 2
+
+
+def test_deleting_an_image_memory_deletes_its_file(tmp_path, make_memory, coffee):
+    memory = make_memory(persistent=True)
+    memory.add(_turn(coffee, caption="coffee"), user_id="c", infer=False)
+    image_memory = next(r for r in memory.get_all(user_id="c") if r.metadata.get("memory_type") == "image")
+    memory.delete(image_memory.id, user_id="c")
+    assert list((tmp_path / "data" / "images").rglob("*.png")) == []
+    assert [r.text for r in memory.get_all(user_id="c")] == ["Look at the bowl I made in pottery class!"]
+
+
 def test_an_unreadable_image_raises_before_anything_is_stored(make_memory, coffee):
     gen = ScriptedGenerator({"extraction": [FACT]})
     memory = make_memory(gen)
@@ -186,6 +207,14 @@ def test_a_text_only_generator_gets_the_question_image_as_a_caption(make_memory,
     assert "- The photo in the question shows: a tabby cat on a chair" in gen.calls[-1].messages[-1]["content"]
 
 
+def test_a_text_only_generator_without_captioner_warns_that_question_images_are_ignored(make_memory, cat):
+    gen = ScriptedGenerator({"generation": ["no idea"]})
+    memory = make_memory(gen)
+    with pytest.warns(UserWarning, match="images are ignored"):
+        answer = memory.answer("What animal is this?", user_id="c", images=[cat])
+    assert answer.operation == "generation" and answer.image_ids == []
+
+
 def test_forced_vqa_needs_a_vision_model_and_an_image(make_memory, coffee):
     with pytest.raises(ConfigError, match="takes images"):
         make_memory(ScriptedGenerator({"generation": ["x"]})).answer("What is it?", user_id="c", route="vqa")
@@ -243,13 +272,16 @@ def test_refers_to_image(question, visual):
         ('<think>hmm</think>{"answer": 3, "reason": "three cats"}', ("3", "three cats")),
         ('[{"answer": "dog"}]', ("dog", "")),
         ('{"answer": "blue", "reason": ', ("blue", "")),
+        ('{"answer": "blue", "reason": "The cup on the le', ("blue", "The cup on the le")),
     ],
 )
 def test_parse_vqa(raw, parsed):
     assert parse_vqa(raw) == parsed
 
 
-@pytest.mark.parametrize("raw", ['{"reason": "no answer"}', '{"answer": ""}', "plain words", '{"answer": true}'])
+@pytest.mark.parametrize(
+    "raw", ['{"reason": "no answer"}', '{"answer": ""}', "plain words", '{"answer": true}', '{"answer": "R7R7R7'],
+)
 def test_parse_vqa_rejects_output_without_an_answer(raw):
     from memlora_engine.errors import ModelOutputError
 

@@ -17,17 +17,26 @@ from langchain_core.messages import (
     messages_from_dict,
 )
 
-__all__ = ["exchange_texts", "from_engine", "text_of", "to_engine", "to_prompt"]
+__all__ = ["exchange_texts", "from_engine", "image_parts", "text_of", "to_engine", "to_prompt"]
 
 logger = logging.getLogger(__name__)
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "tool"}
 _CLASSES: dict[str, type[BaseMessage]] = {"user": HumanMessage, "assistant": AIMessage, "system": SystemMessage}
+# Content-part types that hold an image (LangChain standard blocks, OpenAI chat and responses).
+_IMAGE_TYPES = ("image", "image_url", "input_image")
 
 
 def text_of(message: BaseMessage) -> str:
     """The message's text; multimodal parts other than text are left out."""
     return message.text
+
+
+def image_parts(message: BaseMessage) -> list[dict[str, Any]]:
+    """The message's image content parts, as given: the engine's ``add`` reads all these shapes."""
+    if isinstance(message.content, str):
+        return []
+    return [p for p in message.content if isinstance(p, dict) and p.get("type") in _IMAGE_TYPES]
 
 
 def _role(message: BaseMessage) -> str:
@@ -86,13 +95,19 @@ def to_prompt(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
 
 
 def exchange_texts(messages: Iterable[BaseMessage]) -> list[dict[str, Any]]:
-    """The user and assistant turns of ``messages`` as engine dicts, for ``Memory.add``."""
+    """The user and assistant turns of ``messages`` as engine dicts, for ``Memory.add``.
+
+    A message that carries images keeps them: its content is then the text part
+    followed by the image parts, so ``add`` stores each image and a vision model sees it.
+    """
     out = []
     for message in messages:
         role = _role(message)
         text = text_of(message).strip()
-        if role in ("user", "assistant") and text:
-            entry: dict[str, Any] = {"role": role, "content": text}
+        images = image_parts(message)
+        if role in ("user", "assistant") and (text or images):
+            content: Any = [{"type": "text", "text": text}, *images] if images else text
+            entry: dict[str, Any] = {"role": role, "content": content}
             if message.name:
                 entry["name"] = message.name
             out.append(entry)

@@ -161,18 +161,16 @@ class MemLoRAChatMessageHistory(BaseChatMessageHistory):
 
     # -- ingestion -----------------------------------------------------------------------
     def _pending(self) -> list[dict[str, Any]]:
-        """User turns already in the buffer that are still waiting for a reply."""
+        """User turns already in the buffer that are still waiting for a reply (images included)."""
         recent = self.memory.chat_messages(self.session_id, limit=_PENDING_WINDOW, **self.scope)
         waiting: list[dict[str, Any]] = []
         for message in reversed(recent):
             if message["role"] == "assistant":
                 break
-            if message["role"] == "user" and message["content"].strip():
-                entry = {"role": "user", "content": message["content"].strip()}
-                if message.get("name"):
-                    entry["name"] = message["name"]
-                waiting.append(entry)
-        return waiting[::-1]
+            if message["role"] == "user":
+                waiting.append(message)
+        # Rebuilt from the stored LangChain message, so image parts come back with the text.
+        return exchange_texts(from_engine(m) for m in reversed(waiting))
 
     def _ingest(self, turn: list[dict[str, Any]]) -> AddResult | None:
         if not turn:

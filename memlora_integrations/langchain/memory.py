@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from memlora_engine import Memory, MemoryRecord, MissingDependencyError
-from memlora_integrations.langchain._messages import from_engine, to_engine
+from memlora_integrations.langchain._messages import exchange_texts, from_engine, to_engine
 from memlora_integrations.langchain._scope import resolve_memory, scope_kwargs
 
 try:
@@ -116,7 +116,7 @@ class MemLoRAMemory(BaseMemory):
     # -- load ----------------------------------------------------------------------------
     def load_memory_variables(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """Relevant long-term memories (searched with the current input) and recent turns."""
-        query = str(inputs.get(self._key(inputs, self.input_key, "input"), "")).strip()
+        query = self._human(inputs).text.strip()
         records = self._search(query) if query else []
         recent = []
         if self.recent_messages:
@@ -146,15 +146,20 @@ class MemLoRAMemory(BaseMemory):
     # -- save ----------------------------------------------------------------------------
     def save_context(self, inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
         """Append the exchange to the session and ingest it into long-term memory."""
-        human = HumanMessage(content=str(inputs[self._key(inputs, self.input_key, "input")]))
+        human = self._human(inputs)
         ai = AIMessage(content=str(outputs[self._key(outputs, self.output_key, "output")]))
         self.memory.append_chat(self.session_id, [to_engine(human), to_engine(ai)], **self._scope)
-        if self.ingest:
-            turn = [{"role": "user", "content": human.text}, {"role": "assistant", "content": ai.text}]
+        turn = exchange_texts([human, ai])  # text, and the input's image parts
+        if self.ingest and turn:
             self.memory.add(turn, metadata=self.metadata, **self._scope)
 
     async def asave_context(self, inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
         await asyncio.to_thread(self.save_context, inputs, outputs)
+
+    def _human(self, inputs: dict[str, Any]) -> HumanMessage:
+        """The user's message: text, or a list of content parts (text and images)."""
+        said = inputs[self._key(inputs, self.input_key, "input")]
+        return HumanMessage(content=said if isinstance(said, list) else str(said))
 
     def _key(self, values: dict[str, Any], preferred: str | None, what: str) -> str:
         if preferred is not None and preferred in values:

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock, ToolCallBlock
+from llama_index.core.base.llms.types import ChatMessage, ImageBlock, MessageRole, TextBlock, ToolCallBlock
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,21 @@ def message_text(message: ChatMessage) -> str:
     return "\n".join(b.text for b in message.blocks if isinstance(b, TextBlock) and b.text)
 
 
+def _image_parts(message: ChatMessage) -> list[dict[str, Any]]:
+    """The message's images as engine image parts: the bytes, or the path or URL for the engine to read."""
+    parts = []
+    for block in message.blocks:
+        if isinstance(block, ImageBlock):
+            if block.image is not None:
+                source: Any = block.resolve_image().read()  # the block keeps them base64-encoded
+            elif block.path or block.url:
+                source = str(block.path or block.url)
+            else:
+                continue
+            parts.append({"type": "image", "image": source})
+    return parts
+
+
 def engine_role(message: ChatMessage) -> str:
     return _ENGINE_ROLES.get(MessageRole(message.role), "user")
 
@@ -50,8 +65,17 @@ def is_reply(message: ChatMessage) -> bool:
 
 
 def to_engine(message: ChatMessage) -> dict[str, Any]:
-    """``{"role", "content"}`` for the engine's ``add`` (no LlamaIndex payload)."""
+    """``{"role", "content"}`` with the message's text (no LlamaIndex payload)."""
     return {"role": engine_role(message), "content": message_text(message)}
+
+
+def to_engine_turn(message: ChatMessage) -> dict[str, Any]:
+    """:func:`to_engine` for ``add``: a message with images gets its text part then its image parts."""
+    row = to_engine(message)
+    images = _image_parts(message)
+    if images:
+        row["content"] = [{"type": "text", "text": row["content"]}, *images]
+    return row
 
 
 def to_session(message: ChatMessage, **flags: Any) -> dict[str, Any]:
@@ -89,8 +113,12 @@ def split_turns(messages: Sequence[ChatMessage]) -> list[list[ChatMessage]]:
 
 
 def has_conversation(messages: Sequence[ChatMessage]) -> bool:
-    """True when the messages hold user or assistant text (what extraction reads)."""
-    return any(engine_role(m) in ("user", "assistant") and message_text(m).strip() for m in messages)
+    """True when the messages hold user or assistant text or images (what extraction reads)."""
+    return any(
+        engine_role(m) in ("user", "assistant")
+        and (message_text(m).strip() or any(isinstance(b, ImageBlock) for b in m.blocks))
+        for m in messages
+    )
 
 
 def unwrap_engine(memory: Any) -> Any:
@@ -108,11 +136,11 @@ def ingest(
 ) -> list[Any]:
     """Remember ``messages`` with one engine ``add`` per turn (a user message with its reply).
 
-    Turns without user or assistant text (tool output only, system notes) cost no call.
+    Turns without user or assistant text or images (tool output only, system notes) cost no call.
     Returns the engine's ``AddResult`` per ingested turn.
     """
     results = []
     for turn in split_turns(messages):
         if has_conversation(turn):
-            results.append(engine.add([to_engine(m) for m in turn], metadata=metadata, infer=infer, **scope))
+            results.append(engine.add([to_engine_turn(m) for m in turn], metadata=metadata, infer=infer, **scope))
     return results
