@@ -154,3 +154,27 @@ def test_llama_index_message_with_image_block(photo_png, photo_file):
     [normalized] = normalize_messages([message], images=True)
     assert normalized["content"] == "my coffee"
     assert load_image(normalized["images"][0]).id == load_image(photo_png).id
+
+
+def test_an_http_url_is_fetched_once_when_the_image_is_added(tmp_path, photo_png):
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "coffee.png").write_bytes(photo_png)
+    (tmp_path / "site" / "page.html").write_text("<html>not an image</html>")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "site"))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert load_image(f"{base}/coffee.png").data == photo_png
+        with pytest.raises(InvalidInputError, match="not a readable image"):
+            load_image(f"{base}/page.html")
+        with pytest.raises(InvalidInputError, match="cannot fetch image"):
+            load_image(f"{base}/missing.png")
+    finally:
+        server.shutdown()
+        server.server_close()
