@@ -60,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     locomo.add_argument("--answer-top-k", type=int, help="memories given to the generation stage")
     locomo.add_argument("--max-new-tokens", metavar="STAGE=N,...",
                         help="per-stage output caps, e.g. extraction=96,update=160 (default: MemoryConfig's)")
+    locomo.add_argument("--ingest-from", metavar="SPEC",
+                        help="take the finished ingestion of this configuration (in the same cache) instead of "
+                             "ingesting again; it must share the model, options and extraction/update stages")
     locomo.add_argument("--quiet", action="store_true", help="no progress bars")
     _scoring_arguments(locomo)
     report = sub.add_parser("report", help="Re-score cached runs and write one comparison report.",
@@ -198,6 +201,7 @@ def _run_locomo(args: argparse.Namespace) -> int:
         meta={"command": command, "data": Path(args.data).name, "split": args.conversations or args.split,
               "dtype": args.dtype, "threads": args.threads},
         plots=not args.no_plots, cache_dir=args.cache,
+        ingest_from=parse_config(args.ingest_from).name if args.ingest_from else None,
     )
     _print_summary(results, Path(args.out))
     return 0

@@ -33,6 +33,7 @@ def evaluate_locomo(
     meta: dict[str, Any] | None = None,
     plots: bool = True,
     cache_dir: str | Path | None = None,
+    ingest_from: str | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) every configuration and write ``results.json``, ``report.md`` and plots.
 
@@ -45,6 +46,9 @@ def evaluate_locomo(
         judge: a :class:`~memlora_engine.evaluation.judge.Judge` (None: J not measured).
         cache_dir: where the per-configuration caches go (default ``<out_dir>/runs``);
             they hold prompts, data and answers, ``out_dir`` only aggregates.
+        ingest_from: a configuration name in the cache whose finished ingestion the
+            other configurations take instead of ingesting (it may be one of
+            ``configs``, listed first; see :func:`~memlora_engine.evaluation.runner.run_config`).
     """
     options = options or RunOptions()
     out = Path(out_dir)
@@ -55,6 +59,7 @@ def evaluate_locomo(
         result = run_config(
             conversations, config, functools.partial(generator_factory, config), out,
             embedder=embedder, options=options, model_name=model_name, cache_dir=cache,
+            ingest_from=ingest_from if ingest_from != config.name else None,
         )
         if options.image_dir is not None:
             images[config.name] = result["images"]

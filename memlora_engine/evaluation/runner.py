@@ -25,6 +25,15 @@ counted (``caption_fallbacks`` in ``checkpoint.json`` and the run's ``images``).
 
 A run that stops resumes at the last finished session and the first unanswered
 question; a finished one is re-scored without loading the model.
+
+Configurations that differ only in the generation stage build the same memory (the
+ingestion uses only the extraction and update stages, decoded greedily), so a run may
+take another configuration's finished ingestion from the same cache instead of
+redoing it (``run_config(..., ingest_from=NAME)``, ``memlora eval locomo
+--ingest-from NAME``): the memory, the ingestion logs and the extraction/update
+statistics are copied, and the checkpoint names where they came from
+(``ingested_by``). It is refused unless both runs have the same model, prompt
+version, run options and extraction/update stages (adapters and prompts).
 """
 
 from __future__ import annotations
@@ -49,7 +58,10 @@ from memlora_engine.prompts import render_prompt
 from memlora_engine.stats import Stats
 from memlora_engine.types import Event, Operation
 
-__all__ = ["RunOptions", "run_config", "select_questions", "session_windows"]
+__all__ = ["INGEST_OPERATIONS", "RunOptions", "run_config", "select_questions", "session_windows"]
+
+INGEST_OPERATIONS = (Operation.EXTRACTION, Operation.UPDATE)
+"""The stages that build the memory: two runs that agree on them ingest alike."""
 
 logger = logging.getLogger(__name__)
 
@@ -468,6 +480,56 @@ def _check_fingerprint(directory: Path, fingerprint: dict[str, Any]) -> None:
         path.write_text(json.dumps(fingerprint, indent=1, sort_keys=True), encoding="utf-8")
 
 
+def _ingest_fingerprint(fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """The part of a run fingerprint that decides what ingestion builds."""
+    config = fingerprint["config"]
+    stages = {op.value for op in INGEST_OPERATIONS}
+    return {
+        **{k: v for k, v in fingerprint.items() if k != "config"},
+        "full_context": config["full_context"],
+        "ingest_adapters": sorted(set(config["adapters"]) & stages),
+        "ingest_prompts": {k: v for k, v in config["prompts"].items() if k in stages},
+    }
+
+
+def _reuse_ingestion(source: Path, target: Path, fingerprint: dict[str, Any], conversation_id: str) -> None:
+    """Copy ``source``'s finished ingestion of one conversation into the fresh run ``target``.
+
+    Raises:
+        ConfigError: ``source`` is no run, ingests differently, or has not finished
+            ingesting this conversation.
+    """
+    saved_path = source / "run.json"
+    if not saved_path.exists():
+        raise ConfigError(f"--ingest-from: no run in {source}")
+    mine, theirs = _ingest_fingerprint(fingerprint), _ingest_fingerprint(json.loads(saved_path.read_text("utf-8")))
+    if mine != theirs:
+        changed = sorted(k for k in {*mine, *theirs} if mine.get(k) != theirs.get(k))
+        raise ConfigError(f"--ingest-from {source.name}: it ingests differently ({', '.join(changed)})")
+    if mine["full_context"]:
+        raise ConfigError("--ingest-from: a full-context run has no ingestion")
+    conv = source / conversation_id
+    ckpt_path = conv / "checkpoint.json"
+    ckpt = json.loads(ckpt_path.read_text("utf-8")) if ckpt_path.exists() else {}
+    if not ckpt.get("ingest_complete"):
+        raise ConfigError(f"--ingest-from {source.name}: its ingestion of {conversation_id} is not finished")
+    dest = target / conversation_id
+    dest.mkdir(parents=True, exist_ok=True)
+    stages = {op.value for op in INGEST_OPERATIONS}
+    copied = {
+        "sessions_done": ckpt["sessions_done"],
+        "ingest_complete": True,
+        "provenance": ckpt["provenance"],
+        "stats": {op: values for op, values in ckpt["stats"].items() if op in stages},
+        **({"images": ckpt["images"]} if "images" in ckpt else {}),
+        "ingested_by": ckpt.get("ingested_by", source.name),
+    }
+    for name in ("memories.jsonl", "ingest.jsonl"):
+        (dest / name).write_bytes((conv / name).read_bytes())
+    rewrite_jsonl(dest / "calls.jsonl", [r for r in read_jsonl(conv / "calls.jsonl") if r.get("stage") == "ingest"])
+    (dest / "checkpoint.json").write_text(json.dumps(copied, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
 def run_config(
     conversations: Sequence[Conversation],
     config: EvalConfig,
@@ -478,6 +540,7 @@ def run_config(
     options: RunOptions | None = None,
     model_name: str = "unknown",
     cache_dir: str | Path | None = None,
+    ingest_from: str | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) ``config`` on ``conversations``; returns answers, stats, photo counts and call counts.
 
@@ -490,15 +553,16 @@ def run_config(
         embedder: the memory's embedder, or a function that builds it (default:
             all-MiniLM-L6-v2, loaded lazily).
         model_name: recorded in the run fingerprint.
+        ingest_from: the name of another configuration in the same cache whose
+            finished ingestion this run takes instead of ingesting (see the module
+            docstring); used for conversations this run has not started.
     """
     options = options or RunOptions()
     directory = (Path(cache_dir) if cache_dir is not None else Path(out_dir) / "runs") / config.name
     from memlora_engine.prompts import PROMPT_VERSION
 
-    _check_fingerprint(
-        directory,
-        {"config": config.describe(), "model": model_name, "prompt_version": PROMPT_VERSION, **options.fingerprint()},
-    )
+    fingerprint = {"config": config.describe(), "model": model_name, "prompt_version": PROMPT_VERSION, **options.fingerprint()}
+    _check_fingerprint(directory, fingerprint)
     cache: dict[str, Any] = {}
 
     def get_generator() -> Generator:
@@ -521,6 +585,8 @@ def run_config(
     images: dict[str, int] = {}
     calls = 0
     for conversation in conversations:
+        if ingest_from is not None and not (directory / conversation.sample_id / "checkpoint.json").exists():
+            _reuse_ingestion(directory.parent / ingest_from, directory, fingerprint, conversation.sample_id)
         run = _ConversationRun(
             directory / conversation.sample_id, conversation, config, get_generator, get_embedder, options
         )

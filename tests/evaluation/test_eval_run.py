@@ -193,3 +193,61 @@ def test_token_caps_reach_every_recorded_call(tmp_path, synthetic_file, make_mod
     by_stage = {(c["operation"], c["max_new_tokens"]) for c in calls}
     assert ("extraction", 96) in by_stage and ("generation", 48) in by_stage
     assert {cap for op, cap in by_stage if op == "update"} <= {160}
+
+
+def test_a_configuration_differing_only_in_generation_takes_the_finished_ingestion(tmp_path, synthetic_file,
+                                                                                     make_model):
+    conversation = load_locomo(synthetic_file)[0]
+    options = RunOptions(progress=False)
+    full = parse_config("memlora")
+    run_config([conversation], full, make_model(adapters=full.adapters), tmp_path, embedder=DeterministicEmbedder(),
+               options=options)
+    source = tmp_path / "runs" / "memlora" / conversation.sample_id
+
+    partial = parse_config("adapters=extraction,update")
+    seen: list[str] = []
+    model = make_model(adapters=partial.adapters)
+    inner = model.generate
+
+    def generate(request):
+        seen.append(request.operation.value)
+        return inner(request)
+
+    model.generate = generate
+    result = run_config([conversation], partial, model, tmp_path, embedder=DeterministicEmbedder(), options=options,
+                        ingest_from="memlora")
+    assert set(seen) == {"generation"} and len(seen) == len(result["answers"]) == 7  # nothing ingested again
+    target = tmp_path / "runs" / partial.name / conversation.sample_id
+    checkpoint = json.loads((target / "checkpoint.json").read_text())
+    original = json.loads((source / "checkpoint.json").read_text())
+    assert checkpoint["ingested_by"] == "memlora" and checkpoint["provenance"] == original["provenance"]
+    assert checkpoint["stats"]["extraction"] == original["stats"]["extraction"]
+    assert checkpoint["stats"]["generation"]["calls"] == 7  # its own answers only
+    assert read_jsonl(target / "memories.jsonl") == read_jsonl(source / "memories.jsonl")
+    assert {c["stage"] for c in read_jsonl(target / "calls.jsonl")} == {"ingest", "answer"}
+
+    def matches(answers):  # ties at score 0 come back in any order
+        return {a["question_index"]: {r["id"] for r in a["retrieved"] if r["score"] > 0} for a in answers}
+
+    # the same memory, retrieved alike; only the answering stage differs
+    assert matches(result["answers"]) == matches(read_jsonl(source / "answers.jsonl"))
+
+
+def test_ingestion_is_not_taken_from_a_run_that_ingests_differently(tmp_path, synthetic_file, make_model):
+    conversation = load_locomo(synthetic_file)[0]
+    options = RunOptions(progress=False, limit_sessions=1)
+    full = parse_config("memlora")
+    run_config([conversation], full, make_model(adapters=full.adapters), tmp_path, embedder=DeterministicEmbedder(),
+               options=options)
+    only_extraction = parse_config("adapters=extraction")
+    with pytest.raises(ConfigError, match="ingests differently.*ingest_adapters"):
+        run_config([conversation], only_extraction, make_model(adapters=only_extraction.adapters), tmp_path,
+                   embedder=DeterministicEmbedder(), options=options, ingest_from="memlora")
+    partial = parse_config("adapters=extraction,update")
+    with pytest.raises(ConfigError, match="limit_sessions"):
+        run_config([conversation], partial, make_model(adapters=partial.adapters), tmp_path,
+                   embedder=DeterministicEmbedder(), options=RunOptions(progress=False), ingest_from="memlora")
+    with pytest.raises(ConfigError, match="no run"):
+        run_config([conversation], partial, make_model(adapters=partial.adapters), tmp_path / "elsewhere",
+                   embedder=DeterministicEmbedder(), options=options, ingest_from="memlora")
+    assert not (tmp_path / "runs" / partial.name / conversation.sample_id / "checkpoint.json").exists()
