@@ -8,6 +8,7 @@ decoding works), plus random-init LoRA adapters.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,18 @@ __all__ = ["make_lora_adapter", "tiny_backbone", "tiny_model", "tiny_tokenizer",
 _SPECIALS = ("<pad>", "<bos>", "<eos>")
 
 
-def tiny_tokenizer(chat_template: str | None = None) -> Any:
-    """A byte-level BPE tokenizer (256 byte tokens + pad/bos/eos), wrapped as a fast tokenizer."""
+def tiny_tokenizer(
+    chat_template: str | None = None, *, extra_special_tokens: Sequence[str] | Mapping[str, str] = ()
+) -> Any:
+    """A byte-level BPE tokenizer (256 byte tokens + pad/bos/eos), wrapped as a fast tokenizer.
+
+    Args:
+        chat_template: the tokenizer's chat template.
+        extra_special_tokens: more special tokens, with ids from 259 on in this order, such as
+            a VLM's processor needs (``<image>``, ``<|vision_start|>``, ...). A mapping also
+            names them, as a hub ``tokenizer_config.json`` does: ``{"context_image_token":
+            "<IMG_CONTEXT>"}`` gives ``tokenizer.context_image_token`` and its ``_id``.
+    """
     tokenizers = require("tokenizers", "hf")
     transformers = require("transformers", "hf")
     alphabet = tokenizers.pre_tokenizers.ByteLevel.alphabet()
@@ -30,12 +41,15 @@ def tiny_tokenizer(chat_template: str | None = None) -> Any:
     backend = tokenizers.Tokenizer(model)
     backend.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     backend.decoder = tokenizers.decoders.ByteLevel()
-    backend.add_special_tokens(list(_SPECIALS))
+    extra = list(extra_special_tokens.values() if isinstance(extra_special_tokens, Mapping) else extra_special_tokens)
+    backend.add_special_tokens([*_SPECIALS, *extra])
     backend.post_processor = tokenizers.processors.TemplateProcessing(
         single="<bos> $A", special_tokens=[("<bos>", vocab["<bos>"])]
     )
+    named = dict(extra_special_tokens) if isinstance(extra_special_tokens, Mapping) else extra
     tokenizer = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=backend, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>"
+        tokenizer_object=backend, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
+        **({"extra_special_tokens": named} if extra else {}),
     )
     if chat_template is not None:
         tokenizer.chat_template = chat_template

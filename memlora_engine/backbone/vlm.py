@@ -150,7 +150,9 @@ def load_vlm_backbone(
 
     Raises:
         GeneratorError: the files cannot be read.
-        ConfigError: the model is not an image-text-to-text model.
+        ConfigError: the model is not an image-text-to-text model, or its processor needs a
+            package that is missing (transformers 5 builds InternVL's and Qwen2-VL's processors
+            with a video processor, which needs torchvision).
     """
     transformers = require("transformers", "hf")
     source = os.fspath(model)
@@ -162,6 +164,8 @@ def load_vlm_backbone(
         raise GeneratorError(f"cannot load vision model {source!r}: {exc}") from exc
     except ValueError as exc:
         raise ConfigError(f"cannot load vision model {source!r}: {exc}") from exc
+    except ImportError as exc:  # e.g. InternVL's / Qwen2-VL's video processor class without torchvision
+        raise ConfigError(f"cannot load vision model {source!r}: {str(exc).strip()}") from exc
     hf_model = hf_model.to(device=device)
     backbone = VLMBackbone(hf_model, processor, adapters=adapters, constrained=constrained, name=source)
     logger.info("loaded vision model %s (%s) in %.1f s", source, dtype, time.perf_counter() - start)
