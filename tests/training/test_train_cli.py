@@ -159,3 +159,21 @@ def test_gemma_loads_its_shipped_adapters():
     assert set(shipped_adapters("gemma-3-270m")) == {"extraction", "update", "generation"}
     backbone = load_backbone("gemma-3-270m")  # loaded by default
     assert all(backbone.has_adapter(op) for op in (Operation.EXTRACTION, Operation.UPDATE, Operation.GENERATION))
+
+    # The failure the first (14-step) update expert had: with an old memory retrieved, it
+    # re-added that memory (a no-op) instead of the new fact, so the new session was lost.
+    from memlora_engine import Memory, MemoryConfig
+    from memlora_engine.demo import SESSIONS
+    from memlora_engine.testing import DeterministicEmbedder
+    from memlora_engine.types import Event
+
+    config = MemoryConfig(store="memory", max_new_tokens={"extraction": 64, "update": 96, "generation": 24})
+    with Memory(config, generator=backbone, embedder=DeterministicEmbedder()) as memory:
+        (first_time, first), (second_time, second) = SESSIONS[:2]
+        assert memory.add(first, user_id="alice", timestamp=first_time).ok
+        old = {m.text for m in memory.get_all(user_id="alice")}
+        result = memory.add(second, user_id="alice", timestamp=second_time)
+        assert result.ok and memory.stats["update"].calls == 1  # the old memory went to the update expert
+        added = [e.text for e in result.events if e.event is Event.ADD]
+        assert added and not set(added) & old
+        assert len(memory.get_all(user_id="alice")) == len(old) + len(added)
