@@ -1,4 +1,8 @@
-"""The vision-language backbone on a tiny real LLaVA (random weights, real processor and peft)."""
+"""The vision-language backbone on a tiny real LLaVA (random weights, real processor and peft).
+
+What every family must do (the pixels reach the model, the vqa adapter, constrained VQA,
+text operations, training's encoding) is in ``test_vision_families.py``, LLaVA included.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,6 @@ from PIL import Image  # noqa: E402
 from memlora_engine import Memory, MemoryConfig  # noqa: E402
 from memlora_engine.backbone import HFBackbone, VLMBackbone, encode_vlm, load_backbone  # noqa: E402
 from memlora_engine.backbone.tiny import make_lora_adapter, tiny_backbone, tiny_vlm, tiny_vlm_backbone  # noqa: E402
-from memlora_engine.generator import GenerationRequest  # noqa: E402
-from memlora_engine.parsing import VQA_SCHEMA  # noqa: E402
 from memlora_engine.prompts import render_prompt  # noqa: E402
 from memlora_engine.types import Operation  # noqa: E402
 
@@ -37,47 +39,12 @@ def backbone(vqa_adapter):
     return tiny_vlm_backbone(adapters={"vqa": vqa_adapter})
 
 
-def _logits(backbone, operation, image):
-    inputs = encode_vlm(backbone.processor, PROMPT, [image])
-    with backbone.operation(operation) as model:
-        return model(**inputs).logits[0, -1]
-
-
 def test_the_prompt_puts_the_image_before_the_question(backbone, photos):
     inputs = encode_vlm(backbone.processor, PROMPT, [photos["coffee"]])
     text = backbone.tokenizer.decode(inputs["input_ids"][0])
     assert text.index("<image>") < text.index("Question: What colour is the cup?")
     assert text.startswith("<|system|>Answer the question about the image") and text.endswith("<|assistant|>")
     assert inputs["pixel_values"].shape[0] == 1
-
-
-def test_the_model_sees_the_pixels(backbone, photos):
-    assert not torch.allclose(_logits(backbone, Operation.VQA, photos["coffee"]),
-                              _logits(backbone, Operation.VQA, photos["chelsea"]))
-
-
-def test_the_vqa_adapter_is_switched_in_for_vqa_only(backbone, photos):
-    assert backbone.has_adapter(Operation.VQA) and not backbone.has_adapter(Operation.GENERATION)
-    assert not torch.allclose(_logits(backbone, Operation.VQA, photos["coffee"]),
-                              _logits(backbone, Operation.GENERATION, photos["coffee"]))
-    assert backbone.model.active_adapter == "memlora_vqa"  # the only adapter: left active, nothing to restore
-
-
-def test_constrained_vqa_decoding_starts_the_answer_object(backbone, photos):
-    request = GenerationRequest(Operation.VQA, PROMPT, json_schema=VQA_SCHEMA, max_new_tokens=12,
-                                images=(photos["coffee"],))
-    generation = backbone.generate(request)
-    assert generation.text.startswith('{"answer": "') and generation.output_tokens <= 12
-    assert generation.input_tokens > len(backbone.tokenizer("Question: What colour is the cup?")["input_ids"])
-
-
-def test_text_requests_still_run_on_the_vision_model(backbone):
-    request = GenerationRequest(Operation.EXTRACTION, render_prompt("memlora", Operation.EXTRACTION,
-                                conversation="user: I like tea", date="2026-01-01"),
-                                json_schema={"type": "object", "properties": {"facts": {"type": "array",
-                                             "items": {"type": "string"}}}, "required": ["facts"]},
-                                max_new_tokens=16)
-    assert backbone.generate(request).text.startswith('{"facts": [')
 
 
 def test_load_backbone_recognises_a_vision_model_directory(tmp_path, vqa_adapter):
