@@ -62,6 +62,7 @@ __all__ = ["INGEST_OPERATIONS", "RunOptions", "run_config", "select_questions", 
 
 INGEST_OPERATIONS = (Operation.EXTRACTION, Operation.UPDATE)
 """The stages that build the memory: two runs that agree on them ingest alike."""
+_INGEST_STAGES = frozenset(op.value for op in INGEST_OPERATIONS)
 
 logger = logging.getLogger(__name__)
 
@@ -218,9 +219,7 @@ class _ConversationRun:
     def _save(self, stats: Stats | None) -> None:
         if stats is not None:
             self.ckpt["stats"] = merge_stats(self._base_stats, stats.as_dict())
-        tmp = self.ckpt_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.ckpt, ensure_ascii=False, indent=1), encoding="utf-8")
-        tmp.replace(self.ckpt_path)
+        _write_checkpoint(self.ckpt_path, self.ckpt)
 
     def _recording(self) -> RecordingGenerator:
         if self._recorder is None:
@@ -465,14 +464,24 @@ class _ConversationRun:
         return result.text.strip(), info, set(context["dia_ids"])
 
 
+def _write_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
+    """Write ``checkpoint.json`` whole or not at all (a torn one would stop the resume)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(checkpoint, ensure_ascii=False, indent=1), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _changed_keys(a: dict[str, Any], b: dict[str, Any]) -> str:
+    return ", ".join(sorted(k for k in {*a, *b} if a.get(k) != b.get(k)))
+
+
 def _check_fingerprint(directory: Path, fingerprint: dict[str, Any]) -> None:
     path = directory / "run.json"
     if path.exists():
         saved = json.loads(path.read_text(encoding="utf-8"))
         if saved != fingerprint:
-            changed = sorted(k for k in {*saved, *fingerprint} if saved.get(k) != fingerprint.get(k))
             raise ConfigError(
-                f"{directory} holds a run with other settings ({', '.join(changed)}); "
+                f"{directory} holds a run with other settings ({_changed_keys(saved, fingerprint)}); "
                 "use another --out directory or delete that one"
             )
     else:
@@ -483,31 +492,38 @@ def _check_fingerprint(directory: Path, fingerprint: dict[str, Any]) -> None:
 def _ingest_fingerprint(fingerprint: dict[str, Any]) -> dict[str, Any]:
     """The part of a run fingerprint that decides what ingestion builds."""
     config = fingerprint["config"]
-    stages = {op.value for op in INGEST_OPERATIONS}
     return {
         **{k: v for k, v in fingerprint.items() if k != "config"},
         "full_context": config["full_context"],
-        "ingest_adapters": sorted(set(config["adapters"]) & stages),
-        "ingest_prompts": {k: v for k, v in config["prompts"].items() if k in stages},
+        "ingest_adapters": sorted(set(config["adapters"]) & _INGEST_STAGES),
+        "ingest_prompts": {k: v for k, v in config["prompts"].items() if k in _INGEST_STAGES},
     }
 
 
-def _reuse_ingestion(source: Path, target: Path, fingerprint: dict[str, Any], conversation_id: str) -> None:
-    """Copy ``source``'s finished ingestion of one conversation into the fresh run ``target``.
+def _check_ingest_source(source: Path, fingerprint: dict[str, Any]) -> None:
+    """Refuse ``source`` as an ingestion to take unless it is a run that ingests as ``fingerprint`` does.
 
     Raises:
-        ConfigError: ``source`` is no run, ingests differently, or has not finished
-            ingesting this conversation.
+        ConfigError: ``source`` is no run, ingests differently, or is a full-context run.
     """
     saved_path = source / "run.json"
     if not saved_path.exists():
         raise ConfigError(f"--ingest-from: no run in {source}")
     mine, theirs = _ingest_fingerprint(fingerprint), _ingest_fingerprint(json.loads(saved_path.read_text("utf-8")))
     if mine != theirs:
-        changed = sorted(k for k in {*mine, *theirs} if mine.get(k) != theirs.get(k))
-        raise ConfigError(f"--ingest-from {source.name}: it ingests differently ({', '.join(changed)})")
+        raise ConfigError(f"--ingest-from {source.name}: it ingests differently ({_changed_keys(mine, theirs)})")
     if mine["full_context"]:
         raise ConfigError("--ingest-from: a full-context run has no ingestion")
+
+
+def _reuse_ingestion(source: Path, target: Path, conversation_id: str) -> None:
+    """Copy ``source``'s finished ingestion of one conversation into the fresh run ``target``.
+
+    ``source`` has passed :func:`_check_ingest_source`.
+
+    Raises:
+        ConfigError: ``source`` has not finished ingesting this conversation.
+    """
     conv = source / conversation_id
     ckpt_path = conv / "checkpoint.json"
     ckpt = json.loads(ckpt_path.read_text("utf-8")) if ckpt_path.exists() else {}
@@ -515,19 +531,18 @@ def _reuse_ingestion(source: Path, target: Path, fingerprint: dict[str, Any], co
         raise ConfigError(f"--ingest-from {source.name}: its ingestion of {conversation_id} is not finished")
     dest = target / conversation_id
     dest.mkdir(parents=True, exist_ok=True)
-    stages = {op.value for op in INGEST_OPERATIONS}
     copied = {
         "sessions_done": ckpt["sessions_done"],
         "ingest_complete": True,
         "provenance": ckpt["provenance"],
-        "stats": {op: values for op, values in ckpt["stats"].items() if op in stages},
+        "stats": {op: values for op, values in ckpt["stats"].items() if op in _INGEST_STAGES},
         **({"images": ckpt["images"]} if "images" in ckpt else {}),
         "ingested_by": ckpt.get("ingested_by", source.name),
     }
     for name in ("memories.jsonl", "ingest.jsonl"):
         (dest / name).write_bytes((conv / name).read_bytes())
     rewrite_jsonl(dest / "calls.jsonl", [r for r in read_jsonl(conv / "calls.jsonl") if r.get("stage") == "ingest"])
-    (dest / "checkpoint.json").write_text(json.dumps(copied, ensure_ascii=False, indent=1), encoding="utf-8")
+    _write_checkpoint(dest / "checkpoint.json", copied)
 
 
 def run_config(
@@ -584,9 +599,15 @@ def run_config(
     stats: dict[str, dict[str, float]] = {}
     images: dict[str, int] = {}
     calls = 0
+    def started(conversation: Conversation) -> bool:
+        return (directory / conversation.sample_id / "checkpoint.json").exists()
+
+    source = directory.parent / ingest_from if ingest_from is not None else None
+    if source is not None and not all(started(c) for c in conversations):
+        _check_ingest_source(source, fingerprint)
     for conversation in conversations:
-        if ingest_from is not None and not (directory / conversation.sample_id / "checkpoint.json").exists():
-            _reuse_ingestion(directory.parent / ingest_from, directory, fingerprint, conversation.sample_id)
+        if source is not None and not started(conversation):
+            _reuse_ingestion(source, directory, conversation.sample_id)
         run = _ConversationRun(
             directory / conversation.sample_id, conversation, config, get_generator, get_embedder, options
         )
