@@ -34,7 +34,7 @@ from memlora_engine.backbone.tiny import make_lora_adapter, tiny_tokenizer, tiny
 from memlora_engine.errors import ConfigError  # noqa: E402
 from memlora_engine.generator import GenerationRequest  # noqa: E402
 from memlora_engine.images import open_image  # noqa: E402
-from memlora_engine.parsing import VQA_SCHEMA  # noqa: E402
+from memlora_engine.parsing import EXTRACTION_SCHEMA, VQA_SCHEMA  # noqa: E402
 from memlora_engine.prompts import render_prompt  # noqa: E402
 from memlora_engine.training import collate, encode_record, vqa_prompt  # noqa: E402
 from memlora_engine.training.trainer import _loss  # noqa: E402
@@ -294,9 +294,7 @@ def test_constrained_vqa_decoding_starts_the_answer_object(loaded, photos):
 def test_text_requests_still_run_on_the_vision_model(loaded):
     request = GenerationRequest(Operation.EXTRACTION, render_prompt("memlora", Operation.EXTRACTION,
                                 conversation="user: I like tea", date="2026-01-01"),
-                                json_schema={"type": "object", "properties": {"facts": {"type": "array",
-                                             "items": {"type": "string"}}}, "required": ["facts"]},
-                                max_new_tokens=16)
+                                json_schema=EXTRACTION_SCHEMA, max_new_tokens=16)
     assert loaded.backbone.generate(request).text.startswith('{"facts": [')
 
 

@@ -162,9 +162,7 @@ def load_vlm_backbone(
         hf_model = transformers.AutoModelForImageTextToText.from_pretrained(source, dtype=dtype)
     except OSError as exc:
         raise GeneratorError(f"cannot load vision model {source!r}: {exc}") from exc
-    except ValueError as exc:
-        raise ConfigError(f"cannot load vision model {source!r}: {exc}") from exc
-    except ImportError as exc:  # e.g. InternVL's / Qwen2-VL's video processor class without torchvision
+    except (ValueError, ImportError) as exc:  # ImportError: e.g. InternVL's video processor without torchvision
         raise ConfigError(f"cannot load vision model {source!r}: {str(exc).strip()}") from exc
     hf_model = hf_model.to(device=device)
     backbone = VLMBackbone(hf_model, processor, adapters=adapters, constrained=constrained, name=source)
