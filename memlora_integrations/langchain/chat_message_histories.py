@@ -12,7 +12,7 @@ from langchain_core.messages import BaseMessage
 
 from memlora_engine import AddResult, Memory
 from memlora_integrations.langchain._messages import exchange_texts, from_engine, to_engine
-from memlora_integrations.langchain._scope import resolve_memory, scope_kwargs
+from memlora_integrations._scope import resolve_memory, scope_kwargs
 
 __all__ = ["MemLoRAChatMessageHistory"]
 

@@ -13,7 +13,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from memlora_engine import Memory, MemoryRecord, MissingDependencyError
 from memlora_integrations.langchain._messages import exchange_texts, from_engine, to_engine
-from memlora_integrations.langchain._scope import resolve_memory, scope_kwargs
+from memlora_integrations._scope import resolve_memory, scope_kwargs
 
 try:
     from langchain_classic.base_memory import BaseMemory

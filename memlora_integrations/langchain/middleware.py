@@ -13,7 +13,7 @@ from langgraph.runtime import Runtime
 
 from memlora_engine import Memory, MemoryRecord
 from memlora_integrations.langchain._messages import exchange_texts
-from memlora_integrations.langchain._scope import resolve_memory, scope_kwargs
+from memlora_integrations._scope import resolve_memory, scope_kwargs
 
 __all__ = ["MemLoRAMiddleware"]
 

@@ -11,7 +11,7 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from memlora_engine import Memory, MemoryRecord
-from memlora_integrations.langchain._scope import resolve_memory, scope_kwargs
+from memlora_integrations._scope import resolve_memory, scope_kwargs
 
 __all__ = ["MemLoRARetriever", "record_to_document"]
 
