@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import BaseMessage
 
-from memlora_engine import AddResult, Memory
+from memlora_engine import Memory
+from memlora_integrations._scope import resolve_memory, scope_kwargs
+from memlora_integrations._turns import ingest_turn, ingest_turns
 from memlora_integrations.langchain._messages import exchange_texts, from_engine, to_engine
-from memlora_integrations.langchain._scope import resolve_memory, scope_kwargs
 
 __all__ = ["MemLoRAChatMessageHistory"]
-
-logger = logging.getLogger(__name__)
 
 IngestMode = Literal["turns", "messages", "off"]
 
@@ -86,6 +84,8 @@ class MemLoRAChatMessageHistory(BaseChatMessageHistory):
         run_id: scope id.
         max_messages: ``messages`` returns only the last ``max_messages`` (all when None).
         ingest: when messages reach long-term memory (see above).
+        infer: extract facts with the model (default); False stores each ingested turn
+            as given (``Memory.add(infer=False)``).
         metadata: stored with every memory this history creates.
     """
 
@@ -99,6 +99,7 @@ class MemLoRAChatMessageHistory(BaseChatMessageHistory):
         run_id: str | None = None,
         max_messages: int | None = None,
         ingest: IngestMode = "turns",
+        infer: bool = True,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         if ingest not in ("turns", "messages", "off"):
@@ -112,6 +113,7 @@ class MemLoRAChatMessageHistory(BaseChatMessageHistory):
         self.scope = scope_kwargs(user_id, agent_id, run_id)
         self.max_messages = max_messages
         self.ingest: IngestMode = ingest
+        self.infer = infer
         self.metadata = dict(metadata) if metadata else None
 
     # -- reads ---------------------------------------------------------------------------
@@ -135,10 +137,16 @@ class MemLoRAChatMessageHistory(BaseChatMessageHistory):
         if self.ingest == "off":
             return
         if self.ingest == "messages":
-            self._ingest(exchange_texts(messages))
+            ingest_turn(self.memory, exchange_texts(messages), scope=self.scope, metadata=self.metadata, infer=self.infer)
             return
-        for turn in _completed_turns(pending + exchange_texts(messages)):
-            self._ingest(turn)
+        ingest_turns(
+            self.memory,
+            pending + exchange_texts(messages),
+            scope=self.scope,
+            metadata=self.metadata,
+            infer=self.infer,
+            complete_only=True,
+        )
 
     async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
         await asyncio.to_thread(self.add_messages, messages)
@@ -171,28 +179,3 @@ class MemLoRAChatMessageHistory(BaseChatMessageHistory):
                 waiting.append(message)
         # Rebuilt from the stored LangChain message, so image parts come back with the text.
         return exchange_texts(from_engine(m) for m in reversed(waiting))
-
-    def _ingest(self, turn: list[dict[str, Any]]) -> AddResult | None:
-        if not turn:
-            return None
-        result = self.memory.add(turn, metadata=self.metadata, **self.scope)
-        logger.debug("session %s: ingested %d messages -> %d memory events", self.session_id, len(turn), len(result))
-        return result
-
-
-def _completed_turns(messages: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Split user/assistant messages into turns that end with a reply.
-
-    A turn is a run of user messages followed by a run of assistant messages; user
-    messages after the last reply are left out (they wait in the buffer).
-    """
-    turns: list[list[dict[str, Any]]] = []
-    current: list[dict[str, Any]] = []
-    for message in messages:
-        if message["role"] == "user" and current and current[-1]["role"] == "assistant":
-            turns.append(current)
-            current = []
-        current.append(message)
-    if current and current[-1]["role"] == "assistant":
-        turns.append(current)
-    return turns

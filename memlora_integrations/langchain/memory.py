@@ -12,8 +12,10 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from memlora_engine import Memory, MemoryRecord, MissingDependencyError
+from memlora_integrations._scope import resolve_memory, scope_kwargs
+from memlora_integrations._settings import deprecated_alias, rename_deprecated
+from memlora_integrations._turns import ingest_turn
 from memlora_integrations.langchain._messages import exchange_texts, from_engine, to_engine
-from memlora_integrations.langchain._scope import resolve_memory, scope_kwargs
 
 try:
     from langchain_classic.base_memory import BaseMemory
@@ -63,6 +65,10 @@ class MemLoRAMemory(BaseMemory):
 
             chain = ConversationChain(llm=llm, memory=chat_memory)
             chain.invoke({"input": "Any dinner ideas?"})["response"]
+
+    Settings use the integrations' shared vocabulary (``k``, ``score_threshold``,
+    ``ingest``, ``infer``, ``forget``); ``threshold`` is a deprecated spelling of
+    ``score_threshold``.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -84,16 +90,25 @@ class MemLoRAMemory(BaseMemory):
     k: int = Field(default=5, ge=1)
     """Long-term memories retrieved per call."""
     filters: dict[str, Any] | None = None
-    threshold: float | None = None
+    """Metadata filter in the engine's grammar, e.g. ``{"topic": "food"}``."""
+    score_threshold: float | None = None
+    """Drop memories whose similarity score is below this."""
     recent_messages: int = Field(default=6, ge=0)
     """Recent session messages shown besides the long-term memories (0 for none)."""
     ingest: bool = True
     """Give each exchange to ``Memory.add``; False keeps only the session buffer."""
+    infer: bool = True
+    """Extract facts with the model; False stores each exchange as given (``Memory.add(infer=False)``)."""
     metadata: dict[str, Any] | None = None
     """Stored with every memory this class creates."""
     human_prefix: str = "Human"
     ai_prefix: str = "AI"
     memories_header: str = "Relevant memories from earlier conversations:"
+
+    threshold = deprecated_alias("threshold")
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**rename_deprecated(data, type(self).__name__, ("threshold",)))
 
     @field_validator("memory", mode="before")
     @classmethod
@@ -138,7 +153,9 @@ class MemLoRAMemory(BaseMemory):
         return await asyncio.to_thread(self.load_memory_variables, inputs)
 
     def _search(self, query: str) -> list[MemoryRecord]:
-        return self.memory.search(query, limit=self.k, filters=self.filters, threshold=self.threshold, **self._scope)
+        return self.memory.search(
+            query, limit=self.k, filters=self.filters, threshold=self.score_threshold, **self._scope
+        )
 
     def _listing(self, records: list[MemoryRecord]) -> str:
         return "\n".join([self.memories_header, *(f"- {r.text}" for r in records)])
@@ -149,9 +166,10 @@ class MemLoRAMemory(BaseMemory):
         human = self._human(inputs)
         ai = AIMessage(content=str(outputs[self._key(outputs, self.output_key, "output")]))
         self.memory.append_chat(self.session_id, [to_engine(human), to_engine(ai)], **self._scope)
-        turn = exchange_texts([human, ai])  # text, and the input's image parts
-        if self.ingest and turn:
-            self.memory.add(turn, metadata=self.metadata, **self._scope)
+        if self.ingest:  # the text, and the input's image parts
+            ingest_turn(
+                self.memory, exchange_texts([human, ai]), scope=self._scope, metadata=self.metadata, infer=self.infer
+            )
 
     async def asave_context(self, inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
         await asyncio.to_thread(self.save_context, inputs, outputs)

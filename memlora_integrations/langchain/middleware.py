@@ -12,8 +12,10 @@ from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMes
 from langgraph.runtime import Runtime
 
 from memlora_engine import Memory, MemoryRecord
+from memlora_integrations._scope import resolve_memory, scope_kwargs
+from memlora_integrations._settings import deprecated_alias, renamed_keywords
+from memlora_integrations._turns import ingest_turn
 from memlora_integrations.langchain._messages import exchange_texts
-from memlora_integrations.langchain._scope import resolve_memory, scope_kwargs
 
 __all__ = ["MemLoRAMiddleware"]
 
@@ -67,11 +69,17 @@ class MemLoRAMiddleware(AgentMiddleware):
         run_id: scope id.
         k: memories recalled per model call.
         filters: metadata filter for recall, in the engine's grammar.
-        threshold: drop memories whose similarity is below this.
+        score_threshold: drop memories whose similarity is below this.
         template: system text with a ``{memories}`` placeholder (a bullet list).
-        save: ingest each finished exchange; False makes the middleware read-only.
+        ingest: ingest each finished exchange; False makes the middleware read-only.
+        infer: extract facts with the model (default); False stores each exchange as given.
         metadata: stored with every memory the middleware creates.
+        **deprecated: ``threshold`` and ``save``, the old spellings of ``score_threshold``
+            and ``ingest`` (accepted with a ``DeprecationWarning``).
     """
+
+    threshold = deprecated_alias("threshold")
+    save = deprecated_alias("save")
 
     def __init__(
         self,
@@ -82,12 +90,22 @@ class MemLoRAMiddleware(AgentMiddleware):
         run_id: str | None = None,
         k: int = 5,
         filters: dict[str, Any] | None = None,
-        threshold: float | None = None,
+        score_threshold: float | None = None,
         template: str = DEFAULT_TEMPLATE,
-        save: bool = True,
+        ingest: bool = True,
+        infer: bool = True,
         metadata: dict[str, Any] | None = None,
+        **deprecated: Any,
     ) -> None:
         super().__init__()
+        if deprecated:
+            renamed = renamed_keywords(
+                type(self).__name__,
+                deprecated,
+                {"score_threshold": score_threshold, "ingest": ingest},
+                {"score_threshold": None, "ingest": True},
+            )
+            score_threshold, ingest = renamed["score_threshold"], renamed["ingest"]
         if "{memories}" not in template:
             raise ValueError("template must contain a {memories} placeholder")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -96,9 +114,10 @@ class MemLoRAMiddleware(AgentMiddleware):
         self.scope = scope_kwargs(user_id, agent_id, run_id)
         self.k = k
         self.filters = filters
-        self.threshold = threshold
+        self.score_threshold = score_threshold
         self.template = template
-        self.save = save
+        self.ingest = ingest
+        self.infer = infer
         self.metadata = dict(metadata) if metadata else None
         self.tools = []
 
@@ -108,7 +127,7 @@ class MemLoRAMiddleware(AgentMiddleware):
         query = _last_human_text(messages)
         if not query:
             return []
-        return self.memory.search(query, limit=self.k, filters=self.filters, threshold=self.threshold, **self.scope)
+        return self.memory.search(query, limit=self.k, filters=self.filters, threshold=self.score_threshold, **self.scope)
 
     def _with_memories(self, request: ModelRequest, records: list[MemoryRecord]) -> ModelRequest:
         if not records:
@@ -136,10 +155,10 @@ class MemLoRAMiddleware(AgentMiddleware):
 
     # -- save ----------------------------------------------------------------------------
     def after_agent(self, state: AgentState, runtime: Runtime) -> dict[str, Any] | None:
-        if self.save:
-            turn = _last_exchange(state["messages"])
-            if turn:
-                self.memory.add(turn, metadata=self.metadata, **self.scope)
+        if self.ingest:
+            ingest_turn(
+                self.memory, _last_exchange(state["messages"]), scope=self.scope, metadata=self.metadata, infer=self.infer
+            )
         return None
 
     async def aafter_agent(self, state: AgentState, runtime: Runtime) -> dict[str, Any] | None:

@@ -11,7 +11,8 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from memlora_engine import Memory, MemoryRecord
-from memlora_integrations.langchain._scope import resolve_memory, scope_kwargs
+from memlora_integrations._scope import resolve_memory, scope_kwargs
+from memlora_integrations._settings import deprecated_alias, rename_deprecated
 
 __all__ = ["MemLoRARetriever", "record_to_document"]
 
@@ -82,8 +83,9 @@ class MemLoRARetriever(BaseRetriever):
             )
             chain.invoke("What city should I recommend restaurants in?")
 
-    ``k``, ``filters`` and ``threshold`` set at construction can be overridden per
-    call as keyword arguments of ``invoke``/``ainvoke``. The scope is fixed per
+    ``k``, ``filters`` and ``score_threshold`` set at construction can be overridden per
+    call as keyword arguments of ``invoke``/``ainvoke`` (the names of LangChain's
+    ``search_kwargs``; ``threshold`` is a deprecated spelling of ``score_threshold``). The scope is fixed per
     retriever (``run_id`` is also LangChain's name for a tracing id, so it cannot
     be a per-call argument).
     """
@@ -99,8 +101,13 @@ class MemLoRARetriever(BaseRetriever):
     """How many memories to return."""
     filters: dict[str, Any] | None = None
     """Metadata filter in the engine's grammar, e.g. ``{"topic": {"in": ["food", "travel"]}}``."""
-    threshold: float | None = None
+    score_threshold: float | None = None
     """Drop memories whose similarity score is below this."""
+
+    threshold = deprecated_alias("threshold")
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**rename_deprecated(data, type(self).__name__, ("threshold",)))
 
     @field_validator("memory", mode="before")
     @classmethod
@@ -112,12 +119,20 @@ class MemLoRARetriever(BaseRetriever):
         scope_kwargs(self.user_id, self.agent_id, self.run_id)
         return self
 
-    def _search(self, query: str, k: int | None, filters: dict[str, Any] | None, threshold: float | None) -> list[Document]:
+    def _score_threshold(self, score_threshold: float | None, threshold: float | None) -> float | None:
+        """The per-call ``score_threshold``, also read from its deprecated spelling ``threshold``."""
+        given = {"score_threshold": score_threshold, "threshold": threshold}
+        given = {name: value for name, value in given.items() if value is not None}
+        return rename_deprecated(given, type(self).__name__, ("threshold",)).get("score_threshold")
+
+    def _search(
+        self, query: str, k: int | None, filters: dict[str, Any] | None, score_threshold: float | None
+    ) -> list[Document]:
         records = self.memory.search(
             query,
             limit=self.k if k is None else k,
             filters=self.filters if filters is None else filters,
-            threshold=self.threshold if threshold is None else threshold,
+            threshold=self.score_threshold if score_threshold is None else score_threshold,
             **scope_kwargs(self.user_id, self.agent_id, self.run_id),
         )
         return [record_to_document(r) for r in records]
@@ -129,9 +144,10 @@ class MemLoRARetriever(BaseRetriever):
         run_manager: CallbackManagerForRetrieverRun,
         k: int | None = None,
         filters: dict[str, Any] | None = None,
+        score_threshold: float | None = None,
         threshold: float | None = None,
     ) -> list[Document]:
-        return self._search(query, k, filters, threshold)
+        return self._search(query, k, filters, self._score_threshold(score_threshold, threshold))
 
     async def _aget_relevant_documents(
         self,
@@ -140,6 +156,8 @@ class MemLoRARetriever(BaseRetriever):
         run_manager: AsyncCallbackManagerForRetrieverRun,
         k: int | None = None,
         filters: dict[str, Any] | None = None,
+        score_threshold: float | None = None,
         threshold: float | None = None,
     ) -> list[Document]:
-        return await asyncio.to_thread(self._search, query, k, filters, threshold)
+        score_threshold = self._score_threshold(score_threshold, threshold)  # warns here, not in the worker
+        return await asyncio.to_thread(self._search, query, k, filters, score_threshold)

@@ -10,12 +10,10 @@ engine's public API. Requires ``pip install "memlora[llamaindex]"``.
 
 try:
     import llama_index.core  # noqa: F401
-except ImportError as exc:  # pragma: no cover - depends on the environment
+except ImportError as exc:  # tested in a subprocess: test_li_missing_extra.py
     from memlora_engine import MissingDependencyError
 
-    raise MissingDependencyError(
-        'the LlamaIndex integration needs llama-index-core: pip install "memlora[llamaindex]"'
-    ) from exc
+    raise MissingDependencyError("llama-index-core", "llamaindex") from exc
 
 from memlora_integrations.llama_index.llms import MemLoRALLM  # noqa: E402
 from memlora_integrations.llama_index.memory import MemLoRAMemory  # noqa: E402

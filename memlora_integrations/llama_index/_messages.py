@@ -7,10 +7,20 @@ plain dicts cross this boundary; the engine never sees a LlamaIndex object.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 from llama_index.core.base.llms.types import ChatMessage, ImageBlock, MessageRole, TextBlock, ToolCallBlock
+
+__all__ = [
+    "engine_role",
+    "from_session",
+    "has_tool_calls",
+    "is_reply",
+    "message_text",
+    "to_engine",
+    "to_engine_turn",
+    "to_session",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -99,48 +109,3 @@ def from_session(row: dict[str, Any]) -> ChatMessage:
         except ValueError as exc:
             logger.warning("stored chat message could not be restored exactly: %s", exc)
     return ChatMessage(role=row["role"], content=row["content"])
-
-
-def split_turns(messages: Sequence[ChatMessage]) -> list[list[ChatMessage]]:
-    """Group messages into turns, each starting at a user message (leading replies form their own)."""
-    turns: list[list[ChatMessage]] = []
-    for message in messages:
-        if not turns or engine_role(message) == "user" and any(engine_role(m) != "user" for m in turns[-1]):
-            turns.append([message])
-        else:
-            turns[-1].append(message)
-    return turns
-
-
-def has_conversation(messages: Sequence[ChatMessage]) -> bool:
-    """True when the messages hold user or assistant text or images (what extraction reads)."""
-    return any(
-        engine_role(m) in ("user", "assistant")
-        and (message_text(m).strip() or any(isinstance(b, ImageBlock) for b in m.blocks))
-        for m in messages
-    )
-
-
-def unwrap_engine(memory: Any) -> Any:
-    """The sync engine behind ``memory`` (an ``AsyncMemory`` wraps one in ``.sync``)."""
-    return getattr(memory, "sync", memory)
-
-
-def ingest(
-    engine: Any,
-    messages: Sequence[ChatMessage],
-    *,
-    scope: dict[str, str],
-    metadata: dict[str, Any] | None = None,
-    infer: bool = True,
-) -> list[Any]:
-    """Remember ``messages`` with one engine ``add`` per turn (a user message with its reply).
-
-    Turns without user or assistant text or images (tool output only, system notes) cost no call.
-    Returns the engine's ``AddResult`` per ingested turn.
-    """
-    results = []
-    for turn in split_turns(messages):
-        if has_conversation(turn):
-            results.append(engine.add([to_engine_turn(m) for m in turn], metadata=metadata, infer=infer, **scope))
-    return results

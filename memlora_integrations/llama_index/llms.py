@@ -25,11 +25,6 @@ from memlora_integrations.llama_index._messages import engine_role, message_text
 
 __all__ = ["MemLoRALLM"]
 
-_MISSING_BACKBONE = (
-    "MemLoRALLM.from_backbone needs the on-device backbone: pip install \"memlora[hf]\""
-)
-
-
 _DONE = object()
 
 
@@ -103,7 +98,7 @@ class MemLoRALLM(CustomLLM):
         except ImportError as exc:
             from memlora_engine import MissingDependencyError
 
-            raise MissingDependencyError(_MISSING_BACKBONE) from exc
+            raise MissingDependencyError("memlora_engine.backbone", "hf") from exc
         kwargs.setdefault("model_name", model)
         return cls(generator=load_backbone(model, **(backbone_kwargs or {})), **kwargs)
 

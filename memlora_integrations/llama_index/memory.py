@@ -11,15 +11,16 @@ from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock
 from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
 from llama_index.core.memory.types import BaseMemory
 
+from memlora_integrations._scope import resolve_memory, scope_kwargs
+from memlora_integrations._settings import deprecated_alias, rename_deprecated, renamed_keywords
+from memlora_integrations._turns import ingest_turns
 from memlora_integrations.llama_index._messages import (
     engine_role,
     from_session,
-    has_conversation,
-    ingest,
     is_reply,
     message_text,
+    to_engine_turn,
     to_session,
-    unwrap_engine,
 )
 
 if TYPE_CHECKING:
@@ -84,7 +85,11 @@ class MemLoRAMemory(BaseMemory):
     last user message of the returned copy.
 
     ``reset()`` clears the session buffer; long-term memories stay unless
-    ``reset(forget_memories=True)``.
+    ``reset(forget=True)``.
+
+    Settings use the integrations' shared vocabulary (``k``, ``score_threshold``,
+    ``ingest``, ``infer``, ``forget``); ``search_limit`` and ``forget_memories`` are
+    deprecated spellings of ``k`` and ``forget``.
     """
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
@@ -93,7 +98,7 @@ class MemLoRAMemory(BaseMemory):
     agent_id: str | None = Field(default=None, description="Scope: the agent.")
     run_id: str | None = Field(default=None, description="Scope: the run.")
     session_id: str = Field(default="default", description="The persisted chat session of this conversation.")
-    search_limit: int = Field(default=5, gt=0, description="Long-term memories put in the system message.")
+    k: int = Field(default=5, gt=0, description="Long-term memories put in the system message.")
     score_threshold: float | None = Field(default=None, description="Minimum similarity of a memory to show.")
     max_messages: int = Field(default=20, gt=0, description="Recent chat messages returned by get().")
     token_limit: int | None = Field(default=None, gt=0, description="Token budget of get() (None: no budget).")
@@ -107,17 +112,18 @@ class MemLoRAMemory(BaseMemory):
         default="system",
         description='Where memories go: a leading system message, or ("user") the front of the last user message.',
     )
+    ingest: bool = Field(default=True, description="Remember finished turns (False: keep the session buffer only).")
     infer: bool = Field(default=True, description="Extract facts with the model (False: store texts as is).")
 
     _engine: Any = PrivateAttr()
     _lock: Any = PrivateAttr(default_factory=threading.RLock)
 
-    def __init__(self, *, memory: Memory | AsyncMemory, **data: Any) -> None:
-        super().__init__(**data)
-        from memlora_engine import Scope
+    search_limit = deprecated_alias("search_limit")
 
-        Scope(self.user_id, self.agent_id, self.run_id)  # fail now, not at the first turn
-        self._engine = unwrap_engine(memory)
+    def __init__(self, *, memory: Memory | AsyncMemory, **data: Any) -> None:
+        super().__init__(**rename_deprecated(data, type(self).__name__, ("search_limit",)))
+        scope_kwargs(self.user_id, self.agent_id, self.run_id)  # fail now, not at the first turn
+        self._engine = resolve_memory(memory)
 
     @classmethod
     def class_name(cls) -> str:
@@ -141,7 +147,7 @@ class MemLoRAMemory(BaseMemory):
         """Build the memory; a default engine (``Memory(config, generator=..., embedder=...)``) when none is given.
 
         ``chat_history``, when given, replaces the session buffer (see :meth:`set`).
-        ``kwargs`` are the other fields (``search_limit``, ``max_messages``, ...).
+        ``kwargs`` are the other fields (``k``, ``max_messages``, ...).
         """
         if memory is None:
             from memlora_engine import Memory
@@ -164,8 +170,8 @@ class MemLoRAMemory(BaseMemory):
 
     @property
     def scope(self) -> dict[str, str]:
-        ids = {"user_id": self.user_id, "agent_id": self.agent_id, "run_id": self.run_id}
-        return {k: v for k, v in ids.items() if v is not None}
+        """The scope ids that are set, as the engine's calls take them."""
+        return scope_kwargs(self.user_id, self.agent_id, self.run_id)
 
     def _rows(self, limit: int | None = None) -> list[dict[str, Any]]:
         return self._engine.chat_messages(self.session_id, limit=limit, **self.scope)
@@ -177,9 +183,23 @@ class MemLoRAMemory(BaseMemory):
         return [from_session(r) for r in rows[start:]]
 
     def _ingest(self, messages: Sequence[ChatMessage]) -> None:
-        ingest(
-            self._engine, messages, scope=self.scope, metadata={"session_id": self.session_id}, infer=self.infer
+        """Remember ``messages``, one engine ``add`` per turn (nothing when ``ingest`` is off)."""
+        if not self.ingest:
+            return
+        ingest_turns(
+            self._engine,
+            [to_engine_turn(m) for m in messages],
+            scope=self.scope,
+            metadata={"session_id": self.session_id},
+            infer=self.infer,
         )
+
+    def _forget(self, forget: bool, kwargs: dict[str, Any]) -> bool:
+        """``forget``, or the deprecated ``forget_memories`` popped from ``kwargs``."""
+        if "forget_memories" not in kwargs:
+            return forget
+        old = {"forget_memories": kwargs.pop("forget_memories")}
+        return bool(renamed_keywords(type(self).__name__, old, {"forget": forget}, {"forget": False})["forget"])
 
     def _count(self, messages: Sequence[ChatMessage]) -> int:
         return sum(len(self.tokenizer_fn(message_text(m))) for m in messages)
@@ -210,7 +230,7 @@ class MemLoRAMemory(BaseMemory):
         query = input or next((message_text(m) for m in reversed(history) if engine_role(m) == "user"), "")
         note = ""
         if query.strip():
-            hits = self._engine.search(query, limit=self.search_limit, threshold=self.score_threshold, **self.scope)
+            hits = self._engine.search(query, limit=self.k, threshold=self.score_threshold, **self.scope)
             if hits:
                 note = self.memory_prompt.format(memories="\n".join(f"- {h.text}" for h in hits))
         budget = None
@@ -275,18 +295,20 @@ class MemLoRAMemory(BaseMemory):
                     self._engine.append_chat(self.session_id, kept, **self.scope)
             self.put_messages(messages[same:])
 
-    def reset(self, forget_memories: bool = False, **kwargs: Any) -> None:
+    def reset(self, forget: bool = False, **kwargs: Any) -> None:
         """Clear the session buffer (a user message still waiting for its reply is remembered first).
 
-        Long-term memories stay unless ``forget_memories=True``, which forgets the whole
-        scope: its memories, their history and all of its sessions.
+        Long-term memories stay unless ``forget=True``, which forgets the whole scope:
+        its memories, their history and all of its sessions. ``forget_memories`` is the
+        deprecated spelling of ``forget``.
         """
+        forget = self._forget(forget, kwargs)
         with self._lock:
-            if forget_memories:
+            if forget:
                 self._engine.delete_all(**self.scope)
                 return
             pending = self._pending()
-            if any(engine_role(m) == "user" for m in pending) and has_conversation(pending):
+            if any(engine_role(m) == "user" for m in pending):  # turns that say nothing cost no call
                 self._ingest(pending)
             self._engine.clear_chat(self.session_id, **self.scope)
 
@@ -306,5 +328,6 @@ class MemLoRAMemory(BaseMemory):
     async def aset(self, messages: list[ChatMessage], **kwargs: Any) -> None:
         await asyncio.to_thread(self.set, messages, **kwargs)
 
-    async def areset(self, forget_memories: bool = False, **kwargs: Any) -> None:
-        await asyncio.to_thread(self.reset, forget_memories, **kwargs)
+    async def areset(self, forget: bool = False, **kwargs: Any) -> None:
+        forget = self._forget(forget, kwargs)  # warns here, in the caller's thread
+        await asyncio.to_thread(self.reset, forget, **kwargs)

@@ -9,7 +9,10 @@ from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.memory import BaseMemoryBlock
 
-from memlora_integrations.llama_index._messages import engine_role, ingest, message_text, unwrap_engine
+from memlora_integrations._scope import resolve_memory, scope_kwargs
+from memlora_integrations._settings import deprecated_alias, rename_deprecated
+from memlora_integrations._turns import ingest_turns
+from memlora_integrations.llama_index._messages import engine_role, message_text, to_engine_turn
 
 if TYPE_CHECKING:
     from memlora_engine import AsyncMemory, Memory
@@ -55,6 +58,9 @@ class MemLoRAMemoryBlock(BaseMemoryBlock[str]):
     Args:
         memory: the engine (a ``Memory``, or an ``AsyncMemory`` wrapping one).
         user_id, agent_id, run_id: the scope of the memories (at least one).
+
+    Settings use the integrations' shared vocabulary (``k``, ``score_threshold``,
+    ``ingest``, ``infer``); ``search_limit`` is a deprecated spelling of ``k``.
     """
 
     name: str = Field(default="memlora_memories", description="The name of the memory block.")
@@ -65,18 +71,19 @@ class MemLoRAMemoryBlock(BaseMemoryBlock[str]):
     user_id: str | None = Field(default=None, description="Scope: the user the memories are about.")
     agent_id: str | None = Field(default=None, description="Scope: the agent.")
     run_id: str | None = Field(default=None, description="Scope: the run.")
-    search_limit: int = Field(default=5, gt=0, description="Memories returned per read.")
+    k: int = Field(default=5, gt=0, description="Memories returned per read.")
     score_threshold: float | None = Field(default=None, description="Minimum similarity of a memory to return.")
+    ingest: bool = Field(default=True, description="Remember flushed messages (False: the block only reads).")
     infer: bool = Field(default=True, description="Extract facts with the model (False: store texts as is).")
 
     _engine: Any = PrivateAttr()
 
-    def __init__(self, *, memory: Memory | AsyncMemory, **data: Any) -> None:
-        super().__init__(**data)
-        from memlora_engine import Scope
+    search_limit = deprecated_alias("search_limit")
 
-        Scope(self.user_id, self.agent_id, self.run_id)  # fail now, not at the first flush
-        self._engine = unwrap_engine(memory)
+    def __init__(self, *, memory: Memory | AsyncMemory, **data: Any) -> None:
+        super().__init__(**rename_deprecated(data, type(self).__name__, ("search_limit",)))
+        scope_kwargs(self.user_id, self.agent_id, self.run_id)  # fail now, not at the first flush
+        self._engine = resolve_memory(memory)
 
     @property
     def engine(self) -> Memory:
@@ -85,11 +92,11 @@ class MemLoRAMemoryBlock(BaseMemoryBlock[str]):
 
     @property
     def scope(self) -> dict[str, str]:
-        ids = {"user_id": self.user_id, "agent_id": self.agent_id, "run_id": self.run_id}
-        return {k: v for k, v in ids.items() if v is not None}
+        """The scope ids that are set, as the engine's calls take them."""
+        return scope_kwargs(self.user_id, self.agent_id, self.run_id)
 
     def _search(self, query: str) -> str:
-        hits = self._engine.search(query, limit=self.search_limit, threshold=self.score_threshold, **self.scope)
+        hits = self._engine.search(query, limit=self.k, threshold=self.score_threshold, **self.scope)
         return "\n".join(f"- {h.text}" for h in hits)
 
     async def _aget(self, messages: list[ChatMessage] | None = None, **block_kwargs: Any) -> str:
@@ -101,8 +108,13 @@ class MemLoRAMemoryBlock(BaseMemoryBlock[str]):
 
     async def _aput(self, messages: list[ChatMessage]) -> None:
         """Remember flushed messages, one engine ``add`` per user turn with its reply."""
+        if not self.ingest:
+            return
         session_id = next((m.additional_kwargs.get("session_id") for m in messages if m.additional_kwargs), None)
         metadata = {"session_id": session_id} if isinstance(session_id, str) else None
-        await asyncio.to_thread(
-            ingest, self._engine, messages, scope=self.scope, metadata=metadata, infer=self.infer
-        )
+        await asyncio.to_thread(self._ingest, messages, metadata)
+
+    def _ingest(self, messages: list[ChatMessage], metadata: dict[str, Any] | None) -> None:
+        # Converted in the worker thread too: images may be read from disk.
+        turns = [to_engine_turn(m) for m in messages]
+        ingest_turns(self._engine, turns, scope=self.scope, metadata=metadata, infer=self.infer)

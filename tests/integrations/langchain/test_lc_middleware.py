@@ -90,8 +90,8 @@ def test_tool_calls_are_not_ingested_and_the_final_reply_is(lc_memory):
     assert len(llm.seen) == 2  # recall ran for both model calls
 
 
-def test_save_false_is_read_only(lc_memory):
-    agent = create_agent(model(AIMessage("ok")), middleware=[MemLoRAMiddleware(lc_memory, user_id="alice", save=False)])
+def test_ingest_false_is_read_only(lc_memory):
+    agent = create_agent(model(AIMessage("ok")), middleware=[MemLoRAMiddleware(lc_memory, user_id="alice", ingest=False)])
     ask(agent, "I like tea")
     assert lc_memory.get_all(user_id="alice") == []
 

@@ -94,10 +94,10 @@ def test_filters_at_construction_and_per_call(lc_memory):
     assert sorted(d.page_content for d in per_call) == ["Alice has a dog called Rex", "Alice works as a nurse"]
 
 
-def test_threshold_drops_weak_matches(lc_memory):
+def test_score_threshold_drops_weak_matches(lc_memory):
     seed(lc_memory)
     retriever = MemLoRARetriever(memory=lc_memory, user_id="alice", k=5)
-    assert len(retriever.invoke("dog called Rex", threshold=0.99)) < 5
+    assert len(retriever.invoke("dog called Rex", score_threshold=0.99)) < 5
 
 
 def test_bad_filter_raises_the_engine_error(lc_memory):

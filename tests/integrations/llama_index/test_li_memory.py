@@ -60,7 +60,7 @@ def test_from_defaults_builds_a_default_engine(tmp_path, generator) -> None:
         generator=generator,
         embedder=DeterministicEmbedder(),
         chat_history=[user("I live in Oslo"), assistant("Nice.")],
-        search_limit=3,
+        k=3,
     )
     assert isinstance(memory.engine, Memory)
     assert texts(memory.get_all()) == [("user", "I live in Oslo"), ("assistant", "Nice.")]
@@ -122,7 +122,7 @@ def test_get_accepts_a_chat_message_as_input(engine) -> None:
 
 
 def test_token_limit_counts_initial_tokens_and_keeps_whole_turns(engine) -> None:
-    memory = MemLoRAMemory.from_defaults(engine, user_id="alice", token_limit=20, search_limit=1, memory_prompt="{memories}")
+    memory = MemLoRAMemory.from_defaults(engine, user_id="alice", token_limit=20, k=1, memory_prompt="{memories}")
     turn(memory, "one two three", "four five")
     turn(memory, "six seven", "eight")
     memory.put(user("nine ten"))  # 10 words of chat; the memory line costs at most 4
@@ -218,7 +218,7 @@ def test_reset_clears_the_session_but_keeps_long_term_memories(engine, generator
     assert memory.get_all() == []
     assert sorted(r.text for r in engine.get_all(user_id="alice")) == ["I like tea", "I live in Oslo"]
     assert len(extraction_calls(generator)) == 2
-    memory.reset(forget_memories=True)
+    memory.reset(forget=True)
     assert engine.get_all(user_id="alice") == []
 
 
