@@ -51,9 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _embedder(name: str) -> Any:
     if name == "deterministic":
-        from memlora_engine.testing import DeterministicEmbedder
+        from memlora_engine.embeddings.hashing import HashingEmbedder
 
-        return DeterministicEmbedder()
+        return HashingEmbedder()
     from memlora_engine.embeddings.sentence_transformers import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder()

@@ -303,9 +303,9 @@ def _run_vqa(args: argparse.Namespace) -> int:
 
         embedder: Any = SentenceTransformerEmbedder()
     else:
-        from memlora_engine.testing import DeterministicEmbedder
+        from memlora_engine.embeddings.hashing import HashingEmbedder
 
-        embedder = DeterministicEmbedder()
+        embedder = HashingEmbedder()
     memory = Memory(MemoryConfig(store="memory"), generator=generator, embedder=embedder)
     result = evaluate_vqa(records, memory, config=args.config, image_dir=args.image_dir)
     rows = result.pop("rows")
