@@ -1,6 +1,8 @@
 """LoCoMo evaluation harness: loader, splits, full-pipeline runs, metrics, reports.
 
-Evaluation imports the engine, never the reverse. Importing this package is light:
+Evaluation imports the engine and the data it shares with training
+(:mod:`memlora_engine.data`); the engine never imports evaluation, and evaluation and
+training never import each other. Importing this package is light:
 nltk, rouge-score, matplotlib, sentence-transformers and torch load only when a
 metric, a plot or a model needs them.
 

@@ -1,6 +1,8 @@
 """Distillation and LoRA training of the per-operation expert adapters (the MemLoRA paper, Algorithms B1/B2).
 
-Training imports the engine, never the reverse. Importing this package is light:
+Training imports the engine and the data it shares with evaluation
+(:mod:`memlora_engine.data`); the engine never imports training, and training and
+evaluation never import each other (the commands join them). Importing this package is light:
 torch, transformers and peft load only when a model is trained.
 
 Pipeline (see ``docs/training.md``):
@@ -14,7 +16,8 @@ Pipeline (see ``docs/training.md``):
 3. :func:`save_adapter` writes the adapter with its :class:`AdapterCard`.
 
 The command line is ``memlora distill``, ``memlora train <operation>`` and
-``memlora adapters``.
+``memlora adapters`` (:mod:`memlora_engine.commands`); the search's outer tier is
+:func:`memlora_engine.evaluation.pipeline_metric`, passed in as ``outer``.
 """
 
 from __future__ import annotations

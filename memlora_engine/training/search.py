@@ -5,8 +5,8 @@
 * outer tier: each candidate's best adapter is scored by an :data:`OuterMetric`, e.g. the
   *full pipeline* on the validation conversation(s) through the evaluation harness --
   that stage on the adapter, the other stages on the base model
-  (:func:`memlora_engine.evaluation.pipeline_metric`, which ``memlora train --search``
-  passes in) -- and the candidate with the best metric wins (ties and a missing outer
+  (:func:`memlora_engine.evaluation.pipeline_metric`, which ``memlora train`` passes in
+  when it searches) -- and the candidate with the best metric wins (ties and a missing outer
   tier: the lowest validation loss).
 
 Each stage is searched on its own, so the best combination is the per-stage winners.
