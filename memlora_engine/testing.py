@@ -1,17 +1,19 @@
 """Fakes for tests, docs and demos: a scripted generator and a deterministic embedder.
 
+Production code never imports this module; the embedder is the library's
+:class:`~memlora_engine.embeddings.hashing.HashingEmbedder`, re-exported here as
+``DeterministicEmbedder``.
+
 They stand in for the parts *around* the unit under test (the model, the embedding
 model); the engine, Chroma and the history run for real.
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
-import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from memlora_engine.embeddings.hashing import HashingEmbedder
 from memlora_engine.errors import GeneratorError
 from memlora_engine.generator import Generation, GenerationRequest
 from memlora_engine.types import Operation
@@ -75,39 +77,5 @@ class ScriptedGenerator:
         return Generation(text=text, input_tokens=prompt_words, output_tokens=len(text.split()))
 
 
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-class DeterministicEmbedder:
-    """Hashed bag-of-words vectors: texts sharing words are similar; same text, same vector.
-
-    Stable across processes (no reliance on Python's randomised ``hash``).
-    """
-
-    def __init__(self, dimension: int = 64) -> None:
-        self.dimension = dimension
-
-    @property
-    def name(self) -> str:
-        return f"deterministic-{self.dimension}"
-
-    def _vector(self, text: str) -> list[float]:
-        vec = [0.0] * self.dimension
-        words = _WORD.findall(text.lower()) or ["<empty>"]
-        owner: dict[int, str] = {}  # bucket -> the word of this text that holds it
-        for word in words:
-            digest = hashlib.sha256(word.encode()).digest()
-            index = int.from_bytes(digest[:4], "little") % self.dimension
-            # Two words of one text never share a bucket while free ones are left:
-            # with opposite signs they would cancel, and a text could embed to the
-            # zero vector, which no search finds.
-            for _ in range(self.dimension):
-                if owner.setdefault(index, word) == word:
-                    break
-                index = (index + 1) % self.dimension
-            vec[index] += 1.0 if digest[4] & 1 else -1.0
-        norm = math.sqrt(sum(v * v for v in vec)) or 1.0
-        return [v / norm for v in vec]
-
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return [self._vector(t) for t in texts]
+DeterministicEmbedder = HashingEmbedder
+"""The fast offline :class:`~memlora_engine.embeddings.hashing.HashingEmbedder` (the same class, under its test name)."""

@@ -21,7 +21,7 @@ def test_registry_has_the_offline_models():
 
 def test_import_is_cheap_and_writes_nothing(tmp_path):
     code = (
-        "import sys, memlora_engine.backbone, memlora_engine.bench, memlora_engine.demo\n"
+        "import sys, memlora_engine.backbone, memlora_engine.commands.bench, memlora_engine.commands.demo\n"
         "heavy = [m for m in ('torch', 'transformers', 'peft', 'llguidance') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )

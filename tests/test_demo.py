@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from memlora_engine.cli import main
-from memlora_engine.demo import QUESTIONS, SESSIONS
+from memlora_engine.commands import main
+from memlora_engine.commands.demo import QUESTIONS, SESSIONS
 
 
 def test_demo_story_has_three_sessions_and_a_changed_fact():

@@ -22,7 +22,7 @@ def test_all_is_sorted_and_resolves() -> None:
 
 def test_import_is_light_silent_and_creates_no_files(tmp_path) -> None:
     code = (
-        "import sys, json, memlora_engine, memlora_engine.memory, memlora_engine.store, memlora_engine.cli;"
+        "import sys, json, memlora_engine, memlora_engine.memory, memlora_engine.store, memlora_engine.commands;"
         "from memlora_engine import Memory, MemoryConfig, AsyncMemory;"
         "heavy = [m for m in ('torch', 'chromadb', 'transformers', 'sentence_transformers', 'peft') if m in sys.modules];"
         "print(json.dumps(heavy))"

@@ -1,6 +1,8 @@
 """LoCoMo evaluation harness: loader, splits, full-pipeline runs, metrics, reports.
 
-Evaluation imports the engine, never the reverse. Importing this package is light:
+Evaluation imports the engine and the data it shares with training
+(:mod:`memlora_engine.data`); the engine never imports evaluation, and evaluation and
+training never import each other. Importing this package is light:
 nltk, rouge-score, matplotlib, sentence-transformers and torch load only when a
 metric, a plot or a model needs them.
 
@@ -15,8 +17,8 @@ The command line is ``memlora eval locomo`` / ``memlora eval report`` (see
 
 from __future__ import annotations
 
-from memlora_engine.evaluation.configs import PRESETS, EvalConfig, parse_config
-from memlora_engine.evaluation.dataset import (
+from memlora_engine.data.image_cache import fetch_images, resolve_image
+from memlora_engine.data.locomo import (
     CATEGORY_NAMES,
     QA,
     Conversation,
@@ -28,8 +30,8 @@ from memlora_engine.evaluation.dataset import (
     parse_locomo,
     parse_session_datetime,
 )
+from memlora_engine.evaluation.configs import PRESETS, EvalConfig, parse_config
 from memlora_engine.evaluation.efficiency import efficiency_summary
-from memlora_engine.evaluation.image_cache import fetch_images, resolve_image
 from memlora_engine.evaluation.judge import ChatModelJudge, OpenAICompatibleJudge, parse_label
 from memlora_engine.evaluation.locomo import evaluate_locomo
 from memlora_engine.evaluation.metrics import (
@@ -44,6 +46,7 @@ from memlora_engine.evaluation.metrics import (
     score_v,
     vqa_accuracy,
 )
+from memlora_engine.evaluation.pipeline import pipeline_eval, pipeline_metric
 from memlora_engine.evaluation.recording import RecordingGenerator
 from memlora_engine.evaluation.report import build_report, load_runs
 from memlora_engine.evaluation.runner import RunOptions, run_config, select_questions
@@ -89,6 +92,8 @@ __all__ = [
     "parse_label",
     "parse_locomo",
     "parse_session_datetime",
+    "pipeline_eval",
+    "pipeline_metric",
     "resolve_image",
     "rouge1_f",
     "run_config",

@@ -8,9 +8,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from memlora_engine.data.locomo import Conversation
 from memlora_engine.embeddings.base import Embedder
 from memlora_engine.evaluation.configs import EvalConfig
-from memlora_engine.evaluation.dataset import Conversation
 from memlora_engine.evaluation.report import RunData, build_report
 from memlora_engine.evaluation.runner import RunOptions, run_config
 from memlora_engine.generator import Generator

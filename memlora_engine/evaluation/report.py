@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memlora_engine.evaluation.dataset import CATEGORY_NAMES
+from memlora_engine.data.locomo import CATEGORY_NAMES
 from memlora_engine.evaluation.efficiency import efficiency_summary
 from memlora_engine.evaluation.recording import read_jsonl
 from memlora_engine.evaluation.runner import merge_stats

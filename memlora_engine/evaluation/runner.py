@@ -44,14 +44,16 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from memlora_engine.data.image_cache import resolve_image
+from memlora_engine.data.locomo import QA, Conversation, Turn
+from memlora_engine.data.windows import session_windows, window_messages
 from memlora_engine.embeddings.base import Embedder
 from memlora_engine.errors import ConfigError
 from memlora_engine.evaluation.configs import EvalConfig
-from memlora_engine.evaluation.dataset import QA, Conversation, Session, Turn
-from memlora_engine.evaluation.image_cache import resolve_image
 from memlora_engine.evaluation.recording import RecordingGenerator, read_jsonl, rewrite_jsonl
 from memlora_engine.generator import GenerationRequest, Generator
 from memlora_engine.prompts import render_prompt
@@ -83,7 +85,7 @@ class RunOptions:
             None: the model's own context length, else 8192.
         memory_overrides: extra :class:`MemoryConfig` fields (e.g. ``answer_top_k``).
         progress: tqdm bars on stderr.
-        image_dir: the photo cache (:mod:`~memlora_engine.evaluation.image_cache`); used
+        image_dir: the photo cache (:mod:`~memlora_engine.data.image_cache`); used
             only with a generator that ``supports_images`` (see the module docstring).
     """
 
@@ -119,13 +121,6 @@ def select_questions(conversation: Conversation, limit_sessions: int | None, lim
     return questions
 
 
-def session_windows(session: Session) -> Iterator[tuple[Turn, ...]]:
-    """The session's turns two at a time (the last window may hold one)."""
-    turns = session.turns
-    for start in range(0, len(turns), 2):
-        yield turns[start : start + 2]
-
-
 @dataclass
 class _ImageFeed:
     """Turns' photos from the cache as image parts; counts photos sent and caption fallbacks."""
@@ -150,19 +145,6 @@ class _ImageFeed:
     def counts(self) -> dict[str, int]:
         return {"image_turns": self.image_turns, "images_sent": self.images_sent,
                 "caption_fallbacks": self.caption_fallbacks}
-
-
-def _messages(
-    conversation: Conversation, turns: Sequence[Turn], captions: bool, images: _ImageFeed | None = None
-) -> list[dict[str, Any]]:
-    return [
-        {
-            "role": conversation.role_of(t.speaker),
-            "content": images.content(t, captions) if images is not None and t.img_url else t.rendered(captions=captions),
-            "name": t.speaker,
-        }
-        for t in turns
-    ]
 
 
 def merge_stats(*dicts: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -308,12 +290,14 @@ class _ConversationRun:
                     continue
                 lines = []
                 session_feed = _ImageFeed(image_dir) if image_dir is not None else None
+                image_content = (partial(session_feed.content, captions=self.options.captions)
+                                 if session_feed is not None else None)
                 for turns in session_windows(session):
                     dia_ids = [t.dia_id for t in turns]
                     recorder.context = {"conversation": self.conv.sample_id, "stage": "ingest", "session": position + 1, "dia_ids": dia_ids}
                     start = time.perf_counter()
                     result = memory.add(
-                        _messages(self.conv, turns, self.options.captions, session_feed),
+                        window_messages(self.conv, turns, captions=self.options.captions, image_content=image_content),
                         user_id=self.scope,
                         timestamp=session.date_time,
                     )

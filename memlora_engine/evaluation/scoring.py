@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from memlora_engine.data.locomo import CATEGORY_NAMES
 from memlora_engine.evaluation import metrics as m
-from memlora_engine.evaluation.dataset import CATEGORY_NAMES
 from memlora_engine.evaluation.judge import Judge, parse_label
 
 __all__ = ["L_COMPONENTS", "aggregate", "score_answers"]

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from memlora_engine.data.locomo import Conversation
 from memlora_engine.errors import ConfigError
-from memlora_engine.evaluation.dataset import Conversation
 
 __all__ = ["DEV_SPLITS", "SPLIT_NAMES", "select_conversations", "select_split", "split_conversations"]
 

@@ -7,7 +7,7 @@ countable quantity. V (:func:`~memlora_engine.evaluation.metrics.score_v`) is ex
 match after lower-casing and stripping whitespace and surrounding punctuation.
 
 * :func:`conversation_images` lists every shared photo (one per turn and URL) with
-  its local file in the image cache (:mod:`memlora_engine.evaluation.image_cache`).
+  its local file in the image cache (:mod:`memlora_engine.data.image_cache`).
 * :func:`build_vqa_benchmark` asks the teacher for each photo (the type rotates
   object -> color -> count over the file's photos, in file order), keeps the
   conversation split (a photo whose URL or bytes occur in two splits is dropped),
@@ -39,18 +39,17 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from memlora_engine.data.image_cache import image_kind, resolve_image
+from memlora_engine.data.locomo import Conversation, load_locomo
+from memlora_engine.data.vqa import ONE_WORD_HINT, load_vqa_benchmark
 from memlora_engine.errors import ConfigError, InvalidInputError, ModelOutputError
-from memlora_engine.evaluation.dataset import Conversation, load_locomo
-from memlora_engine.evaluation.image_cache import image_kind, resolve_image
 from memlora_engine.evaluation.metrics import normalize_vqa, score_v
 from memlora_engine.evaluation.splits import DEV_SPLITS, split_conversations
 from memlora_engine.parsing import load_json
+from memlora_engine.teachers import CachedTeacher, Teacher
 from memlora_engine.types import Operation
-
-if TYPE_CHECKING:
-    from memlora_engine.training.teachers import Teacher
 
 __all__ = [
     "CONFIGS",
@@ -85,9 +84,6 @@ QUESTION_SCHEMA: dict[str, Any] = {
 CONFIGS = ("memlora-v", "caption")
 """``memlora-v``: a VLM backbone answers from the stored photo; ``caption``: a text-only one from its caption."""
 
-ONE_WORD_HINT = "Answer with one word."
-"""Appended to every question at evaluation, in both configurations (V is exact match)."""
-
 # Prompts are versioned with the benchmark: changing them changes the questions.
 _SYSTEM = (
     "You write one hard question about a photo, to test whether a model saw details that a short "
@@ -100,8 +96,6 @@ _USER = string.Template(
     'Refer to the image as "the photo" in the question, e.g. "In the photo, ...?".'
 )
 _STRIP = string.whitespace + string.punctuation + "\u201c\u201d\u2018\u2019"
-_FIELDS = ("id", "conversation", "split", "dia_id", "image", "url", "caption", "speaker", "turn_text", "type",
-           "question", "answer", "reason", "teacher")
 
 
 @dataclass(frozen=True)
@@ -205,11 +199,11 @@ def build_vqa_benchmark(
 
     Args:
         data: a LoCoMo-format file, or its loaded conversations.
-        teacher: a VLM :class:`~memlora_engine.training.teachers.Teacher`. Unless it is a
+        teacher: a VLM :class:`~memlora_engine.teachers.Teacher`. Unless it is a
             ``CachedTeacher`` already, it is wrapped in one writing to ``cache_path``
             (default ``<out stem>.teacher_cache.jsonl`` next to ``out_path``): a rerun
             replays the answers instead of asking again.
-        image_dir: the image cache (see :mod:`~memlora_engine.evaluation.image_cache`).
+        image_dir: the image cache (see :mod:`~memlora_engine.data.image_cache`).
         splits: split name -> conversation ids (default: the dev file's
             :data:`~memlora_engine.evaluation.splits.DEV_SPLITS`); photos of conversations
             in no split are left out.
@@ -220,8 +214,6 @@ def build_vqa_benchmark(
         ``skipped_missing`` (no cached file), ``unusable`` (per reason: ``unparseable``,
         ``incomplete``, ``not_one_word``), ``teacher_calls`` and ``teacher_cache_hits``.
     """
-    from memlora_engine.training.teachers import CachedTeacher
-
     conversations = load_locomo(Path(data)) if isinstance(data, (str, os.PathLike)) else list(data)
     out = Path(out_path)
     split_of = {c.sample_id: name for name, group in split_conversations(conversations, splits).items()
@@ -286,32 +278,6 @@ def build_vqa_benchmark(
         "teacher_calls": len(kept) - hits,
         "teacher_cache_hits": hits,
     }
-
-
-def load_vqa_benchmark(path: str | os.PathLike[str], split: str | None = None) -> list[dict[str, Any]]:
-    """The records of a benchmark file (only ``split``'s when given).
-
-    Raises:
-        InvalidInputError: the file is missing, or a line is not a benchmark record.
-    """
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read VQA benchmark {path}: {exc}") from exc
-    records = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"{path}:{number} is not JSON: {exc}") from exc
-        lacking = [key for key in _FIELDS if not isinstance(record, dict) or key not in record]
-        if lacking:
-            raise InvalidInputError(f"{path}:{number} is not a VQA benchmark record (lacks {lacking})")
-        if split is None or record["split"] == split:
-            records.append(record)
-    return records
 
 
 def _record_image(record: Mapping[str, Any], image_dir: str | os.PathLike[str] | None) -> str:

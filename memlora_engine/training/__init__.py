@@ -1,6 +1,8 @@
 """Distillation and LoRA training of the per-operation expert adapters (the MemLoRA paper, Algorithms B1/B2).
 
-Training imports the engine, never the reverse. Importing this package is light:
+Training imports the engine and the data it shares with evaluation
+(:mod:`memlora_engine.data`); the engine never imports training, and training and
+evaluation never import each other (the commands join them). Importing this package is light:
 torch, transformers and peft load only when a model is trained.
 
 Pipeline (see ``docs/training.md``):
@@ -14,11 +16,22 @@ Pipeline (see ``docs/training.md``):
 3. :func:`save_adapter` writes the adapter with its :class:`AdapterCard`.
 
 The command line is ``memlora distill``, ``memlora train <operation>`` and
-``memlora adapters``.
+``memlora adapters`` (:mod:`memlora_engine.commands`); the search's outer tier is
+:func:`memlora_engine.evaluation.pipeline_metric`, passed in as ``outer``.
 """
 
 from __future__ import annotations
 
+from memlora_engine.data.windows import window_messages
+from memlora_engine.teachers import (
+    CachedTeacher,
+    ChatModelTeacher,
+    GeneratorTeacher,
+    OpenAICompatibleTeacher,
+    Teacher,
+    TeacherCall,
+    TeacherGenerator,
+)
 from memlora_engine.training.cards import AdapterCard, pull_adapter, push_adapter, read_card, save_adapter
 from memlora_engine.training.cleaning import clean_output, dump_json, prompt_values
 from memlora_engine.training.config import DEFAULT_TARGET_MODULES, DEFAULT_VQA_MODEL, LANGUAGE_MODEL_QV, TrainConfig
@@ -32,7 +45,6 @@ from memlora_engine.training.data import (
     load_examples,
     replay_conversation,
     window_facts,
-    window_messages,
 )
 from memlora_engine.training.encoding import (
     EncodedExample,
@@ -42,7 +54,7 @@ from memlora_engine.training.encoding import (
     encode_vlm_example,
     record_inputs,
 )
-from memlora_engine.training.search import candidate_name, pipeline_metric, search_stage
+from memlora_engine.training.search import candidate_name, search_stage
 from memlora_engine.training.signals import (
     LabelerThresholds,
     ObservationTeacher,
@@ -50,15 +62,6 @@ from memlora_engine.training.signals import (
     UpdateLabeler,
     content_words,
     labeler_agreement,
-)
-from memlora_engine.training.teachers import (
-    CachedTeacher,
-    ChatModelTeacher,
-    GeneratorTeacher,
-    OpenAICompatibleTeacher,
-    Teacher,
-    TeacherCall,
-    TeacherGenerator,
 )
 from memlora_engine.training.trainer import TrainResult, evaluate_loss, train_adapter
 from memlora_engine.training.vqa import VQA_SCHEMA, benchmark_examples, build_vqa_examples, vqa_messages, vqa_prompt
@@ -102,7 +105,6 @@ __all__ = [
     "is_empty_extraction",
     "labeler_agreement",
     "load_examples",
-    "pipeline_metric",
     "prompt_values",
     "pull_adapter",
     "push_adapter",

@@ -3,7 +3,7 @@
 Per conversation, a fresh :class:`~memlora_engine.Memory` (real in-memory Chroma, the
 chosen embedder, MemLoRA prompts) ingests the sessions two turns per ``add`` with the
 speakers' names and the session time -- exactly as the evaluation harness does -- and
-a :class:`~memlora_engine.training.teachers.TeacherGenerator` answers its model calls:
+a :class:`~memlora_engine.teachers.TeacherGenerator` answers its model calls:
 
 * extraction calls -> the extraction teacher (default: LoCoMo's observations of the
   window, :class:`~memlora_engine.training.signals.ObservationTeacher`);
@@ -17,7 +17,7 @@ as the engine renders it, and the cleaned teacher answer
 (:func:`~memlora_engine.training.cleaning.clean_output`). Examples are cached as JSONL,
 one file per operation and conversation, written when the conversation finishes; a
 rerun skips finished conversations, and a real teacher wrapped in
-:class:`~memlora_engine.training.teachers.CachedTeacher` replays its answers.
+:class:`~memlora_engine.teachers.CachedTeacher` replays its answers.
 
 LoCoMo is CC BY-NC: the cache quotes it, so keep it out of repositories (the default
 directory is under the user cache).
@@ -37,12 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from memlora_engine.config import MemoryConfig
+from memlora_engine.data.locomo import Conversation
+from memlora_engine.data.windows import session_windows, window_messages
 from memlora_engine.embeddings.base import Embedder
 from memlora_engine.errors import ModelOutputError
-from memlora_engine.evaluation.dataset import Conversation, Turn
-from memlora_engine.evaluation.runner import session_windows
+from memlora_engine.teachers import Teacher, TeacherCall, TeacherGenerator
 from memlora_engine.training.cleaning import clean_output, prompt_values
-from memlora_engine.training.teachers import Teacher, TeacherCall, TeacherGenerator
 from memlora_engine.types import Operation
 
 __all__ = [
@@ -53,21 +53,12 @@ __all__ = [
     "load_examples",
     "replay_conversation",
     "window_facts",
-    "window_messages",
 ]
 
 logger = logging.getLogger(__name__)
 
 TRAINED_OPERATIONS = (Operation.EXTRACTION, Operation.UPDATE, Operation.GENERATION)
 _STYLE = "memlora"
-
-
-def window_messages(conversation: Conversation, turns: Sequence[Turn], *, captions: bool = True) -> list[dict[str, str]]:
-    """The messages the harness passes to ``Memory.add`` for one window (speaker names kept)."""
-    return [
-        {"role": conversation.role_of(t.speaker), "content": t.rendered(captions=captions), "name": t.speaker}
-        for t in turns
-    ]
 
 
 def window_facts(conversation: Conversation) -> dict[tuple[str, ...], list[str]]:

@@ -1,27 +1,27 @@
 """The training report: search tables, loss curves, held-out losses and the limited pipeline evaluation.
 
-``python -m memlora_engine.training.report`` runs the pieces that need a model (each
+``python -m memlora_engine.commands.train_report`` runs the pieces that need a model (each
 resumable/cached) and writes ``results/training/``:
 
 * ``search.md`` / ``search.json`` -- the per-stage search tables (from the run directories);
 * ``curves/<stage>-<candidate>.png`` -- validation (and train) loss curves;
 * ``heldout_losses.json`` -- teacher-forcing loss per stage on distilled examples of the
   *test* conversation, base model vs adapter (``--heldout N`` examples per stage);
-* the Table-4 pipeline runs are made with the evaluation harness (see ``docs/training.md``).
+* the Table-4 pipeline runs are made with the evaluation harness
+  (:func:`memlora_engine.evaluation.pipeline_eval`; see ``docs/training.md``).
 
 Nothing written here quotes LoCoMo: only numbers, file names and hyperparameters.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["collect_search", "heldout_losses", "main", "pipeline_eval"]
+__all__ = ["collect_search", "heldout_losses"]
 
 
 def collect_search(runs_dir: str | Path, out_dir: str | Path) -> list[dict[str, Any]]:
@@ -124,85 +124,3 @@ def heldout_losses(
             base_loss = evaluate_loss(peft_model, encoded, pad)
         results[op] = {"examples": len(encoded), "base": base_loss, "adapter": adapter_loss}
     return results
-
-
-def pipeline_eval(
-    locomo: str | Path,
-    spec: str,
-    adapters_dir: str | Path,
-    eval_dir: str | Path,
-    *,
-    split: str = "test",
-    model: str = "gemma-3-270m",
-    limit_sessions: int | None = 1,
-    max_new_tokens: Mapping[str, int] | None = None,
-    num_threads: int | None = None,
-) -> dict[str, Any]:
-    """One configuration of the Table-4 comparison through the evaluation harness.
-
-    The run cache goes to ``<eval_dir>/runs/<config>`` (it quotes LoCoMo: keep ``eval_dir``
-    out of the repository); combine configurations with ``memlora eval report <eval_dir>/runs``.
-    ``max_new_tokens`` caps the stages (the base model runs to the cap on every call).
-    """
-    from memlora_engine.backbone import load_backbone
-    from memlora_engine.evaluation import RunOptions, evaluate_locomo, load_locomo, parse_config, select_split
-    from memlora_engine.evaluation.semantic import SemanticScorer
-
-    config = parse_config(spec)
-    conversations = select_split(load_locomo(locomo), split)
-    adapters = {op.value: str(Path(adapters_dir) / op.value) for op in config.adapters}
-
-    def factory(cfg: Any) -> Any:
-        return load_backbone(model, adapters=adapters, num_threads=num_threads)  # {} = the base model
-
-    overrides = {"max_new_tokens": dict(max_new_tokens)} if max_new_tokens else {}
-    root = Path(eval_dir)
-    return evaluate_locomo(
-        conversations, [config], factory, root / config.name, cache_dir=root / "runs", model_name=model,
-        options=RunOptions(limit_sessions=limit_sessions, memory_overrides=overrides, progress=False),
-        semantic=SemanticScorer(), plots=False,
-        meta={"split": split, "adapters_dir": str(adapters_dir), "limit_sessions": limit_sessions},
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m memlora_engine.training.report")
-    parser.add_argument("--runs", help="run directories root (<root>/<stage>/search.json)")
-    parser.add_argument("--pipeline", metavar="SPEC", help="run one harness configuration (adapters=..., memlora)")
-    parser.add_argument("--locomo", help="LoCoMo file (for --pipeline)")
-    parser.add_argument("--eval-dir", help="harness output and cache root (for --pipeline; outside the repository)")
-    parser.add_argument("--limit-sessions", type=int, default=1)
-    parser.add_argument("--max-new-tokens", default="extraction=96,update=160",
-                        help="per-stage caps for --pipeline, e.g. extraction=96,update=160")
-    parser.add_argument("--out", default="results/training")
-    parser.add_argument("--heldout", type=int, default=0, help="held-out examples per stage (0: skip)")
-    parser.add_argument("--data-dir", help="distilled data (for --heldout)")
-    parser.add_argument("--conversations", default="conv-26", help="held-out conversation ids")
-    parser.add_argument("--adapters-dir", help="<dir>/<stage>/ adapters for --heldout")
-    parser.add_argument("--model", default="gemma-3-270m")
-    parser.add_argument("--threads", type=int)
-    args = parser.parse_args(argv)
-    if args.pipeline:
-        from memlora_engine.evaluation.configs import parse_token_caps
-
-        caps = parse_token_caps(args.max_new_tokens)
-        result = pipeline_eval(args.locomo, args.pipeline, args.adapters_dir, args.eval_dir, model=args.model,
-                               limit_sessions=args.limit_sessions, max_new_tokens=caps, num_threads=args.threads)
-        for name, r in result["configs"].items():
-            print(name, json.dumps(r["scores"]["overall"]))
-        return 0
-    if args.runs:
-        rows = collect_search(args.runs, args.out)
-        print(f"{len(rows)} search rows -> {args.out}/search.md")
-    if args.heldout:
-        adapters = {op: str(Path(args.adapters_dir) / op) for op in ("extraction", "update", "generation")
-                    if (Path(args.adapters_dir) / op / "adapter_model.safetensors").exists()}
-        losses = heldout_losses(args.model, adapters, args.data_dir, args.conversations.split(","),
-                                examples=args.heldout, num_threads=args.threads)
-        (Path(args.out) / "heldout_losses.json").write_text(json.dumps(losses, indent=1), encoding="utf-8")
-        print(json.dumps(losses, indent=1))
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -2,10 +2,12 @@
 
 * inner tier: every (learning rate, batch size) candidate trains with early stopping on
   the validation teacher-forcing loss (:func:`~memlora_engine.training.trainer.train_adapter`);
-* outer tier: each candidate's best adapter runs the *full pipeline* on the validation
-  conversation(s) through the evaluation harness -- that stage on the adapter, the other
-  stages on the base model -- and the candidate with the best pipeline metric wins
-  (ties and a missing outer tier: the lowest validation loss).
+* outer tier: each candidate's best adapter is scored by an :data:`OuterMetric`, e.g. the
+  *full pipeline* on the validation conversation(s) through the evaluation harness --
+  that stage on the adapter, the other stages on the base model
+  (:func:`memlora_engine.evaluation.pipeline_metric`, which ``memlora train`` passes in
+  when it searches) -- and the candidate with the best metric wins (ties and a missing outer
+  tier: the lowest validation loss).
 
 Each stage is searched on its own, so the best combination is the per-stage winners.
 Everything is resumable: finished candidates and finished pipeline runs are cached.
@@ -23,7 +25,7 @@ from typing import Any
 from memlora_engine.training.config import TrainConfig
 from memlora_engine.training.trainer import TrainResult, train_adapter
 
-__all__ = ["OuterMetric", "candidate_name", "pipeline_metric", "search_stage"]
+__all__ = ["OuterMetric", "candidate_name", "search_stage"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,57 +35,6 @@ OuterMetric = Callable[[str, str], dict[str, Any]]
 
 def candidate_name(learning_rate: float, batch_size: int) -> str:
     return f"lr{learning_rate:g}-bs{batch_size}"
-
-
-def pipeline_metric(
-    conversations: Sequence[Any],
-    out_dir: str | Path,
-    *,
-    model: str = "gemma-3-270m",
-    embedder: Any = None,
-    limit_sessions: int | None = None,
-    limit_questions: int | None = None,
-    metric: str = "locomo_f1",
-    dtype: str = "auto",
-    num_threads: int | None = None,
-    base_model_factory: Callable[[], Any] | None = None,
-    max_new_tokens: dict[str, int] | None = None,
-) -> OuterMetric:
-    """The outer-tier metric: the harness's overall ``metric`` with one stage on its adapter.
-
-    Args:
-        conversations: the validation conversation(s) (:class:`~memlora_engine.evaluation.Conversation`).
-        out_dir: the harness cache (one run directory per stage and candidate).
-        limit_sessions, limit_questions: the harness's limits (CPU budget).
-        max_new_tokens: per-stage token caps (the base-model stages run to the cap).
-        base_model_factory: returns a fresh base ``(model, tokenizer)``; by default
-            :func:`~memlora_engine.backbone.load_backbone` of ``model``.
-    """
-
-    def score(operation: str, adapter_dir: str) -> dict[str, Any]:
-        from memlora_engine.backbone import HFBackbone, load_backbone
-        from memlora_engine.evaluation.configs import EvalConfig
-        from memlora_engine.evaluation.runner import RunOptions, run_config
-        from memlora_engine.evaluation.scoring import aggregate, score_answers
-        from memlora_engine.types import Operation
-
-        name = f"{operation}-{Path(adapter_dir).parent.name}"
-        config = EvalConfig(name=name, spec=f"adapters={operation}", adapters=frozenset({Operation(operation)}))
-
-        def generator() -> Any:
-            if base_model_factory is not None:
-                base, tokenizer = base_model_factory()
-                return HFBackbone(base, tokenizer, adapters={operation: adapter_dir})
-            return load_backbone(model, adapters={operation: adapter_dir}, dtype=dtype, num_threads=num_threads)
-
-        result = run_config(conversations, config, generator, out_dir, embedder=embedder, model_name=model,
-                            options=RunOptions(limit_sessions=limit_sessions, limit_questions=limit_questions, progress=False,
-                                               memory_overrides={"max_new_tokens": dict(max_new_tokens)}
-                                               if max_new_tokens else {}))
-        summary = aggregate(score_answers(result["answers"]))["overall"]
-        return {"metric": summary.get(metric), "metric_name": metric, "overall": summary}
-
-    return score
 
 
 def search_stage(

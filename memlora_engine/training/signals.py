@@ -1,6 +1,6 @@
 """Offline teacher signals built from LoCoMo itself (no large model reachable here).
 
-Each is a :class:`~memlora_engine.training.teachers.Teacher`, so the data builder
+Each is a :class:`~memlora_engine.teachers.Teacher`, so the data builder
 treats them exactly like a real teacher model:
 
 * :class:`ObservationTeacher` (extraction) -- answers with LoCoMo's ``observation``

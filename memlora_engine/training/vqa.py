@@ -27,11 +27,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from memlora_engine.data.image_cache import resolve_image
+from memlora_engine.data.vqa import ONE_WORD_HINT
 from memlora_engine.errors import InvalidInputError, ModelOutputError
-from memlora_engine.evaluation.vqa import ONE_WORD_HINT
 from memlora_engine.parsing import VQA_SCHEMA
+from memlora_engine.teachers import Teacher
 from memlora_engine.training.cleaning import clean_output, dump_json
-from memlora_engine.training.teachers import Teacher
 from memlora_engine.types import Operation
 
 __all__ = ["VQA_SCHEMA", "benchmark_examples", "build_vqa_examples", "vqa_messages", "vqa_prompt"]
@@ -92,12 +93,12 @@ def benchmark_examples(
     hint: str | None = ONE_WORD_HINT,
     image_dir: str | os.PathLike[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Training examples from VQA benchmark records (:func:`~memlora_engine.evaluation.vqa.load_vqa_benchmark`).
+    """Training examples from VQA benchmark records (:func:`~memlora_engine.data.vqa.load_vqa_benchmark`).
 
     Each record's ``(image, question)`` becomes the prompt and its teacher ``answer`` /
     ``reason`` the target. The question is the one the evaluation asks: the record's
     question followed by ``hint`` (default: the benchmark's
-    :data:`~memlora_engine.evaluation.vqa.ONE_WORD_HINT`, as ``evaluate_vqa`` appends it;
+    :data:`~memlora_engine.data.vqa.ONE_WORD_HINT`, as ``evaluate_vqa`` appends it;
     None: the bare question), so the adapter trains on the prompts it is scored on.
 
     Args:
@@ -119,8 +120,6 @@ def benchmark_examples(
     for record in records:
         image = Path(record["image"])
         if image_dir is not None:
-            from memlora_engine.evaluation.image_cache import resolve_image
-
             image = resolve_image(str(record.get("url") or ""), image_dir) or image
         if not image.is_file():
             raise InvalidInputError(f"image of VQA record {record['id']} not found ({image}); pass the image directory")

@@ -16,7 +16,7 @@ def test_all_is_sorted_and_resolves():
 
 def test_import_is_light():
     code = (
-        "import sys, memlora_engine.evaluation, memlora_engine.evaluation.cli\n"
+        "import sys, memlora_engine.evaluation, memlora_engine.commands.eval\n"
         "heavy = [m for m in ('torch', 'nltk', 'rouge_score', 'matplotlib', 'chromadb', 'sentence_transformers',"
         " 'transformers') if m in sys.modules]\n"
         "print(','.join(heavy))"

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
+from memlora_engine.commands import eval as eval_cli
 from memlora_engine.errors import ConfigError
 from memlora_engine.evaluation import RunOptions, evaluate_locomo, load_locomo, load_runs, parse_config, run_config
-from memlora_engine.evaluation import cli as eval_cli
 from memlora_engine.evaluation.recording import RecordingGenerator, read_jsonl
 from memlora_engine.testing import DeterministicEmbedder, ScriptedGenerator
 from memlora_engine.types import Operation
@@ -171,9 +171,9 @@ def test_cli_locomo_reports_configuration_errors(tmp_path, synthetic_file, capsy
 
 
 def test_eval_is_registered_in_the_memlora_command():
-    from memlora_engine import cli
+    from memlora_engine import commands as cli
 
-    assert cli._COMMANDS["eval"][0] == "memlora_engine.evaluation.cli"
+    assert cli._COMMANDS["eval"][0] == "memlora_engine.commands.eval"
 
 
 def test_token_caps_reach_every_recorded_call(tmp_path, synthetic_file, make_model):

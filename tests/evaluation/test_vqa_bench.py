@@ -21,18 +21,18 @@ from typing import Any
 import pytest
 
 from memlora_engine import Memory, MemoryConfig
+from memlora_engine.commands import eval as eval_cli
+from memlora_engine.data import image_cache
+from memlora_engine.data.image_cache import fetch_images, resolve_image, url_key
 from memlora_engine.errors import ConfigError, InvalidInputError
 from memlora_engine.evaluation import (
     RunOptions,
     evaluate_locomo,
-    image_cache,
     load_locomo,
     parse_config,
     run_config,
     vqa,
 )
-from memlora_engine.evaluation import cli as eval_cli
-from memlora_engine.evaluation.image_cache import fetch_images, resolve_image, url_key
 from memlora_engine.evaluation.vqa import (
     build_vqa_benchmark,
     evaluate_vqa,

@@ -59,7 +59,7 @@ def synthetic_sample(sample_id: str = "syn-1") -> dict[str, Any]:
 
 @pytest.fixture
 def conversations():
-    from memlora_engine.evaluation.dataset import parse_locomo
+    from memlora_engine.data.locomo import parse_locomo
 
     return parse_locomo([synthetic_sample("syn-1"), synthetic_sample("syn-2")])
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from memlora_engine.cli import main
+from memlora_engine.commands import main
 from memlora_engine.errors import ConfigError
 from memlora_engine.prompts import PROMPT_VERSION
 from memlora_engine.training import AdapterCard, pull_adapter, push_adapter, read_card, save_adapter
@@ -25,14 +25,14 @@ def test_package_surface_is_sorted_and_complete():
 
 
 def test_importing_the_training_package_stays_light():
-    code = ("import sys, memlora_engine, memlora_engine.training, memlora_engine.adapters, memlora_engine.cli; "
+    code = ("import sys, memlora_engine, memlora_engine.training, memlora_engine.adapters, memlora_engine.commands; "
             "print(sorted(m for m in ('torch', 'transformers', 'peft', 'chromadb') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
 def test_commands_are_registered():
-    from memlora_engine.cli import _COMMANDS
+    from memlora_engine.commands import _COMMANDS
 
     assert {"distill", "train", "adapters"} <= set(_COMMANDS)
 
@@ -163,7 +163,7 @@ def test_gemma_loads_its_shipped_adapters():
     # The failure the first (14-step) update expert had: with an old memory retrieved, it
     # re-added that memory (a no-op) instead of the new fact, so the new session was lost.
     from memlora_engine import Memory, MemoryConfig
-    from memlora_engine.demo import SESSIONS
+    from memlora_engine.commands.demo import SESSIONS
     from memlora_engine.testing import DeterministicEmbedder
     from memlora_engine.types import Event
 

@@ -24,7 +24,6 @@ from memlora_engine.training import (
     prompt_values,
     replay_conversation,
     window_facts,
-    window_messages,
 )
 from memlora_engine.types import Operation
 
@@ -104,15 +103,6 @@ def test_window_facts_assign_observations_to_the_window_of_their_last_evidence(c
     assert facts[("D1:3", "D1:4")] == ["Ana grows tomatoes in her garden.", "Ben is learning the cello."]
     assert facts[("D1:5",)] == []
     assert facts[("D2:3", "D2:4")] == ["Ana moved to Lisbon."]
-
-
-def test_window_messages_match_the_harness(conversations):
-    from memlora_engine.evaluation.runner import _messages
-
-    conv = conversations[0]
-    turns = conv.sessions[0].turns[2:4]
-    assert window_messages(conv, turns) == _messages(conv, turns, True)
-    assert window_messages(conv, turns)[0]["content"].endswith("[shares a photo: a photo of tomatoes in a garden]")
 
 
 def _update_prompt(old: list[str], facts: list[str]) -> list[dict[str, str]]:

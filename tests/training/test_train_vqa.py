@@ -19,7 +19,7 @@ from PIL import Image  # noqa: E402
 
 from memlora_engine.backbone import VLMBackbone, encode_vlm, load_backbone  # noqa: E402
 from memlora_engine.backbone.tiny import tiny_vlm  # noqa: E402
-from memlora_engine.cli import main  # noqa: E402
+from memlora_engine.commands import main  # noqa: E402
 from memlora_engine.errors import ConfigError, InvalidInputError  # noqa: E402
 from memlora_engine.evaluation.vqa import ONE_WORD_HINT  # noqa: E402
 from memlora_engine.generator import GenerationRequest  # noqa: E402

@@ -119,8 +119,8 @@ def _card(args: argparse.Namespace, summary: dict[str, Any], data: dict[str, Any
 
 def _text_data(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """Distilled examples of a text operation, and what the card says about them."""
+    from memlora_engine.commands.distill import default_data_dir
     from memlora_engine.evaluation.splits import DEV_SPLITS
-    from memlora_engine.training.cli_distill import default_data_dir
     from memlora_engine.training.data import load_examples
 
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
@@ -167,9 +167,10 @@ def _vqa_data(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict
 
 
 def _run(args: argparse.Namespace) -> int:
+    from memlora_engine.evaluation.pipeline import pipeline_metric
     from memlora_engine.training.cards import save_adapter
     from memlora_engine.training.config import TrainConfig
-    from memlora_engine.training.search import pipeline_metric, search_stage
+    from memlora_engine.training.search import search_stage
 
     vqa = args.operation == "vqa"
     config = TrainConfig(
@@ -188,9 +189,9 @@ def _run(args: argparse.Namespace) -> int:
         out = default_cache_dir() / "training" / "runs" / args.operation
     outer = None
     if args.outer_data:
+        from memlora_engine.data.locomo import load_locomo
         from memlora_engine.embeddings.sentence_transformers import SentenceTransformerEmbedder
         from memlora_engine.evaluation.configs import parse_token_caps
-        from memlora_engine.evaluation.dataset import load_locomo
 
         by_id = {c.sample_id: c for c in load_locomo(args.outer_data)}
         outer = pipeline_metric([by_id[i] for i in data["validation_conversations"]], out / "outer",

@@ -54,7 +54,7 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
 
 def run(args: argparse.Namespace) -> int:
     from memlora_engine import Memory, MemoryConfig
-    from memlora_engine.testing import DeterministicEmbedder
+    from memlora_engine.embeddings.hashing import HashingEmbedder
 
     embedder: Any
     if args.embedder == "minilm":
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
         embedder = SentenceTransformerEmbedder("all-MiniLM-L6-v2")
     else:
-        embedder = DeterministicEmbedder(args.dim)
+        embedder = HashingEmbedder(args.dim)
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="memlora-bench-"))
     memory = Memory(MemoryConfig(data_dir=data_dir), embedder=embedder)
     rng = random.Random(0)

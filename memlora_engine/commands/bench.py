@@ -139,7 +139,7 @@ def _weight_bytes(model: Any) -> int:
 
 
 def _operation_rows(backbone: Any) -> list[tuple[str, str, float, int, int]]:
-    from memlora_engine.demo import _MAX_NEW_TOKENS, SESSIONS
+    from memlora_engine.commands.demo import _MAX_NEW_TOKENS, SESSIONS
     from memlora_engine.generator import GenerationRequest
     from memlora_engine.messages import render_conversation
     from memlora_engine.parsing import EXTRACTION_SCHEMA, UPDATE_SCHEMA
@@ -224,7 +224,7 @@ _PARSE_UPDATES = [
 
 
 def _parse_failures(backbone: Any, style: str) -> int:
-    from memlora_engine.demo import _MAX_NEW_TOKENS
+    from memlora_engine.commands.demo import _MAX_NEW_TOKENS
     from memlora_engine.errors import ModelOutputError
     from memlora_engine.generator import GenerationRequest
     from memlora_engine.parsing import EXTRACTION_SCHEMA, UPDATE_SCHEMA, parse_facts, parse_update_ops

@@ -152,9 +152,9 @@ def _adapter_paths(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _run_locomo(args: argparse.Namespace) -> int:
+    from memlora_engine.data.locomo import load_locomo
     from memlora_engine.errors import ConfigError
     from memlora_engine.evaluation.configs import parse_config, parse_token_caps
-    from memlora_engine.evaluation.dataset import load_locomo
     from memlora_engine.evaluation.efficiency import model_size_bytes
     from memlora_engine.evaluation.locomo import evaluate_locomo
     from memlora_engine.evaluation.runner import RunOptions
@@ -237,8 +237,8 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _run_fetch_images(args: argparse.Namespace) -> int:
-    from memlora_engine.evaluation.dataset import load_locomo
-    from memlora_engine.evaluation.image_cache import fetch_images
+    from memlora_engine.data.image_cache import fetch_images
+    from memlora_engine.data.locomo import load_locomo
     from memlora_engine.evaluation.splits import select_conversations
     from memlora_engine.evaluation.vqa import conversation_images
 
@@ -261,7 +261,7 @@ def _run_vqa_build(args: argparse.Namespace) -> int:
     from memlora_engine.errors import ConfigError, InvalidInputError
     from memlora_engine.evaluation.splits import DEV_SPLITS
     from memlora_engine.evaluation.vqa import build_vqa_benchmark
-    from memlora_engine.training.teachers import OpenAICompatibleTeacher
+    from memlora_engine.teachers import OpenAICompatibleTeacher
 
     if not args.teacher_model:  # the same teacher options as `memlora distill`
         raise ConfigError("--teacher-url needs --teacher-model")
@@ -303,9 +303,9 @@ def _run_vqa(args: argparse.Namespace) -> int:
 
         embedder: Any = SentenceTransformerEmbedder()
     else:
-        from memlora_engine.testing import DeterministicEmbedder
+        from memlora_engine.embeddings.hashing import HashingEmbedder
 
-        embedder = DeterministicEmbedder()
+        embedder = HashingEmbedder()
     memory = Memory(MemoryConfig(store="memory"), generator=generator, embedder=embedder)
     result = evaluate_vqa(records, memory, config=args.config, image_dir=args.image_dir)
     rows = result.pop("rows")

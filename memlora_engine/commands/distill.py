@@ -51,9 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _embedder(name: str) -> Any:
     if name == "deterministic":
-        from memlora_engine.testing import DeterministicEmbedder
+        from memlora_engine.embeddings.hashing import HashingEmbedder
 
-        return DeterministicEmbedder()
+        return HashingEmbedder()
     from memlora_engine.embeddings.sentence_transformers import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder()
@@ -61,8 +61,8 @@ def _embedder(name: str) -> Any:
 
 def _teachers(args: argparse.Namespace, embedder: Any, out: Path) -> dict[str, Any]:
     from memlora_engine.errors import ConfigError
+    from memlora_engine.teachers import CachedTeacher, OpenAICompatibleTeacher
     from memlora_engine.training.signals import ObservationTeacher, ReferenceAnswerTeacher, UpdateLabeler
-    from memlora_engine.training.teachers import CachedTeacher, OpenAICompatibleTeacher
 
     teachers: dict[str, Any] = {"extraction": ObservationTeacher(), "update": UpdateLabeler(embedder),
                                 "generation": ReferenceAnswerTeacher()}
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             return _check_labeler(args)
         if not args.data:
             raise ConfigError("--data is required (or set MEMLORA_LOCOMO_PATH)")
-        from memlora_engine.evaluation.dataset import load_locomo
+        from memlora_engine.data.locomo import load_locomo
         from memlora_engine.evaluation.splits import select_conversations
         from memlora_engine.training.data import build_distillation_data
 
