@@ -11,6 +11,8 @@ Pipeline (see ``docs/training.md``):
    validation loss; :func:`search_stage` wraps it in the two-tier search. The ``vqa``
    expert (MemLoRA-V) trains the same way on an image-text model, from the VQA
    benchmark's teacher answers (:func:`benchmark_examples`);
+   :func:`write_synthetic_update` adds update conflicts with known labels
+   (:mod:`~memlora_engine.training.synthetic_update`) to that cache;
 3. :func:`save_adapter` writes the adapter with its :class:`AdapterCard`.
 
 The command line is ``memlora distill``, ``memlora train <operation>`` and
@@ -51,6 +53,12 @@ from memlora_engine.training.signals import (
     content_words,
     labeler_agreement,
 )
+from memlora_engine.training.synthetic_update import (
+    SYNTHETIC_ID,
+    generate_update_examples,
+    label_distribution,
+    write_synthetic_update,
+)
 from memlora_engine.training.teachers import (
     CachedTeacher,
     ChatModelTeacher,
@@ -78,6 +86,7 @@ __all__ = [
     "ObservationTeacher",
     "OpenAICompatibleTeacher",
     "ReferenceAnswerTeacher",
+    "SYNTHETIC_ID",
     "TRAINED_OPERATIONS",
     "Teacher",
     "TeacherCall",
@@ -99,7 +108,9 @@ __all__ = [
     "encode_record",
     "encode_vlm_example",
     "evaluate_loss",
+    "generate_update_examples",
     "is_empty_extraction",
+    "label_distribution",
     "labeler_agreement",
     "load_examples",
     "pipeline_metric",
@@ -116,4 +127,5 @@ __all__ = [
     "vqa_prompt",
     "window_facts",
     "window_messages",
+    "write_synthetic_update",
 ]

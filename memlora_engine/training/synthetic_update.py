@@ -411,7 +411,7 @@ def generate_update_examples(conversations: Iterable[Conversation], count: int, 
             raise ConfigError(f"{conversation.sample_id} is a validation/test conversation: "
                               "synthetic training data comes from training conversations only")
         source = _Source(conversation)
-        if len(source.observations) >= 10:
+        if len(source.observations) >= 4:
             sources.append(source)
     if not sources:
         raise ConfigError("no conversation with observations to build synthetic update examples from")
