@@ -7,12 +7,12 @@ Pipeline (see ``docs/training.md``):
 
 1. :func:`build_distillation_data` runs the engine with teachers on LoCoMo conversations
    and caches every call as a (prompt, cleaned target) example;
+   :func:`write_synthetic_update` adds update conflicts with known labels
+   (:mod:`~memlora_engine.training.synthetic_update`) to that cache;
 2. :func:`train_adapter` trains one operation's LoRA expert, early-stopped on the
    validation loss; :func:`search_stage` wraps it in the two-tier search. The ``vqa``
    expert (MemLoRA-V) trains the same way on an image-text model, from the VQA
    benchmark's teacher answers (:func:`benchmark_examples`);
-   :func:`write_synthetic_update` adds update conflicts with known labels
-   (:mod:`~memlora_engine.training.synthetic_update`) to that cache;
 3. :func:`save_adapter` writes the adapter with its :class:`AdapterCard`.
 
 The command line is ``memlora distill``, ``memlora train <operation>`` and
