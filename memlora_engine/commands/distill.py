@@ -7,6 +7,7 @@ Examples::
     memlora distill --data locomo_dev.json --split train,validation
     memlora distill --data locomo_dev.json --split train --teacher-url http://127.0.0.1:8000/v1 \\
         --teacher-model qwen3-8b --teacher-ops extraction,update
+    memlora distill --data locomo_dev.json --split train,validation --synthetic-update 1200
     memlora distill --check-labeler tests/training/data/update_cases.jsonl
 """
 
@@ -45,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="operations the --teacher-url model answers (others keep the LoCoMo signals)")
     parser.add_argument("--limit-sessions", type=int, help="replay only the first K sessions per conversation")
     parser.add_argument("--no-captions", action="store_true", help="leave photo captions out of the turns")
+    parser.add_argument("--synthetic-update", type=int, metavar="N", default=0,
+                        help="also write N synthetic update conflicts (known ADD/UPDATE/DELETE/NONE labels) from the "
+                             "selected training conversations into <out>/update/synthetic-update.jsonl; train on "
+                             "them with `memlora train update --with-synthetic` (docs/training.md)")
+    parser.add_argument("--synthetic-seed", type=int, default=0, help="seed of the synthetic update examples")
     parser.add_argument("--check-labeler", metavar="CASES",
                         help="only report the update labeler's agreement with hand-labelled JSONL cases")
 
@@ -87,6 +93,29 @@ def _check_labeler(args: argparse.Namespace) -> int:
     return 0
 
 
+def _synthetic(args: argparse.Namespace, selected: list[Any], out: Path) -> None:
+    """Synthetic update examples from the selected conversations that are not held out."""
+    from memlora_engine.data.splits import DEV_SPLITS
+    from memlora_engine.errors import ConfigError
+    from memlora_engine.training.synthetic_update import write_synthetic_update
+
+    held_out = {*DEV_SPLITS["validation"], *DEV_SPLITS["test"]}
+    sources = [c for c in selected if c.sample_id not in held_out]
+    if not sources:
+        raise ConfigError("--synthetic-update needs training conversations (validation and test ones are left out)")
+    skipped = [c.sample_id for c in selected if c.sample_id in held_out]
+    if skipped:
+        print(f"synthetic update examples leave out the held-out conversations {skipped}")
+    stats = write_synthetic_update(out, sources, args.synthetic_update, seed=args.synthetic_seed)
+    shares = ", ".join(f"{k} {v:.0%}" for k, v in stats["synthetic"]["event_shares"].items())
+    mix = ", ".join(f"{k} {v:.0%}" for k, v in stats["mix"]["event_shares"].items())
+    print(f"synthetic update examples: {stats['count']} ({stats['synthetic']['facts']} facts: {shares})")
+    print(f"  events {stats['synthetic']['events']}, edits {stats['synthetic']['edits']}, "
+          f"facts per call {stats['synthetic']['facts_per_call']}")
+    print(f"  mix with the cached LoCoMo update examples of {[c.sample_id for c in sources]}: {mix}")
+    print(f"  statistics: {out / 'update' / 'synthetic-update.stats.json'}")
+
+
 def run(args: argparse.Namespace) -> int:
     from memlora_engine.errors import ConfigError, MemLoRAError
 
@@ -96,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.data:
             raise ConfigError("--data is required (or set MEMLORA_LOCOMO_PATH)")
         from memlora_engine.data.locomo import load_locomo
-        from memlora_engine.evaluation.splits import select_conversations
+        from memlora_engine.data.splits import select_conversations
         from memlora_engine.training.data import build_distillation_data
 
         selected = select_conversations(
@@ -111,6 +140,8 @@ def run(args: argparse.Namespace) -> int:
         manifest["source"] = Path(args.data).name
         (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
         print(f"distilled data: {out}")
+        if args.synthetic_update > 0:
+            _synthetic(args, selected, out)
         return 0
     except MemLoRAError as exc:
         print(f"memlora distill: {exc}", file=sys.stderr)

@@ -153,12 +153,12 @@ def _adapter_paths(args: argparse.Namespace) -> dict[str, str]:
 
 def _run_locomo(args: argparse.Namespace) -> int:
     from memlora_engine.data.locomo import load_locomo
+    from memlora_engine.data.splits import select_conversations
     from memlora_engine.errors import ConfigError
     from memlora_engine.evaluation.configs import parse_config, parse_token_caps
     from memlora_engine.evaluation.efficiency import model_size_bytes
     from memlora_engine.evaluation.locomo import evaluate_locomo
     from memlora_engine.evaluation.runner import RunOptions
-    from memlora_engine.evaluation.splits import select_conversations
 
     configs = [parse_config(spec) for spec in (args.configs or ["memlora"])]
     conversations = select_conversations(
@@ -239,7 +239,7 @@ def _run_report(args: argparse.Namespace) -> int:
 def _run_fetch_images(args: argparse.Namespace) -> int:
     from memlora_engine.data.image_cache import fetch_images
     from memlora_engine.data.locomo import load_locomo
-    from memlora_engine.evaluation.splits import select_conversations
+    from memlora_engine.data.splits import select_conversations
     from memlora_engine.evaluation.vqa import conversation_images
 
     conversations = select_conversations(
@@ -258,8 +258,8 @@ def _run_fetch_images(args: argparse.Namespace) -> int:
 def _run_vqa_build(args: argparse.Namespace) -> int:
     import json
 
+    from memlora_engine.data.splits import DEV_SPLITS
     from memlora_engine.errors import ConfigError, InvalidInputError
-    from memlora_engine.evaluation.splits import DEV_SPLITS
     from memlora_engine.evaluation.vqa import build_vqa_benchmark
     from memlora_engine.teachers import OpenAICompatibleTeacher
 

@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                             "(default: the records' image paths)")
     parser.add_argument("--train-conversations", help="sample ids (default: the dev train split)")
     parser.add_argument("--val-conversations", help="sample ids (default: the dev validation split)")
+    parser.add_argument("--with-synthetic", action="store_true",
+                        help="update: add the synthetic update conflicts (`memlora distill --synthetic-update N`) to "
+                             "the training examples")
     parser.add_argument("--lr", default="2e-4", help="learning rate(s), comma-separated: more than one is a search")
     parser.add_argument("--batch-size", default="4", help="batch size(s), comma-separated")
     parser.add_argument("--max-steps", type=int, default=200)
@@ -120,12 +123,19 @@ def _card(args: argparse.Namespace, summary: dict[str, Any], data: dict[str, Any
 def _text_data(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """Distilled examples of a text operation, and what the card says about them."""
     from memlora_engine.commands.distill import default_data_dir
-    from memlora_engine.evaluation.splits import DEV_SPLITS
+    from memlora_engine.data.splits import DEV_SPLITS
     from memlora_engine.training.data import load_examples
 
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     train_ids = args.train_conversations.split(",") if args.train_conversations else list(DEV_SPLITS["train"])
     val_ids = args.val_conversations.split(",") if args.val_conversations else list(DEV_SPLITS["validation"])
+    if args.with_synthetic:
+        from memlora_engine.errors import ConfigError
+        from memlora_engine.training.synthetic_update import SYNTHETIC_ID
+
+        if args.operation != "update":
+            raise ConfigError("--with-synthetic applies to the update operation only")
+        train_ids.append(SYNTHETIC_ID)
     train = load_examples(data_dir, args.operation, train_ids)
     val = load_examples(data_dir, args.operation, val_ids)
     manifest_path = data_dir / "manifest.json"
@@ -137,6 +147,8 @@ def _text_data(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dic
         "train_conversations": train_ids,
         "validation_conversations": val_ids,
     }
+    if args.with_synthetic:
+        card["synthetic"] = manifest.get("synthetic", {}).get(args.operation)
     return train, val, card
 
 

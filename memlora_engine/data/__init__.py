@@ -1,4 +1,4 @@
-"""Data shared by training and evaluation: LoCoMo, its session windows, its photos, the VQA records.
+"""Data shared by training and evaluation: LoCoMo, its dev splits, its session windows, its photos, the VQA records.
 
 Training and evaluation both import this package and never each other. Importing it
 is light (standard library only). Nothing from LoCoMo ships with MemLoRA (CC BY-NC
@@ -20,12 +20,14 @@ from memlora_engine.data.locomo import (
     parse_locomo,
     parse_session_datetime,
 )
+from memlora_engine.data.splits import DEV_SPLITS, select_conversations, select_split, split_conversations
 from memlora_engine.data.vqa import ONE_WORD_HINT, RECORD_FIELDS, load_vqa_benchmark
 from memlora_engine.data.windows import session_windows, window_messages
 
 __all__ = [
     "CATEGORY_NAMES",
     "Conversation",
+    "DEV_SPLITS",
     "FetchResult",
     "IMAGE_EXTENSIONS",
     "ONE_WORD_HINT",
@@ -42,6 +44,9 @@ __all__ = [
     "parse_locomo",
     "parse_session_datetime",
     "resolve_image",
+    "select_conversations",
+    "select_split",
     "session_windows",
+    "split_conversations",
     "window_messages",
 ]

@@ -30,6 +30,7 @@ from memlora_engine.data.locomo import (
     parse_locomo,
     parse_session_datetime,
 )
+from memlora_engine.data.splits import DEV_SPLITS, select_split, split_conversations
 from memlora_engine.evaluation.configs import PRESETS, EvalConfig, parse_config
 from memlora_engine.evaluation.efficiency import efficiency_summary
 from memlora_engine.evaluation.judge import ChatModelJudge, OpenAICompatibleJudge, parse_label
@@ -52,7 +53,6 @@ from memlora_engine.evaluation.report import build_report, load_runs
 from memlora_engine.evaluation.runner import RunOptions, run_config, select_questions
 from memlora_engine.evaluation.scoring import aggregate, score_answers
 from memlora_engine.evaluation.semantic import SemanticScorer
-from memlora_engine.evaluation.splits import DEV_SPLITS, select_split, split_conversations
 from memlora_engine.evaluation.vqa import build_vqa_benchmark, evaluate_vqa, load_vqa_benchmark
 
 __all__ = [

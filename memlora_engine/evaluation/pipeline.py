@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from memlora_engine.data.locomo import load_locomo
+from memlora_engine.data.splits import select_split
 from memlora_engine.evaluation.configs import EvalConfig, parse_config
 from memlora_engine.evaluation.locomo import evaluate_locomo
 from memlora_engine.evaluation.runner import RunOptions, run_config
 from memlora_engine.evaluation.scoring import aggregate, score_answers
 from memlora_engine.evaluation.semantic import SemanticScorer
-from memlora_engine.evaluation.splits import select_split
 from memlora_engine.types import Operation
 
 __all__ = ["pipeline_eval", "pipeline_metric"]

@@ -43,10 +43,10 @@ from typing import Any
 
 from memlora_engine.data.image_cache import image_kind, resolve_image
 from memlora_engine.data.locomo import Conversation, load_locomo
+from memlora_engine.data.splits import DEV_SPLITS, split_conversations
 from memlora_engine.data.vqa import ONE_WORD_HINT, load_vqa_benchmark
 from memlora_engine.errors import ConfigError, InvalidInputError, ModelOutputError
 from memlora_engine.evaluation.metrics import normalize_vqa, score_v
-from memlora_engine.evaluation.splits import DEV_SPLITS, split_conversations
 from memlora_engine.parsing import load_json
 from memlora_engine.teachers import CachedTeacher, Teacher
 from memlora_engine.types import Operation
@@ -205,7 +205,7 @@ def build_vqa_benchmark(
             replays the answers instead of asking again.
         image_dir: the image cache (see :mod:`~memlora_engine.data.image_cache`).
         splits: split name -> conversation ids (default: the dev file's
-            :data:`~memlora_engine.evaluation.splits.DEV_SPLITS`); photos of conversations
+            :data:`~memlora_engine.data.splits.DEV_SPLITS`); photos of conversations
             in no split are left out.
 
     Returns:

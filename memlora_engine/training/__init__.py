@@ -9,6 +9,8 @@ Pipeline (see ``docs/training.md``):
 
 1. :func:`build_distillation_data` runs the engine with teachers on LoCoMo conversations
    and caches every call as a (prompt, cleaned target) example;
+   :func:`write_synthetic_update` adds update conflicts with known labels
+   (:mod:`~memlora_engine.training.synthetic_update`) to that cache;
 2. :func:`train_adapter` trains one operation's LoRA expert, early-stopped on the
    validation loss; :func:`search_stage` wraps it in the two-tier search. The ``vqa``
    expert (MemLoRA-V) trains the same way on an image-text model, from the VQA
@@ -63,6 +65,12 @@ from memlora_engine.training.signals import (
     content_words,
     labeler_agreement,
 )
+from memlora_engine.training.synthetic_update import (
+    SYNTHETIC_ID,
+    generate_update_examples,
+    label_distribution,
+    write_synthetic_update,
+)
 from memlora_engine.training.trainer import TrainResult, evaluate_loss, train_adapter
 from memlora_engine.training.vqa import VQA_SCHEMA, benchmark_examples, build_vqa_examples, vqa_messages, vqa_prompt
 
@@ -81,6 +89,7 @@ __all__ = [
     "ObservationTeacher",
     "OpenAICompatibleTeacher",
     "ReferenceAnswerTeacher",
+    "SYNTHETIC_ID",
     "TRAINED_OPERATIONS",
     "Teacher",
     "TeacherCall",
@@ -102,7 +111,9 @@ __all__ = [
     "encode_record",
     "encode_vlm_example",
     "evaluate_loss",
+    "generate_update_examples",
     "is_empty_extraction",
+    "label_distribution",
     "labeler_agreement",
     "load_examples",
     "prompt_values",
@@ -118,4 +129,5 @@ __all__ = [
     "vqa_prompt",
     "window_facts",
     "window_messages",
+    "write_synthetic_update",
 ]

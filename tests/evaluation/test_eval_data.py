@@ -204,7 +204,7 @@ def test_dev_file_raw_quirks_exist(locomo_dev):
 
 
 def test_conversation_selection_by_ids_or_splits(synthetic_file):
-    from memlora_engine.evaluation.splits import select_conversations
+    from memlora_engine.data.splits import select_conversations
 
     conversations = load_locomo(synthetic_file)
     assert [c.sample_id for c in select_conversations(conversations, ids="syn-2, syn-1", splits="test")] == [
