@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from memlora_engine.errors import GeneratorError
-from memlora_engine.generator import Generation, GenerationRequest
+from memlora_engine.generator import Generation, GenerationRequest, SupportsAdapters, SupportsImages
 from memlora_engine.types import Operation
 
 __all__ = ["DeterministicEmbedder", "ScriptedGenerator"]
@@ -21,7 +21,7 @@ __all__ = ["DeterministicEmbedder", "ScriptedGenerator"]
 Response = str | Callable[[GenerationRequest], str]
 
 
-class ScriptedGenerator:
+class ScriptedGenerator(SupportsAdapters, SupportsImages):
     """Answers each operation from a script.
 
     Args:
@@ -37,6 +37,8 @@ class ScriptedGenerator:
 
     ``calls`` keeps every request, for assertions on prompts.
     """
+
+    supports_images: bool = False
 
     def __init__(
         self,

@@ -41,6 +41,7 @@ from memlora_engine.embeddings.base import Embedder
 from memlora_engine.errors import ModelOutputError
 from memlora_engine.evaluation.dataset import Conversation, Turn
 from memlora_engine.evaluation.runner import session_windows
+from memlora_engine.operations import TRAINED_OPERATIONS
 from memlora_engine.training.cleaning import clean_output, prompt_values
 from memlora_engine.training.teachers import Teacher, TeacherCall, TeacherGenerator
 from memlora_engine.types import Operation
@@ -58,7 +59,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-TRAINED_OPERATIONS = (Operation.EXTRACTION, Operation.UPDATE, Operation.GENERATION)
 _STYLE = "memlora"
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from memlora_engine.errors import InvalidInputError, ModelOutputError
 from memlora_engine.evaluation.vqa import ONE_WORD_HINT
-from memlora_engine.parsing import VQA_SCHEMA
+from memlora_engine.operations import VQA_SCHEMA
 from memlora_engine.training.cleaning import clean_output, dump_json
 from memlora_engine.training.teachers import Teacher
 from memlora_engine.types import Operation
