@@ -30,6 +30,7 @@ from memlora_engine.types import Event, Operation
 __all__ = [
     "EXTRACTION_SCHEMA",
     "INGEST_OPERATIONS",
+    "LANGUAGE_MODEL_QV",
     "OPERATIONS",
     "PIPELINE_OPERATIONS",
     "TRAINED_OPERATIONS",
@@ -76,6 +77,15 @@ VQA_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
+LANGUAGE_MODEL_QV = r".*(language_model|text_model)\..*\.(q_proj|v_proj)"
+"""The q/v projections of an image-text model's *language model* only (a regex, as peft takes it).
+
+A bare ``["q_proj", "v_proj"]`` would also adapt the vision tower's attention (CLIP,
+SigLIP and InternViT name theirs the same). transformers names the language model
+``language_model`` (LLaVA, InternVL, Qwen2-VL, Gemma-3) or ``text_model`` (SmolVLM /
+Idefics3), e.g. ``model.language_model.layers.0.self_attn.q_proj``.
+"""
+
 
 @dataclass(frozen=True, eq=False)
 class OperationSpec:
@@ -83,8 +93,9 @@ class OperationSpec:
 
     Attributes:
         operation: the operation.
-        placeholders: the ``$names`` of its prompt (system and user message together);
-            every style's templates use exactly these, and rendering needs all of them.
+        placeholders: the ``$names`` of its prompt (system and user message together):
+            every style's templates use exactly these; rendering needs all of them
+            (and ignores other values, e.g. a ``date`` the prompt does not show).
         json_schema: the JSON its output must follow (constrained decoding), or None
             for free text.
         parse: turns the raw model output into what the engine uses (raises
@@ -93,6 +104,9 @@ class OperationSpec:
         max_new_tokens: the default token budget (``MemoryConfig.max_new_tokens``).
         quick_max_new_tokens: the small budget of ``memlora demo`` and ``memlora bench``
             (a few minutes on 2 CPU cores, where decode runs at ~5-7 tokens/s).
+        lora_target_modules: the modules its LoRA adapter trains by default (module
+            names, ``"all-linear"`` or a regex, as peft takes them); the paper's choice:
+            attention q/v for the JSON stages, every linear layer for generation.
         ingest: it runs inside ``Memory.add`` (the evaluation's ingestion stages).
         pipeline: a stage of the text memory pipeline (``add`` then ``answer``): the
             stages an evaluation configuration puts on adapters or the base model.
@@ -112,6 +126,7 @@ class OperationSpec:
     parse: Callable[[str], Any] | None
     max_new_tokens: int
     quick_max_new_tokens: int
+    lora_target_modules: tuple[str, ...] | str
     ingest: bool = False
     pipeline: bool = False
     trained: bool = False
@@ -149,17 +164,19 @@ OPERATIONS: Mapping[Operation, OperationSpec] = _registry(
         parse=parse_facts,
         max_new_tokens=192,
         quick_max_new_tokens=64,
+        lora_target_modules=("q_proj", "v_proj"),
         ingest=True,
         pipeline=True,
         trained=True,
     ),
     OperationSpec(
         Operation.UPDATE,
-        placeholders=frozenset({"date", "old_memories", "facts"}),
+        placeholders=frozenset({"old_memories", "facts"}),
         json_schema=UPDATE_SCHEMA,
         parse=parse_update_ops,
         max_new_tokens=320,
         quick_max_new_tokens=96,
+        lora_target_modules=("q_proj", "v_proj"),
         ingest=True,
         pipeline=True,
         trained=True,
@@ -171,6 +188,7 @@ OPERATIONS: Mapping[Operation, OperationSpec] = _registry(
         parse=None,
         max_new_tokens=48,
         quick_max_new_tokens=24,
+        lora_target_modules="all-linear",
         pipeline=True,
         trained=True,
     ),
@@ -181,6 +199,7 @@ OPERATIONS: Mapping[Operation, OperationSpec] = _registry(
         parse=parse_vqa,
         max_new_tokens=48,
         quick_max_new_tokens=48,
+        lora_target_modules=LANGUAGE_MODEL_QV,  # not the vision tower
         fixed_style="memlora",  # Mem0 has no VQA prompt
         own_prompt_version=True,
     ),
