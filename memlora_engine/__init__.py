@@ -38,10 +38,15 @@ _EXPORTS = {
     "MissingDependencyError": "memlora_engine.errors",
     "ModelOutputError": "memlora_engine.errors",
     "Operation": "memlora_engine.types",
+    "OperationSpec": "memlora_engine.operations",
     "Scope": "memlora_engine.types",
     "ScopeError": "memlora_engine.errors",
     "SentenceTransformerEmbedder": "memlora_engine.embeddings.sentence_transformers",
     "StorageError": "memlora_engine.errors",
+    "SupportsAdapters": "memlora_engine.generator",
+    "SupportsImages": "memlora_engine.generator",
+    "SupportsStreaming": "memlora_engine.generator",
+    "SupportsTokenCount": "memlora_engine.generator",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -64,9 +69,18 @@ if TYPE_CHECKING:
         ScopeError,
         StorageError,
     )
-    from memlora_engine.generator import Generation, GenerationRequest, Generator
+    from memlora_engine.generator import (
+        Generation,
+        GenerationRequest,
+        Generator,
+        SupportsAdapters,
+        SupportsImages,
+        SupportsStreaming,
+        SupportsTokenCount,
+    )
     from memlora_engine.history import HistoryStore
     from memlora_engine.memory import Memory
+    from memlora_engine.operations import OperationSpec
     from memlora_engine.store.chroma import ChromaStore
     from memlora_engine.types import (
         AddResult,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from memlora_engine.errors import ConfigError
+from memlora_engine.operations import default_max_new_tokens
 from memlora_engine.prompts import PROMPT_STYLES
 from memlora_engine.types import Operation
 
@@ -35,10 +36,6 @@ def known_fields_only(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k in known}
 
 
-def _default_max_new_tokens() -> dict[str, int]:
-    return {"extraction": 192, "update": 320, "generation": 48, "vqa": 48}
-
-
 @dataclass
 class MemoryConfig:
     """How a :class:`~memlora_engine.Memory` stores, retrieves and prompts.
@@ -59,7 +56,8 @@ class MemoryConfig:
             without an update call (nothing to update or delete).
         constrained_json: ask the generator to decode extraction/update under their
             JSON schema (a backbone without support ignores it).
-        max_new_tokens: token budget per operation.
+        max_new_tokens: token budget per operation; the operations left out keep
+            their default (``max_new_tokens`` of :data:`~memlora_engine.operations.OPERATIONS`).
         max_conversation_chars: the most characters of conversation sent to the
             extraction operation; a longer one keeps its latest turns, with a
             warning (None: no limit, for models with a long context).
@@ -80,7 +78,7 @@ class MemoryConfig:
     answer_top_k: int = 10
     skip_update_when_empty: bool = True
     constrained_json: bool = True
-    max_new_tokens: dict[str, int] = field(default_factory=_default_max_new_tokens)
+    max_new_tokens: dict[str, int] = field(default_factory=default_max_new_tokens)
     max_conversation_chars: int | None = 16_000
 
     def __post_init__(self) -> None:
@@ -96,7 +94,7 @@ class MemoryConfig:
         budget = self.max_conversation_chars
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
             raise ConfigError(f"max_conversation_chars must be a positive integer or None, got {budget!r}")
-        merged = _default_max_new_tokens()
+        merged = default_max_new_tokens()
         for key, value in dict(self.max_new_tokens).items():
             Operation(key)  # raises ValueError on an unknown operation
             if not isinstance(value, int) or value < 1:

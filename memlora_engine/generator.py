@@ -8,12 +8,22 @@ backbone can activate that operation's LoRA adapter.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from memlora_engine.types import Operation
 
-__all__ = ["ChatMessage", "Generation", "GenerationRequest", "Generator"]
+__all__ = [
+    "ChatMessage",
+    "Generation",
+    "GenerationRequest",
+    "Generator",
+    "SupportsAdapters",
+    "SupportsImages",
+    "SupportsStreaming",
+    "SupportsTokenCount",
+]
 
 ChatMessage = dict[str, Any]
 """``{"role": "system" | "user" | "assistant", "content": str}``."""
@@ -30,8 +40,8 @@ class GenerationRequest:
             a backbone that supports constrained decoding enforces it.
         max_new_tokens: upper bound on generated tokens.
         images: PIL images the model must see with the prompt (a backbone with
-            ``supports_images = True`` puts them before the text of the last user
-            message); the engine only sends them to such a backbone.
+            ``supports_images = True``, see :class:`SupportsImages`, puts them before
+            the text of the last user message); the engine only sends them to such a backbone.
     """
 
     operation: Operation
@@ -53,16 +63,62 @@ class Generation:
 
 @runtime_checkable
 class Generator(Protocol):
-    """What the engine needs from a model backend."""
+    """What the engine needs from a model backend: one call in, its text out.
+
+    What a generator can do beyond that it declares with the capability protocols
+    below (subclassing them, or having their members); the engine, the evaluation
+    and the integrations check them with ``isinstance``.
+    """
 
     def generate(self, request: GenerationRequest) -> Generation:
         """Run one call and return the generated text."""
         ...
 
+
+@runtime_checkable
+class SupportsAdapters(Protocol):
+    """A generator with per-operation trained adapters.
+
+    Without this capability every operation counts as running on the base model.
+    """
+
     def has_adapter(self, operation: Operation) -> bool:
         """True when ``operation`` runs on its own trained adapter.
 
         The engine uses the configured prompt style for adapter operations and the
-        fallback style (Mem0's long prompts by default) for base-model operations.
+        fallback style (Mem0's long prompts by default) for base-model operations
+        (see :meth:`~memlora_engine.operations.OperationSpec.prompt_style`).
         """
+        ...
+
+
+@runtime_checkable
+class SupportsImages(Protocol):
+    """A generator that may take images; ``supports_images`` says whether this one does.
+
+    Only when it is True does the engine send pixels (extraction and ``vqa``) and route
+    image questions to ``vqa``; a generator without the capability is text-only.
+    """
+
+    @property
+    def supports_images(self) -> bool:
+        """True for a vision-language model."""
+        ...
+
+
+@runtime_checkable
+class SupportsTokenCount(Protocol):
+    """A generator that counts tokens with its own tokenizer."""
+
+    def count_tokens(self, text: str) -> int:
+        """Number of tokens ``text`` encodes to (no special tokens)."""
+        ...
+
+
+@runtime_checkable
+class SupportsStreaming(Protocol):
+    """A generator that yields its text in chunks as it is decoded."""
+
+    def stream(self, request: GenerationRequest) -> Iterator[str]:
+        """Yield the generated text of ``request`` piece by piece."""
         ...

@@ -26,10 +26,11 @@ from memlora_engine.errors import (
     MemoryNotFoundError,
     ModelOutputError,
 )
-from memlora_engine.generator import Generation, GenerationRequest, Generator
+from memlora_engine.generator import Generation, GenerationRequest, Generator, SupportsAdapters, SupportsImages
 from memlora_engine.history import HistoryStore, PendingBatch
 from memlora_engine.images import ImageStore, LoadedImage, load_image
 from memlora_engine.messages import check_text, normalize_messages, render_conversation
+from memlora_engine.operations import operation_spec
 from memlora_engine.ops import PlannedOp, plan_operations
 from memlora_engine.parsing import (
     EXTRACTION_SCHEMA,
@@ -196,20 +197,19 @@ class Memory:
 
     # -- model calls ------------------------------------------------------------------
     def _style(self, op: Operation) -> str:
-        if op is Operation.VQA:
-            return "memlora"  # the only VQA prompt (Mem0 has none)
-        has_adapter = getattr(self.generator, "has_adapter", None)
-        if callable(has_adapter) and has_adapter(op):
-            return self.config.prompt_style
-        return self.config.base_prompt_style
+        generator = self.generator
+        has_adapter = isinstance(generator, SupportsAdapters) and bool(generator.has_adapter(op))
+        return operation_spec(op).prompt_style(self.config.prompt_style, self.config.base_prompt_style, has_adapter)
 
     @property
     def sees_images(self) -> bool:
         """True when the generator takes images (a VLM backbone): extraction and VQA see pixels."""
-        return bool(getattr(self.generator, "supports_images", False))
+        generator = self.generator
+        return isinstance(generator, SupportsImages) and bool(generator.supports_images)
 
     def _call(self, op: Operation, schema: dict[str, Any] | None = None, images: Sequence[Any] = (),
               **values: str) -> Generation:
+        """One model call for ``op``; ``schema`` defaults to the operation's (the registry's)."""
         if self.generator is None:
             raise GeneratorError(
                 "no generator configured: pass generator= (the on-device backbone, or "
@@ -218,7 +218,7 @@ class Memory:
         request = GenerationRequest(
             operation=op,
             messages=render_prompt(self._style(op), op, **values),
-            json_schema=schema if self.config.constrained_json else None,
+            json_schema=(schema or operation_spec(op).json_schema) if self.config.constrained_json else None,
             max_new_tokens=self.config.max_new_tokens[op.value],
             images=tuple(images),
         )

@@ -1,10 +1,14 @@
-"""Tolerant parsing of what small models emit, and the JSON schemas they must follow.
+"""Tolerant parsing of what small models emit.
 
 Small models wrap JSON in thinking blocks, code fences and chatter, use single
 quotes, and get cut off at the token limit. :func:`load_json` strips the thinking,
 then lets ``json_repair`` recover the object; output that still does not have the
 expected shape raises :class:`~memlora_engine.errors.ModelOutputError` carrying
 the raw text, so the engine can count it and apply nothing.
+
+The JSON schemas the outputs must follow are in the operation registry
+(:mod:`memlora_engine.operations`); ``EXTRACTION_SCHEMA``, ``UPDATE_SCHEMA`` and
+``VQA_SCHEMA`` stay importable from here.
 """
 
 from __future__ import annotations
@@ -18,12 +22,12 @@ from typing import Any
 import json_repair
 
 from memlora_engine.errors import ModelOutputError
-from memlora_engine.types import Event, Operation
+from memlora_engine.types import Operation
 
-__all__ = [
-    "EXTRACTION_SCHEMA",
-    "UPDATE_SCHEMA",
-    "VQA_SCHEMA",
+__all__ = [  # the schemas resolve through __getattr__ below
+    "EXTRACTION_SCHEMA",  # noqa: F822
+    "UPDATE_SCHEMA",  # noqa: F822
+    "VQA_SCHEMA",  # noqa: F822
     "RawOp",
     "load_json",
     "parse_facts",
@@ -32,40 +36,19 @@ __all__ = [
     "strip_thinking",
 ]
 
-EXTRACTION_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"facts": {"type": "array", "items": {"type": "string"}}},
-    "required": ["facts"],
-    "additionalProperties": False,
-}
+_SCHEMAS = ("EXTRACTION_SCHEMA", "UPDATE_SCHEMA", "VQA_SCHEMA")
 
-UPDATE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "memory": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "id": {"type": "string"},
-                    "text": {"type": "string"},
-                    "event": {"type": "string", "enum": [e.value for e in Event]},
-                    "old_memory": {"type": "string"},
-                },
-                "required": ["id", "text", "event"],
-                "additionalProperties": False,
-            },
-        }
-    },
-    "required": ["memory"],
-    "additionalProperties": False,
-}
-VQA_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"answer": {"type": "string"}, "reason": {"type": "string"}},
-    "required": ["answer", "reason"],
-    "additionalProperties": False,
-}
+
+def __getattr__(name: str) -> dict[str, Any]:
+    # The schemas live in the operation registry, which imports the parsers below;
+    # they stay importable from here, resolved on first use.
+    if name in _SCHEMAS:
+        from memlora_engine import operations
+
+        value: dict[str, Any] = getattr(operations, name)
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _THINK_BLOCK = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.DOTALL | re.IGNORECASE)
 _THINK_OPEN = re.compile(r"<(think|thinking|reasoning)>", re.IGNORECASE)

@@ -29,7 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from memlora_engine._openai_compat import chat_completion_content
 from memlora_engine.errors import GeneratorError
-from memlora_engine.generator import ChatMessage, Generation, GenerationRequest, Generator
+from memlora_engine.generator import ChatMessage, Generation, GenerationRequest, Generator, SupportsAdapters
 from memlora_engine.types import Operation
 
 __all__ = [
@@ -199,7 +199,7 @@ class TeacherCall:
     context: dict[str, Any] = field(default_factory=dict)
 
 
-class TeacherGenerator:
+class TeacherGenerator(SupportsAdapters):
     """An engine :class:`~memlora_engine.generator.Generator` answered by per-operation teachers.
 
     Reports every operation as having an adapter, so the engine renders the short

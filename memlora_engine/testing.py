@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from memlora_engine.embeddings.hashing import HashingEmbedder
 from memlora_engine.errors import GeneratorError
-from memlora_engine.generator import Generation, GenerationRequest
+from memlora_engine.generator import Generation, GenerationRequest, SupportsAdapters, SupportsImages
 from memlora_engine.types import Operation
 
 __all__ = ["DeterministicEmbedder", "ScriptedGenerator"]
@@ -23,7 +23,7 @@ __all__ = ["DeterministicEmbedder", "ScriptedGenerator"]
 Response = str | Callable[[GenerationRequest], str]
 
 
-class ScriptedGenerator:
+class ScriptedGenerator(SupportsAdapters, SupportsImages):
     """Answers each operation from a script.
 
     Args:
@@ -39,6 +39,8 @@ class ScriptedGenerator:
 
     ``calls`` keeps every request, for assertions on prompts.
     """
+
+    supports_images: bool = False
 
     def __init__(
         self,

@@ -4,8 +4,8 @@ Each directory holds a peft LoRA adapter (``adapter_model.safetensors``,
 ``adapter_config.json``) and ``card.json`` (base model, prompt version, data,
 hyperparameters, validation metrics; see :mod:`memlora_engine.training.cards`).
 An adapter is only valid with the prompts it was trained on: :func:`shipped_adapters`
-skips (with a warning) any whose card names another :data:`~memlora_engine.prompts.PROMPT_VERSION`
-(:data:`~memlora_engine.prompts.VQA_PROMPT_VERSION` for a ``vqa`` adapter).
+skips (with a warning) any whose card names another prompt version than
+:func:`~memlora_engine.prompts.prompt_version` of its operation.
 
 Importing this module reads no files.
 """
@@ -17,9 +17,9 @@ import warnings
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["shipped_adapters", "shipped_dir"]
+from memlora_engine.types import Operation
 
-_OPERATIONS = ("extraction", "update", "generation", "vqa")
+__all__ = ["shipped_adapters", "shipped_dir"]
 
 
 def shipped_dir() -> Path:
@@ -32,19 +32,19 @@ def shipped_adapters(model: str) -> dict[str, Path]:
 
     Returns ``{}`` for a model without shipped adapters (a path, a hub id, another model).
     """
-    from memlora_engine.prompts import PROMPT_VERSION, VQA_PROMPT_VERSION
+    from memlora_engine.prompts import prompt_version
 
     root = shipped_dir() / str(model).replace("/", "--")
     found: dict[str, Path] = {}
     if not root.is_dir():
         return found
-    for op in _OPERATIONS:
+    for op in (operation.value for operation in Operation):
         directory = root / op
         if not (directory / "adapter_model.safetensors").is_file():
             continue
         card_path = directory / "card.json"
         card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
-        expected = VQA_PROMPT_VERSION if op == "vqa" else PROMPT_VERSION
+        expected = prompt_version(op)
         if card.get("prompt_version") != expected:
             warnings.warn(
                 f"shipped {op} adapter for {model} was trained on prompt version {card.get('prompt_version')!r}, "

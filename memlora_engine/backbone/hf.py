@@ -20,7 +20,13 @@ from typing import Any
 from memlora_engine.backbone._render import render_messages
 from memlora_engine.backbone.constrained import JsonConstraint
 from memlora_engine.errors import ConfigError, GeneratorError, require
-from memlora_engine.generator import Generation, GenerationRequest
+from memlora_engine.generator import (
+    Generation,
+    GenerationRequest,
+    SupportsAdapters,
+    SupportsStreaming,
+    SupportsTokenCount,
+)
 from memlora_engine.types import Operation
 
 __all__ = ["HFBackbone"]
@@ -30,8 +36,11 @@ logger = logging.getLogger(__name__)
 AdapterSource = str | os.PathLike[str]
 
 
-class HFBackbone:
+class HFBackbone(SupportsAdapters, SupportsTokenCount, SupportsStreaming):
     """A :class:`~memlora_engine.generator.Generator` on a local transformers model.
+
+    It has per-operation adapters, counts tokens with its tokenizer and streams
+    (the capability protocols of :mod:`memlora_engine.generator`).
 
     Args:
         model: a ``PreTrainedModel`` (causal LM), already on its device and dtype.

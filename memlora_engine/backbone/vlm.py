@@ -21,7 +21,7 @@ from typing import Any
 
 from memlora_engine.backbone.hf import AdapterSource, HFBackbone
 from memlora_engine.errors import ConfigError, GeneratorError, require
-from memlora_engine.generator import GenerationRequest
+from memlora_engine.generator import GenerationRequest, SupportsImages
 from memlora_engine.types import Operation
 
 __all__ = ["VLMBackbone", "encode_vlm", "is_vision_model", "load_vlm_backbone", "vlm_messages"]
@@ -79,7 +79,7 @@ def encode_vlm(processor: Any, messages: Sequence[dict[str, Any]], images: Seque
     return processor(**kwargs)
 
 
-class VLMBackbone(HFBackbone):
+class VLMBackbone(HFBackbone, SupportsImages):
     """A :class:`HFBackbone` on an image-text-to-text model; requests may carry images.
 
     Args:

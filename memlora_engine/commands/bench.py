@@ -139,10 +139,10 @@ def _weight_bytes(model: Any) -> int:
 
 
 def _operation_rows(backbone: Any) -> list[tuple[str, str, float, int, int]]:
-    from memlora_engine.commands.demo import _MAX_NEW_TOKENS, SESSIONS
+    from memlora_engine.commands.demo import SESSIONS
     from memlora_engine.generator import GenerationRequest
     from memlora_engine.messages import render_conversation
-    from memlora_engine.parsing import EXTRACTION_SCHEMA, UPDATE_SCHEMA
+    from memlora_engine.operations import OPERATIONS
     from memlora_engine.prompts import render_prompt
     from memlora_engine.types import Operation
 
@@ -150,16 +150,17 @@ def _operation_rows(backbone: Any) -> list[tuple[str, str, float, int, int]]:
     old = json.dumps([{"id": "0", "text": "Alice lives in Paris"}, {"id": "1", "text": "Alice is a nurse"}], indent=2)
     facts = json.dumps(["Alice moved to Lisbon", "Alice is learning Portuguese"])
     cases = [
-        (Operation.EXTRACTION, EXTRACTION_SCHEMA, _MAX_NEW_TOKENS["extraction"], {"conversation": conversation}),
-        (Operation.UPDATE, UPDATE_SCHEMA, _MAX_NEW_TOKENS["update"], {"old_memories": old, "facts": facts}),
-        (Operation.GENERATION, None, _MAX_NEW_TOKENS["generation"], {"memories": "- Alice lives in Lisbon\n- Alice is a nurse",
-                                          "question": "Where does Alice live?"}),
+        (Operation.EXTRACTION, {"conversation": conversation}),
+        (Operation.UPDATE, {"old_memories": old, "facts": facts}),
+        (Operation.GENERATION, {"memories": "- Alice lives in Lisbon\n- Alice is a nurse",
+                                "question": "Where does Alice live?"}),
     ]
     rows = []
     for style in ("memlora", "mem0"):
-        for op, schema, budget, values in cases:
+        for op, values in cases:
             messages = render_prompt(style, op, date="2026-05-18", **values)
-            request = GenerationRequest(op, messages, schema, budget)
+            spec = OPERATIONS[op]  # the demo's small budgets
+            request = GenerationRequest(op, messages, spec.json_schema, spec.quick_max_new_tokens)
             start = time.perf_counter()
             result = backbone.generate(request)
             rows.append((style, op.value, time.perf_counter() - start, result.input_tokens, result.output_tokens))
@@ -224,22 +225,22 @@ _PARSE_UPDATES = [
 
 
 def _parse_failures(backbone: Any, style: str) -> int:
-    from memlora_engine.commands.demo import _MAX_NEW_TOKENS
     from memlora_engine.errors import ModelOutputError
     from memlora_engine.generator import GenerationRequest
-    from memlora_engine.parsing import EXTRACTION_SCHEMA, UPDATE_SCHEMA, parse_facts, parse_update_ops
+    from memlora_engine.operations import EXTRACTION_SCHEMA, OPERATIONS, UPDATE_SCHEMA
+    from memlora_engine.parsing import parse_facts, parse_update_ops
     from memlora_engine.prompts import render_prompt
     from memlora_engine.types import Operation
 
     cases = [
         (GenerationRequest(Operation.EXTRACTION, render_prompt(style, Operation.EXTRACTION, conversation=c, date="2026-05-18"),
-                           EXTRACTION_SCHEMA, _MAX_NEW_TOKENS["extraction"]), parse_facts)
+                           EXTRACTION_SCHEMA, OPERATIONS[Operation.EXTRACTION].quick_max_new_tokens), parse_facts)
         for c in _PARSE_CONVERSATIONS
     ] + [
         (GenerationRequest(Operation.UPDATE, render_prompt(
             style, Operation.UPDATE, date="2026-05-18", facts=json.dumps(new),
             old_memories=json.dumps([{"id": str(i), "text": t} for i, t in enumerate(old)], indent=2)),
-            UPDATE_SCHEMA, _MAX_NEW_TOKENS["update"]), parse_update_ops)
+            UPDATE_SCHEMA, OPERATIONS[Operation.UPDATE].quick_max_new_tokens), parse_update_ops)
         for old, new in _PARSE_UPDATES
     ]
     failures = {False: 0, True: 0}

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from memlora_engine.generator import SupportsAdapters
+
 __all__ = ["QUESTIONS", "SESSIONS", "add_arguments", "run"]
 
 # A short story written for the demo: a fact changes (Paris -> Lisbon; the cat dies,
@@ -54,8 +56,6 @@ QUESTIONS = [
 ]
 
 _USER = "alice"
-# Small budgets keep the demo to a few minutes on 2 CPU cores (decode is ~5-7 tokens/s).
-_MAX_NEW_TOKENS = {"extraction": 64, "update": 96, "generation": 24}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -105,7 +105,7 @@ class _Timer:
         _progress(f"    done in {time.perf_counter() - self.start:.1f} s")
 
 
-class _Recorder:
+class _Recorder(SupportsAdapters):
     """Wraps the backbone to keep the raw update output, so NONE decisions can be shown too."""
 
     def __init__(self, generator: Any) -> None:
@@ -161,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo; returns the exit status."""
     from memlora_engine import Memory, MemoryConfig
     from memlora_engine.backbone import load_backbone
+    from memlora_engine.operations import default_max_new_tokens
     from memlora_engine.types import Operation
 
     _quiet_progress_bars()
@@ -190,7 +191,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = MemoryConfig(
             data_dir=data_dir, prompt_style="memlora", base_prompt_style=style,
-            max_new_tokens=_MAX_NEW_TOKENS,
+            # The small budgets keep the demo to a few minutes on 2 CPU cores.
+            max_new_tokens=default_max_new_tokens(quick=True),
         )
         with _Timer("loading the embedder and the store"):
             recorder = _Recorder(backbone)

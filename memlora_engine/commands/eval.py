@@ -136,10 +136,11 @@ def _semantic(args: argparse.Namespace) -> Any:
 
 def _adapter_paths(args: argparse.Namespace) -> dict[str, str]:
     from memlora_engine.errors import ConfigError
+    from memlora_engine.operations import PIPELINE_OPERATIONS
 
     paths: dict[str, str] = {}
     if args.adapters_dir:
-        for stage in ("extraction", "update", "generation"):
+        for stage in (op.value for op in PIPELINE_OPERATIONS):
             candidate = Path(args.adapters_dir) / stage
             if candidate.is_dir():
                 paths[stage] = str(candidate)

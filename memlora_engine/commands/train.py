@@ -35,7 +35,9 @@ def _ints(text: str) -> list[int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("operation", choices=("extraction", "update", "generation", "vqa"))
+    from memlora_engine.types import Operation
+
+    parser.add_argument("operation", choices=[op.value for op in Operation])
     parser.add_argument("--data-dir", help="distilled data (default: where `memlora distill` writes)")
     parser.add_argument("--out", help="run directory (default: <memlora cache>/training/runs/<operation>)")
     parser.add_argument("--model", help="backbone to train on: a built-in name, a model directory or a hub id "
@@ -92,7 +94,7 @@ def _target_modules(text: str | None) -> list[str] | str | None:
 
 
 def _card(args: argparse.Namespace, summary: dict[str, Any], data: dict[str, Any]) -> Any:
-    from memlora_engine.prompts import PROMPT_VERSION, VQA_PROMPT_VERSION
+    from memlora_engine.prompts import prompt_version
     from memlora_engine.training.cards import AdapterCard
 
     best = next(r for r in summary["candidates"] if r["candidate"] == summary["best"])
@@ -101,8 +103,7 @@ def _card(args: argparse.Namespace, summary: dict[str, Any], data: dict[str, Any
         operation=args.operation,
         base_model=result["config"]["model"],
         prompt_style="memlora",
-        # The vqa prompt is versioned apart from the text operations' (see memlora_engine.prompts).
-        prompt_version=VQA_PROMPT_VERSION if args.operation == "vqa" else PROMPT_VERSION,
+        prompt_version=prompt_version(args.operation),
         data={
             **data,
             "train_examples": result["train_examples"],

@@ -48,7 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = collect_search(args.runs, args.out)
         print(f"{len(rows)} search rows -> {args.out}/search.md")
     if args.heldout:
-        adapters = {op: str(Path(args.adapters_dir) / op) for op in ("extraction", "update", "generation")
+        from memlora_engine.operations import PIPELINE_OPERATIONS
+
+        stages = [op.value for op in PIPELINE_OPERATIONS]
+        adapters = {op: str(Path(args.adapters_dir) / op) for op in stages
                     if (Path(args.adapters_dir) / op / "adapter_model.safetensors").exists()}
         losses = heldout_losses(args.model, adapters, args.data_dir, args.conversations.split(","),
                                 examples=args.heldout, num_threads=args.threads)

@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 
 from memlora_engine.config import MemoryConfig
 from memlora_engine.errors import ConfigError
+from memlora_engine.operations import PIPELINE_OPERATIONS, operation_spec
 from memlora_engine.prompts import PROMPT_STYLES
 from memlora_engine.types import Operation
 
+# PIPELINE_OPERATIONS is the registry's, re-exported: the stages a configuration sets.
 __all__ = ["PIPELINE_OPERATIONS", "PRESETS", "EvalConfig", "parse_config", "parse_token_caps"]
-
-PIPELINE_OPERATIONS = (Operation.EXTRACTION, Operation.UPDATE, Operation.GENERATION)
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,10 @@ class EvalConfig:
         return MemoryConfig(**values)  # type: ignore[arg-type]
 
     def prompt_style(self, operation: Operation) -> str:
-        return self.adapter_prompt_style if operation in self.adapters else self.base_prompt_style
+        """The prompts ``operation`` renders under this configuration (the engine's rule)."""
+        return operation_spec(operation).prompt_style(
+            self.adapter_prompt_style, self.base_prompt_style, Operation(operation) in self.adapters
+        )
 
     def describe(self) -> dict[str, object]:
         return {
@@ -92,7 +95,8 @@ def _operations(text: str) -> frozenset[Operation]:
         try:
             op = Operation(part.strip().lower())
         except ValueError as exc:
-            raise ConfigError(f"unknown stage {part.strip()!r}; stages are extraction, update, generation") from exc
+            stages = ", ".join(op.value for op in PIPELINE_OPERATIONS)
+            raise ConfigError(f"unknown stage {part.strip()!r}; stages are {stages}") from exc
         if op not in PIPELINE_OPERATIONS:
             raise ConfigError(f"{op.value!r} is not a stage of the memory pipeline")
         ops.add(op)

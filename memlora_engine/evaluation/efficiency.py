@@ -19,9 +19,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from memlora_engine.operations import PIPELINE_OPERATIONS
+
 __all__ = ["directory_size_bytes", "efficiency_summary", "model_size_bytes"]
 
-_STAGES = ("extraction", "update", "generation")
+_STAGES = tuple(op.value for op in PIPELINE_OPERATIONS)
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 
 

@@ -15,13 +15,21 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from memlora_engine.errors import ConfigError
-from memlora_engine.generator import Generation, GenerationRequest, Generator
+from memlora_engine.generator import (
+    Generation,
+    GenerationRequest,
+    Generator,
+    SupportsAdapters,
+    SupportsImages,
+    SupportsTokenCount,
+)
+from memlora_engine.operations import PIPELINE_OPERATIONS
 from memlora_engine.types import Operation
 
 __all__ = ["RecordingGenerator"]
 
 
-class RecordingGenerator:
+class RecordingGenerator(SupportsAdapters, SupportsImages, SupportsTokenCount):
     """Wraps ``inner``; reports exactly ``adapters`` as having an adapter.
 
     Args:
@@ -43,9 +51,8 @@ class RecordingGenerator:
         self.context: dict[str, Any] = {}
         self.calls = 0
         self._lock = threading.Lock()
-        inner_has = getattr(inner, "has_adapter", None)
-        for op in (Operation.EXTRACTION, Operation.UPDATE, Operation.GENERATION):
-            has = bool(inner_has(op)) if callable(inner_has) else False
+        for op in PIPELINE_OPERATIONS:
+            has = isinstance(inner, SupportsAdapters) and bool(inner.has_adapter(op))
             if has != (op in self.adapters):
                 want = "needs" if op in self.adapters else "must run on the base model, but the generator has"
                 raise ConfigError(f"this configuration {want} an adapter for {op.value!r} (generator: {inner!r})")
@@ -56,12 +63,13 @@ class RecordingGenerator:
     @property
     def supports_images(self) -> bool:
         """The inner generator's: the engine sends images only to a generator that takes them."""
-        return bool(getattr(self.inner, "supports_images", False))
+        return isinstance(self.inner, SupportsImages) and bool(self.inner.supports_images)
 
     def count_tokens(self, text: str) -> int:
         """The inner generator's token count, else a 4-characters-per-token estimate."""
-        counter = getattr(self.inner, "count_tokens", None)
-        return int(counter(text)) if callable(counter) else max(1, len(text) // 4)
+        if isinstance(self.inner, SupportsTokenCount):
+            return int(self.inner.count_tokens(text))
+        return max(1, len(text) // 4)
 
     def generate(self, request: GenerationRequest) -> Generation:
         start = time.perf_counter()
@@ -76,7 +84,7 @@ class RecordingGenerator:
                     "messages": request.messages,
                     "constrained": request.json_schema is not None,
                     "max_new_tokens": request.max_new_tokens,
-                    **({"images": len(request.images)} if getattr(request, "images", None) else {}),
+                    **({"images": len(request.images)} if request.images else {}),
                     "output": result.text,
                     "input_tokens": result.input_tokens,
                     "output_tokens": result.output_tokens,

@@ -56,14 +56,15 @@ from memlora_engine.errors import ConfigError
 from memlora_engine.evaluation.configs import EvalConfig
 from memlora_engine.evaluation.recording import RecordingGenerator, read_jsonl, rewrite_jsonl
 from memlora_engine.generator import GenerationRequest, Generator
+from memlora_engine.operations import INGEST_OPERATIONS
 from memlora_engine.prompts import render_prompt
 from memlora_engine.stats import Stats
 from memlora_engine.types import Event, Operation
 
+# INGEST_OPERATIONS is the registry's, re-exported: the stages that build the memory
+# (two runs that agree on them ingest alike).
 __all__ = ["INGEST_OPERATIONS", "RunOptions", "run_config", "select_questions", "session_windows"]
 
-INGEST_OPERATIONS = (Operation.EXTRACTION, Operation.UPDATE)
-"""The stages that build the memory: two runs that agree on them ingest alike."""
 _INGEST_STAGES = frozenset(op.value for op in INGEST_OPERATIONS)
 
 logger = logging.getLogger(__name__)
@@ -270,7 +271,7 @@ class _ConversationRun:
         """Where photos come from, when the generator takes them (else None: captions only)."""
         if self.options.image_dir is None:
             return None
-        if not getattr(recorder, "supports_images", False):
+        if not recorder.supports_images:
             logger.warning("image_dir given but the generator is text-only: photos enter as their captions")
             return None
         return Path(self.options.image_dir)

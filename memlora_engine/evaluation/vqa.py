@@ -328,7 +328,7 @@ def evaluate_vqa(
     if config not in CONFIGS:
         raise ConfigError(f"unknown VQA configuration {config!r}; choose one of {list(CONFIGS)}")
     memory = memory_factory() if callable(memory_factory) and not hasattr(memory_factory, "answer") else memory_factory
-    sees = bool(getattr(getattr(memory, "generator", None), "supports_images", False))
+    sees = bool(memory.sees_images)  # the engine's rule: a generator declaring SupportsImages, set True
     if sees != (config == "memlora-v"):
         want = "a generator that takes images (a VLM backbone)" if config == "memlora-v" else "a text-only generator"
         raise ConfigError(f"configuration {config!r} needs {want}")

@@ -28,11 +28,18 @@ from typing import Literal
 from memlora_engine.errors import ConfigError
 from memlora_engine.types import Operation
 
-__all__ = ["PROMPT_STYLES", "PROMPT_VERSION", "VQA_PROMPT_VERSION", "PromptStyle", "render_prompt", "template_text"]
+__all__ = [
+    "PROMPT_STYLES",
+    "PROMPT_VERSION",
+    "VQA_PROMPT_VERSION",
+    "PromptStyle",
+    "prompt_version",
+    "render_prompt",
+    "template_text",
+]
 
 PromptStyle = Literal["memlora", "mem0"]
 PROMPT_STYLES: tuple[str, ...] = ("memlora", "mem0")
-_OPERATIONS = (Operation.EXTRACTION, Operation.UPDATE, Operation.GENERATION)
 
 
 @cache
@@ -71,10 +78,26 @@ def _version(styles: tuple[str, ...], operations: tuple[Operation, ...]) -> str:
     return digest.hexdigest()[:12]
 
 
+def prompt_version(operation: Operation | str) -> str:
+    """The prompt version an adapter of ``operation`` is valid for (recorded in its card).
+
+    The text operations share :data:`PROMPT_VERSION` (every style); an operation
+    versioned apart (``own_prompt_version`` in the registry: ``vqa``) hashes its own
+    prompts alone, so adding it left the others' cards valid.
+    """
+    # The registry imports this module: read it at call time.
+    from memlora_engine.operations import OPERATIONS, operation_spec
+
+    spec = operation_spec(operation)
+    if spec.own_prompt_version:
+        return _version(spec.styles, (spec.operation,))
+    return _version(PROMPT_STYLES, tuple(op for op, s in OPERATIONS.items() if not s.own_prompt_version))
+
+
 def __getattr__(name: str) -> str:
     # Computed lazily so importing the package reads no files.
     if name == "PROMPT_VERSION":
-        return _version(PROMPT_STYLES, _OPERATIONS)
+        return prompt_version(Operation.EXTRACTION)  # any text operation: they share it
     if name == "VQA_PROMPT_VERSION":
-        return _version(("memlora",), (Operation.VQA,))
+        return prompt_version(Operation.VQA)
     raise AttributeError(name)

@@ -9,26 +9,18 @@ from typing import Any
 
 from memlora_engine.config import known_fields_only
 from memlora_engine.errors import ConfigError
+from memlora_engine.operations import LANGUAGE_MODEL_QV, OPERATIONS
 from memlora_engine.types import Operation
 
+# LANGUAGE_MODEL_QV is the registry's, re-exported.
 __all__ = ["DEFAULT_TARGET_MODULES", "DEFAULT_VQA_MODEL", "LANGUAGE_MODEL_QV", "TrainConfig"]
 
-LANGUAGE_MODEL_QV = r".*(language_model|text_model)\..*\.(q_proj|v_proj)"
-"""The q/v projections of an image-text model's *language model* only (a regex, as peft takes it).
-
-A bare ``["q_proj", "v_proj"]`` would also adapt the vision tower's attention (CLIP,
-SigLIP and InternViT name theirs the same). transformers names the language model
-``language_model`` (LLaVA, InternVL, Qwen2-VL, Gemma-3) or ``text_model`` (SmolVLM /
-Idefics3), e.g. ``model.language_model.layers.0.self_attn.q_proj``.
-"""
-
 DEFAULT_TARGET_MODULES: dict[str, list[str] | str] = {
-    "extraction": ["q_proj", "v_proj"],
-    "update": ["q_proj", "v_proj"],
-    "generation": "all-linear",
-    "vqa": LANGUAGE_MODEL_QV,
+    op.value: spec.lora_target_modules if isinstance(spec.lora_target_modules, str) else list(spec.lora_target_modules)
+    for op, spec in OPERATIONS.items()
 }
-"""The paper's choice: attention q/v for the JSON stages (the language model's only for vqa),
+"""Operation value -> its default LoRA target modules (``lora_target_modules`` of the registry):
+the paper's choice, attention q/v for the JSON stages (the language model's only for vqa),
 every linear layer for generation."""
 
 DEFAULT_VQA_MODEL = "OpenGVLab/InternVL3-1B-hf"

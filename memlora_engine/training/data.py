@@ -41,6 +41,7 @@ from memlora_engine.data.locomo import Conversation
 from memlora_engine.data.windows import session_windows, window_messages
 from memlora_engine.embeddings.base import Embedder
 from memlora_engine.errors import ModelOutputError
+from memlora_engine.operations import TRAINED_OPERATIONS
 from memlora_engine.teachers import Teacher, TeacherCall, TeacherGenerator
 from memlora_engine.training.cleaning import clean_output, prompt_values
 from memlora_engine.types import Operation
@@ -57,7 +58,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-TRAINED_OPERATIONS = (Operation.EXTRACTION, Operation.UPDATE, Operation.GENERATION)
 _STYLE = "memlora"
 
 

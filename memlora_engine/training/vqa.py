@@ -30,7 +30,7 @@ from typing import Any
 from memlora_engine.data.image_cache import resolve_image
 from memlora_engine.data.vqa import ONE_WORD_HINT
 from memlora_engine.errors import InvalidInputError, ModelOutputError
-from memlora_engine.parsing import VQA_SCHEMA
+from memlora_engine.operations import VQA_SCHEMA
 from memlora_engine.teachers import Teacher
 from memlora_engine.training.cleaning import clean_output, dump_json
 from memlora_engine.types import Operation

@@ -13,6 +13,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict, Field, field_validator
 
 from memlora_engine import Generation, GenerationRequest, Memory, MissingDependencyError, Operation
+from memlora_engine.generator import SupportsStreaming, SupportsTokenCount
 from memlora_integrations.langchain._messages import to_prompt
 
 __all__ = ["ChatMemLoRA"]
@@ -140,9 +141,8 @@ class ChatMemLoRA(BaseChatModel):
 
     def get_num_tokens(self, text: str) -> int:
         """The backbone's own token count when it has ``count_tokens``; LangChain's estimate otherwise."""
-        counter = getattr(self.generator, "count_tokens", None)
-        if callable(counter):
-            return int(counter(text))
+        if isinstance(self.generator, SupportsTokenCount):
+            return int(self.generator.count_tokens(text))
         return super().get_num_tokens(text)
 
     # -- generation ----------------------------------------------------------------------
@@ -181,8 +181,7 @@ class ChatMemLoRA(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         request = self._request(messages, kwargs)
-        stream = getattr(self.generator, "stream", None)
-        if not callable(stream):
+        if not isinstance(self.generator, SupportsStreaming):
             result = self._generate(messages, stop=stop, run_manager=None, **kwargs)
             message = result.generations[0].message
             chunk = ChatGenerationChunk(
@@ -197,7 +196,7 @@ class ChatMemLoRA(BaseChatModel):
                 run_manager.on_llm_new_token(message.text, chunk=chunk)
             yield chunk
             return
-        for piece in _stop_stream(stream(request), stop or self.stop or []):
+        for piece in _stop_stream(self.generator.stream(request), stop or self.stop or []):
             chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
             if run_manager:
                 run_manager.on_llm_new_token(piece, chunk=chunk)

@@ -145,9 +145,10 @@ class MemLoRALLM(CustomLLM):
         return self._generator.generate(self._request(messages, **kwargs)).text
 
     def _deltas(self, messages: Sequence[ChatMessage], **kwargs: Any) -> Iterator[str]:
-        stream = getattr(self._generator, "stream", None)
-        if callable(stream):
-            yield from stream(self._request(messages, **kwargs))
+        from memlora_engine.generator import SupportsStreaming
+
+        if isinstance(self._generator, SupportsStreaming):
+            yield from self._generator.stream(self._request(messages, **kwargs))
         else:
             yield self._generate(messages, **kwargs)
 
