@@ -95,7 +95,6 @@ class Memory:
             from memlora_engine.embeddings.sentence_transformers import SentenceTransformerEmbedder
 
             embedder = SentenceTransformerEmbedder(self.config.embedding_model)
-        self.embedder = embedder
         self.store: Store = store if store is not None else self._build_store()
         self.history_store = history if history is not None else HistoryStore(self._sqlite_path("history.db"))
         self.session_store = sessions if sessions is not None else SessionStore(self._sqlite_path("sessions.db"))
@@ -148,7 +147,16 @@ class Memory:
     def _now(self, timestamp: Timestamp = None) -> datetime:
         return resolve(timestamp, self._clock)
 
-    # -- the model --------------------------------------------------------------------
+    # -- the models -------------------------------------------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        """The text embedder (replaceable, as the repository embeds with it too)."""
+        return self._repo.embedder
+
+    @embedder.setter
+    def embedder(self, embedder: Embedder) -> None:
+        self._repo.embedder = embedder
+
     @property
     def generator(self) -> Generator | None:
         """The model backend; required by ``add(infer=True)`` and ``answer``."""
