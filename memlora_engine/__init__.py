@@ -42,6 +42,7 @@ _EXPORTS = {
     "ScopeError": "memlora_engine.errors",
     "SentenceTransformerEmbedder": "memlora_engine.embeddings.sentence_transformers",
     "StorageError": "memlora_engine.errors",
+    "Store": "memlora_engine.store.base",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
     from memlora_engine.generator import Generation, GenerationRequest, Generator
     from memlora_engine.history import HistoryStore
     from memlora_engine.memory import Memory
+    from memlora_engine.store.base import Store
     from memlora_engine.store.chroma import ChromaStore
     from memlora_engine.types import (
         AddResult,

@@ -85,10 +85,6 @@ class Store(Protocol):
         """The ``k`` records nearest ``embedding`` by cosine, best first, ``score`` = cosine similarity."""
         ...
 
-    def list(self, scope: Scope, filters: dict[str, Any] | None = None, limit: int | None = None) -> list[MemoryRecord]:
-        """The records matching ``filters``, oldest first (by ``created_at``, then id)."""
-        ...
-
     def count(self, scope: Scope) -> int:
         """How many records the scope holds."""
         ...
@@ -115,6 +111,11 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release what this handle holds; it is unusable afterwards."""
+        ...
+
+    # Last: below it, ``list`` in an annotation would name this method.
+    def list(self, scope: Scope, filters: dict[str, Any] | None = None, limit: int | None = None) -> list[MemoryRecord]:
+        """The records matching ``filters``, oldest first (by ``created_at``, then id)."""
         ...
 
 
