@@ -41,6 +41,21 @@ __all__ = ["Memory", "text_hash"]
 logger = logging.getLogger(__name__)
 
 
+def _default_store(cfg: MemoryConfig) -> ChromaStore:
+    """The Chroma store ``cfg`` names: in memory, on a server, or embedded in the data directory."""
+    if cfg.store == "memory":
+        return ChromaStore.in_memory(namespace=cfg.namespace)
+    if cfg.store == "http":
+        return ChromaStore.http(
+            cfg.chroma_host, cfg.chroma_port, ssl=cfg.chroma_ssl, headers=cfg.chroma_headers, namespace=cfg.namespace
+        )
+    return ChromaStore.persistent(cfg.resolved_data_dir / "chroma", namespace=cfg.namespace)
+
+
+def _file(data_dir: Path | None, name: str) -> str | Path:
+    return data_dir / name if data_dir is not None else ":memory:"
+
+
 class Memory:
     """Long-term memory for agents, run by a small local model.
 
@@ -95,11 +110,13 @@ class Memory:
             from memlora_engine.embeddings.sentence_transformers import SentenceTransformerEmbedder
 
             embedder = SentenceTransformerEmbedder(self.config.embedding_model)
-        self.store: Store = store if store is not None else self._build_store()
-        self.history_store = history if history is not None else HistoryStore(self._sqlite_path("history.db"))
-        self.session_store = sessions if sessions is not None else SessionStore(self._sqlite_path("sessions.db"))
+        cfg = self.config
+        data_dir = None if cfg.store == "memory" else cfg.resolved_data_dir  # None: nothing on disk
+        self.store: Store = store if store is not None else _default_store(cfg)
+        self.history_store = history if history is not None else HistoryStore(_file(data_dir, "history.db"))
+        self.session_store = sessions if sessions is not None else SessionStore(_file(data_dir, "sessions.db"))
         self._clock = clock or (lambda: datetime.now(UTC).astimezone())
-        self.image_store = images if images is not None else self._build_image_store()
+        self.image_store = images if images is not None else ImageStore(data_dir and data_dir / "images" / cfg.namespace)
         self.captioner = captioner
         self.stats = Stats()
         self._model = ModelCaller(self.config, generator, self.stats)
@@ -122,27 +139,6 @@ class Memory:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    # -- construction -----------------------------------------------------------------
-    def _build_store(self) -> ChromaStore:
-        cfg = self.config
-        if cfg.store == "memory":
-            return ChromaStore.in_memory(namespace=cfg.namespace)
-        if cfg.store == "http":
-            return ChromaStore.http(
-                cfg.chroma_host, cfg.chroma_port, ssl=cfg.chroma_ssl, headers=cfg.chroma_headers, namespace=cfg.namespace
-            )
-        return ChromaStore.persistent(cfg.resolved_data_dir / "chroma", namespace=cfg.namespace)
-
-    def _build_image_store(self) -> ImageStore:
-        if self.config.store == "memory":
-            return ImageStore(None)
-        return ImageStore(self.config.resolved_data_dir / "images" / self.config.namespace)
-
-    def _sqlite_path(self, name: str) -> str | Path:
-        if self.config.store == "memory":
-            return ":memory:"
-        return self.config.resolved_data_dir / name
 
     def _now(self, timestamp: Timestamp = None) -> datetime:
         return resolve(timestamp, self._clock)
@@ -212,7 +208,7 @@ class Memory:
             logger.info("%d image(s) with no caption for a text-only generator", prepared.uncaptioned)
         if not infer:  # the words as given; each image is its own image memory
             texts = [m["content"].strip() for m in given if m["role"] != "system" and m["content"].strip()]
-            result = self._add_texts(scope, texts, meta, now)
+            result = AddResult(events=self._repo.add_texts(scope, texts, meta, now), facts=texts)
             result.events += self._add_images(scope, prepared.images, meta, now)
             return result
         # stacklevel 3: the warning names the caller of add()
@@ -301,16 +297,13 @@ class Memory:
             if text.strip():
                 chunk.append(text.strip())
             if len(chunk) >= batch_size:
-                result.events += self._add_texts(scope, chunk, meta, now).events
+                result.events += self._repo.add_texts(scope, chunk, meta, now)
                 result.facts += chunk
                 chunk = []
         if chunk:
-            result.events += self._add_texts(scope, chunk, meta, now).events
+            result.events += self._repo.add_texts(scope, chunk, meta, now)
             result.facts += chunk
         return result
-
-    def _add_texts(self, scope: Scope, texts: list[str], meta: dict[str, Any], now: datetime) -> AddResult:
-        return AddResult(events=self._repo.add_texts(scope, texts, meta, now), facts=texts)
 
     def _failed(self, op: Operation, exc: ModelOutputError, result: AddResult) -> None:
         self.stats.record_parse_failure(op, exc.raw)
@@ -318,17 +311,9 @@ class Memory:
         logger.warning("%s output could not be parsed; nothing applied (%s)", op.value, exc)
 
     # -- reads ----------------------------------------------------------------------------
-    def search(
-        self,
-        query: str,
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        limit: int | None = None,
-        filters: dict[str, Any] | None = None,
-        threshold: float | None = None,
-    ) -> list[MemoryRecord]:
+    def search(self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
+               run_id: str | None = None, limit: int | None = None, filters: dict[str, Any] | None = None,
+               threshold: float | None = None) -> list[MemoryRecord]:
         """The scope's memories most similar to ``query``, best first, with ``score``."""
         scope = Scope(user_id, agent_id, run_id)
         if not isinstance(query, str):
@@ -406,19 +391,9 @@ class Memory:
         return self.chats.clear(Scope(user_id, agent_id, run_id), session_id)
 
     # -- generation -------------------------------------------------------------------------
-    def answer(
-        self,
-        question: str,
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        limit: int | None = None,
-        filters: dict[str, Any] | None = None,
-        timestamp: Timestamp = None,
-        images: Sequence[Any] | None = None,
-        route: str = "auto",
-    ) -> Answer:
+    def answer(self, question: str, *, user_id: str | None = None, agent_id: str | None = None,
+               run_id: str | None = None, limit: int | None = None, filters: dict[str, Any] | None = None,
+               timestamp: Timestamp = None, images: Sequence[Any] | None = None, route: str = "auto") -> Answer:
         """Answer ``question`` from the scope's most relevant memories.
 
         Routing (``route="auto"``): with a generator that ``supports_images``, a question
