@@ -47,6 +47,7 @@ _EXPORTS = {
     "SupportsImages": "memlora_engine.generator",
     "SupportsStreaming": "memlora_engine.generator",
     "SupportsTokenCount": "memlora_engine.generator",
+    "Store": "memlora_engine.store.base",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -81,6 +82,7 @@ if TYPE_CHECKING:
     from memlora_engine.history import HistoryStore
     from memlora_engine.memory import Memory
     from memlora_engine.operations import OperationSpec
+    from memlora_engine.store.base import Store
     from memlora_engine.store.chroma import ChromaStore
     from memlora_engine.types import (
         AddResult,

@@ -5,7 +5,9 @@ Production code never imports this module; the embedder is the library's
 ``DeterministicEmbedder``.
 
 They stand in for the parts *around* the unit under test (the model, the embedding
-model); the engine, Chroma and the history run for real.
+model); the engine, Chroma and the history run for real. :class:`InMemoryStore`
+(from :mod:`memlora_engine.store.in_memory`) stands in for Chroma where the store
+is not under test.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from memlora_engine.embeddings.hashing import HashingEmbedder
 from memlora_engine.errors import GeneratorError
 from memlora_engine.generator import Generation, GenerationRequest, SupportsAdapters, SupportsImages
+from memlora_engine.store.in_memory import InMemoryStore
 from memlora_engine.types import Operation
 
-__all__ = ["DeterministicEmbedder", "ScriptedGenerator"]
+__all__ = ["DeterministicEmbedder", "InMemoryStore", "ScriptedGenerator"]
 
 Response = str | Callable[[GenerationRequest], str]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import math
 import os
 import re
 import shutil
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from memlora_engine.errors import ConfigError, MetadataError, StorageError, require
+from memlora_engine.store.base import validate_metadata
 from memlora_engine.store.filters import to_chroma_where
 from memlora_engine.types import MemoryRecord, Scope
 
@@ -35,20 +35,17 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-
-
 # Internal metadata keys; user metadata may not start with "_".
 _HASH, _CREATED, _UPDATED = "_hash", "_created_at", "_updated_at"
 _SCOPE_KEYS = {"user_id": "_user_id", "agent_id": "_agent_id", "run_id": "_run_id"}
 _PAGE = 1000
-_INT64 = (-(2**63), 2**63 - 1)
 
 
 class _Shared:
     """One embedded store directory as this process sees it: its client and lock.
 
     Every ``ChromaStore`` on a directory shares this, so a reload (see
-    :meth:`ChromaStore.sync`) happens once and never under another thread's call.
+    :meth:`ChromaStore.refresh`) happens once and never under another thread's call.
     """
 
     _registry: dict[str, _Shared] = {}
@@ -71,42 +68,12 @@ class _Shared:
             return shared
 
 
-def _storable_text(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates: no store can write them
-        return False
-    return True
-
-
-def validate_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
-    """Check user metadata is flat and storable; return a copy."""
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, dict):
-        raise MetadataError(f"metadata must be a dict, got {type(metadata).__name__}")
-    clean: dict[str, Any] = {}
-    for key, value in metadata.items():
-        if not isinstance(key, str) or not key or key.startswith("_") or len(key) > 256 or not _storable_text(key):
-            raise MetadataError(f"metadata key {key!r} must be a 1-256 character string not starting with '_'")
-        if not isinstance(value, (str, int, float, bool)):
-            raise MetadataError(
-                f"metadata value for {key!r} must be str, int, float or bool, got {type(value).__name__}"
-            )
-        if isinstance(value, float) and not math.isfinite(value):
-            raise MetadataError(f"metadata value for {key!r} must be finite, got {value!r}")
-        if isinstance(value, int) and not isinstance(value, bool) and not _INT64[0] <= value <= _INT64[1]:
-            raise MetadataError(f"metadata value for {key!r} does not fit in 64 bits (it would be stored rounded)")
-        if isinstance(value, str) and not _storable_text(value):
-            raise MetadataError(f"metadata value for {key!r} is not valid Unicode (lone surrogate)")
-        clean[key] = value
-    return clean
-
-
 class ChromaStore:
     """Memories of every scope in one Chroma client (embedded, in-memory or server).
 
-    Build one with :meth:`persistent`, :meth:`in_memory` or :meth:`http`.
+    Build one with :meth:`persistent`, :meth:`in_memory` or :meth:`http`. Implements
+    :class:`~memlora_engine.store.base.Store`; forgetting on disk (SQLite VACUUM,
+    scrubbing the vector index files) happens here, in :meth:`drop`.
     """
 
     def __init__(
@@ -148,7 +115,7 @@ class ChromaStore:
         shared = _Shared.for_path(path, factory)
         return cls(shared.client, path=path, namespace=namespace, shared=shared)
 
-    def sync(self, generation: int, *, mine: bool = False) -> None:
+    def refresh(self, generation: int, *, mine: bool = False) -> None:
         """Make this process's view current with the store's write ``generation``.
 
         Chroma's embedded client keeps each collection's vector index in memory
@@ -170,6 +137,8 @@ class ChromaStore:
                 shared.client = shared.factory()
                 shared.version += 1
             shared.generation = generation
+
+    sync = refresh  # the name before the Store protocol (kept for callers of ChromaStore)
 
     @classmethod
     def in_memory(cls, *, namespace: str = "memlora") -> ChromaStore:
@@ -204,6 +173,11 @@ class ChromaStore:
     def path(self) -> Path | None:
         """The directory of an embedded persistent store, else None."""
         return self._path
+
+    @property
+    def lock_directory(self) -> Path | None:
+        """``<path>.locks`` beside an embedded store (shared by its processes), else None."""
+        return self._path.with_name(self._path.name + ".locks") if self._path is not None else None
 
     def close(self) -> None:
         """Forget cached collections; the client is released when garbage-collected."""

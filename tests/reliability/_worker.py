@@ -1,7 +1,10 @@
 """A worker process for the reliability tests (run as a script, never imported by pytest).
 
     _worker.py mixed DIR NAME N     concurrent adds/updates/deletes/searches; prints a JSON summary
-    _worker.py crash DIR ACKLOG     adds forever (until killed), logging each acknowledged add
+    _worker.py crash DIR ACKLOG [POINT:N]
+                                    adds forever (until killed), logging each acknowledged add;
+                                    with POINT:N, dies like kill -9 the Nth time a write reaches
+                                    POINT (one of memlora_engine.repository.FAULT_POINTS)
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import sys
 
 from memlora_engine import Memory, MemoryConfig
 from memlora_engine.generator import GenerationRequest
+from memlora_engine.repository import FAULT_POINTS, FaultHook
 from memlora_engine.testing import DeterministicEmbedder, ScriptedGenerator
 
 _TOKEN = re.compile(r"tok-\d+-\d+")
@@ -35,9 +39,27 @@ def _update(request: GenerationRequest) -> str:
     return json.dumps({"memory": ops})
 
 
-def crash(data_dir: str, ack_log: str) -> None:
+def die_at(spec: str) -> FaultHook:
+    """A fault hook that exits the process with 137 (no cleanup) the Nth time it hears POINT."""
+    point, _, nth = spec.partition(":")
+    if point not in FAULT_POINTS:
+        raise SystemExit(f"unknown fault point {point!r}; one of {FAULT_POINTS}")
+    hits = 0
+
+    def hook(reached: str) -> None:
+        nonlocal hits
+        if reached == point:
+            hits += 1
+            if hits >= int(nth or 1):
+                os._exit(137)
+
+    return hook
+
+
+def crash(data_dir: str, ack_log: str, fault: str | None = None) -> None:
     gen = ScriptedGenerator({"extraction": _extract, "update": _update})
-    memory = Memory(MemoryConfig(data_dir=data_dir), generator=gen, embedder=DeterministicEmbedder(384))
+    memory = Memory(MemoryConfig(data_dir=data_dir), generator=gen, embedder=DeterministicEmbedder(384),
+                    faults=die_at(fault) if fault else None)
     ack = open(ack_log, "a", encoding="utf-8")
     print("ready", flush=True)
 

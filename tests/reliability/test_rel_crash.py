@@ -11,7 +11,7 @@ import time
 
 from rel_helpers import assert_consistent, files_containing, open_memory, trials, worker
 
-_POINTS = ["journalled", "upserted", "applied", "committed", "dropped", "sessions_cleared"]
+from memlora_engine.repository import FAULT_POINTS
 
 
 def _check(data_dir, ack_log) -> int:
@@ -61,8 +61,8 @@ def test_faults_injected_between_write_steps(data_dir, tmp_path) -> None:
     rng = random.Random(11)
     ack_log = tmp_path / "acks.jsonl"
     for trial in range(trials(12)):
-        point = _POINTS[trial % len(_POINTS)]
-        proc = worker("crash", str(data_dir), str(ack_log), env={"MEMLORA_FAULT_POINT": f"{point}:{rng.randint(1, 4)}"})
+        point = FAULT_POINTS[trial % len(FAULT_POINTS)]
+        proc = worker("crash", str(data_dir), str(ack_log), f"{point}:{rng.randint(1, 4)}")
         try:
             proc.communicate(timeout=120)
         finally:

@@ -1,0 +1,109 @@
+"""Answering from retrieved memories: the ``generation`` path, or ``vqa`` with an image.
+
+:meth:`Answerer.answer` takes the memories ``Memory.answer`` retrieved and routes
+the question: a generator that sees images answers a question that carries an
+image, or that refers to a photo some retrieved memory holds, with the ``vqa``
+operation; everything else goes to ``generation``, with the question's images
+turned into captions for a text-only generator.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from memlora_engine._vision import image_ids_of, refers_to_image
+from memlora_engine.errors import ConfigError, InvalidInputError, ModelOutputError
+from memlora_engine.images import ImageStore, LoadedImage
+from memlora_engine.operations import VQA_SCHEMA
+from memlora_engine.parsing import parse_vqa, strip_thinking
+from memlora_engine.steps import ModelCaller
+from memlora_engine.types import Answer, MemoryRecord, Operation, Scope
+
+__all__ = ["ROUTES", "Answerer"]
+
+logger = logging.getLogger(__name__)
+
+ROUTES = ("auto", "vqa", "text")
+"""``route`` values of ``Memory.answer``: decide, force ``vqa``, force ``generation``."""
+
+
+class Answerer:
+    """The answering path of one memory.
+
+    Args:
+        caller: the model.
+        images: the stored images, where a retrieved memory's photo is found.
+    """
+
+    def __init__(self, caller: ModelCaller, images: ImageStore) -> None:
+        self._caller = caller
+        self._images = images
+
+    def answer(
+        self,
+        question: str,
+        scope: Scope,
+        memories: list[MemoryRecord],
+        given: list[LoadedImage],
+        *,
+        route: str,
+        captioner: Callable[[Any], str] | None,
+        clock: Callable[[], datetime],
+    ) -> Answer:
+        """Answer ``question`` from ``memories`` (and the question's own images, ``given``).
+
+        ``clock`` gives the date shown to ``generation`` (called only on that path).
+        Warnings point at the caller of ``Memory.answer``.
+
+        Raises:
+            InvalidInputError: ``route="vqa"`` with no image to look at.
+            ConfigError: ``route="vqa"`` with a generator that does not take images.
+        """
+        vision = self._caller.sees_images
+        if route == "vqa" and not vision:
+            raise ConfigError("route='vqa' needs a generator that takes images (a VLM backbone)")
+        if vision and route != "text":
+            pictures = given
+            if not pictures and (route == "vqa" or refers_to_image(question)):
+                pictures = self._retrieved_image(scope, memories)
+            if pictures:
+                return self._vqa(question, pictures, memories)
+            if route == "vqa":
+                raise InvalidInputError("route='vqa' but no image was given or retrieved for this question")
+        listing = [f"- {m.text}" for m in memories]
+        if given and captioner is None:
+            warnings.warn("answer() got images, but the generator does not take images and no captioner is set: "
+                          "the images are ignored", stacklevel=3)
+            given = []
+        if given and captioner is not None:  # text-only generator: the question's images as captions
+            captions = [" ".join(str(captioner(i.pil())).split()) for i in given]
+            listing = [f"- The photo in the question shows: {c}" for c in captions if c] + listing
+        text = self._caller.call(
+            Operation.GENERATION, None, memories="\n".join(listing) or "(no memories)", question=question.strip(),
+            date=clock().date().isoformat(),
+        ).text
+        return Answer(text=text.strip(), memories=memories, image_ids=[i.id for i in given])
+
+    def _retrieved_image(self, scope: Scope, memories: Sequence[MemoryRecord]) -> list[LoadedImage]:
+        """The stored image of the best-ranked retrieved memory that has one (or none)."""
+        for memory in memories:
+            for image_id in image_ids_of(memory):
+                if self._images.has(scope, image_id):
+                    return [self._images.get(scope, image_id)]
+        return []
+
+    def _vqa(self, question: str, pictures: Sequence[LoadedImage], memories: list[MemoryRecord]) -> Answer:
+        raw = self._caller.call(Operation.VQA, VQA_SCHEMA, [p.pil() for p in pictures], question=question.strip()).text
+        ids = [p.id for p in pictures]
+        try:
+            answer, reason = parse_vqa(raw)
+        except ModelOutputError as exc:
+            self._caller.stats.record_parse_failure(Operation.VQA, raw)
+            logger.warning("vqa output could not be parsed; answering with its raw text (%s)", exc)
+            return Answer(text=strip_thinking(raw).strip(), memories=memories, operation="vqa", image_ids=ids,
+                          failure=f"vqa: {exc}")
+        return Answer(text=answer, memories=memories, operation="vqa", reason=reason, image_ids=ids)

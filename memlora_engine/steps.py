@@ -1,0 +1,158 @@
+"""The model steps of ``add``, callable without a store.
+
+:class:`ModelCaller` renders an operation's prompt, calls the generator and counts
+the call. :func:`extract_facts` and :func:`decide_updates` are exactly the two
+model steps ``Memory.add(infer=True)`` runs (between them the engine retrieves
+the related old memories, and after them it applies the planned ops), so a
+benchmark can run the engine's update step on its own::
+
+    caller = ModelCaller(MemoryConfig(store="memory"), generator, Stats())
+    facts = extract_facts(caller, "user: I moved to Oslo", date="2024-05-01")
+    planned, rejected = decide_updates(caller, old_records, facts, date="2024-05-01")
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from memlora_engine.config import MemoryConfig
+from memlora_engine.errors import GeneratorError
+from memlora_engine.generator import Generation, GenerationRequest, Generator, SupportsAdapters, SupportsImages
+from memlora_engine.operations import EXTRACTION_SCHEMA, UPDATE_SCHEMA, operation_spec
+from memlora_engine.ops import PlannedOp, Rejection, plan_operations
+from memlora_engine.parsing import parse_facts, parse_update_ops
+from memlora_engine.prompts import render_prompt
+from memlora_engine.stats import Stats
+from memlora_engine.types import Event, MemoryRecord, Operation
+
+__all__ = ["ModelCaller", "decide_updates", "extract_facts", "fit_conversation"]
+
+logger = logging.getLogger(__name__)
+
+
+class ModelCaller:
+    """One generator as the engine calls it: prompts by operation, token budgets, stats.
+
+    Args:
+        config: the prompt styles, JSON constraint and token budgets.
+        generator: the model backend; None until one is needed (calls then raise).
+        stats: where every call is counted.
+    """
+
+    def __init__(self, config: MemoryConfig, generator: Generator | None, stats: Stats) -> None:
+        self.config = config
+        self.generator = generator
+        self.stats = stats
+
+    def _style(self, op: Operation) -> str:
+        generator = self.generator
+        has_adapter = isinstance(generator, SupportsAdapters) and bool(generator.has_adapter(op))
+        return operation_spec(op).prompt_style(self.config.prompt_style, self.config.base_prompt_style, has_adapter)
+
+    @property
+    def sees_images(self) -> bool:
+        """True when the generator takes images (a VLM backbone): extraction and VQA see pixels."""
+        generator = self.generator
+        return isinstance(generator, SupportsImages) and bool(generator.supports_images)
+
+    def call(self, op: Operation, schema: dict[str, Any] | None = None, images: Sequence[Any] = (),
+             **values: str) -> Generation:
+        """Render ``op``'s prompt with ``values``, generate, count the call.
+
+        ``schema`` defaults to the operation's (the registry's).
+
+        Raises:
+            GeneratorError: no generator is configured, or the backend failed.
+        """
+        if self.generator is None:
+            raise GeneratorError(
+                "no generator configured: pass generator= (the on-device backbone, or "
+                "memlora_engine.testing.ScriptedGenerator in tests)"
+            )
+        request = GenerationRequest(
+            operation=op,
+            messages=render_prompt(self._style(op), op, **values),
+            json_schema=(schema or operation_spec(op).json_schema) if self.config.constrained_json else None,
+            max_new_tokens=self.config.max_new_tokens[op.value],
+            images=tuple(images),
+        )
+        start = time.perf_counter()
+        result = self.generator.generate(request)
+        self.stats.record_call(
+            op,
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            seconds=time.perf_counter() - start,
+        )
+        return result
+
+
+def extract_facts(caller: ModelCaller, conversation: str, *, date: str, images: Sequence[Any] = ()) -> list[str]:
+    """The extraction step: the facts worth remembering in ``conversation``.
+
+    Args:
+        caller: the model.
+        conversation: the rendered turns (``role: text`` lines).
+        date: the session date shown to the model (ISO, e.g. ``"2024-05-01"``).
+        images: PIL images for a generator that sees pixels (empty otherwise).
+
+    Raises:
+        ModelOutputError: the output is not a facts object (``raw`` holds it).
+    """
+    raw = caller.call(Operation.EXTRACTION, EXTRACTION_SCHEMA, images, conversation=conversation, date=date).text
+    return parse_facts(raw)
+
+
+def decide_updates(
+    caller: ModelCaller, old_records: Sequence[MemoryRecord], facts: Sequence[str], *, date: str
+) -> tuple[list[PlannedOp], list[Rejection]]:
+    """The update step: what ``facts`` change among the related ``old_records``.
+
+    The model sees the old memories under small ids ("0", "1", ...); its ops are
+    mapped back and validated by :func:`~memlora_engine.ops.plan_operations`. With
+    no old memory and ``config.skip_update_when_empty``, every fact is an ADD and
+    the model is not called.
+
+    Returns:
+        The ops to apply, and the ops rejected (with a reason each).
+
+    Raises:
+        ModelOutputError: the output is not an update object (``raw`` holds it).
+    """
+    if not old_records and caller.config.skip_update_when_empty:
+        return [PlannedOp(Event.ADD, text=f) for f in facts], []
+    id_map = {str(i): record for i, record in enumerate(old_records)}
+    old_json = json.dumps([{"id": k, "text": r.text} for k, r in id_map.items()], ensure_ascii=False, indent=2)
+    raw = caller.call(
+        Operation.UPDATE,
+        UPDATE_SCHEMA,
+        old_memories=old_json,
+        facts=json.dumps(list(facts), ensure_ascii=False),
+        date=date,
+    ).text
+    return plan_operations(parse_update_ops(raw), id_map)
+
+
+def fit_conversation(conversation: str, budget: int | None, *, stacklevel: int = 2) -> str:
+    """Cut ``conversation`` to ``budget`` characters, keeping the latest turns (warns when it cuts).
+
+    ``stacklevel`` is passed to :func:`warnings.warn` (2: the caller of this function).
+    """
+    if budget is None or len(conversation) <= budget:
+        return conversation
+    kept = conversation[-budget:]
+    newline = kept.find("\n")
+    if 0 <= newline < len(kept) - 1:
+        kept = kept[newline + 1 :]  # start at a whole line when one fits
+    warnings.warn(
+        f"conversation of {len(conversation)} characters exceeds max_conversation_chars={budget}; "
+        f"only its last {len(kept)} characters are sent for extraction",
+        stacklevel=stacklevel,
+    )
+    logger.warning("conversation cut from %d to %d characters for extraction", len(conversation), len(kept))
+    return kept

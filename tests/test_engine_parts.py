@@ -1,0 +1,90 @@
+"""The parts under Memory, each on its own: the model steps, the fault hook, chat sessions, AsyncMemory."""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import pytest
+
+from memlora_engine import AsyncMemory, Memory, MemoryConfig
+from memlora_engine.errors import ModelOutputError
+from memlora_engine.ops import PlannedOp
+from memlora_engine.repository import FAULT_POINTS, text_hash
+from memlora_engine.stats import Stats
+from memlora_engine.steps import ModelCaller, decide_updates, extract_facts
+from memlora_engine.testing import DeterministicEmbedder, InMemoryStore, ScriptedGenerator
+from memlora_engine.types import Event, MemoryRecord, Operation, Scope
+
+
+def old(text: str) -> MemoryRecord:
+    return MemoryRecord(id=f"real-{text}", text=text, hash=text_hash(text), created_at="2024-01-01T00:00:00+00:00",
+                        user_id="u")
+
+
+def test_the_update_step_runs_without_a_store() -> None:
+    gen = ScriptedGenerator({"update": [json.dumps({"memory": [
+        {"id": "0", "text": "Lives in Bergen", "event": "UPDATE"},
+        {"id": "1", "text": "", "event": "DELETE"},
+        {"id": "7", "text": "", "event": "DELETE"},
+        {"id": "new", "text": "Has a cat", "event": "ADD"},
+    ]})]})
+    caller = ModelCaller(MemoryConfig(store="memory"), gen, Stats())
+    records = [old("Lives in Oslo"), old("Has no pets")]
+    planned, rejected = decide_updates(caller, records, ["Moved to Bergen", "Has a cat"], date="2024-05-01")
+    assert planned == [PlannedOp(Event.UPDATE, "Lives in Bergen", records[0]), PlannedOp(Event.DELETE, "Has no pets", records[1]),
+                       PlannedOp(Event.ADD, "Has a cat")]
+    assert [r.reason for r in rejected] == ["unknown_id"]
+    prompt = gen.calls[0].messages[-1]["content"]
+    assert '"Lives in Oslo"' in prompt and "Moved to Bergen" in prompt and "real-" not in prompt
+    assert caller.stats[Operation.UPDATE].calls == 1
+
+
+def test_the_update_step_skips_the_model_with_nothing_old() -> None:
+    caller = ModelCaller(MemoryConfig(store="memory"), ScriptedGenerator({}, strict=True), Stats())
+    assert decide_updates(caller, [], ["a", "b"], date="2024-05-01") == (
+        [PlannedOp(Event.ADD, "a"), PlannedOp(Event.ADD, "b")], [])
+
+
+def test_the_extraction_step_parses_or_raises_with_the_raw_text() -> None:
+    gen = ScriptedGenerator({"extraction": ['{"facts": ["Likes tea"]}', "not json"]}, strict=True)
+    caller = ModelCaller(MemoryConfig(store="memory"), gen, Stats())
+    assert extract_facts(caller, "user: I like tea", date="2024-05-01") == ["Likes tea"]
+    assert "2024-05-01" in json.dumps(gen.calls[0].messages)
+    with pytest.raises(ModelOutputError) as caught:
+        extract_facts(caller, "user: hm", date="2024-05-01")
+    assert caught.value.raw == "not json"
+
+
+def test_every_write_step_reaches_the_fault_hook_in_order() -> None:
+    reached: list[str] = []
+    memory = Memory(MemoryConfig(store="memory"), store=InMemoryStore(), embedder=DeterministicEmbedder(),
+                    faults=reached.append)
+    memory.add("Likes tea", user_id="u", infer=False)
+    assert reached == ["journalled", "upserted", "applied", "committed"]
+    reached.clear()
+    memory.delete_all(user_id="u")
+    assert reached == ["dropped", "sessions_cleared"]
+    assert set(FAULT_POINTS) == {"journalled", "upserted", "applied", "committed", "dropped", "sessions_cleared"}
+
+
+def test_a_chat_session_handle_is_one_scope_and_session() -> None:
+    memory = Memory(MemoryConfig(store="memory"), store=InMemoryStore(), embedder=DeterministicEmbedder())
+    chat = memory.chats.session(Scope("u"), "s1")
+    chat.append([{"role": "user", "content": "hi", "extra": {"k": 1}}], timestamp="2024-05-01T10:00:00+00:00")
+    memory.append_chat("s1", "hello", user_id="u")
+    assert [m["content"] for m in chat.messages()] == ["hi", "hello"]
+    assert memory.chat_messages("s1", user_id="u", limit=1)[0]["content"] == "hello"
+    assert chat.messages()[0]["extra"] == {"k": 1} and chat.messages()[0]["created_at"] == "2024-05-01T10:00:00+00:00"
+    assert memory.chats.messages(Scope("other"), "s1") == []
+    assert chat.clear() == 2 and memory.chat_messages("s1", user_id="u") == []
+
+
+def test_async_memory_mirrors_every_public_method() -> None:
+    public = [n for n, f in inspect.getmembers(Memory, inspect.isfunction) if not n.startswith("_")]
+    assert public  # add, search, ... (properties aside)
+    for name in public:
+        coroutine = getattr(AsyncMemory, name)
+        assert inspect.iscoroutinefunction(coroutine), name
+        assert inspect.signature(coroutine) == inspect.signature(getattr(Memory, name)), name
+        assert coroutine.__doc__ == getattr(Memory, name).__doc__
