@@ -49,7 +49,8 @@ class ModelCaller:
         self.generator = generator
         self.stats = stats
 
-    def _style(self, op: Operation) -> str:
+    def prompt_style(self, op: Operation) -> str:
+        """The prompt style ``op`` runs with: the configured one on a trained adapter, the fallback otherwise."""
         generator = self.generator
         has_adapter = isinstance(generator, SupportsAdapters) and bool(generator.has_adapter(op))
         return operation_spec(op).prompt_style(self.config.prompt_style, self.config.base_prompt_style, has_adapter)
@@ -76,7 +77,7 @@ class ModelCaller:
             )
         request = GenerationRequest(
             operation=op,
-            messages=render_prompt(self._style(op), op, **values),
+            messages=render_prompt(self.prompt_style(op), op, **values),
             json_schema=(schema or operation_spec(op).json_schema) if self.config.constrained_json else None,
             max_new_tokens=self.config.max_new_tokens[op.value],
             images=tuple(images),

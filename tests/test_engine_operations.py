@@ -38,6 +38,8 @@ from memlora_engine.operations import (
     operation_spec,
 )
 from memlora_engine.prompts import PROMPT_STYLES, prompt_version, render_prompt, template_text
+from memlora_engine.stats import Stats
+from memlora_engine.steps import ModelCaller
 from memlora_engine.testing import ScriptedGenerator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,13 +150,13 @@ def test_prompt_versions_follow_the_registry() -> None:
 
 @pytest.mark.parametrize("op", list(Operation), ids=lambda op: op.value)
 @pytest.mark.parametrize("has_adapter", [True, False])
-def test_one_prompt_style_rule_for_engine_and_evaluation(make_memory, op: Operation, has_adapter: bool) -> None:
+def test_one_prompt_style_rule_for_engine_and_evaluation(op: Operation, has_adapter: bool) -> None:
     spec = OPERATIONS[op]
     expected = spec.fixed_style or ("memlora" if has_adapter else "mem0")
     assert spec.prompt_style("memlora", "mem0", has_adapter) == expected
-    memory = make_memory(ScriptedGenerator(adapters=[op] if has_adapter else []),
-                         prompt_style="memlora", base_prompt_style="mem0")
-    assert memory._style(op) == expected
+    caller = ModelCaller(MemoryConfig(store="memory", prompt_style="memlora", base_prompt_style="mem0"),
+                         ScriptedGenerator(adapters=[op] if has_adapter else []), Stats())
+    assert caller.prompt_style(op) == expected
     if op in PIPELINE_OPERATIONS:
         config = EvalConfig("x", "x", frozenset([op] if has_adapter else []), "memlora", "mem0")
         assert config.prompt_style(op) == expected
