@@ -15,6 +15,7 @@ from memlora_engine.types import Operation
 __all__ = ["MemoryConfig", "default_data_dir", "known_fields_only"]
 
 _STORES = ("persistent", "memory", "http")
+_UNCOVERED_POLICIES = ("add", "ignore")
 
 
 def default_data_dir() -> Path:
@@ -58,6 +59,12 @@ class MemoryConfig:
             JSON schema (a backbone without support ignores it).
         max_new_tokens: token budget per operation; the operations left out keep
             their default (``max_new_tokens`` of :data:`~memlora_engine.operations.OPERATIONS`).
+        uncovered_facts: what to do with a new fact the update output leaves without a
+            decision (no accepted op whose text or target speaks of it, see
+            :func:`~memlora_engine.ops.covers`): ``"add"`` (default) stores it as a
+            new memory; ``"ignore"`` drops it. Counted either way in
+            ``stats["update"].uncovered_facts``. An ADD of a text already stored is
+            always a NONE, counted in ``stats["update"].duplicate_adds``.
         max_conversation_chars: the most characters of conversation sent to the
             extraction operation; a longer one keeps its latest turns, with a
             warning (None: no limit, for models with a long context).
@@ -80,6 +87,7 @@ class MemoryConfig:
     constrained_json: bool = True
     max_new_tokens: dict[str, int] = field(default_factory=default_max_new_tokens)
     max_conversation_chars: int | None = 16_000
+    uncovered_facts: str = "add"
 
     def __post_init__(self) -> None:
         if self.store not in _STORES:
@@ -91,6 +99,8 @@ class MemoryConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.uncovered_facts not in _UNCOVERED_POLICIES:
+            raise ConfigError(f"uncovered_facts must be one of {_UNCOVERED_POLICIES}, got {self.uncovered_facts!r}")
         budget = self.max_conversation_chars
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
             raise ConfigError(f"max_conversation_chars must be a positive integer or None, got {budget!r}")

@@ -34,7 +34,7 @@ from memlora_engine.stats import Stats
 from memlora_engine.steps import ModelCaller, decide_updates, extract_facts, fit_conversation
 from memlora_engine.store.base import Store, validate_metadata
 from memlora_engine.store.chroma import ChromaStore
-from memlora_engine.types import AddResult, Answer, HistoryEntry, MemoryEvent, MemoryRecord, Operation, Scope
+from memlora_engine.types import AddResult, Answer, Event, HistoryEntry, MemoryEvent, MemoryRecord, Operation, Scope
 
 __all__ = ["Memory", "text_hash"]
 
@@ -241,15 +241,21 @@ class Memory:
         with self._repo.locked(scope):  # a crashed worker's batch lands before we read
             old = self._repo.related(scope, fact_vectors.values(), self.config.update_top_k)
             try:
-                planned, rejections = decide_updates(self._model, old, result.facts, date=date)
+                plan = decide_updates(self._model, old, result.facts, date=date)
             except ModelOutputError as exc:
                 self._failed(Operation.UPDATE, exc, result)
                 return
-            if rejections:
-                self.stats.record_rejected(Operation.UPDATE, len(rejections))
-                result.rejected = [r.to_dict() for r in rejections]
-                logger.info("rejected %d update ops: %s", len(rejections), [r.reason for r in rejections])
-            result.events = self._repo.apply(scope, planned, meta, now, fact_vectors)
+            if plan.rejected:
+                self.stats.record_rejected(Operation.UPDATE, len(plan.rejected))
+                result.rejected = [r.to_dict() for r in plan.rejected]
+                logger.info("rejected %d update ops: %s", len(plan.rejected), [r.reason for r in plan.rejected])
+            if plan.uncovered:
+                logger.info("%d fact(s) left undecided by the update output (%s): %s", len(plan.uncovered),
+                            self.config.uncovered_facts, plan.uncovered)
+            result.events = self._repo.apply(scope, plan.planned, meta, now, fact_vectors)
+            # An ADD of a text stored outside the retrieved memories is caught by the repository: a NONE too.
+            skipped = sum(op.event is Event.ADD for op in plan.planned) - sum(e.event is Event.ADD for e in result.events)
+            self.stats.record_update_plan(uncovered=len(plan.uncovered), duplicates=plan.duplicates + skipped)
 
     def _add_images(self, scope: Scope, images: Sequence[PreparedImage], meta: dict[str, Any],
                     now: datetime) -> list[MemoryEvent]:

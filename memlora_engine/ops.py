@@ -4,17 +4,23 @@ The model sees the retrieved old memories under small integer ids ("0", "1", ...
 :func:`plan_operations` maps those back to real ids and rejects, with a reason,
 every op it must not apply: an id outside the retrieved set, an UPDATE or ADD
 without text, an unknown event, a second op on the same memory.
+
+:func:`uncovered_facts` finds the new facts that no accepted op speaks of, so the
+engine can keep them instead of losing them silently (``MemoryConfig.uncovered_facts``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from memlora_engine.parsing import RawOp
 from memlora_engine.types import Event, MemoryRecord
 
-__all__ = ["PlannedOp", "Rejection", "plan_operations"]
+__all__ = ["COVERAGE", "PlannedOp", "Rejection", "covers", "plan_operations", "text_hash", "uncovered_facts"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,11 @@ class Rejection:
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.op.to_dict(), "reason": self.reason}
+
+
+def text_hash(text: str) -> str:
+    """The duplicate-detection hash: sha256 of the text with whitespace folded."""
+    return hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()
 
 
 def _event(value: str | None) -> Event | None:
@@ -80,3 +91,55 @@ def plan_operations(ops: list[RawOp], id_map: dict[str, MemoryRecord]) -> tuple[
         touched.add(target.id)
         planned.append(PlannedOp(event, text=op.text if event is Event.UPDATE else target.text, target=target))
     return planned, rejected
+
+
+COVERAGE = 0.5
+"""Share of a fact's content words an op's text must hold for the op to speak of that fact."""
+
+_WORD = re.compile(r"[^\W_]+")
+# Words that carry no content of their own: a fact is matched on the rest.
+_FILLER = frozenset(
+    "a an the and or but of to in on at for with from by as is are was were be been being has have had do does did "
+    "i me my mine we us our you your he him his she her they them their it its this that these those there "
+    "very really also just now still".split()
+)
+
+
+def _content(text: str) -> set[str]:
+    words = set(_WORD.findall(text.casefold()))
+    return (words - _FILLER) or words
+
+
+def covers(op_text: str, fact: str) -> bool:
+    """True when ``op_text`` holds at least :data:`COVERAGE` of ``fact``'s content words.
+
+    Case, punctuation and filler words are ignored, so "Likes green tea" covers
+    "likes tea" and a merged UPDATE text covers each fact it merged. The match is
+    deliberately lexical: a paraphrase the model wrote for a fact counts as covering
+    it only when it keeps most of the fact's words.
+    """
+    wanted = _content(fact)
+    if not wanted:
+        return True
+    return len(wanted & _content(op_text)) / len(wanted) >= COVERAGE
+
+
+def uncovered_facts(
+    facts: Sequence[str], ops: Sequence[RawOp], id_map: dict[str, MemoryRecord], rejected: Sequence[Rejection] = ()
+) -> list[str]:
+    """The facts that no accepted op of the update output speaks of (see :func:`covers`).
+
+    An op speaks of a fact through its text, or through the old memory its id names
+    (a DELETE often carries only the id). Ops with an unknown event and rejected ops
+    decide nothing, so they cover nothing.
+    """
+    refused = {id(r.op) for r in rejected}
+    texts: list[str] = []
+    for op in ops:
+        if id(op) in refused or _event(op.event) is None:
+            continue
+        texts += [t for t in (op.text, op.old_memory) if t]
+        target = id_map.get(op.id or "")
+        if target is not None:
+            texts.append(target.text)
+    return [fact for fact in facts if not any(covers(text, fact) for text in texts)]

@@ -14,7 +14,6 @@ production code passes nothing.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -30,7 +29,7 @@ from memlora_engine.errors import InvalidInputError, MemLoRAError, MemoryNotFoun
 from memlora_engine.history import HistoryStore, PendingBatch
 from memlora_engine.images import ImageStore
 from memlora_engine.messages import check_text
-from memlora_engine.ops import PlannedOp
+from memlora_engine.ops import PlannedOp, text_hash
 from memlora_engine.sessions import SessionStore
 from memlora_engine.store.base import Store
 from memlora_engine.types import Event, HistoryEntry, MemoryEvent, MemoryRecord, Scope
@@ -46,11 +45,6 @@ FAULT_POINTS = ("journalled", "upserted", "applied", "committed", "dropped", "se
 """The steps of a write between which a crash test may kill the process, in order:
 a batch journalled, upserted into the store, its deletes applied, committed to the
 history; a forgotten scope dropped from the store, its chat sessions cleared."""
-
-
-def text_hash(text: str) -> str:
-    """The duplicate-detection hash: sha256 of the text with whitespace folded."""
-    return hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()
 
 
 def check_id(memory_id: object) -> str:

@@ -1,4 +1,4 @@
-"""Per-operation counters: calls, tokens, seconds, parse failures, rejected ops; image counts."""
+"""Per-operation counters: calls, tokens, seconds, parse failures, rejected ops, undecided facts; image counts."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ class OperationStats:
     seconds: float = 0.0
     parse_failures: int = 0
     rejected_ops: int = 0
+    uncovered_facts: int = 0
+    duplicate_adds: int = 0
 
 
 class Stats:
@@ -46,6 +48,13 @@ class Stats:
     def record_rejected(self, op: Operation, count: int = 1) -> None:
         with self._lock:
             self._ops[op].rejected_ops += count
+
+    def record_update_plan(self, *, uncovered: int, duplicates: int) -> None:
+        """Count the facts the update output left undecided and its ADDs of stored texts."""
+        with self._lock:
+            s = self._ops[Operation.UPDATE]
+            s.uncovered_facts += uncovered
+            s.duplicate_adds += duplicates
 
     def record_images(self, kind: str, count: int = 1) -> None:
         """Count images by ``kind``: ``stored``, ``uncaptioned`` (a text-only model saw no caption)..."""

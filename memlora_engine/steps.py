@@ -8,7 +8,7 @@ benchmark can run the engine's update step on its own::
 
     caller = ModelCaller(MemoryConfig(store="memory"), generator, Stats())
     facts = extract_facts(caller, "user: I moved to Oslo", date="2024-05-01")
-    planned, rejected = decide_updates(caller, old_records, facts, date="2024-05-01")
+    plan = decide_updates(caller, old_records, facts, date="2024-05-01")
 """
 
 from __future__ import annotations
@@ -18,19 +18,20 @@ import logging
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from memlora_engine.config import MemoryConfig
 from memlora_engine.errors import GeneratorError
 from memlora_engine.generator import Generation, GenerationRequest, Generator, SupportsAdapters, SupportsImages
 from memlora_engine.operations import EXTRACTION_SCHEMA, UPDATE_SCHEMA, operation_spec
-from memlora_engine.ops import PlannedOp, Rejection, plan_operations
+from memlora_engine.ops import PlannedOp, Rejection, plan_operations, text_hash, uncovered_facts
 from memlora_engine.parsing import parse_facts, parse_update_ops
 from memlora_engine.prompts import render_prompt
 from memlora_engine.stats import Stats
 from memlora_engine.types import Event, MemoryRecord, Operation
 
-__all__ = ["ModelCaller", "decide_updates", "extract_facts", "fit_conversation"]
+__all__ = ["ModelCaller", "UpdatePlan", "decide_updates", "extract_facts", "fit_conversation"]
 
 logger = logging.getLogger(__name__)
 
@@ -109,9 +110,27 @@ def extract_facts(caller: ModelCaller, conversation: str, *, date: str, images: 
     return parse_facts(raw)
 
 
-def decide_updates(
-    caller: ModelCaller, old_records: Sequence[MemoryRecord], facts: Sequence[str], *, date: str
-) -> tuple[list[PlannedOp], list[Rejection]]:
+@dataclass
+class UpdatePlan:
+    """What the update step decided for one call.
+
+    Attributes:
+        planned: the ops to apply.
+        rejected: the model's ops refused by :func:`~memlora_engine.ops.plan_operations`.
+        uncovered: new facts that no accepted op spoke of; ADDed to ``planned`` when
+            ``config.uncovered_facts == "add"``, left out when ``"ignore"``.
+        duplicates: ADDs whose text is already stored among the old memories, dropped
+            from ``planned``: they are NONE.
+    """
+
+    planned: list[PlannedOp]
+    rejected: list[Rejection] = field(default_factory=list)
+    uncovered: list[str] = field(default_factory=list)
+    duplicates: int = 0
+
+
+def decide_updates(caller: ModelCaller, old_records: Sequence[MemoryRecord], facts: Sequence[str], *,
+                   date: str) -> UpdatePlan:
     """The update step: what ``facts`` change among the related ``old_records``.
 
     The model sees the old memories under small ids ("0", "1", ...); its ops are
@@ -119,14 +138,16 @@ def decide_updates(
     no old memory and ``config.skip_update_when_empty``, every fact is an ADD and
     the model is not called.
 
-    Returns:
-        The ops to apply, and the ops rejected (with a reason each).
+    Nothing is lost silently: an ADD of a text already stored is a NONE
+    (``duplicates``), and a fact the output leaves without a decision is listed in
+    ``uncovered`` and, by default, ADDed (``MemoryConfig.uncovered_facts``).
 
     Raises:
-        ModelOutputError: the output is not an update object (``raw`` holds it).
+        ModelOutputError: the output is not an update object (``raw`` holds it); the
+            caller applies nothing.
     """
     if not old_records and caller.config.skip_update_when_empty:
-        return [PlannedOp(Event.ADD, text=f) for f in facts], []
+        return UpdatePlan([PlannedOp(Event.ADD, text=f) for f in dict.fromkeys(facts)])
     id_map = {str(i): record for i, record in enumerate(old_records)}
     old_json = json.dumps([{"id": k, "text": r.text} for k, r in id_map.items()], ensure_ascii=False, indent=2)
     raw = caller.call(
@@ -136,7 +157,21 @@ def decide_updates(
         facts=json.dumps(list(facts), ensure_ascii=False),
         date=date,
     ).text
-    return plan_operations(parse_update_ops(raw), id_map)
+    ops = parse_update_ops(raw)
+    planned, rejected = plan_operations(ops, id_map)
+    uncovered = uncovered_facts(facts, ops, id_map, rejected)
+    if caller.config.uncovered_facts == "add":
+        planned += [PlannedOp(Event.ADD, text=f) for f in uncovered]
+    stored = {record.hash or text_hash(record.text) for record in old_records}
+    kept: list[PlannedOp] = []
+    for op in planned:
+        if op.event is Event.ADD:
+            digest = text_hash(op.text or "")
+            if digest in stored:
+                continue
+            stored.add(digest)
+        kept.append(op)
+    return UpdatePlan(kept, rejected, uncovered, duplicates=len(planned) - len(kept))
 
 
 def fit_conversation(conversation: str, budget: int | None, *, stacklevel: int = 2) -> str:

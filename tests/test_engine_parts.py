@@ -12,7 +12,7 @@ from memlora_engine.errors import ModelOutputError
 from memlora_engine.ops import PlannedOp
 from memlora_engine.repository import FAULT_POINTS, text_hash
 from memlora_engine.stats import Stats
-from memlora_engine.steps import ModelCaller, decide_updates, extract_facts
+from memlora_engine.steps import ModelCaller, UpdatePlan, decide_updates, extract_facts
 from memlora_engine.testing import DeterministicEmbedder, InMemoryStore, ScriptedGenerator
 from memlora_engine.types import Event, MemoryRecord, Operation, Scope
 
@@ -31,10 +31,11 @@ def test_the_update_step_runs_without_a_store() -> None:
     ]})]})
     caller = ModelCaller(MemoryConfig(store="memory"), gen, Stats())
     records = [old("Lives in Oslo"), old("Has no pets")]
-    planned, rejected = decide_updates(caller, records, ["Moved to Bergen", "Has a cat"], date="2024-05-01")
-    assert planned == [PlannedOp(Event.UPDATE, "Lives in Bergen", records[0]), PlannedOp(Event.DELETE, "Has no pets", records[1]),
+    plan = decide_updates(caller, records, ["Moved to Bergen", "Has a cat"], date="2024-05-01")
+    assert plan.planned == [PlannedOp(Event.UPDATE, "Lives in Bergen", records[0]), PlannedOp(Event.DELETE, "Has no pets", records[1]),
                        PlannedOp(Event.ADD, "Has a cat")]
-    assert [r.reason for r in rejected] == ["unknown_id"]
+    assert [r.reason for r in plan.rejected] == ["unknown_id"]
+    assert plan.uncovered == [] and plan.duplicates == 0
     prompt = gen.calls[0].messages[-1]["content"]
     assert '"Lives in Oslo"' in prompt and "Moved to Bergen" in prompt and "real-" not in prompt
     assert caller.stats[Operation.UPDATE].calls == 1
@@ -42,8 +43,8 @@ def test_the_update_step_runs_without_a_store() -> None:
 
 def test_the_update_step_skips_the_model_with_nothing_old() -> None:
     caller = ModelCaller(MemoryConfig(store="memory"), ScriptedGenerator({}, strict=True), Stats())
-    assert decide_updates(caller, [], ["a", "b"], date="2024-05-01") == (
-        [PlannedOp(Event.ADD, "a"), PlannedOp(Event.ADD, "b")], [])
+    assert decide_updates(caller, [], ["a", "b"], date="2024-05-01") == UpdatePlan(
+        [PlannedOp(Event.ADD, "a"), PlannedOp(Event.ADD, "b")])
 
 
 def test_the_extraction_step_parses_or_raises_with_the_raw_text() -> None:

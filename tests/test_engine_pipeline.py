@@ -20,12 +20,13 @@ def ops(*items: dict) -> str:
     return json.dumps({"memory": list(items)})
 
 
-def seeded(make_memory, update_output: str, *, extra_facts=("Likes green tea",)) -> tuple[Memory, dict[str, str]]:
+def seeded(make_memory, update_output: str, *, extra_facts=("Likes green tea",),
+           **config) -> tuple[Memory, dict[str, str]]:
     """A memory holding 'Likes tea' and 'Lives in Oslo'; the next add gets ``update_output``."""
     memory = make_memory({
         "extraction": [facts("Likes tea", "Lives in Oslo"), facts(*extra_facts)],
         "update": [update_output],
-    })
+    }, **config)
     ids = {e.text: e.id for e in memory.add("I like tea and live in Oslo", user_id="alice")}
     return memory, ids
 
@@ -92,12 +93,70 @@ def test_model_sees_small_ids_and_events_carry_real_ids(make_memory) -> None:
     ],
 )
 def test_invalid_ops_are_rejected_counted_and_not_applied(make_memory, bad_op, reason) -> None:
-    memory, _ = seeded(make_memory, ops(bad_op, {"id": "1", "text": "Lives in Oslo", "event": "DELETE"}))
+    # "ignore": the fact the rejected op spoke of is not kept either (the "add" policy is tested below).
+    memory, _ = seeded(make_memory, ops(bad_op, {"id": "1", "text": "Lives in Oslo", "event": "DELETE"}),
+                       uncovered_facts="ignore")
     result = memory.add("Actually I like green tea", user_id="alice")
     assert [r["reason"] for r in result.rejected] == [reason]
     assert [(e.event, e.text) for e in result] == [(Event.DELETE, "Lives in Oslo")]  # the valid op still applies
     assert [r.text for r in memory.get_all(user_id="alice")] == ["Likes tea"]
     assert memory.stats["update"].rejected_ops == 1
+
+
+@pytest.mark.parametrize(
+    ("new_facts", "update_output", "policy", "expected_events", "uncovered", "duplicates"),
+    [
+        # The update output re-adds an old memory and says nothing of the new fact.
+        (["Has a dog named Rex"], ops({"id": "2", "text": "Likes tea", "event": "ADD"}), "add",
+         [(Event.ADD, "Has a dog named Rex")], 1, 1),
+        (["Has a dog named Rex"], ops({"id": "2", "text": "Likes tea", "event": "ADD"}), "ignore", [], 1, 1),
+        # An empty decision list leaves every fact undecided.
+        (["Has a dog named Rex", "Plays chess"], ops(), "add",
+         [(Event.ADD, "Has a dog named Rex"), (Event.ADD, "Plays chess")], 2, 0),
+        # A rejected op decides nothing: its fact is kept by the "add" policy.
+        (["Likes green tea"], ops({"id": "9", "text": "Likes green tea", "event": "UPDATE"}), "add",
+         [(Event.ADD, "Likes green tea")], 1, 0),
+        # Decided facts: a merged UPDATE, a DELETE naming only its id, a NONE.
+        (["Likes green tea"], ops({"id": "0", "text": "Likes green tea", "event": "UPDATE"}), "add",
+         [(Event.UPDATE, "Likes green tea")], 0, 0),
+        (["No longer lives in Oslo"], ops({"id": "0", "event": "DELETE"}), "add",
+         [(Event.DELETE, "Lives in Oslo")], 0, 0),
+        (["Lives in Oslo"], ops({"id": "1", "text": "Lives in Oslo", "event": "NONE"}), "add", [], 0, 0),
+        # An ADD of the fact that is already stored is a NONE, counted.
+        (["Likes tea"], ops({"id": "2", "text": "Likes tea", "event": "ADD"}), "add", [], 0, 1),
+        # The same new text twice in one output is stored once (plan_operations drops the repeat).
+        (["Plays chess"], ops({"id": "2", "text": "Plays chess", "event": "ADD"},
+                              {"id": "3", "text": "Plays chess", "event": "ADD"}), "add",
+         [(Event.ADD, "Plays chess")], 0, 0),
+    ],
+    ids=["readd-old-add", "readd-old-ignore", "empty-output", "rejected-op", "update", "delete-by-id", "none",
+         "duplicate-of-stored", "duplicate-in-output"],
+)
+def test_no_fact_is_lost_silently(make_memory, new_facts, update_output, policy, expected_events, uncovered,
+                                  duplicates) -> None:
+    memory, _ = seeded(make_memory, update_output, extra_facts=new_facts, uncovered_facts=policy)
+    result = memory.add("news", user_id="alice")
+    assert [(e.event, e.text) for e in result] == expected_events
+    stats = memory.stats["update"]
+    assert (stats.uncovered_facts, stats.duplicate_adds) == (uncovered, duplicates)
+    assert len(memory.get_all(user_id="alice")) == len({r.text for r in memory.get_all(user_id="alice")})
+
+
+def test_garbled_update_output_applies_nothing_and_decides_no_fact(make_memory) -> None:
+    memory, _ = seeded(make_memory, "not json at all", extra_facts=("Has a dog named Rex",))
+    result = memory.add("news", user_id="alice")
+    assert result.events == [] and not result.ok
+    assert sorted(r.text for r in memory.get_all(user_id="alice")) == ["Likes tea", "Lives in Oslo"]
+    stats = memory.stats["update"]
+    assert (stats.parse_failures, stats.uncovered_facts, stats.duplicate_adds) == (1, 0, 0)
+
+
+def test_uncovered_fact_policy_is_checked() -> None:
+    from memlora_engine import MemoryConfig
+    from memlora_engine.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="uncovered_facts"):
+        MemoryConfig(store="memory", uncovered_facts="keep")
 
 
 def test_op_naming_another_scopes_real_id_is_rejected(make_memory) -> None:
