@@ -25,7 +25,7 @@ from typing import Any
 from memlora_engine.config import MemoryConfig
 from memlora_engine.errors import InvalidInputError, ModelOutputError
 from memlora_engine.evaluation.update_scoring import EVENTS, CaseScore, Decision, align, exact_match, summarize
-from memlora_engine.generator import Generator, GenerationRequest
+from memlora_engine.generator import GenerationRequest, Generator
 from memlora_engine.memory import text_hash
 from memlora_engine.ops import PlannedOp, Rejection, plan_operations
 from memlora_engine.parsing import UPDATE_SCHEMA, RawOp, parse_update_ops
