@@ -1,0 +1,192 @@
+"""The developers' update benchmark: hand-written cases run through the engine's update step.
+
+``data/update_cases.jsonl`` (shipped with the package) holds hand-written cases: the
+old memories the engine would retrieve (shown to the model as ids "0", "1", ...),
+the new facts, and one gold decision per fact. They are written by hand, apart from
+any training data, and must never be used for training (docs/evaluation.md).
+
+:func:`run_update_case` is the engine's update step for one call: the prompt style
+rule, the update schema and token budget of :class:`~memlora_engine.Memory`, then
+:func:`~memlora_engine.parsing.parse_update_ops` and
+:func:`~memlora_engine.ops.plan_operations`. Scoring is in
+:mod:`memlora_engine.evaluation.update_scoring`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from memlora_engine.config import MemoryConfig
+from memlora_engine.errors import InvalidInputError, ModelOutputError
+from memlora_engine.evaluation.update_scoring import EVENTS, CaseScore, Decision, align, exact_match, summarize
+from memlora_engine.generator import GenerationRequest, Generator
+from memlora_engine.memory import text_hash
+from memlora_engine.ops import PlannedOp, Rejection, plan_operations
+from memlora_engine.parsing import UPDATE_SCHEMA, RawOp, parse_update_ops
+from memlora_engine.prompts import render_prompt
+from memlora_engine.types import MemoryRecord, Operation
+
+__all__ = [
+    "UpdateCase",
+    "UpdateOutcome",
+    "default_cases_path",
+    "evaluate_update",
+    "load_update_cases",
+    "run_update_case",
+]
+
+
+@dataclass(frozen=True)
+class UpdateCase:
+    """One hand-written case: ``gold[i]`` is the decision for ``facts[i]``."""
+
+    id: str
+    old: tuple[str, ...]
+    facts: tuple[str, ...]
+    gold: tuple[Decision, ...]
+    date: str = "2024-06-01"
+    references: tuple[str | None, ...] = ()  # the expected new text of each UPDATE (None elsewhere)
+
+
+def default_cases_path() -> Path:
+    """The shipped case file, ``memlora_engine/evaluation/data/update_cases.jsonl``."""
+    return Path(str(resources.files("memlora_engine.evaluation"))) / "data" / "update_cases.jsonl"
+
+
+def _case(data: dict[str, Any], where: str) -> UpdateCase:
+    try:
+        old = tuple(str(t) for t in data["old"])
+        facts = tuple(str(t) for t in data["facts"])
+        gold_items = list(data["gold"])
+        case_id = str(data["id"])
+    except (KeyError, TypeError) as exc:
+        raise InvalidInputError(f"{where}: a case needs id, old, facts and gold ({exc})") from exc
+    if not old or not facts or len(gold_items) != len(facts):
+        raise InvalidInputError(f"{where}: needs old memories, facts and one gold decision per fact")
+    gold: list[Decision] = []
+    for item in gold_items:
+        event = str(item.get("event", "")).upper()
+        if event not in EVENTS:
+            raise InvalidInputError(f"{where}: unknown gold event {item.get('event')!r}")
+        memory_id = None if event == "ADD" else item.get("id")
+        if event != "ADD" and (memory_id is None or not str(memory_id).isdigit() or int(memory_id) >= len(old)):
+            raise InvalidInputError(f"{where}: {event} needs the id of one of the {len(old)} old memories")
+        gold.append(Decision(event, None if memory_id is None else str(memory_id)))
+    named = [d.id for d in gold if d.id is not None]
+    if len(named) != len(set(named)):
+        raise InvalidInputError(f"{where}: two gold decisions on one old memory (the engine allows one op per memory)")
+    return UpdateCase(
+        id=case_id, old=old, facts=facts, gold=tuple(gold), date=str(data.get("date", "2024-06-01")),
+        references=tuple(item.get("text") if d.event == "UPDATE" else None for item, d in zip(gold_items, gold)),
+    )
+
+
+def load_update_cases(path: str | os.PathLike[str] | None = None) -> list[UpdateCase]:
+    """Read and check a case file (JSON lines; ``#`` lines and blank lines are skipped).
+
+    Raises:
+        InvalidInputError: a malformed case, an id outside the old memories, two gold
+            decisions on one memory, or a repeated case id.
+    """
+    source = Path(path) if path is not None else default_cases_path()
+    try:
+        lines = source.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read update cases {source}: {exc}") from exc
+    cases: list[UpdateCase] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        where = f"{source.name}:{number}"
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"{where}: not JSON ({exc})") from exc
+        cases.append(_case(data, where))
+    ids = [c.id for c in cases]
+    if len(ids) != len(set(ids)):
+        raise InvalidInputError(f"{source.name}: repeated case ids")
+    return cases
+
+
+@dataclass
+class UpdateOutcome:
+    """One update call: the raw text, the parsed ops, what the engine would apply and what it rejects."""
+
+    raw: str
+    ops: list[RawOp] = field(default_factory=list)
+    planned: list[PlannedOp] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    error: str | None = None  # the parse failure, when the output could not be parsed
+    style: str = ""
+
+    def decisions(self) -> tuple[Decision, ...] | None:
+        """The applied changes as ``(event, model id)`` decisions; None when unparsable."""
+        if self.error is not None:
+            return None
+        return tuple(Decision(p.event.value, None if p.target is None else p.target.id) for p in self.planned)
+
+
+def run_update_case(generator: Generator, config: MemoryConfig, old_texts: Sequence[str], facts: Sequence[str],
+                    date: str) -> UpdateOutcome:
+    """Run the engine's update step once, as ``Memory.add`` does after retrieval.
+
+    The old memories get the model ids "0", "1", ... in order (the record ids are the
+    same strings, so a planned op's target id is the model id). The prompt style is the
+    engine's rule: ``config.prompt_style`` when the generator has an update adapter,
+    ``config.base_prompt_style`` when not.
+
+    TODO(lead): swap for the engine's own update-step function once it is factored out
+    of ``Memory._infer``, so the benchmark cannot drift from the engine.
+    """
+    id_map = {str(i): MemoryRecord(id=str(i), text=text, hash=text_hash(text), created_at=date)
+              for i, text in enumerate(old_texts)}
+    old_json = json.dumps([{"id": k, "text": r.text} for k, r in id_map.items()], ensure_ascii=False, indent=2)
+    style = config.prompt_style if generator.has_adapter(Operation.UPDATE) else config.base_prompt_style
+    request = GenerationRequest(
+        operation=Operation.UPDATE,
+        messages=render_prompt(style, Operation.UPDATE, old_memories=old_json,
+                               facts=json.dumps(list(facts), ensure_ascii=False), date=date),
+        json_schema=UPDATE_SCHEMA if config.constrained_json else None,
+        max_new_tokens=config.max_new_tokens[Operation.UPDATE.value],
+    )
+    raw = generator.generate(request).text
+    try:
+        ops = parse_update_ops(raw)
+    except ModelOutputError as exc:
+        return UpdateOutcome(raw=raw, error=str(exc), style=style)
+    planned, rejections = plan_operations(ops, id_map)
+    return UpdateOutcome(raw=raw, ops=ops, planned=planned, rejections=rejections, style=style)
+
+
+def evaluate_update(generator: Generator, cases: Sequence[UpdateCase], config: MemoryConfig | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Run every case and score it: ``{"summary": ..., "rows": [per-case record, ...]}``."""
+    config = config or MemoryConfig()
+    rows: list[dict[str, Any]] = []
+    scores: list[CaseScore] = []
+    for number, case in enumerate(cases, 1):
+        outcome = run_update_case(generator, config, case.old, case.facts, case.date)
+        predicted = outcome.decisions()
+        score = CaseScore(case.gold, predicted, len(outcome.rejections))
+        scores.append(score)
+        rows.append({
+            "id": case.id,
+            "style": outcome.style,
+            "exact": exact_match(case.gold, predicted),
+            "gold": [[d.event, d.id] for d in case.gold],
+            "predicted": None if predicted is None else [[d.event, d.id] for d in predicted],
+            "pairs": align(case.gold, predicted),
+            "rejected": [r.to_dict() for r in outcome.rejections],
+            "error": outcome.error,
+            "raw": outcome.raw,
+        })
+        if progress is not None:
+            progress(number, len(cases))
+    return {"summary": summarize(scores), "rows": rows}

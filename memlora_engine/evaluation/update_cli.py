@@ -1,0 +1,96 @@
+"""``memlora eval update``: score update experts on the hand-written update benchmark.
+
+Each ``--row`` is one generator: ``base`` (the model without adapters: the engine then
+uses the base prompt style), ``shipped`` (the model's shipped update expert) or a
+directory holding a candidate update adapter. Imported by ``memlora eval`` at start-up,
+so only argparse is imported here; the engine and the model load when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``update`` on the ``memlora eval`` subparsers."""
+    parser = sub.add_parser(
+        "update", help="Score update experts on the hand-written update benchmark.",
+        description="Run each hand-written update case through the engine's update step and print the exact-match "
+                    "rate of the (event, id) changes and a per-event confusion matrix, for each --row.",
+    )
+    parser.add_argument("--row", action="append", dest="rows", metavar="SPEC",
+                        help="base | shipped | DIR (a candidate update adapter); repeat to compare "
+                             "(default: base and shipped)")
+    parser.add_argument("--model", default="gemma-3-270m", help="backbone model (default: gemma-3-270m)")
+    parser.add_argument("--cases", help="a case file (default: the shipped hand-written cases)")
+    parser.add_argument("--limit", type=int, help="run the first N cases")
+    parser.add_argument("--max-new-tokens", type=int, help="the update output cap (default: MemoryConfig's)")
+    parser.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16")
+    parser.add_argument("--threads", type=int, help="torch threads (default: all usable cores)")
+    parser.add_argument("--out", help="write the summaries and per-case records (JSON) here")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def _load(spec: str, args: argparse.Namespace) -> Any:
+    from memlora_engine.adapters import shipped_adapters
+    from memlora_engine.backbone import load_backbone
+    from memlora_engine.errors import ConfigError
+
+    if spec == "base":
+        adapters: dict[str, Any] | None = None
+    elif spec == "shipped":
+        shipped = shipped_adapters(args.model)
+        if "update" not in shipped:
+            raise ConfigError(f"no shipped update adapter for model {args.model!r}")
+        adapters = {"update": shipped["update"]}
+    elif Path(spec).is_dir():
+        adapters = {"update": spec}
+    else:
+        raise ConfigError(f"--row wants base, shipped or an adapter directory, got {spec!r}")
+    return load_backbone(args.model, adapters=adapters, dtype=args.dtype, num_threads=args.threads)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``memlora eval update`` (errors propagate to ``memlora eval``'s handler)."""
+    from memlora_engine.config import MemoryConfig
+    from memlora_engine.errors import ConfigError
+    from memlora_engine.evaluation.update_bench import default_cases_path, evaluate_update, load_update_cases
+    from memlora_engine.evaluation.update_scoring import format_summary
+
+    cases = load_update_cases(args.cases)[: args.limit]
+    if not cases:
+        raise ConfigError("no update case to run")
+    config = MemoryConfig()
+    if args.max_new_tokens:
+        config = MemoryConfig(max_new_tokens={"update": args.max_new_tokens})
+    rows = list(dict.fromkeys(args.rows or ["base", "shipped"]))
+
+    def progress(done: int, total: int) -> None:
+        if not args.quiet and (done % 10 == 0 or done == total):
+            print(f"  {done}/{total} cases", file=sys.stderr, flush=True)
+
+    results: dict[str, Any] = {}
+    for spec in rows:
+        generator = _load(spec, args)
+        if not args.quiet:
+            print(f"{spec}: {len(cases)} cases", file=sys.stderr, flush=True)
+        results[spec] = evaluate_update(generator, cases, config, progress)
+        del generator  # one model in memory at a time
+        print(format_summary(results[spec]["summary"], spec))
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        command = "memlora eval " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else None
+        report = {"model": args.model, "cases": Path(args.cases).name if args.cases else default_cases_path().name,
+                  "count": len(cases), "command": command, "max_new_tokens": config.max_new_tokens["update"],
+                  "rows": results}
+        out.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
+        print(f"written: {out}")
+    return 0
