@@ -121,12 +121,14 @@ class UpdatePlan:
             ``config.uncovered_facts == "add"``, left out when ``"ignore"``.
         duplicates: ADDs whose text is already stored among the old memories, dropped
             from ``planned``: they are NONE.
+        raw: the model's output ("" when the model was not called).
     """
 
     planned: list[PlannedOp]
     rejected: list[Rejection] = field(default_factory=list)
     uncovered: list[str] = field(default_factory=list)
     duplicates: int = 0
+    raw: str = ""
 
 
 def decide_updates(caller: ModelCaller, old_records: Sequence[MemoryRecord], facts: Sequence[str], *,
@@ -171,7 +173,7 @@ def decide_updates(caller: ModelCaller, old_records: Sequence[MemoryRecord], fac
                 continue
             stored.add(digest)
         kept.append(op)
-    return UpdatePlan(kept, rejected, uncovered, duplicates=len(planned) - len(kept))
+    return UpdatePlan(kept, rejected, uncovered, duplicates=len(planned) - len(kept), raw=raw)
 
 
 def fit_conversation(conversation: str, budget: int | None, *, stacklevel: int = 2) -> str:

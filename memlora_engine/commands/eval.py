@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from memlora_engine.evaluation import update_cli
+from memlora_engine.commands import eval_update
 
 __all__ = ["add_arguments", "run"]
 
@@ -74,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     report.add_argument("--cache", help="where the re-scored per-question records go (default: OUT/runs)")
     _scoring_arguments(report)
     _vqa_arguments(sub)
-    update_cli.add_parser(sub)
+    eval_update.add_parser(sub)
 
 
 def _vqa_arguments(sub: Any) -> None:
@@ -324,7 +324,7 @@ def _run_vqa(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"locomo": _run_locomo, "report": _run_report, "fetch-images": _run_fetch_images,
-             "vqa-build": _run_vqa_build, "vqa": _run_vqa, "update": update_cli.run}
+             "vqa-build": _run_vqa_build, "vqa": _run_vqa, "update": eval_update.run}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,10 +5,8 @@ old memories the engine would retrieve (shown to the model as ids "0", "1", ...)
 the new facts, and one gold decision per fact. They are written by hand, apart from
 any training data, and must never be used for training (docs/evaluation.md).
 
-:func:`run_update_case` is the engine's update step for one call: the prompt style
-rule, the update schema and token budget of :class:`~memlora_engine.Memory`, then
-:func:`~memlora_engine.parsing.parse_update_ops` and
-:func:`~memlora_engine.ops.plan_operations`. Scoring is in
+:func:`run_update_case` runs the engine's own update step
+(:func:`~memlora_engine.steps.decide_updates`) for one case. Scoring is in
 :mod:`memlora_engine.evaluation.update_scoring`.
 """
 
@@ -25,11 +23,10 @@ from typing import Any
 from memlora_engine.config import MemoryConfig
 from memlora_engine.errors import InvalidInputError, ModelOutputError
 from memlora_engine.evaluation.update_scoring import EVENTS, CaseScore, Decision, align, exact_match, summarize
-from memlora_engine.generator import GenerationRequest, Generator
-from memlora_engine.memory import text_hash
-from memlora_engine.ops import PlannedOp, Rejection, plan_operations
-from memlora_engine.parsing import UPDATE_SCHEMA, RawOp, parse_update_ops
-from memlora_engine.prompts import render_prompt
+from memlora_engine.generator import Generator
+from memlora_engine.ops import PlannedOp, Rejection, text_hash
+from memlora_engine.stats import Stats
+from memlora_engine.steps import ModelCaller, decide_updates
 from memlora_engine.types import MemoryRecord, Operation
 
 __all__ = [
@@ -117,12 +114,13 @@ def load_update_cases(path: str | os.PathLike[str] | None = None) -> list[Update
 
 @dataclass
 class UpdateOutcome:
-    """One update call: the raw text, the parsed ops, what the engine would apply and what it rejects."""
+    """One update call: the raw text, what the engine applies, what it rejects or adds for undecided facts."""
 
     raw: str
-    ops: list[RawOp] = field(default_factory=list)
     planned: list[PlannedOp] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
+    uncovered: list[str] = field(default_factory=list)
+    duplicates: int = 0
     error: str | None = None  # the parse failure, when the output could not be parsed
     style: str = ""
 
@@ -135,34 +133,23 @@ class UpdateOutcome:
 
 def run_update_case(generator: Generator, config: MemoryConfig, old_texts: Sequence[str], facts: Sequence[str],
                     date: str) -> UpdateOutcome:
-    """Run the engine's update step once, as ``Memory.add`` does after retrieval.
+    """Run the engine's update step (:func:`~memlora_engine.steps.decide_updates`) once.
 
     The old memories get the model ids "0", "1", ... in order (the record ids are the
-    same strings, so a planned op's target id is the model id). The prompt style is the
-    engine's rule: ``config.prompt_style`` when the generator has an update adapter,
-    ``config.base_prompt_style`` when not.
-
-    TODO(lead): swap for the engine's own update-step function once it is factored out
-    of ``Memory._infer``, so the benchmark cannot drift from the engine.
+    same strings, so a planned op's target id is the model id). Everything else is the
+    engine's: the prompt-style rule, schema and budget, the validation, the
+    undecided-fact policy (``config.uncovered_facts``) and duplicate ADDs as NONE.
     """
-    id_map = {str(i): MemoryRecord(id=str(i), text=text, hash=text_hash(text), created_at=date)
-              for i, text in enumerate(old_texts)}
-    old_json = json.dumps([{"id": k, "text": r.text} for k, r in id_map.items()], ensure_ascii=False, indent=2)
-    style = config.prompt_style if generator.has_adapter(Operation.UPDATE) else config.base_prompt_style
-    request = GenerationRequest(
-        operation=Operation.UPDATE,
-        messages=render_prompt(style, Operation.UPDATE, old_memories=old_json,
-                               facts=json.dumps(list(facts), ensure_ascii=False), date=date),
-        json_schema=UPDATE_SCHEMA if config.constrained_json else None,
-        max_new_tokens=config.max_new_tokens[Operation.UPDATE.value],
-    )
-    raw = generator.generate(request).text
+    records = [MemoryRecord(id=str(i), text=text, hash=text_hash(text), created_at=date)
+               for i, text in enumerate(old_texts)]
+    caller = ModelCaller(config, generator, Stats())
+    style = caller.prompt_style(Operation.UPDATE)
     try:
-        ops = parse_update_ops(raw)
+        plan = decide_updates(caller, records, facts, date=date)
     except ModelOutputError as exc:
-        return UpdateOutcome(raw=raw, error=str(exc), style=style)
-    planned, rejections = plan_operations(ops, id_map)
-    return UpdateOutcome(raw=raw, ops=ops, planned=planned, rejections=rejections, style=style)
+        return UpdateOutcome(raw=exc.raw, error=str(exc), style=style)
+    return UpdateOutcome(raw=plan.raw, planned=plan.planned, rejections=plan.rejected, uncovered=plan.uncovered,
+                         duplicates=plan.duplicates, style=style)
 
 
 def evaluate_update(generator: Generator, cases: Sequence[UpdateCase], config: MemoryConfig | None = None,
@@ -184,6 +171,8 @@ def evaluate_update(generator: Generator, cases: Sequence[UpdateCase], config: M
             "predicted": None if predicted is None else [[d.event, d.id] for d in predicted],
             "pairs": align(case.gold, predicted),
             "rejected": [r.to_dict() for r in outcome.rejections],
+            "uncovered": outcome.uncovered,
+            "duplicates": outcome.duplicates,
             "error": outcome.error,
             "raw": outcome.raw,
         })

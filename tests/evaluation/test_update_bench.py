@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from memlora_engine.cli import main
+from memlora_engine.commands import main
 from memlora_engine.config import MemoryConfig
 from memlora_engine.errors import InvalidInputError
 from memlora_engine.evaluation.update_bench import (

@@ -32,6 +32,9 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--cases", help="a case file (default: the shipped hand-written cases)")
     parser.add_argument("--limit", type=int, help="run the first N cases")
     parser.add_argument("--max-new-tokens", type=int, help="the update output cap (default: MemoryConfig's)")
+    parser.add_argument("--uncovered-facts", choices=("add", "ignore"), default="add",
+                        help="the engine's policy for facts the output leaves undecided (MemoryConfig.uncovered_facts); "
+                             "ignore scores the expert's own decisions only (default: add, as the engine runs)")
     parser.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16")
     parser.add_argument("--threads", type=int, help="torch threads (default: all usable cores)")
     parser.add_argument("--out", help="write the summaries and per-case records (JSON) here")
@@ -67,9 +70,8 @@ def run(args: argparse.Namespace) -> int:
     cases = load_update_cases(args.cases)[: args.limit]
     if not cases:
         raise ConfigError("no update case to run")
-    config = MemoryConfig()
-    if args.max_new_tokens:
-        config = MemoryConfig(max_new_tokens={"update": args.max_new_tokens})
+    budget = {"max_new_tokens": {"update": args.max_new_tokens}} if args.max_new_tokens else {}
+    config = MemoryConfig(uncovered_facts=args.uncovered_facts, **budget)
     rows = list(dict.fromkeys(args.rows or ["base", "shipped"]))
 
     def progress(done: int, total: int) -> None:
@@ -90,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         command = "memlora eval " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else None
         report = {"model": args.model, "cases": Path(args.cases).name if args.cases else default_cases_path().name,
                   "count": len(cases), "command": command, "max_new_tokens": config.max_new_tokens["update"],
+                  "uncovered_facts": config.uncovered_facts,
                   "rows": results}
         out.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
         print(f"written: {out}")
