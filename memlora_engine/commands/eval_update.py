@@ -70,8 +70,9 @@ def run(args: argparse.Namespace) -> int:
     cases = load_update_cases(args.cases)[: args.limit]
     if not cases:
         raise ConfigError("no update case to run")
-    budget = {"max_new_tokens": {"update": args.max_new_tokens}} if args.max_new_tokens else {}
-    config = MemoryConfig(uncovered_facts=args.uncovered_facts, **budget)
+    config = MemoryConfig(uncovered_facts=args.uncovered_facts)
+    if args.max_new_tokens:
+        config.max_new_tokens["update"] = args.max_new_tokens
     rows = list(dict.fromkeys(args.rows or ["base", "shipped"]))
 
     def progress(done: int, total: int) -> None:
