@@ -52,7 +52,12 @@ from memlora_engine.data.image_cache import resolve_image
 from memlora_engine.data.locomo import QA, Conversation, Turn
 from memlora_engine.data.windows import session_windows, window_messages
 from memlora_engine.embeddings.base import Embedder
-from memlora_engine.errors import ConfigError
+from memlora_engine.evaluation._run_cache import (
+    check_fingerprint,
+    check_ingest_source,
+    reuse_ingestion,
+    write_checkpoint,
+)
 from memlora_engine.evaluation.configs import EvalConfig
 from memlora_engine.evaluation.recording import RecordingGenerator, read_jsonl, rewrite_jsonl
 from memlora_engine.generator import GenerationRequest, Generator
@@ -64,8 +69,6 @@ from memlora_engine.types import Event, Operation
 # INGEST_OPERATIONS is the registry's, re-exported: the stages that build the memory
 # (two runs that agree on them ingest alike).
 __all__ = ["INGEST_OPERATIONS", "RunOptions", "run_config", "select_questions", "session_windows"]
-
-_INGEST_STAGES = frozenset(op.value for op in INGEST_OPERATIONS)
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +205,7 @@ class _ConversationRun:
     def _save(self, stats: Stats | None) -> None:
         if stats is not None:
             self.ckpt["stats"] = merge_stats(self._base_stats, stats.as_dict())
-        _write_checkpoint(self.ckpt_path, self.ckpt)
+        write_checkpoint(self.ckpt_path, self.ckpt)
 
     def _recording(self) -> RecordingGenerator:
         if self._recorder is None:
@@ -449,87 +452,6 @@ class _ConversationRun:
         return result.text.strip(), info, set(context["dia_ids"])
 
 
-def _write_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
-    """Write ``checkpoint.json`` whole or not at all (a torn one would stop the resume)."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(checkpoint, ensure_ascii=False, indent=1), encoding="utf-8")
-    tmp.replace(path)
-
-
-def _changed_keys(a: dict[str, Any], b: dict[str, Any]) -> str:
-    return ", ".join(sorted(k for k in {*a, *b} if a.get(k) != b.get(k)))
-
-
-def _check_fingerprint(directory: Path, fingerprint: dict[str, Any]) -> None:
-    path = directory / "run.json"
-    if path.exists():
-        saved = json.loads(path.read_text(encoding="utf-8"))
-        if saved != fingerprint:
-            raise ConfigError(
-                f"{directory} holds a run with other settings ({_changed_keys(saved, fingerprint)}); "
-                "use another --out directory or delete that one"
-            )
-    else:
-        directory.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(fingerprint, indent=1, sort_keys=True), encoding="utf-8")
-
-
-def _ingest_fingerprint(fingerprint: dict[str, Any]) -> dict[str, Any]:
-    """The part of a run fingerprint that decides what ingestion builds."""
-    config = fingerprint["config"]
-    return {
-        **{k: v for k, v in fingerprint.items() if k != "config"},
-        "full_context": config["full_context"],
-        "ingest_adapters": sorted(set(config["adapters"]) & _INGEST_STAGES),
-        "ingest_prompts": {k: v for k, v in config["prompts"].items() if k in _INGEST_STAGES},
-    }
-
-
-def _check_ingest_source(source: Path, fingerprint: dict[str, Any]) -> None:
-    """Refuse ``source`` as an ingestion to take unless it is a run that ingests as ``fingerprint`` does.
-
-    Raises:
-        ConfigError: ``source`` is no run, ingests differently, or is a full-context run.
-    """
-    saved_path = source / "run.json"
-    if not saved_path.exists():
-        raise ConfigError(f"--ingest-from: no run in {source}")
-    mine, theirs = _ingest_fingerprint(fingerprint), _ingest_fingerprint(json.loads(saved_path.read_text("utf-8")))
-    if mine != theirs:
-        raise ConfigError(f"--ingest-from {source.name}: it ingests differently ({_changed_keys(mine, theirs)})")
-    if mine["full_context"]:
-        raise ConfigError("--ingest-from: a full-context run has no ingestion")
-
-
-def _reuse_ingestion(source: Path, target: Path, conversation_id: str) -> None:
-    """Copy ``source``'s finished ingestion of one conversation into the fresh run ``target``.
-
-    ``source`` has passed :func:`_check_ingest_source`.
-
-    Raises:
-        ConfigError: ``source`` has not finished ingesting this conversation.
-    """
-    conv = source / conversation_id
-    ckpt_path = conv / "checkpoint.json"
-    ckpt = json.loads(ckpt_path.read_text("utf-8")) if ckpt_path.exists() else {}
-    if not ckpt.get("ingest_complete"):
-        raise ConfigError(f"--ingest-from {source.name}: its ingestion of {conversation_id} is not finished")
-    dest = target / conversation_id
-    dest.mkdir(parents=True, exist_ok=True)
-    copied = {
-        "sessions_done": ckpt["sessions_done"],
-        "ingest_complete": True,
-        "provenance": ckpt["provenance"],
-        "stats": {op: values for op, values in ckpt["stats"].items() if op in _INGEST_STAGES},
-        **({"images": ckpt["images"]} if "images" in ckpt else {}),
-        "ingested_by": ckpt.get("ingested_by", source.name),
-    }
-    for name in ("memories.jsonl", "ingest.jsonl"):
-        (dest / name).write_bytes((conv / name).read_bytes())
-    rewrite_jsonl(dest / "calls.jsonl", [r for r in read_jsonl(conv / "calls.jsonl") if r.get("stage") == "ingest"])
-    _write_checkpoint(dest / "checkpoint.json", copied)
-
-
 def run_config(
     conversations: Sequence[Conversation],
     config: EvalConfig,
@@ -562,7 +484,7 @@ def run_config(
     from memlora_engine.prompts import PROMPT_VERSION
 
     fingerprint = {"config": config.describe(), "model": model_name, "prompt_version": PROMPT_VERSION, **options.fingerprint()}
-    _check_fingerprint(directory, fingerprint)
+    check_fingerprint(directory, fingerprint)
     cache: dict[str, Any] = {}
 
     def get_generator() -> Generator:
@@ -589,10 +511,10 @@ def run_config(
 
     source = directory.parent / ingest_from if ingest_from is not None else None
     if source is not None and not all(started(c) for c in conversations):
-        _check_ingest_source(source, fingerprint)
+        check_ingest_source(source, fingerprint)
     for conversation in conversations:
         if source is not None and not started(conversation):
-            _reuse_ingestion(source, directory, conversation.sample_id)
+            reuse_ingestion(source, directory, conversation.sample_id)
         run = _ConversationRun(
             directory / conversation.sample_id, conversation, config, get_generator, get_embedder, options
         )
