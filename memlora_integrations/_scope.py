@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from memlora_engine import AsyncMemory, Memory, Scope
+from memlora_engine.chat import ChatSession
 
-__all__ = ["resolve_memory", "scope_kwargs"]
+__all__ = ["chat_session", "resolve_memory", "scope_kwargs"]
 
 
 def resolve_memory(memory: Any) -> Memory:
@@ -31,3 +32,8 @@ def scope_kwargs(user_id: str | None, agent_id: str | None, run_id: str | None) 
     The result is what every engine call takes as ``**scope``: only the ids that are set.
     """
     return Scope(user_id, agent_id, run_id).as_dict()
+
+
+def chat_session(memory: Memory, session_id: str, scope: dict[str, str]) -> ChatSession:
+    """The engine's chat-session component for ``session_id`` of ``scope`` (the short-term buffer)."""
+    return memory.chats.session(Scope(**scope), session_id)

@@ -10,7 +10,7 @@ from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import BaseMessage
 
 from memlora_engine import Memory
-from memlora_integrations._scope import resolve_memory, scope_kwargs
+from memlora_integrations._scope import chat_session, resolve_memory, scope_kwargs
 from memlora_integrations._turns import ingest_turn, ingest_turns
 from memlora_integrations.langchain._messages import exchange_texts, from_engine, to_engine
 
@@ -25,7 +25,7 @@ _PENDING_WINDOW = 50
 class MemLoRAChatMessageHistory(BaseChatMessageHistory):
     """Chat history of one session, persisted by MemLoRA, that also builds long-term memory.
 
-    Messages are appended to the engine's session buffer (``Memory.append_chat``), so
+    Messages are appended to the engine's session buffer (``Memory.chats``), so
     a new process with the same data directory sees the conversation. Each completed
     exchange is also given to ``Memory.add``, where the on-device model extracts the
     facts worth remembering across sessions.
@@ -120,7 +120,7 @@ class MemLoRAChatMessageHistory(BaseChatMessageHistory):
     @property
     def messages(self) -> list[BaseMessage]:  # type: ignore[override]
         """The session's messages, oldest first (the last ``max_messages`` when set)."""
-        stored = self.memory.chat_messages(self.session_id, limit=self.max_messages, **self.scope)
+        stored = chat_session(self.memory, self.session_id, self.scope).messages(self.max_messages)
         return [from_engine(m) for m in stored]
 
     async def aget_messages(self) -> list[BaseMessage]:
@@ -133,7 +133,7 @@ class MemLoRAChatMessageHistory(BaseChatMessageHistory):
         if not messages:
             return
         pending = self._pending() if self.ingest == "turns" else []
-        self.memory.append_chat(self.session_id, [to_engine(m) for m in messages], **self.scope)
+        chat_session(self.memory, self.session_id, self.scope).append([to_engine(m) for m in messages])
         if self.ingest == "off":
             return
         if self.ingest == "messages":
@@ -162,7 +162,7 @@ class MemLoRAChatMessageHistory(BaseChatMessageHistory):
         if forget:
             self.memory.delete_all(**self.scope)
         else:
-            self.memory.clear_chat(self.session_id, **self.scope)
+            chat_session(self.memory, self.session_id, self.scope).clear()
 
     async def aclear(self, *, forget: bool = False) -> None:
         await asyncio.to_thread(self.clear, forget=forget)
@@ -170,7 +170,7 @@ class MemLoRAChatMessageHistory(BaseChatMessageHistory):
     # -- ingestion -----------------------------------------------------------------------
     def _pending(self) -> list[dict[str, Any]]:
         """User turns already in the buffer that are still waiting for a reply (images included)."""
-        recent = self.memory.chat_messages(self.session_id, limit=_PENDING_WINDOW, **self.scope)
+        recent = chat_session(self.memory, self.session_id, self.scope).messages(_PENDING_WINDOW)
         waiting: list[dict[str, Any]] = []
         for message in reversed(recent):
             if message["role"] == "assistant":

@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from memlora_engine import Memory, MemoryRecord, MissingDependencyError
-from memlora_integrations._scope import resolve_memory, scope_kwargs
+from memlora_integrations._scope import chat_session, resolve_memory, scope_kwargs
 from memlora_integrations._settings import deprecated_alias, rename_deprecated
 from memlora_integrations._turns import ingest_turn
 from memlora_integrations.langchain._messages import exchange_texts, from_engine, to_engine
@@ -135,7 +135,7 @@ class MemLoRAMemory(BaseMemory):
         records = self._search(query) if query else []
         recent = []
         if self.recent_messages:
-            stored = self.memory.chat_messages(self.session_id, limit=self.recent_messages, **self._scope)
+            stored = chat_session(self.memory, self.session_id, self._scope).messages(self.recent_messages)
             recent = [from_engine(m) for m in stored]
         if self.return_messages:
             messages: list[BaseMessage] = []
@@ -165,7 +165,7 @@ class MemLoRAMemory(BaseMemory):
         """Append the exchange to the session and ingest it into long-term memory."""
         human = self._human(inputs)
         ai = AIMessage(content=str(outputs[self._key(outputs, self.output_key, "output")]))
-        self.memory.append_chat(self.session_id, [to_engine(human), to_engine(ai)], **self._scope)
+        chat_session(self.memory, self.session_id, self._scope).append([to_engine(human), to_engine(ai)])
         if self.ingest:  # the text, and the input's image parts
             ingest_turn(
                 self.memory, exchange_texts([human, ai]), scope=self._scope, metadata=self.metadata, infer=self.infer
@@ -201,7 +201,7 @@ class MemLoRAMemory(BaseMemory):
         if forget:
             self.memory.delete_all(**self._scope)
         else:
-            self.memory.clear_chat(self.session_id, **self._scope)
+            chat_session(self.memory, self.session_id, self._scope).clear()
 
     async def aclear(self, *, forget: bool = False) -> None:
         await asyncio.to_thread(self.clear, forget=forget)

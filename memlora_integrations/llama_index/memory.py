@@ -11,7 +11,7 @@ from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock
 from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
 from llama_index.core.memory.types import BaseMemory
 
-from memlora_integrations._scope import resolve_memory, scope_kwargs
+from memlora_integrations._scope import chat_session, resolve_memory, scope_kwargs
 from memlora_integrations._settings import deprecated_alias, rename_deprecated, renamed_keywords
 from memlora_integrations._turns import ingest_turns
 from memlora_integrations.llama_index._messages import (
@@ -174,7 +174,7 @@ class MemLoRAMemory(BaseMemory):
         return scope_kwargs(self.user_id, self.agent_id, self.run_id)
 
     def _rows(self, limit: int | None = None) -> list[dict[str, Any]]:
-        return self._engine.chat_messages(self.session_id, limit=limit, **self.scope)
+        return chat_session(self._engine, self.session_id, self.scope).messages(limit)
 
     def _pending(self) -> list[ChatMessage]:
         """Buffered messages not yet remembered (after the last ingested reply)."""
@@ -272,7 +272,7 @@ class MemLoRAMemory(BaseMemory):
                 self._ingest([*self._pending(), *messages])
             rows = [to_session(m) for m in messages[:-1]]
             rows.append(to_session(messages[-1], **({_INGESTED: True} if ends_turn else {})))
-            self._engine.append_chat(self.session_id, rows, **self.scope)
+            chat_session(self._engine, self.session_id, self.scope).append(rows)
 
     def set(self, messages: list[ChatMessage], **kwargs: Any) -> None:
         """Replace the session buffer with ``messages``.
@@ -290,9 +290,9 @@ class MemLoRAMemory(BaseMemory):
                 same += 1
             if same < len(rows):
                 kept = [{k: v for k, v in row.items() if k != "created_at"} for row in rows[:same]]
-                self._engine.clear_chat(self.session_id, **self.scope)
+                chat_session(self._engine, self.session_id, self.scope).clear()
                 if kept:
-                    self._engine.append_chat(self.session_id, kept, **self.scope)
+                    chat_session(self._engine, self.session_id, self.scope).append(kept)
             self.put_messages(messages[same:])
 
     def reset(self, forget: bool = False, **kwargs: Any) -> None:
@@ -310,7 +310,7 @@ class MemLoRAMemory(BaseMemory):
             pending = self._pending()
             if any(engine_role(m) == "user" for m in pending):  # turns that say nothing cost no call
                 self._ingest(pending)
-            self._engine.clear_chat(self.session_id, **self.scope)
+            chat_session(self._engine, self.session_id, self.scope).clear()
 
     # -- async: the sync methods in a worker thread (one implementation) -----------------
     async def aget(self, input: str | ChatMessage | None = None, **kwargs: Any) -> list[ChatMessage]:
