@@ -31,7 +31,7 @@ from memlora_engine.images import ImageStore
 from memlora_engine.messages import check_text
 from memlora_engine.ops import PlannedOp, text_hash
 from memlora_engine.sessions import SessionStore
-from memlora_engine.store.base import Store
+from memlora_engine.store.base import Store, check_merged_metadata
 from memlora_engine.types import Event, HistoryEntry, MemoryEvent, MemoryRecord, Scope
 
 __all__ = ["FAULT_POINTS", "FaultHook", "Repository", "check_id", "text_hash"]
@@ -230,7 +230,8 @@ class Repository:
                 old = op.target
                 record = MemoryRecord(
                     id=old.id, text=op.text, hash=text_hash(op.text), created_at=old.created_at, updated_at=stamp,
-                    metadata={**old.metadata, **metadata}, user_id=old.user_id, agent_id=old.agent_id, run_id=old.run_id,
+                    metadata=check_merged_metadata({**old.metadata, **metadata}),
+                    user_id=old.user_id, agent_id=old.agent_id, run_id=old.run_id,
                 )
                 writes.append(record)
                 events.append(MemoryEvent(old.id, op.text, Event.UPDATE, old.text))

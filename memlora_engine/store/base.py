@@ -26,9 +26,14 @@ from typing import Any, Protocol, runtime_checkable
 from memlora_engine.errors import MetadataError
 from memlora_engine.types import MemoryRecord, Scope
 
-__all__ = ["Store", "validate_metadata"]
+__all__ = ["MAX_METADATA_KEYS", "Store", "check_merged_metadata", "validate_metadata"]
 
 _INT64 = (-(2**63), 2**63 - 1)
+
+MAX_METADATA_KEYS = 64
+"""The most metadata keys one call may give; a stored memory holds at most twice as many
+(an UPDATE merges the new keys into the old). Chroma fails its compaction on thousands of
+keys and then refuses every later read and write of that scope, its forgetting included."""
 
 
 @runtime_checkable
@@ -127,12 +132,21 @@ def _storable_text(value: str) -> bool:
     return True
 
 
+def check_merged_metadata(merged: dict[str, Any]) -> dict[str, Any]:
+    """Refuse a memory's metadata grown past ``2 * MAX_METADATA_KEYS`` keys by merging; return it."""
+    if len(merged) > 2 * MAX_METADATA_KEYS:
+        raise MetadataError(f"the memory's metadata would hold {len(merged)} keys; at most {2 * MAX_METADATA_KEYS}")
+    return merged
+
+
 def validate_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
     """Check user metadata is flat and storable; return a copy."""
     if metadata is None:
         return {}
     if not isinstance(metadata, dict):
         raise MetadataError(f"metadata must be a dict, got {type(metadata).__name__}")
+    if len(metadata) > MAX_METADATA_KEYS:
+        raise MetadataError(f"metadata has {len(metadata)} keys; at most {MAX_METADATA_KEYS}")
     clean: dict[str, Any] = {}
     for key, value in metadata.items():
         if not isinstance(key, str) or not key or key.startswith("_") or len(key) > 256 or not _storable_text(key):

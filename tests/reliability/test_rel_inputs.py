@@ -144,3 +144,49 @@ def test_a_store_failure_leaves_no_poisoned_journal(tmp_path) -> None:
     again = Memory(memory.config, embedder=DeterministicEmbedder(8))  # opens; nothing to replay
     assert [r.text for r in again.get_all(user_id="u")] == ["first"]
     assert_consistent(again)
+
+
+def _or(n: int) -> dict:
+    return {"OR": [{"k": i} for i in range(n)]}
+
+
+def _nested(depth: int) -> dict:
+    f: dict = {"k": 1}
+    for _ in range(depth):
+        f = {"AND": [f, {"j": 2}]}
+    return f
+
+
+@pytest.mark.parametrize(
+    ("filters", "message"),
+    [
+        (_or(10_000), "comparisons"),  # crashed the process (SIGSEGV) inside Chroma
+        ({"k": {"in": list(range(5000))}}, "values"),
+        (_nested(900), "nested"),  # was a raw RecursionError
+        ({"AND": [_or(200), _or(200)]}, "comparisons"),
+    ],
+    ids=["or-10000", "in-5000", "and-900-deep", "two-ors-over-budget"],
+)
+def test_oversized_filters_are_refused_before_the_store(memory, filters, message) -> None:
+    from memlora_engine.errors import FilterError
+
+    memory.add("kept", user_id="filters", infer=False, metadata={"k": 1})
+    with pytest.raises(FilterError, match=message):
+        memory.search("kept", user_id="filters", filters=filters)
+    with pytest.raises(FilterError, match=message):
+        memory.get_all(user_id="filters", filters=filters)
+    assert [r.text for r in memory.get_all(user_id="filters", filters=_or(100))] == ["kept"]  # within bounds
+
+
+def test_too_many_metadata_keys_are_refused_and_the_scope_stays_usable(memory) -> None:
+    from memlora_engine.errors import MetadataError
+    from memlora_engine.store.base import MAX_METADATA_KEYS
+
+    with pytest.raises(MetadataError, match="keys"):
+        memory.add("x", user_id="wide", infer=False, metadata={f"k{i}": i for i in range(8500)})
+    (event,) = memory.add("y", user_id="wide", infer=False, metadata={f"k{i}": i for i in range(MAX_METADATA_KEYS)})
+    memory.update(event.id, "y2", user_id="wide", metadata={f"m{i}": i for i in range(MAX_METADATA_KEYS)})
+    with pytest.raises(MetadataError, match="would hold"):  # a third batch of keys would grow it past the bound
+        memory.update(event.id, "y3", user_id="wide", metadata={"extra": 1})
+    assert [r.text for r in memory.get_all(user_id="wide")] == ["y2"]
+    assert memory.delete_all(user_id="wide") == 1  # the user can still be forgotten
