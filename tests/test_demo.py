@@ -40,3 +40,39 @@ def test_demo_runs_end_to_end_on_a_tiny_model(tmp_path, capsys):
     assert out.count("=== Session") == 3 and "=== Final memory" in out and out.count("  Q: ") == len(QUESTIONS)
     assert "could not be parsed" not in out  # constrained decoding keeps even a random model parseable
     assert "loading" in err and (tmp_path / "data" / "chroma").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], "shipped"),
+        (["--no-adapters"], None),
+        (["--no-adapters", "--adapter", "update={dir}"], {"update": "{dir}"}),
+    ],
+    ids=["shipped", "none", "candidate-only"],
+)
+def test_demo_adapter_choice(tmp_path, argv, expected):
+    import argparse
+
+    from memlora_engine.commands.demo import _adapters, add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([a.format(dir=tmp_path) for a in argv])
+    if isinstance(expected, dict):
+        expected = {k: v.format(dir=tmp_path) for k, v in expected.items()}
+    assert _adapters(args) == expected
+
+
+def test_demo_adapter_override_keeps_the_other_shipped_experts(tmp_path):
+    import argparse
+
+    from memlora_engine.adapters import shipped_adapters
+    from memlora_engine.commands.demo import _adapters, add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    chosen = _adapters(parser.parse_args(["--adapter", f"update={tmp_path}"]))
+    assert chosen == {**shipped_adapters("gemma-3-270m"), "update": str(tmp_path)}
+    with pytest.raises(SystemExit, match="OPERATION=DIR"):
+        _adapters(parser.parse_args(["--adapter", "nonsense"]))

@@ -77,6 +77,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-adapters", action="store_true",
         help="run every operation on the base model (default: the shipped LoRA experts where the model has them)",
     )
+    parser.add_argument(
+        "--adapter", action="append", default=[], metavar="OPERATION=DIR",
+        help="run OPERATION on the LoRA adapter in DIR instead of the shipped one (e.g. update=runs/update/best); "
+             "repeat for several operations",
+    )
     parser.add_argument("--no-constrained", action="store_true", help="decode JSON without the schema constraint")
     parser.add_argument("--cache-dir", type=Path, help="model conversion cache (default: $MEMLORA_CACHE_DIR or user cache)")
 
@@ -157,6 +162,22 @@ def _print_result(result: Any, update_outputs: list[str]) -> None:
         print(f"  ! rejected op: {rejected}")
 
 
+def _adapters(args: argparse.Namespace) -> dict[str, Any] | str | None:
+    """The adapters to load: the shipped ones (or none), with ``--adapter OPERATION=DIR`` overrides."""
+    from memlora_engine.adapters import shipped_adapters
+    from memlora_engine.types import Operation
+
+    if not args.adapter:
+        return None if args.no_adapters else "shipped"
+    chosen: dict[str, Any] = {} if args.no_adapters else dict(shipped_adapters(args.model))
+    for item in args.adapter:
+        operation, sep, directory = item.partition("=")
+        if not sep or operation not in {op.value for op in Operation} or not Path(directory).is_dir():
+            raise SystemExit(f"memlora demo: --adapter wants OPERATION=DIR with an existing DIR, got {item!r}")
+        chosen[operation] = directory
+    return chosen
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the demo; returns the exit status."""
     from memlora_engine import Memory, MemoryConfig
@@ -170,13 +191,12 @@ def run(args: argparse.Namespace) -> int:
     print("MemLoRA demo: on-device memory for an agent talking to Alice over three sessions.")
     with _Timer(f"loading {args.model} (the first run converts the GGUF from PyPI, ~1 min; later runs take seconds)"):
         backbone = load_backbone(
-            args.model, None if args.no_adapters else "shipped",
-            cache_dir=args.cache_dir, constrained=not args.no_constrained,
+            args.model, _adapters(args), cache_dir=args.cache_dir, constrained=not args.no_constrained,
         )
     on_adapters = [op.value for op in Operation if backbone.has_adapter(op)]
     if on_adapters:
         print(
-            f"Model {args.model} with the shipped LoRA experts for {', '.join(on_adapters)} (memlora prompts; "
+            f"Model {args.model} with the LoRA experts for {', '.join(on_adapters)} (memlora prompts; "
             "see results/training/README.md); other operations run the base model "
             f"with the {style!r} prompts."
         )
