@@ -16,7 +16,7 @@ from memlora_engine._time import Timestamp
 from memlora_engine.config import MemoryConfig
 from memlora_engine.memory import Memory
 from memlora_engine.stats import Stats
-from memlora_engine.types import AddResult, Answer, HistoryEntry, MemoryEvent, MemoryRecord
+from memlora_engine.types import AddResult, Answer, HistoryEntry, MemoryEvent, MemoryRecord, Scope
 
 __all__ = ["AsyncMemory"]
 
@@ -106,6 +106,16 @@ class AsyncMemory:
     async def delete_all(self, *, user_id: str | None = None, agent_id: str | None = None,
                          run_id: str | None = None) -> int:
         return await asyncio.to_thread(self.sync.delete_all, user_id=user_id, agent_id=agent_id, run_id=run_id)
+
+    @_same_doc(Memory.scopes)
+    async def scopes(self, *, user_id: str | None = None, agent_id: str | None = None,
+                     run_id: str | None = None) -> list[Scope]:
+        return await asyncio.to_thread(self.sync.scopes, user_id=user_id, agent_id=agent_id, run_id=run_id)
+
+    @_same_doc(Memory.forget)
+    async def forget(self, *, user_id: str | None = None, agent_id: str | None = None,
+                     run_id: str | None = None) -> int:
+        return await asyncio.to_thread(self.sync.forget, user_id=user_id, agent_id=agent_id, run_id=run_id)
 
     @_same_doc(Memory.reset)
     async def reset(self) -> None:

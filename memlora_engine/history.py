@@ -190,6 +190,11 @@ class HistoryStore:
         rows = self._db.query(sql + " ORDER BY seq", args)
         return [HistoryEntry(*row) for row in rows]
 
+    def scopes(self) -> set[Scope]:
+        """Every scope with a history row or a journalled batch."""
+        rows = self._db.query("SELECT DISTINCT scope_key FROM history UNION SELECT DISTINCT scope_key FROM pending", ())
+        return {Scope.from_key(key) for (key,) in rows}
+
     def forget(self, scope: Scope | None = None) -> int:
         """Delete the scope's rows (every row when ``scope`` is None), then vacuum."""
         with self._db.transaction() as con:

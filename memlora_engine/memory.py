@@ -373,6 +373,23 @@ class Memory:
         """Forget the scope: its memories, its history, and their text on disk. Returns the count removed."""
         return self._repo.forget(Scope(user_id, agent_id, run_id))
 
+    def scopes(self, *, user_id: str | None = None, agent_id: str | None = None,
+               run_id: str | None = None) -> list[Scope]:
+        """Every scope holding anything (memories, history, chat) whose ids include the given ones.
+
+        ``scopes(user_id="alice")``: alice's own scope and each of her agent and run scopes.
+        """
+        return self._repo.scopes(user_id, agent_id, run_id)
+
+    def forget(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None) -> int:
+        """Forget every scope :meth:`scopes` lists for these ids (``delete_all`` forgets only the exact one).
+
+        A right-to-be-forgotten request: ``forget(user_id="alice")`` also forgets
+        ``(alice, agent_id=...)``, ``(alice, run_id=...)``. Returns the memories removed.
+        """
+        Scope(user_id, agent_id, run_id)  # at least one id (reset() forgets everyone), each well formed
+        return sum(self._repo.forget(scope) for scope in self._repo.scopes(user_id, agent_id, run_id))
+
     def reset(self) -> None:
         """Forget every scope of this namespace and the whole history."""
         self._repo.reset()

@@ -317,6 +317,11 @@ class Repository:
         self.history.forget(scope)  # last: it also drops the journal row
         self.store.refresh(self.history.generation(), mine=True)
 
+    def scopes(self, user_id: str | None, agent_id: str | None, run_id: str | None) -> list[Scope]:
+        """The scopes with memories, history or chat whose ids include the given ones (None: any)."""
+        found = set(self.store.scopes()) | self.history.scopes() | self.sessions.scopes()
+        return sorted((s for s in found if s.within(user_id, agent_id, run_id)), key=lambda s: s.key)
+
     def reset(self) -> None:
         """Forget every scope and the whole history."""
         with self.locks.write():

@@ -103,6 +103,10 @@ class SessionStore:
         self._db.vacuum()
         return len(deleted)
 
+    def scopes(self) -> set[Scope]:
+        """Every scope with a chat message."""
+        return {Scope.from_key(key) for (key,) in self._db.query("SELECT DISTINCT scope_key FROM messages", ())}
+
     def clear_everything(self) -> None:
         self._db.query("DELETE FROM messages")
         self._db.vacuum()

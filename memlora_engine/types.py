@@ -89,6 +89,34 @@ class Scope:
             parts.append("-" if value is None else f"{len(value)}:{value}")
         return "|".join(parts)
 
+    @classmethod
+    def from_key(cls, key: str) -> Scope:
+        """The scope whose :attr:`key` is ``key`` (raises ``ScopeError`` on a malformed key)."""
+        values: list[str | None] = []
+        rest = key
+        for number in range(len(_SCOPE_FIELDS)):
+            if number:
+                if not rest.startswith("|"):
+                    raise ScopeError(f"malformed scope key {key!r}")
+                rest = rest[1:]
+            if rest.startswith("-"):
+                values.append(None)
+                rest = rest[1:]
+                continue
+            length, sep, tail = rest.partition(":")
+            if not sep or not length.isdigit() or len(tail) < int(length):
+                raise ScopeError(f"malformed scope key {key!r}")
+            values.append(tail[: int(length)])
+            rest = tail[int(length) :]
+        if rest:
+            raise ScopeError(f"malformed scope key {key!r}")
+        return cls(*values)
+
+    def within(self, user_id: str | None, agent_id: str | None, run_id: str | None) -> bool:
+        """True when every id given (not None) equals this scope's: the scope is one of theirs."""
+        given = {"user_id": user_id, "agent_id": agent_id, "run_id": run_id}
+        return all(value is None or getattr(self, name) == value for name, value in given.items())
+
     @property
     def collection_name(self) -> str:
         return "memlora_" + hashlib.sha256(self.key.encode("utf-8")).hexdigest()[:40]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from memlora_engine import AsyncMemory, Memory, MemoryConfig
-from memlora_engine.errors import FilterError, MemoryNotFoundError
+from memlora_engine.errors import FilterError, MemoryNotFoundError, ScopeError
 from memlora_engine.testing import DeterministicEmbedder, ScriptedGenerator
 from memlora_engine.types import Scope
 
@@ -266,3 +266,43 @@ def test_vector_index_is_persisted_at_every_buffer_flush(tmp_path) -> None:
     assert reopened.search("Oslo", user_id="alice")[0].text == "Lives in Oslo"
     col = reopened.store._client.get_collection(store.collection_name(Scope("alice")), embedding_function=None)
     assert col.configuration["hnsw"]["sync_threshold"] == 100
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [Scope("alice"), Scope(None, "agent"), Scope(None, None, "run"), Scope("a|b", "1:2", "-"), Scope("-", None, "|x|")],
+    ids=["user", "agent", "run", "separators", "dashes"],
+)
+def test_scope_keys_parse_back(scope) -> None:
+    assert Scope.from_key(scope.key) == scope
+
+
+@pytest.mark.parametrize("key", ["", "5:ab|-|-", "-|-", "-|-|-|", "x|-|-"])
+def test_malformed_scope_keys_are_refused(key) -> None:
+    from memlora_engine.errors import ScopeError
+
+    with pytest.raises(ScopeError):
+        Scope.from_key(key)
+
+
+def test_forget_reaches_every_scope_of_a_user(make_memory) -> None:
+    memory = make_memory({"extraction": ['{"facts": []}']})
+    alice = [{"user_id": "alice"}, {"user_id": "alice", "agent_id": "travel"}, {"user_id": "alice", "run_id": "r1"}]
+    for scope in alice:
+        memory.add("Alice's secret", infer=False, **scope)
+    memory.append_chat("s", {"role": "user", "content": "chat only"}, user_id="alice", agent_id="chat-only")
+    memory.add("Bob's note", infer=False, user_id="bob")
+    memory.add("agent-wide note", infer=False, agent_id="travel")
+    assert [s.as_dict() for s in memory.scopes(user_id="alice")] == sorted(
+        [*alice, {"user_id": "alice", "agent_id": "chat-only"}], key=lambda d: Scope(**d).key)
+    assert memory.delete_all(user_id="alice") == 1  # the exact scope only
+    assert len(memory.scopes(user_id="alice")) == 3
+    assert memory.forget(user_id="alice") == 2
+    assert memory.scopes(user_id="alice") == []
+    for scope in alice:
+        assert memory.get_all(**scope) == [] and memory.history_store.scopes().isdisjoint({Scope(**scope)})
+    assert memory.chat_messages("s", user_id="alice", agent_id="chat-only") == []
+    assert [r.text for r in memory.get_all(user_id="bob")] == ["Bob's note"]
+    assert [r.text for r in memory.get_all(agent_id="travel")] == ["agent-wide note"]
+    with pytest.raises(ScopeError):
+        memory.forget()
