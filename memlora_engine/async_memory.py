@@ -138,9 +138,9 @@ class AsyncMemory:
 
     @_same_doc(Memory.import_)
     async def import_(self, source: str | Path | IO[str] | Iterable[str], *, user_id: str | None = None,
-                      agent_id: str | None = None, run_id: str | None = None) -> int:
+                      agent_id: str | None = None, run_id: str | None = None, keep_scopes: bool = False) -> int:
         return await asyncio.to_thread(self.sync.import_, source, user_id=user_id, agent_id=agent_id,
-                                       run_id=run_id)
+                                       run_id=run_id, keep_scopes=keep_scopes)
 
     @_same_doc(Memory.append_chat)
     async def append_chat(self, session_id: str, messages: Any, *, user_id: str | None = None,

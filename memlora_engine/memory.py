@@ -450,14 +450,22 @@ class Memory:
         return write_records(self.get_all(user_id=user_id, agent_id=agent_id, run_id=run_id), destination)
 
     def import_(self, source: str | Path | IO[str] | Iterable[str], *, user_id: str | None = None,
-                agent_id: str | None = None, run_id: str | None = None) -> int:
+                agent_id: str | None = None, run_id: str | None = None, keep_scopes: bool = False) -> int:
         """Load JSONL written by :meth:`export`; ids, texts, times and metadata are kept.
 
-        Records go to the given scope, or to the scope written in each line when no
-        id is given. Existing memories with the same id are replaced.
+        Records go to the given scope; ``keep_scopes=True`` (an operator's restore) puts
+        each into the scope its line names instead. A memory with the same id is
+        replaced, recorded as an UPDATE in its history.
+
+        Raises:
+            InvalidInputError: a malformed line, or neither a scope nor ``keep_scopes=True``
+                (a file must never choose whose memories it writes).
         """
-        override = Scope(user_id, agent_id, run_id) if (user_id or agent_id or run_id) else None
-        by_scope = read_records(source, override)
+        given = user_id is not None or agent_id is not None or run_id is not None
+        if given == keep_scopes:
+            raise InvalidInputError("import_ needs the scope to import into (user_id/agent_id/run_id) or, to restore "
+                                    "each line into the scope it names, keep_scopes=True; not both")
+        by_scope = read_records(source, Scope(user_id, agent_id, run_id) if given else None)
         stamp = iso(self._now())
         for scope, records in by_scope.items():
             self._repo.import_records(scope, records, stamp)

@@ -249,9 +249,11 @@ class Repository:
         return events
 
     def import_records(self, scope: Scope, records: list[MemoryRecord], stamp: str) -> None:
-        """Write exported records as they are (ids, times, metadata), replacing same ids."""
-        with self.locks.scope(scope):
-            entries = [HistoryEntry(r.id, "ADD", None, r.text, stamp, actor="import") for r in records]
+        """Write exported records as they are (ids, times, metadata), replacing same ids (an UPDATE)."""
+        with self.locked(scope):
+            old = {r.id: r.text for r in self.store.fetch(scope, [r.id for r in records])}
+            entries = [HistoryEntry(r.id, "UPDATE" if r.id in old else "ADD", old.get(r.id), r.text, stamp,
+                                    actor="import") for r in records]
             self.commit(scope, records, [], entries)
 
     def commit(

@@ -115,7 +115,7 @@ def test_export_import_round_trip_is_exact(make_memory, tmp_path) -> None:
     path = tmp_path / "u.jsonl"
     assert memory.export(path, user_id="u") == 2
     assert memory.delete_all(user_id="u") == 2 and memory.get_all(user_id="u") == []
-    assert memory.import_(path) == 2
+    assert memory.import_(path, keep_scopes=True) == 2
     assert memory.get_all(user_id="u") == before
     # into another scope, from a stream
     buffer = io.StringIO()
@@ -133,7 +133,27 @@ def test_import_rejects_malformed_lines(make_memory) -> None:
 
     memory = make_memory(ECHO)
     with pytest.raises(InvalidInputError, match="line 2"):
-        memory.import_(['{"id": "1", "text": "a", "created_at": "x", "user_id": "u"}', "{not json"])
+        memory.import_(['{"id": "1", "text": "a", "created_at": "x", "user_id": "u"}', "{not json"], user_id="u")
+
+
+def test_a_file_never_chooses_whose_memories_it_writes(make_memory) -> None:
+    from memlora_engine.errors import InvalidInputError
+
+    memory = make_memory(ECHO)
+    (victim,) = memory.add("Alice's own memory", user_id="alice", infer=False)
+    forged = json.dumps({"id": victim.id, "text": "planted", "created_at": "2024-01-01T00:00:00+00:00",
+                         "user_id": "alice"})
+    with pytest.raises(InvalidInputError, match="keep_scopes"):
+        memory.import_([forged])
+    with pytest.raises(InvalidInputError, match="keep_scopes"):
+        memory.import_([forged], user_id="mallory", keep_scopes=True)
+    assert [r.text for r in memory.get_all(user_id="alice")] == ["Alice's own memory"]
+    assert memory.import_([forged], user_id="mallory") == 1  # into the caller's own scope
+    assert [r.text for r in memory.get_all(user_id="alice")] == ["Alice's own memory"]
+    # An operator's restore replaces by id, and the history says so.
+    assert memory.import_([forged], keep_scopes=True) == 1
+    assert [(h.event, h.old_text, h.new_text) for h in memory.history(victim.id, user_id="alice")][-1] == (
+        "UPDATE", "Alice's own memory", "planted")
 
 
 def _run(code: str, data_dir: Path) -> str:
