@@ -5,9 +5,9 @@ Hierarchy::
     MemLoRAError
     ├── ConfigError(MemLoRAError, ValueError)      a setting or argument is wrong
     ├── ScopeError(MemLoRAError, ValueError)       missing or malformed user/agent/run id
-    ├── FilterError(MemLoRAError, ValueError)      a metadata filter cannot be translated
-    ├── MetadataError(MemLoRAError, ValueError)    metadata that cannot be stored
     ├── InvalidInputError(MemLoRAError, ValueError)  messages or arguments of the wrong shape
+    │   ├── FilterError(InvalidInputError)         a metadata filter cannot be translated (or is too large)
+    │   └── MetadataError(InvalidInputError)       metadata that cannot be stored (or too many keys)
     ├── MemoryNotFoundError(MemLoRAError, KeyError)  no memory with that id in that scope
     ├── ModelOutputError(MemLoRAError, ValueError)   the model produced unusable output (keeps ``raw``)
     ├── StorageError(MemLoRAError, RuntimeError)     the vector store or history failed
@@ -47,16 +47,16 @@ class ScopeError(MemLoRAError, ValueError):
     """No scope id was given, or one is malformed."""
 
 
-class FilterError(MemLoRAError, ValueError):
+class InvalidInputError(MemLoRAError, ValueError):
+    """Messages or arguments of the wrong shape."""
+
+
+class FilterError(InvalidInputError):
     """A metadata filter is malformed."""
 
 
-class MetadataError(MemLoRAError, ValueError):
+class MetadataError(InvalidInputError):
     """Metadata that cannot be stored (nested values, reserved keys, ...)."""
-
-
-class InvalidInputError(MemLoRAError, ValueError):
-    """Messages or arguments of the wrong shape."""
 
 
 class MemoryNotFoundError(MemLoRAError, KeyError):

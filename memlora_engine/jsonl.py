@@ -7,11 +7,14 @@ scope ids, metadata). ``Memory.export`` writes it and ``Memory.import_`` reads i
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
-from memlora_engine.errors import InvalidInputError
+from memlora_engine.errors import InvalidInputError, StorageError
+from memlora_engine.messages import check_text
 from memlora_engine.repository import text_hash
 from memlora_engine.store.base import validate_metadata
 from memlora_engine.types import MemoryRecord, Scope
@@ -22,10 +25,23 @@ __all__ = ["read_records", "write_records"]
 def write_records(records: Sequence[MemoryRecord], destination: str | Path | IO[str]) -> int:
     """Write ``records`` as JSONL to a path (replaced) or an open text stream. Returns the count."""
     lines = [json.dumps(r.to_dict(), ensure_ascii=False, sort_keys=True) + "\n" for r in records]
-    if isinstance(destination, (str, Path)):
-        Path(destination).write_text("".join(lines), encoding="utf-8")
-    else:
-        destination.writelines(lines)
+    try:
+        if isinstance(destination, (str, Path)):
+            # Whole or not at all: a failed export never leaves a torn file in place of a good one.
+            path = Path(destination)
+            with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.",
+                                             delete=False) as tmp:
+                try:
+                    tmp.write("".join(lines))
+                    tmp.close()
+                    os.replace(tmp.name, path)
+                except BaseException:
+                    os.unlink(tmp.name)
+                    raise
+        else:
+            destination.writelines(lines)
+    except OSError as exc:
+        raise StorageError(f"cannot write the export to {destination!r}: {exc}") from exc
     return len(lines)
 
 
@@ -40,7 +56,10 @@ def read_records(source: str | Path | IO[str] | Iterable[str], scope: Scope | No
         InvalidInputError: a line is not an export record (its number is in the message).
     """
     if isinstance(source, (str, Path)):
-        lines: Iterable[str] = Path(source).read_text(encoding="utf-8").splitlines()
+        try:
+            lines: Iterable[str] = Path(source).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInputError(f"cannot read the import file {str(source)!r}: {exc}") from exc
     else:
         lines = source
     by_scope: dict[Scope, list[MemoryRecord]] = {}
@@ -49,6 +68,12 @@ def read_records(source: str | Path | IO[str] | Iterable[str], scope: Scope | No
             continue
         try:
             data = json.loads(line)
+            if not isinstance(data, dict):
+                raise ValueError(f"a record is a JSON object, got {type(data).__name__}")
+            for key in ("id", "text", "created_at"):
+                if not isinstance(data.get(key), str) or not data[key].strip():
+                    raise ValueError(f"{key!r} must be a non-empty string, got {data.get(key)!r}")
+                check_text(data[key], key)
             record = MemoryRecord(
                 id=str(data["id"]), text=str(data["text"]), hash=str(data.get("hash") or text_hash(data["text"])),
                 created_at=str(data["created_at"]), updated_at=data.get("updated_at"),

@@ -11,6 +11,7 @@ and the JSONL format (:mod:`memlora_engine.jsonl`), over a
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +51,12 @@ def _default_store(cfg: MemoryConfig) -> ChromaStore:
             cfg.chroma_host, cfg.chroma_port, ssl=cfg.chroma_ssl, headers=cfg.chroma_headers, namespace=cfg.namespace
         )
     return ChromaStore.persistent(cfg.resolved_data_dir / "chroma", namespace=cfg.namespace)
+
+
+def _positive(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
+    return value
 
 
 def _file(data_dir: Path | None, name: str) -> str | Path:
@@ -325,9 +332,10 @@ class Memory:
         if not isinstance(query, str):
             raise InvalidInputError(f"query must be a string, got {type(query).__name__}")
         check_text(query, "query")
-        k = self.config.search_limit if limit is None else limit
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise InvalidInputError(f"limit must be a positive integer, got {k!r}")
+        k = _positive("limit", self.config.search_limit if limit is None else limit)
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                      or not math.isfinite(threshold)):
+            raise InvalidInputError(f"threshold must be a finite number, got {threshold!r}")
         self._repo.refresh()
         hits = self.store.query(scope, self.embedder.embed([query])[0], k, filters)
         if threshold is not None:
@@ -345,8 +353,9 @@ class Memory:
     def get_all(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
                 filters: dict[str, Any] | None = None, limit: int | None = None) -> list[MemoryRecord]:
         """Every memory of the scope matching ``filters``, oldest first."""
+        scope = Scope(user_id, agent_id, run_id)
         self._repo.refresh()
-        return self.store.list(Scope(user_id, agent_id, run_id), filters, limit)
+        return self.store.list(scope, filters, None if limit is None else _positive("limit", limit))
 
     def history(self, memory_id: str, *, user_id: str | None = None, agent_id: str | None = None,
                 run_id: str | None = None) -> list[HistoryEntry]:

@@ -74,7 +74,11 @@ def _content(content: Any) -> tuple[str, list[ImageInput]]:
                 parts.append(part["text"])
             elif getattr(part, "block_type", None) == "text" and isinstance(getattr(part, "text", None), str):
                 parts.append(part.text)
-            else:
+            elif isinstance(part, (list, tuple, int, float)) or part is None:
+                # Parts are strings, dicts or content blocks; a nested list would otherwise vanish.
+                raise InvalidInputError(f"a content part must be text, a dict or a content block, got "
+                                        f"{type(part).__name__}")
+            else:  # an image, or a part kind with no text (tool calls, reasoning): skipped
                 image = _image_part(part)
                 if image is not None:
                     images.append(image)

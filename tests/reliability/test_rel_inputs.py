@@ -190,3 +190,51 @@ def test_too_many_metadata_keys_are_refused_and_the_scope_stays_usable(memory) -
         memory.update(event.id, "y3", user_id="wide", metadata={"extra": 1})
     assert [r.text for r in memory.get_all(user_id="wide")] == ["y2"]
     assert memory.delete_all(user_id="wide") == 1  # the user can still be forgotten
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda m: m.get_all(user_id="raw", limit=-1), "InvalidInputError", "limit"),  # returned all but one
+        (lambda m: m.get_all(user_id="raw", limit="a"), "InvalidInputError", "limit"),  # raw TypeError
+        (lambda m: m.search("a", user_id="raw", threshold="0.5"), "InvalidInputError", "threshold"),  # TypeError
+        (lambda m: m.search("a", user_id="raw", threshold=float("nan")), "InvalidInputError", "threshold"),  # []
+        (lambda m: m.add([{"role": "user", "content": [["nested"]]}], user_id="raw", infer=False),
+         "InvalidInputError", "content part"),  # silently ignored
+        (lambda m: m.import_(['{"id": "1", "text": null, "created_at": "x"}'], user_id="raw"),
+         "InvalidInputError", "text"),  # AttributeError, or the text "None"
+        (lambda m: m.import_(["[1, 2]"], user_id="raw"), "InvalidInputError", "object"),
+        (lambda m: m.import_(['{"id": "1", "text": "\\ud800", "created_at": "x"}'], user_id="raw"),
+         "InvalidInputError", "Unicode"),
+        (lambda m: m.import_("/nonexistent/import.jsonl", user_id="raw"), "InvalidInputError", "cannot read"),
+        (lambda m: m.export("/nonexistent/dir/out.jsonl", user_id="raw"), "StorageError", "cannot write"),
+    ],
+    ids=["limit-negative", "limit-str", "threshold-str", "threshold-nan", "nested-content", "import-null-text",
+         "import-not-object", "import-surrogate", "import-missing-file", "export-bad-destination"],
+)
+def test_raw_errors_become_documented_ones_and_lose_nothing(memory, call, error, message) -> None:
+    from memlora_engine import errors
+
+    memory.add(["kept one", "kept two"], user_id="raw", infer=False)
+    with pytest.raises(getattr(errors, error), match=message):
+        call(memory)
+    assert sorted(r.text for r in memory.get_all(user_id="raw")) == ["kept one", "kept two"]
+
+
+def test_export_replaces_the_file_whole(memory, tmp_path, monkeypatch) -> None:
+    from memlora_engine import jsonl
+    from memlora_engine.errors import StorageError
+
+    memory.add(["e1", "e2"], user_id="export", infer=False)
+    path = tmp_path / "out.jsonl"
+    assert memory.export(path, user_id="export") == 2
+    good = path.read_text(encoding="utf-8")
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(jsonl.os, "replace", fail)  # the rename is the one step that must not half-happen
+    with pytest.raises(StorageError, match="disk full"):
+        memory.export(path, user_id="export")
+    assert path.read_text(encoding="utf-8") == good
+    assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
