@@ -1,5 +1,8 @@
 """``memlora eval``: ``locomo`` runs configurations, ``report DIR...`` re-scores, and the VQA extension.
 
+``consolidation`` asks for the newest of several contradicting values
+(:mod:`memlora_engine.commands.eval_consolidation`).
+
 ``fetch-images`` fills the LoCoMo photo cache, ``vqa-build`` writes the VQA benchmark
 with a teacher VLM, ``vqa`` scores a configuration on it (``docs/vision_benchmark.md``).
 
@@ -15,6 +18,8 @@ import shlex
 import sys
 from pathlib import Path
 from typing import Any
+
+from memlora_engine.commands import eval_consolidation
 
 __all__ = ["add_arguments", "run"]
 
@@ -72,6 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     report.add_argument("--cache", help="where the re-scored per-question records go (default: OUT/runs)")
     _scoring_arguments(report)
     _vqa_arguments(sub)
+    eval_consolidation.add_parser(sub)
 
 
 def _vqa_arguments(sub: Any) -> None:
@@ -321,7 +327,7 @@ def _run_vqa(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"locomo": _run_locomo, "report": _run_report, "fetch-images": _run_fetch_images,
-             "vqa-build": _run_vqa_build, "vqa": _run_vqa}
+             "vqa-build": _run_vqa_build, "vqa": _run_vqa, "consolidation": eval_consolidation.run}
 
 
 def run(args: argparse.Namespace) -> int:
