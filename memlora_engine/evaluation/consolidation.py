@@ -43,7 +43,7 @@ from memlora_engine.parsing import parse_update_ops
 __all__ = [
     "EVENTS",
     "GAP",
-    "REPLIES",
+    "REPLY",
     "START",
     "VERDICTS",
     "History",
@@ -60,8 +60,10 @@ __all__ = [
 
 VERDICTS = ("newest", "stale", "both", "neither")
 EVENTS = ("ADD", "UPDATE", "DELETE", "NONE")
-REPLIES = ("Got it.", "Thanks for letting me know.", "Noted!", "Good to know.", "Okay, I'll remember that.")
-"""The assistant's neutral replies, one per step in turn: nothing the extraction could take as a fact."""
+REPLY = "Got it."
+"""The assistant's neutral reply after each step. One reply for all: the shipped extraction expert
+extracts nothing from some turns followed by "Okay, I'll remember that." (or by no reply) that it
+reads well followed by "Got it." (results/consolidation/README.md), which would confound the check."""
 START = datetime(2025, 3, 3, 10, 0, tzinfo=UTC)
 GAP = timedelta(days=7)
 
@@ -225,11 +227,12 @@ def run_history(
     config: MemoryConfig | None = None,
     start: datetime = START,
     gap: timedelta = GAP,
+    reply: str = REPLY,
 ) -> dict[str, Any]:
     """Ingest ``history`` into a fresh in-memory ``Memory``, ask its question, score the answer.
 
-    Each step is one ``add`` of the user's turn (named ``history.person``) and a neutral
-    assistant reply, ``gap`` after the previous one. ``config``'s ``store`` is replaced by
+    Each step is one ``add`` of the user's turn (named ``history.person``) and the
+    assistant's ``reply``, ``gap`` after the previous one. ``config``'s ``store`` is replaced by
     ``"memory"``. Returns the per-history record (see :func:`summarize` for the fields).
     """
     # The recorder reports the adapters the generator has, so the engine picks the same prompts.
@@ -244,7 +247,7 @@ def run_history(
     try:
         for i, step in enumerate(history.steps):
             messages = [{"role": "user", "name": history.person, "content": step},
-                        {"role": "assistant", "content": REPLIES[i % len(REPLIES)]}]
+                        {"role": "assistant", "content": reply}]
             result = memory.add(messages, user_id=history.user_id, timestamp=start + i * gap)
             applied.update(e.event.value for e in result.events)
             facts.append(list(result.facts))

@@ -236,8 +236,7 @@ def test_run_history_consolidating_update_answers_the_newest() -> None:
     assert row["decided"] == {"ADD": 0, "UPDATE": 4, "DELETE": 0, "NONE": 0, "other": 0}
     assert (row["update_calls"], row["uncovered_facts"], row["duplicate_adds"]) == (4, 0, 0)
     extraction = [c for c in generator.calls if c.operation.value == "extraction"]
-    assert [c.messages[-1]["content"].splitlines()[1] for c in extraction][:2] == ["assistant: Got it.",
-                                                                                 "assistant: Thanks for letting me know."]
+    assert {c.messages[-1]["content"].splitlines()[1] for c in extraction} == {"assistant: Got it."}
     assert "Today is 2025-03-31" in str(extraction[-1].messages[0]["content"])  # a week apart from 2025-03-03
     generation = [c for c in generator.calls if c.operation.value == "generation"]
     assert "Today is 2025-04-07" in str(generation[0].messages[0]["content"])
