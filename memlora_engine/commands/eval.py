@@ -1,5 +1,8 @@
 """``memlora eval``: ``locomo`` runs configurations, ``report DIR...`` re-scores, the VQA extension, ``update``.
 
+``consolidation`` asks for the newest of several contradicting values
+(:mod:`memlora_engine.commands.eval_consolidation`).
+
 ``fetch-images`` fills the LoCoMo photo cache, ``vqa-build`` writes the VQA benchmark
 with a teacher VLM, ``vqa`` scores a configuration on it (``docs/vision_benchmark.md``).
 
@@ -16,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from memlora_engine.commands import eval_update
+from memlora_engine.commands import eval_consolidation, eval_update
 
 __all__ = ["add_arguments", "run"]
 
@@ -75,6 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _scoring_arguments(report)
     _vqa_arguments(sub)
     eval_update.add_parser(sub)
+    eval_consolidation.add_parser(sub)
 
 
 def _vqa_arguments(sub: Any) -> None:
@@ -324,7 +328,8 @@ def _run_vqa(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"locomo": _run_locomo, "report": _run_report, "fetch-images": _run_fetch_images,
-             "vqa-build": _run_vqa_build, "vqa": _run_vqa, "update": eval_update.run}
+             "vqa-build": _run_vqa_build, "vqa": _run_vqa, "update": eval_update.run,
+             "consolidation": eval_consolidation.run}
 
 
 def run(args: argparse.Namespace) -> int:
