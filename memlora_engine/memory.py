@@ -252,17 +252,11 @@ class Memory:
             except ModelOutputError as exc:
                 self._failed(Operation.UPDATE, exc, result)
                 return
-            if plan.rejected:
-                self.stats.record_rejected(Operation.UPDATE, len(plan.rejected))
-                result.rejected = [r.to_dict() for r in plan.rejected]
-                logger.info("rejected %d update ops: %s", len(plan.rejected), [r.reason for r in plan.rejected])
-            if plan.uncovered:
-                logger.info("%d fact(s) left undecided by the update output (%s): %s", len(plan.uncovered),
-                            self.config.uncovered_facts, plan.uncovered)
+            result.rejected = [r.to_dict() for r in plan.rejected]  # counted and logged by decide_updates
             result.events = self._repo.apply(scope, plan.planned, meta, now, fact_vectors)
             # An ADD of a text stored outside the retrieved memories is caught by the repository: a NONE too.
             skipped = sum(op.event is Event.ADD for op in plan.planned) - sum(e.event is Event.ADD for e in result.events)
-            self.stats.record_update_plan(uncovered=len(plan.uncovered), duplicates=plan.duplicates + skipped)
+            self.stats.record_update_plan(uncovered=0, duplicates=skipped)
 
     def _add_images(self, scope: Scope, images: Sequence[PreparedImage], meta: dict[str, Any],
                     now: datetime) -> list[MemoryEvent]:
@@ -296,27 +290,10 @@ class Memory:
         """
         scope = Scope(user_id, agent_id, run_id)
         meta = validate_metadata(metadata)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        _positive("batch_size", batch_size)
         if isinstance(texts, str):
             raise InvalidInputError("texts must be an iterable of strings, not one string (use add)")
-        now = self._now(timestamp)
-        result = AddResult()
-        chunk: list[str] = []
-        for text in texts:
-            if not isinstance(text, str):
-                raise InvalidInputError(f"texts must be strings, got {type(text).__name__}")
-            check_text(text, "text")
-            if text.strip():
-                chunk.append(text.strip())
-            if len(chunk) >= batch_size:
-                result.events += self._repo.add_texts(scope, chunk, meta, now)
-                result.facts += chunk
-                chunk = []
-        if chunk:
-            result.events += self._repo.add_texts(scope, chunk, meta, now)
-            result.facts += chunk
-        return result
+        return self._repo.add_many(scope, texts, meta, self._now(timestamp), batch_size)
 
     def _failed(self, op: Operation, exc: ModelOutputError, result: AddResult) -> None:
         self.stats.record_parse_failure(op, exc.raw)

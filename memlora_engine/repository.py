@@ -32,7 +32,7 @@ from memlora_engine.messages import check_text
 from memlora_engine.ops import PlannedOp, text_hash
 from memlora_engine.sessions import SessionStore
 from memlora_engine.store.base import Store, check_merged_metadata
-from memlora_engine.types import Event, HistoryEntry, MemoryEvent, MemoryRecord, Scope
+from memlora_engine.types import AddResult, Event, HistoryEntry, MemoryEvent, MemoryRecord, Scope
 
 __all__ = ["FAULT_POINTS", "FaultHook", "Repository", "check_id", "text_hash"]
 
@@ -158,6 +158,26 @@ class Repository:
             known = self.store.hashes_present(scope, [text_hash(t) for t in unique])
             planned = [PlannedOp(Event.ADD, text=t) for t in unique if text_hash(t) not in known]
             return self.apply(scope, planned, metadata, now, {}, checked=True)
+
+    def add_many(self, scope: Scope, texts: Iterable[str], metadata: dict[str, Any], now: datetime,
+                 batch_size: int) -> AddResult:
+        """Store ``texts`` as they are, ``batch_size`` at a time, each batch committed on its own."""
+        result = AddResult()
+        chunk: list[str] = []
+        for text in texts:
+            if not isinstance(text, str):
+                raise InvalidInputError(f"texts must be strings, got {type(text).__name__}")
+            check_text(text, "text")
+            if text.strip():
+                chunk.append(text.strip())
+            if len(chunk) >= batch_size:
+                result.events += self.add_texts(scope, chunk, metadata, now)
+                result.facts += chunk
+                chunk = []
+        if chunk:
+            result.events += self.add_texts(scope, chunk, metadata, now)
+            result.facts += chunk
+        return result
 
     def add_image(
         self, scope: Scope, prepared: PreparedImage, metadata: dict[str, Any], now: datetime

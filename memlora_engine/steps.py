@@ -142,7 +142,8 @@ def decide_updates(caller: ModelCaller, old_records: Sequence[MemoryRecord], fac
 
     Nothing is lost silently: an ADD of a text already stored is a NONE
     (``duplicates``), and a fact the output leaves without a decision is listed in
-    ``uncovered`` and, by default, ADDed (``MemoryConfig.uncovered_facts``).
+    ``uncovered`` and, by default, ADDed (``MemoryConfig.uncovered_facts``). Rejected
+    ops, undecided facts and duplicates are counted in ``caller.stats["update"]``.
 
     Raises:
         ModelOutputError: the output is not an update object (``raw`` holds it); the
@@ -173,7 +174,15 @@ def decide_updates(caller: ModelCaller, old_records: Sequence[MemoryRecord], fac
                 continue
             stored.add(digest)
         kept.append(op)
-    return UpdatePlan(kept, rejected, uncovered, duplicates=len(planned) - len(kept), raw=raw)
+    plan = UpdatePlan(kept, rejected, uncovered, duplicates=len(planned) - len(kept), raw=raw)
+    caller.stats.record_rejected(Operation.UPDATE, len(rejected))
+    caller.stats.record_update_plan(uncovered=len(uncovered), duplicates=plan.duplicates)
+    if rejected:
+        logger.info("rejected %d update ops: %s", len(rejected), [r.reason for r in rejected])
+    if uncovered:
+        logger.info("%d fact(s) left undecided by the update output (%s): %s", len(uncovered),
+                    caller.config.uncovered_facts, uncovered)
+    return plan
 
 
 def fit_conversation(conversation: str, budget: int | None, *, stacklevel: int = 2) -> str:
