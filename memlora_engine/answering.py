@@ -18,7 +18,6 @@ from typing import Any
 from memlora_engine._vision import image_ids_of, refers_to_image
 from memlora_engine.errors import ConfigError, InvalidInputError, ModelOutputError
 from memlora_engine.images import ImageStore, LoadedImage
-from memlora_engine.operations import VQA_SCHEMA
 from memlora_engine.parsing import parse_vqa, strip_thinking
 from memlora_engine.steps import ModelCaller
 from memlora_engine.types import Answer, MemoryRecord, Operation, Scope
@@ -83,7 +82,7 @@ class Answerer:
             captions = [" ".join(str(captioner(i.pil())).split()) for i in given]
             listing = [f"- The photo in the question shows: {c}" for c in captions if c] + listing
         text = self._caller.call(
-            Operation.GENERATION, None, memories="\n".join(listing) or "(no memories)", question=question.strip(),
+            Operation.GENERATION, memories="\n".join(listing) or "(no memories)", question=question.strip(),
             date=clock().date().isoformat(),
         ).text
         return Answer(text=text.strip(), memories=memories, image_ids=[i.id for i in given])
@@ -97,7 +96,7 @@ class Answerer:
         return []
 
     def _vqa(self, question: str, pictures: Sequence[LoadedImage], memories: list[MemoryRecord]) -> Answer:
-        raw = self._caller.call(Operation.VQA, VQA_SCHEMA, [p.pil() for p in pictures], question=question.strip()).text
+        raw = self._caller.call(Operation.VQA, [p.pil() for p in pictures], question=question.strip()).text
         ids = [p.id for p in pictures]
         try:
             answer, reason = parse_vqa(raw)

@@ -24,7 +24,7 @@ from typing import Any
 from memlora_engine.config import MemoryConfig
 from memlora_engine.errors import GeneratorError
 from memlora_engine.generator import Generation, GenerationRequest, Generator, SupportsAdapters, SupportsImages
-from memlora_engine.operations import EXTRACTION_SCHEMA, UPDATE_SCHEMA, operation_spec
+from memlora_engine.operations import operation_spec
 from memlora_engine.ops import PlannedOp, Rejection, plan_operations, text_hash, uncovered_facts
 from memlora_engine.parsing import parse_facts, parse_update_ops
 from memlora_engine.prompts import render_prompt
@@ -62,11 +62,8 @@ class ModelCaller:
         generator = self.generator
         return isinstance(generator, SupportsImages) and bool(generator.supports_images)
 
-    def call(self, op: Operation, schema: dict[str, Any] | None = None, images: Sequence[Any] = (),
-             **values: str) -> Generation:
-        """Render ``op``'s prompt with ``values``, generate, count the call.
-
-        ``schema`` defaults to the operation's (the registry's).
+    def call(self, op: Operation, images: Sequence[Any] = (), **values: str) -> Generation:
+        """Render ``op``'s prompt with ``values``, generate under its JSON schema (the registry's), count the call.
 
         Raises:
             GeneratorError: no generator is configured, or the backend failed.
@@ -79,7 +76,7 @@ class ModelCaller:
         request = GenerationRequest(
             operation=op,
             messages=render_prompt(self.prompt_style(op), op, **values),
-            json_schema=(schema or operation_spec(op).json_schema) if self.config.constrained_json else None,
+            json_schema=operation_spec(op).json_schema if self.config.constrained_json else None,
             max_new_tokens=self.config.max_new_tokens[op.value],
             images=tuple(images),
         )
@@ -106,7 +103,7 @@ def extract_facts(caller: ModelCaller, conversation: str, *, date: str, images: 
     Raises:
         ModelOutputError: the output is not a facts object (``raw`` holds it).
     """
-    raw = caller.call(Operation.EXTRACTION, EXTRACTION_SCHEMA, images, conversation=conversation, date=date).text
+    raw = caller.call(Operation.EXTRACTION, images, conversation=conversation, date=date).text
     return parse_facts(raw)
 
 
@@ -155,7 +152,6 @@ def decide_updates(caller: ModelCaller, old_records: Sequence[MemoryRecord], fac
     old_json = json.dumps([{"id": k, "text": r.text} for k, r in id_map.items()], ensure_ascii=False, indent=2)
     raw = caller.call(
         Operation.UPDATE,
-        UPDATE_SCHEMA,
         old_memories=old_json,
         facts=json.dumps(list(facts), ensure_ascii=False),
         date=date,
