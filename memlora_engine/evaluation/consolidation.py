@@ -34,6 +34,7 @@ from typing import Any
 from memlora_engine.config import MemoryConfig
 from memlora_engine.embeddings.base import Embedder
 from memlora_engine.errors import InvalidInputError, ModelOutputError
+from memlora_engine.evaluation._case_files import case_records
 from memlora_engine.evaluation.recording import RecordingGenerator
 from memlora_engine.generator import Generator, SupportsAdapters
 from memlora_engine.memory import Memory
@@ -180,20 +181,7 @@ def load_histories(path: str | Path | None = None, lengths: Iterable[int] | None
         InvalidInputError: a line that is not a valid history, or two with one id.
     """
     source = Path(path) if path is not None else default_histories_path()
-    try:
-        lines = source.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read {source}: {exc}") from exc
-    histories: list[History] = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{source.name}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"{where}: {exc}") from exc
-        histories.append(_history(record, where))
+    histories = [_history(record, where) for where, record in case_records(source, "histories")]
     ids = Counter(h.id for h in histories)
     if any(n > 1 for n in ids.values()):
         raise InvalidInputError(f"{source.name}: repeated ids {sorted(i for i, n in ids.items() if n > 1)}")

@@ -12,7 +12,6 @@ any training data, and must never be used for training (docs/evaluation.md).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Any
 
 from memlora_engine.config import MemoryConfig
 from memlora_engine.errors import InvalidInputError, ModelOutputError
+from memlora_engine.evaluation._case_files import case_records
 from memlora_engine.evaluation.update_scoring import EVENTS, CaseScore, Decision, align, exact_match, summarize
 from memlora_engine.generator import Generator
 from memlora_engine.ops import PlannedOp, Rejection, text_hash
@@ -92,20 +92,7 @@ def load_update_cases(path: str | os.PathLike[str] | None = None) -> list[Update
             decisions on one memory, or a repeated case id.
     """
     source = Path(path) if path is not None else default_cases_path()
-    try:
-        lines = source.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read update cases {source}: {exc}") from exc
-    cases: list[UpdateCase] = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        where = f"{source.name}:{number}"
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"{where}: not JSON ({exc})") from exc
-        cases.append(_case(data, where))
+    cases = [_case(data, where) for where, data in case_records(source, "update cases")]
     ids = [c.id for c in cases]
     if len(ids) != len(set(ids)):
         raise InvalidInputError(f"{source.name}: repeated case ids")
