@@ -16,6 +16,7 @@ __all__ = ["MemoryConfig", "default_data_dir", "known_fields_only"]
 
 _STORES = ("persistent", "memory", "http")
 _UNCOVERED_POLICIES = ("add", "ignore")
+_UPDATE_CALLS = ("per_fact", "batch")
 
 
 def default_data_dir() -> Path:
@@ -65,6 +66,10 @@ class MemoryConfig:
             new memory; ``"ignore"`` drops it. Counted either way in
             ``stats["update"].uncovered_facts``. An ADD of a text already stored is
             always a NONE, counted in ``stats["update"].duplicate_adds``.
+        update_calls: ``"per_fact"`` (default) asks the update operation about one new
+            fact per call, every call over the same numbered old memories (the shipped
+            update expert is trained on such calls); ``"batch"`` asks about all the
+            facts of an ``add`` in one call (fewer calls, for a large model).
         max_conversation_chars: the most characters of conversation sent to the
             extraction operation; a longer one keeps its latest turns, with a
             warning (None: no limit, for models with a long context).
@@ -88,6 +93,7 @@ class MemoryConfig:
     max_new_tokens: dict[str, int] = field(default_factory=default_max_new_tokens)
     max_conversation_chars: int | None = 16_000
     uncovered_facts: str = "add"
+    update_calls: str = "per_fact"
 
     def __post_init__(self) -> None:
         if self.store not in _STORES:
@@ -101,6 +107,8 @@ class MemoryConfig:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if self.uncovered_facts not in _UNCOVERED_POLICIES:
             raise ConfigError(f"uncovered_facts must be one of {_UNCOVERED_POLICIES}, got {self.uncovered_facts!r}")
+        if self.update_calls not in _UPDATE_CALLS:
+            raise ConfigError(f"update_calls must be one of {_UPDATE_CALLS}, got {self.update_calls!r}")
         budget = self.max_conversation_chars
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
             raise ConfigError(f"max_conversation_chars must be a positive integer or None, got {budget!r}")

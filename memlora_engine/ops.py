@@ -125,15 +125,26 @@ def covers(op_text: str, fact: str) -> bool:
 
 
 def uncovered_facts(
-    facts: Sequence[str], ops: Sequence[RawOp], id_map: dict[str, MemoryRecord], rejected: Sequence[Rejection] = ()
+    facts: Sequence[str], ops: Sequence[RawOp], id_map: dict[str, MemoryRecord], rejected: Sequence[Rejection] = (),
+    *, asked_alone: bool = False,
 ) -> list[str]:
     """The facts that no accepted op of the update output speaks of (see :func:`covers`).
 
     An op speaks of a fact through its text, or through the old memory its id names
     (a DELETE often carries only the id). Ops with an unknown event and rejected ops
     decide nothing, so they cover nothing.
+
+    With ``asked_alone`` (the output answers about this one fact), an accepted
+    UPDATE, DELETE or NONE naming an old memory decides the fact whatever its words:
+    the model chose what the fact does to that memory. An ADD still has to carry the
+    fact, so an old memory re-added in its place leaves the fact undecided.
     """
     refused = {id(r.op) for r in rejected}
+    if asked_alone and any(
+        id(op) not in refused and _event(op.event) in (Event.UPDATE, Event.DELETE, Event.NONE) and (op.id or "") in id_map
+        for op in ops
+    ):
+        return []
     texts: list[str] = []
     for op in ops:
         if id(op) in refused or _event(op.event) is None:

@@ -26,7 +26,7 @@ from memlora_engine.errors import GeneratorError
 from memlora_engine.generator import Generation, GenerationRequest, Generator, SupportsAdapters, SupportsImages
 from memlora_engine.operations import operation_spec
 from memlora_engine.ops import PlannedOp, Rejection, plan_operations, text_hash, uncovered_facts
-from memlora_engine.parsing import parse_facts, parse_update_ops
+from memlora_engine.parsing import RawOp, parse_facts, parse_update_ops
 from memlora_engine.prompts import render_prompt
 from memlora_engine.stats import Stats
 from memlora_engine.types import Event, MemoryRecord, Operation
@@ -150,17 +150,29 @@ def decide_updates(caller: ModelCaller, old_records: Sequence[MemoryRecord], fac
         return UpdatePlan([PlannedOp(Event.ADD, text=f) for f in dict.fromkeys(facts)])
     id_map = {str(i): record for i, record in enumerate(old_records)}
     old_json = json.dumps([{"id": k, "text": r.text} for k, r in id_map.items()], ensure_ascii=False, indent=2)
-    raw = caller.call(
-        Operation.UPDATE,
-        old_memories=old_json,
-        facts=json.dumps(list(facts), ensure_ascii=False),
-        date=date,
-    ).text
-    ops = parse_update_ops(raw)
+    # One call per fact ("per_fact") asks the small model one question at a time, over
+    # the same numbered old memories, so ids mean the same in every call and the ops
+    # can be validated together: two facts changing one memory is a conflict, and the
+    # later fact is then undecided (ADDed by default), never lost.
+    groups = [[f] for f in dict.fromkeys(facts)] if caller.config.update_calls == "per_fact" else [list(facts)]
+    outputs: list[tuple[list[str], list[RawOp]]] = []
+    raws: list[str] = []
+    for group in groups:
+        raw = caller.call(
+            Operation.UPDATE,
+            old_memories=old_json,
+            facts=json.dumps(group, ensure_ascii=False),
+            date=date,
+        ).text
+        raws.append(raw)
+        outputs.append((group, parse_update_ops(raw)))
+    ops = [op for _, group_ops in outputs for op in group_ops]
     planned, rejected = plan_operations(ops, id_map)
-    uncovered = uncovered_facts(facts, ops, id_map, rejected)
+    uncovered = [fact for group, group_ops in outputs
+                 for fact in uncovered_facts(group, group_ops, id_map, rejected, asked_alone=len(group) == 1)]
     if caller.config.uncovered_facts == "add":
         planned += [PlannedOp(Event.ADD, text=f) for f in uncovered]
+    raw = "\n".join(raws)
     stored = {record.hash or text_hash(record.text) for record in old_records}
     kept: list[PlannedOp] = []
     for op in planned:

@@ -29,7 +29,7 @@ def test_the_update_step_runs_without_a_store() -> None:
         {"id": "7", "text": "", "event": "DELETE"},
         {"id": "new", "text": "Has a cat", "event": "ADD"},
     ]})]})
-    caller = ModelCaller(MemoryConfig(store="memory"), gen, Stats())
+    caller = ModelCaller(MemoryConfig(store="memory", update_calls="batch"), gen, Stats())
     records = [old("Lives in Oslo"), old("Has no pets")]
     plan = decide_updates(caller, records, ["Moved to Bergen", "Has a cat"], date="2024-05-01")
     assert plan.planned == [PlannedOp(Event.UPDATE, "Lives in Bergen", records[0]), PlannedOp(Event.DELETE, "Has no pets", records[1]),
@@ -39,6 +39,61 @@ def test_the_update_step_runs_without_a_store() -> None:
     prompt = gen.calls[0].messages[-1]["content"]
     assert '"Lives in Oslo"' in prompt and "Moved to Bergen" in prompt and "real-" not in prompt
     assert caller.stats[Operation.UPDATE].calls == 1
+
+
+def _ops(*ops: dict[str, str]) -> str:
+    return json.dumps({"memory": list(ops)})
+
+
+@pytest.mark.parametrize(
+    ("outputs", "expected", "rejected", "uncovered"),
+    [
+        # Each fact gets its own call and its own decision.
+        ([_ops({"id": "0", "text": "Lives in Bergen", "event": "UPDATE"}),
+          _ops({"id": "2", "text": "Has a cat", "event": "ADD"})],
+         [(Event.UPDATE, "Lives in Bergen"), (Event.ADD, "Has a cat")], [], []),
+        # A NONE and a DELETE: only the DELETE changes anything.
+        ([_ops({"id": "0", "text": "Moved to Bergen", "event": "NONE"}),
+          _ops({"id": "1", "text": "", "event": "DELETE"})],
+         [(Event.DELETE, "Has no pets")], [], []),
+        # Two facts changing one memory: the later op is a conflict, its fact is undecided and ADDed.
+        ([_ops({"id": "0", "text": "Lives in Bergen", "event": "UPDATE"}),
+          _ops({"id": "0", "text": "Has a cat in Oslo", "event": "UPDATE"})],
+         [(Event.UPDATE, "Lives in Bergen"), (Event.ADD, "Has a cat")], ["conflicting_op"], ["Has a cat"]),
+        # A call that decides nothing leaves its own fact undecided, not the other one.
+        ([_ops({"id": "0", "text": "Lives in Bergen", "event": "UPDATE"}), _ops()],
+         [(Event.UPDATE, "Lives in Bergen"), (Event.ADD, "Has a cat")], [], ["Has a cat"]),
+    ],
+    ids=["update-and-add", "none-and-delete", "two-facts-one-memory", "silent-second-call"],
+)
+def test_the_update_step_asks_one_fact_per_call(outputs, expected, rejected, uncovered) -> None:
+    gen = ScriptedGenerator({"update": outputs}, strict=True)
+    caller = ModelCaller(MemoryConfig(store="memory"), gen, Stats())
+    records = [old("Lives in Oslo"), old("Has no pets")]
+    plan = decide_updates(caller, records, ["Moved to Bergen", "Has a cat"], date="2024-05-01")
+    assert [(op.event, op.text) for op in plan.planned] == expected
+    assert [r.reason for r in plan.rejected] == rejected
+    assert plan.uncovered == uncovered
+    prompts = [call.messages[-1]["content"] for call in gen.calls]
+    assert len(prompts) == 2 and caller.stats[Operation.UPDATE].calls == 2
+    for prompt, fact, other in zip(prompts, ["Moved to Bergen", "Has a cat"], ["Has a cat", "Moved to Bergen"]):
+        assert fact in prompt and other not in prompt  # one fact per call
+        assert '"id": "0",\n    "text": "Lives in Oslo"' in prompt  # the same ids in every call
+
+
+def test_a_garbled_answer_to_any_per_fact_call_applies_nothing() -> None:
+    gen = ScriptedGenerator({"update": [_ops({"id": "0", "text": "Lives in Bergen", "event": "UPDATE"}), "no json"]},
+                            strict=True)
+    caller = ModelCaller(MemoryConfig(store="memory"), gen, Stats())
+    with pytest.raises(ModelOutputError):
+        decide_updates(caller, [old("Lives in Oslo")], ["Moved to Bergen", "Has a cat"], date="2024-05-01")
+
+
+def test_update_calls_is_checked() -> None:
+    from memlora_engine.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="update_calls"):
+        MemoryConfig(store="memory", update_calls="each")
 
 
 def test_the_update_step_skips_the_model_with_nothing_old() -> None:

@@ -51,6 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "selected training conversations into <out>/update/synthetic-update.jsonl; train on "
                              "them with `memlora train update --with-synthetic` (docs/training.md)")
     parser.add_argument("--synthetic-seed", type=int, default=0, help="seed of the synthetic update examples")
+    parser.add_argument("--synthetic-per-fact", action="store_true",
+                        help="one new fact per synthetic example, as the engine's update step asks (one call per fact)")
     parser.add_argument("--check-labeler", metavar="CASES",
                         help="only report the update labeler's agreement with hand-labelled JSONL cases")
 
@@ -106,7 +108,8 @@ def _synthetic(args: argparse.Namespace, selected: list[Any], out: Path) -> None
     skipped = [c.sample_id for c in selected if c.sample_id in held_out]
     if skipped:
         print(f"synthetic update examples leave out the held-out conversations {skipped}")
-    stats = write_synthetic_update(out, sources, args.synthetic_update, seed=args.synthetic_seed)
+    stats = write_synthetic_update(out, sources, args.synthetic_update, seed=args.synthetic_seed,
+                                   per_fact=args.synthetic_per_fact)
     shares = ", ".join(f"{k} {v:.0%}" for k, v in stats["synthetic"]["event_shares"].items())
     mix = ", ".join(f"{k} {v:.0%}" for k, v in stats["mix"]["event_shares"].items())
     print(f"synthetic update examples: {stats['count']} ({stats['synthetic']['facts']} facts: {shares})")

@@ -35,6 +35,9 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--uncovered-facts", choices=("add", "ignore"), default="add",
                         help="the engine's policy for facts the output leaves undecided (MemoryConfig.uncovered_facts); "
                              "ignore scores the expert's own decisions only (default: add, as the engine runs)")
+    parser.add_argument("--update-calls", choices=("per_fact", "batch"), default="per_fact",
+                        help="one update call per new fact (default, as the engine runs) or one per case "
+                             "(MemoryConfig.update_calls)")
     parser.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16")
     parser.add_argument("--threads", type=int, help="torch threads (default: all usable cores)")
     parser.add_argument("--out", help="write the summaries and per-case records (JSON) here")
@@ -70,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     cases = load_update_cases(args.cases)[: args.limit]
     if not cases:
         raise ConfigError("no update case to run")
-    config = MemoryConfig(uncovered_facts=args.uncovered_facts)
+    config = MemoryConfig(uncovered_facts=args.uncovered_facts, update_calls=args.update_calls)
     if args.max_new_tokens:
         config.max_new_tokens["update"] = args.max_new_tokens
     rows = list(dict.fromkeys(args.rows or ["base", "shipped"]))
@@ -93,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         command = "memlora eval " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else None
         report = {"model": args.model, "cases": Path(args.cases).name if args.cases else default_cases_path().name,
                   "count": len(cases), "command": command, "max_new_tokens": config.max_new_tokens["update"],
-                  "uncovered_facts": config.uncovered_facts,
+                  "uncovered_facts": config.uncovered_facts, "update_calls": config.update_calls,
                   "rows": results}
         out.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
         print(f"written: {out}")

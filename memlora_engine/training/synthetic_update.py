@@ -356,14 +356,15 @@ def _size(messages: Sequence[dict[str, str]], target: str) -> int:
     return sum(len(m["content"]) for m in messages) + len(target)
 
 
-def _one_example(rng: random.Random, source: _Source, number: int, max_chars: int) -> dict[str, Any] | None:
+def _examples(rng: random.Random, source: _Source, number: int, max_chars: int,
+              per_fact: bool) -> list[dict[str, Any]]:
     cases = _draw_cases(rng, source)
     if not cases:
-        return None
+        return []
     old = list(dict.fromkeys(c.old for c in cases if c.old))
     distractors = _distractors(rng, source, cases, rng.randint(1, 6))
     if not distractors:
-        return None
+        return []
     while True:
         old_texts = old + distractors
         rng.shuffle(old_texts)
@@ -376,21 +377,28 @@ def _one_example(rng: random.Random, source: _Source, number: int, max_chars: in
             cases = cases[:-1]
             old = list(dict.fromkeys(c.old for c in cases if c.old))
         else:
-            return None
-    return {
-        "id": f"{SYNTHETIC_ID}/update/{number}",
-        "operation": Operation.UPDATE.value,
-        "conversation": SYNTHETIC_ID,
-        "messages": messages,
-        "target": target,
-        "raw": target,
-        "context": {"source": source.sample_id, "edits": [c.edit for c in cases],
-                    "events": [c.event.value for c in cases], "old_memories": len(old_texts)},
-    }
+            return []
+    # One call per new fact is how the engine asks (``decide_updates``): each case then
+    # becomes its own example over the same old memories, distractors included.
+    groups = [[case] for case in cases] if per_fact else [cases]
+    examples = []
+    for offset, group in enumerate(groups):
+        messages, target = _render(group, old_texts)
+        examples.append({
+            "id": f"{SYNTHETIC_ID}/update/{number + offset}",
+            "operation": Operation.UPDATE.value,
+            "conversation": SYNTHETIC_ID,
+            "messages": messages,
+            "target": target,
+            "raw": target,
+            "context": {"source": source.sample_id, "edits": [c.edit for c in group],
+                        "events": [c.event.value for c in group], "old_memories": len(old_texts)},
+        })
+    return examples
 
 
 def generate_update_examples(conversations: Iterable[Conversation], count: int, *, seed: int = 0,
-                             max_chars: int = 1500) -> list[dict[str, Any]]:
+                             max_chars: int = 1500, per_fact: bool = False) -> list[dict[str, Any]]:
     """``count`` synthetic update examples, drawn round-robin over ``conversations``.
 
     Args:
@@ -400,6 +408,8 @@ def generate_update_examples(conversations: Iterable[Conversation], count: int, 
         max_chars: prompt + target characters per example (1500 stays under the
             trainer's ``--max-length 448`` tokens for gemma-3-270m): distractors, then
             facts, are dropped until an example fits.
+        per_fact: one new fact per example (the drawn facts of a call become separate
+            examples over the same old memories), as the engine's update step asks.
 
     Raises:
         ConfigError: a validation or test conversation of the dev split was given, or
@@ -420,10 +430,8 @@ def generate_update_examples(conversations: Iterable[Conversation], count: int, 
     attempts = 0
     while len(examples) < count and attempts < count * 20:
         attempts += 1
-        example = _one_example(rng, sources[attempts % len(sources)], len(examples), max_chars)
-        if example is not None:
-            examples.append(example)
-    return examples
+        examples.extend(_examples(rng, sources[attempts % len(sources)], len(examples), max_chars, per_fact))
+    return examples[:count]
 
 
 def _target_events(record: dict[str, Any]) -> list[str]:
@@ -464,7 +472,7 @@ def mix_distribution(locomo: Sequence[dict[str, Any]], synthetic: Sequence[dict[
 
 
 def write_synthetic_update(out_dir: str | Path, conversations: Sequence[Conversation], count: int, *,
-                           seed: int = 0, max_chars: int = 1500) -> dict[str, Any]:
+                           seed: int = 0, max_chars: int = 1500, per_fact: bool = False) -> dict[str, Any]:
     """Write ``count`` synthetic examples into the distillation cache; return their statistics.
 
     Writes ``<out_dir>/update/synthetic-update.jsonl`` (read by the trainer like a
@@ -474,7 +482,7 @@ def write_synthetic_update(out_dir: str | Path, conversations: Sequence[Conversa
     examples of the same conversations when they are in the cache.
     """
     out = Path(out_dir)
-    examples = generate_update_examples(conversations, count, seed=seed, max_chars=max_chars)
+    examples = generate_update_examples(conversations, count, seed=seed, max_chars=max_chars, per_fact=per_fact)
     path = out / Operation.UPDATE.value / f"{SYNTHETIC_ID}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in examples), encoding="utf-8")
@@ -483,13 +491,13 @@ def write_synthetic_update(out_dir: str | Path, conversations: Sequence[Conversa
         cached = out / Operation.UPDATE.value / f"{conversation.sample_id}.jsonl"
         if cached.exists():
             locomo.extend(json.loads(line) for line in cached.read_text(encoding="utf-8").splitlines() if line.strip())
-    stats = {"count": len(examples), "seed": seed, "max_chars": max_chars,
+    stats = {"count": len(examples), "seed": seed, "max_chars": max_chars, "per_fact": per_fact,
              "conversations": [c.sample_id for c in conversations],
              **mix_distribution(locomo, examples, max_chars=max_chars)}
     path.with_suffix(".stats.json").write_text(json.dumps(stats, indent=1), encoding="utf-8")
     manifest_path = out / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
     manifest["synthetic"] = {Operation.UPDATE.value: {k: stats[k] for k in ("count", "seed", "max_chars",
-                                                                             "conversations")}}
+                                                                             "per_fact", "conversations")}}
     manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
     return stats
