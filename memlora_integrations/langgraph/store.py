@@ -174,7 +174,8 @@ class MemLoRAStore(BaseStore):
             The engine's result: ``events`` name each key written (``id``) and what happened.
         """
         scope = self.scopes.scope(namespace)
-        return self.memory.add(messages, metadata=metadata, infer=infer, **scope.as_dict())
+        return self.memory.add(messages, metadata=metadata, infer=infer,
+                               user_id=scope.user_id, agent_id=scope.agent_id, run_id=scope.run_id)
 
     async def aingest(self, namespace: tuple[str, ...], messages: Any, *, metadata: dict[str, Any] | None = None,
                       infer: bool = True) -> AddResult:
@@ -184,14 +185,14 @@ class MemLoRAStore(BaseStore):
     # -- the operations -------------------------------------------------------------------
     def _get(self, op: GetOp) -> Item | None:
         scope = self.scopes.scope(op.namespace)
-        record = self.memory.get(op.key, **scope.as_dict())
+        record = self.memory.get(op.key, user_id=scope.user_id, agent_id=scope.agent_id, run_id=scope.run_id)
         return None if record is None else _item(tuple(op.namespace), record)
 
     def _put(self, op: PutOp) -> None:
         scope = self.scopes.scope(op.namespace)
         if op.value is None:
             try:
-                self.memory.delete(op.key, **scope.as_dict())
+                self.memory.delete(op.key, user_id=scope.user_id, agent_id=scope.agent_id, run_id=scope.run_id)
             except MemoryNotFoundError:
                 pass  # deleting a missing key is a no-op, as in every LangGraph store
             return
@@ -202,7 +203,7 @@ class MemLoRAStore(BaseStore):
             raise InvalidInputError(f"the value of {op.key!r} must be JSON-serialisable: {exc}") from exc
         text = self._text(value, op.index)
         self.memory.put(op.key, text, metadata={VALUE_KEY: encoded, TEXT_HASH_KEY: text_hash(text)},
-                        **scope.as_dict())
+                        user_id=scope.user_id, agent_id=scope.agent_id, run_id=scope.run_id)
 
     def _text(self, value: dict[str, Any], index: Any) -> str:
         paths = index if isinstance(index, list) else self.fields
@@ -224,10 +225,10 @@ class MemLoRAStore(BaseStore):
         for namespace, scope in self._namespaces():
             if namespace[: len(prefix)] != prefix:
                 continue
-            ids = scope.as_dict()
-            records = self.memory.get_all(**ids)
+            records = self.memory.get_all(user_id=scope.user_id, agent_id=scope.agent_id, run_id=scope.run_id)
             if op.query and records:  # every memory of the namespace, scored: filters apply after
-                records = self.memory.search(op.query, limit=len(records), **ids)
+                records = self.memory.search(op.query, limit=len(records),
+                                             user_id=scope.user_id, agent_id=scope.agent_id, run_id=scope.run_id)
             found += [_search_item(namespace, record) for record in records]
         if op.filter:
             found = [item for item in found if matches_filter(item.value, op.filter)]
@@ -236,7 +237,9 @@ class MemLoRAStore(BaseStore):
         return found[op.offset : op.offset + op.limit]
 
     def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
-        namespaces = [ns for ns, scope in self._namespaces() if self.memory.get_all(limit=1, **scope.as_dict())]
+        namespaces = [ns for ns, scope in self._namespaces()
+                      if self.memory.get_all(limit=1, user_id=scope.user_id, agent_id=scope.agent_id,
+                                             run_id=scope.run_id)]
         for condition in op.match_conditions or ():
             namespaces = [ns for ns in namespaces if matches_condition(condition, ns)]
         if op.max_depth is not None:
