@@ -76,7 +76,7 @@ def test_a_new_process_on_the_same_data_directory_remembers(tmp_path, lg_fakes) 
         print("SYSTEM:", model.seen[0][0].content.replace("\\n", " | "))
     """)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=180, env=env,
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300, env=env,
                           check=False)
     assert done.returncode == 0, done.stderr
     assert "TOOL: [\"- Alice is allergic to peanuts\\n- I'm allergic to peanuts, remember it.\"]" in done.stdout
