@@ -96,6 +96,12 @@ class AsyncMemory:
         return await asyncio.to_thread(self.sync.update, memory_id, text, user_id=user_id, agent_id=agent_id,
                                        run_id=run_id, metadata=metadata)
 
+    @_same_doc(Memory.put)
+    async def put(self, memory_id: str, text: str, *, user_id: str | None = None, agent_id: str | None = None,
+                  run_id: str | None = None, metadata: dict[str, Any] | None = None) -> MemoryEvent:
+        return await asyncio.to_thread(self.sync.put, memory_id, text, user_id=user_id, agent_id=agent_id,
+                                       run_id=run_id, metadata=metadata)
+
     @_same_doc(Memory.delete)
     async def delete(self, memory_id: str, *, user_id: str | None = None, agent_id: str | None = None,
                      run_id: str | None = None) -> MemoryEvent:

@@ -350,6 +350,22 @@ class Memory:
         meta = validate_metadata(metadata)
         return self._repo.update(scope, memory_id, text.strip(), meta, self._clock)
 
+    def put(self, memory_id: str, text: str, *, user_id: str | None = None, agent_id: str | None = None,
+            run_id: str | None = None, metadata: dict[str, Any] | None = None) -> MemoryEvent:
+        """Store ``text`` under the caller's ``memory_id``, as a key-value store writes a key (no model).
+
+        A new id is an ADD; an existing one is an UPDATE that replaces the text and
+        the metadata (not merged, unlike :meth:`update`) and keeps ``created_at``.
+        No duplicate check: two ids may hold the same text. Recorded in the history
+        like every write.
+        """
+        scope = Scope(user_id, agent_id, run_id)
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidInputError("text must be a non-empty string")
+        check_text(text, "text")
+        meta = validate_metadata(metadata)
+        return self._repo.put(scope, memory_id, text.strip(), meta, self._clock)
+
     def delete(self, memory_id: str, *, user_id: str | None = None, agent_id: str | None = None,
                run_id: str | None = None) -> MemoryEvent:
         """Delete one memory of this scope."""

@@ -204,6 +204,31 @@ class Repository:
             old = self.require(scope, memory_id)
             return self.apply(scope, [PlannedOp(Event.UPDATE, text, old)], metadata, clock(), {})[0]
 
+    def put(self, scope: Scope, memory_id: str, text: str, metadata: dict[str, Any],
+            clock: Callable[[], datetime]) -> MemoryEvent:
+        """Write one memory under ``memory_id``: an ADD when new, else an UPDATE replacing text and metadata.
+
+        A keyed write, as a key-value store makes one: no duplicate check (two ids may
+        hold the same text) and the old metadata is replaced, not merged.
+        """
+        with self.locked(scope):
+            found = self.store.fetch(scope, [check_id(memory_id)])
+            stamp = iso(clock())
+            old = found[0] if found else None
+            record = MemoryRecord(
+                id=memory_id, text=text, hash=text_hash(text), created_at=old.created_at if old else stamp,
+                updated_at=stamp if old else None, metadata=dict(metadata),
+                user_id=scope.user_id, agent_id=scope.agent_id, run_id=scope.run_id,
+            )
+            if old is None:
+                event = MemoryEvent(memory_id, text, Event.ADD)
+                entry = HistoryEntry(memory_id, "ADD", None, text, stamp)
+            else:
+                event = MemoryEvent(memory_id, text, Event.UPDATE, old.text)
+                entry = HistoryEntry(memory_id, "UPDATE", old.text, text, stamp)
+            self.commit(scope, [record], [], [entry])
+            return event
+
     def delete(self, scope: Scope, memory_id: str, clock: Callable[[], datetime]) -> MemoryEvent:
         """Delete one memory, stamped ``clock()`` once the lock is held."""
         with self.locked(scope):

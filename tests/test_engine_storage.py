@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from memlora_engine import AsyncMemory, Memory, MemoryConfig
-from memlora_engine.errors import FilterError, MemoryNotFoundError, ScopeError
+from memlora_engine.errors import FilterError, InvalidInputError, MemoryNotFoundError, ScopeError
 from memlora_engine.testing import DeterministicEmbedder, ScriptedGenerator
 from memlora_engine.types import Scope
 
@@ -326,3 +326,34 @@ def test_forget_reaches_every_scope_of_a_user(make_memory) -> None:
     assert [r.text for r in memory.get_all(agent_id="travel")] == ["agent-wide note"]
     with pytest.raises(ScopeError):
         memory.forget()
+
+
+def test_put_writes_under_the_callers_id_and_replaces_it(make_memory) -> None:
+    memory = make_memory()
+    added = memory.put("prefs", "Likes green tea", user_id="u", metadata={"topic": "food", "old": True})
+    assert (added.id, added.event.value) == ("prefs", "ADD")
+    memory.put("twin", "Likes green tea", user_id="u")  # a keyed write: the same text twice is kept
+    first = memory.get("prefs", user_id="u")
+    changed = memory.put("prefs", "Likes black coffee", user_id="u", metadata={"topic": "drinks"})
+    assert (changed.event.value, changed.old_memory) == ("UPDATE", "Likes green tea")
+    now = memory.get("prefs", user_id="u")
+    assert now.text == "Likes black coffee"
+    assert now.metadata == {"topic": "drinks"}  # replaced, not merged
+    assert now.created_at == first.created_at and now.updated_at is not None
+    assert sorted(r.id for r in memory.get_all(user_id="u")) == ["prefs", "twin"]
+    assert [r.id for r in memory.search("black coffee", user_id="u", limit=1)] == ["prefs"]
+    assert [h.event for h in memory.history("prefs", user_id="u")] == ["ADD", "UPDATE"]
+    assert memory.get("prefs", user_id="other") is None
+
+
+@pytest.mark.parametrize(("memory_id", "text"), [("", "text"), ("k", "  "), ("k", 3)])
+def test_put_refuses_an_empty_id_or_text(make_memory, memory_id, text) -> None:
+    with pytest.raises(InvalidInputError):
+        make_memory().put(memory_id, text, user_id="u")
+
+
+async def test_async_put_delegates(make_memory) -> None:
+    memory = AsyncMemory(memory=make_memory())
+    assert (await memory.put("k", "Lives in Oslo", user_id="u")).event.value == "ADD"
+    assert (await memory.get("k", user_id="u")).text == "Lives in Oslo"
+    assert AsyncMemory.put.__doc__ == Memory.put.__doc__

@@ -63,6 +63,16 @@ def test_upsert_replaces_by_id_and_delete_ignores_unknown_ids(store) -> None:
     assert [(r.text, r.metadata) for r in store.list(ALICE)] == [("a", {"v": 2})]
 
 
+def test_upsert_replaces_the_metadata_it_does_not_merge_it(store) -> None:
+    first = record("a", topic="food", pinned=True)
+    first.updated_at = "2024-02-01T00:00:00+00:00"
+    put(store, first)
+    put(store, record("a", topic="drinks"))
+    (stored,) = store.fetch(ALICE, ["id-a"])
+    assert (stored.metadata, stored.updated_at) == ({"topic": "drinks"}, None)
+    assert store.list(ALICE, {"pinned": True}) == []
+
+
 def test_query_ranks_by_cosine_with_scores(store) -> None:
     put(store, record("tea in the morning"), record("cake"), record("oslo trip"))
     hits = store.query(ALICE, EMBED.embed(["tea in the morning"])[0], 2)

@@ -283,18 +283,22 @@ class ChromaStore:
         """Insert or replace ``records`` (with their embeddings) in ``scope``."""
         if not records:
             return
-        self._on(
-            scope,
-            "writing memories",
-            lambda col: col.upsert(
-                ids=[r.id for r in records],
-                documents=[r.text for r in records],
-                metadatas=[self._to_metadata(r) for r in records],
-                embeddings=[list(map(float, e)) for e in embeddings],
-            ),
-            create=True,
-            default=None,
-        )
+        ids = [r.id for r in records]
+
+        def write(col: Any) -> None:
+            # Chroma's upsert merges metadata into a stored record's; a key the new
+            # record lacks is cleared (None) so the record is replaced, as the port says.
+            stored = col.get(ids=ids, include=["metadatas"])
+            old_keys = {i: set(m or {}) for i, m in zip(stored["ids"], stored["metadatas"])}
+            metadatas: list[dict[str, Any]] = []
+            for record in records:
+                meta = self._to_metadata(record)
+                meta.update(dict.fromkeys(old_keys.get(record.id, set()) - meta.keys()))
+                metadatas.append(meta)
+            col.upsert(ids=ids, documents=[r.text for r in records], metadatas=metadatas,
+                       embeddings=[list(map(float, e)) for e in embeddings])
+
+        self._on(scope, "writing memories", write, create=True, default=None)
 
     def delete(self, scope: Scope, ids: Sequence[str]) -> None:
         if ids:
