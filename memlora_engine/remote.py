@@ -59,7 +59,10 @@ class OpenAICompatibleGenerator(SupportsAdapters, SupportsAsyncGeneration):
         timeout: seconds per attempt (connect, read and write each).
         max_retries: further attempts after a timeout, a dropped connection, 408, 429 or 5xx.
         backoff: seconds before the first retry; doubled for each next one.
-        extra_body: more fields for every request body (e.g. ``{"temperature": 0}``).
+        extra_body: more fields for every request body (e.g. ``{"seed": 0}``).
+        operation_body: more fields per operation, after ``extra_body``; for servers that
+            choose the adapter by a field rather than the model name, e.g. llama.cpp's
+            ``{"extraction": {"lora": [{"id": 0, "scale": 1.0}, {"id": 1, "scale": 0.0}]}}``.
         transport: an ``httpx`` transport for the sync client (default: the network).
         async_transport: an ``httpx`` async transport for :meth:`agenerate` (e.g.
             ``httpx.ASGITransport(app)`` to call an in-process app).
@@ -85,6 +88,7 @@ class OpenAICompatibleGenerator(SupportsAdapters, SupportsAsyncGeneration):
         max_retries: int = 3,
         backoff: float = 0.5,
         extra_body: Mapping[str, Any] | None = None,
+        operation_body: Mapping[str | Operation, Mapping[str, Any]] | None = None,
         transport: Any = None,
         async_transport: Any = None,
     ) -> None:
@@ -101,6 +105,7 @@ class OpenAICompatibleGenerator(SupportsAdapters, SupportsAsyncGeneration):
         self.max_retries = int(max_retries)
         self.backoff = float(backoff)
         self.extra_body = dict(extra_body or {})
+        self.operation_body = {Operation(op): dict(fields) for op, fields in (operation_body or {}).items()}
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._transport = transport
         self._async_transport = async_transport
@@ -126,6 +131,7 @@ class OpenAICompatibleGenerator(SupportsAdapters, SupportsAsyncGeneration):
             "max_tokens": request.max_new_tokens,
             "temperature": 0.0,
             **self.extra_body,
+            **self.operation_body.get(request.operation, {}),
         }
         if request.json_schema is not None:
             body["response_format"] = {

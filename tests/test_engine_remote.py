@@ -81,6 +81,18 @@ def test_request_body_names_the_operations_model_and_schema() -> None:
     assert body["model"] == "generation" and "response_format" not in body  # default name: the operation's
 
 
+def test_per_operation_fields_select_a_llama_cpp_adapter() -> None:
+    server = Server(reply())
+    lora = {"extraction": {"lora": [{"id": 0, "scale": 1.0}, {"id": 1, "scale": 0.0}]},
+            "update": {"lora": [{"id": 0, "scale": 0.0}, {"id": 1, "scale": 1.0}]}}
+    generator = server.generator(extra_body={"seed": 7}, operation_body=lora)
+    generator.generate(request(Operation.UPDATE))
+    generator.generate(request(Operation.GENERATION, schema=None))
+    update, generation = (json.loads(r.content) for r in server.requests)
+    assert update["lora"] == lora["update"]["lora"] and update["seed"] == 7
+    assert "lora" not in generation and generation["seed"] == 7
+
+
 @pytest.mark.parametrize(
     ("models", "base_model", "expected"),
     [
