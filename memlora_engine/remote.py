@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -110,6 +111,7 @@ class OpenAICompatibleGenerator(SupportsAdapters, SupportsAsyncGeneration):
         self._transport = transport
         self._async_transport = async_transport
         self._client: Any = None
+        self._client_lock = threading.Lock()
         self._async_clients: dict[asyncio.AbstractEventLoop, Any] = {}
 
     @property
@@ -161,9 +163,11 @@ class OpenAICompatibleGenerator(SupportsAdapters, SupportsAsyncGeneration):
 
     def _failure(self, request: GenerationRequest, response: Any) -> GeneratorError:
         detail = response.text[:300]
-        try:
-            detail = str(response.json()["error"]["message"])
-        except (ValueError, KeyError, TypeError):
+        try:  # OpenAI nests {"error": {"message"}}; vLLM answers {"object": "error", "message"}
+            data = response.json()
+            error = data.get("error", data)
+            detail = str(error.get("message", error) if isinstance(error, dict) else error)
+        except (ValueError, AttributeError):
             pass
         hint = " (check api_key)" if response.status_code in (401, 403) else ""
         return GeneratorError(f"{self._what(request)}: HTTP {response.status_code}{hint}: {detail}")
@@ -190,10 +194,11 @@ class OpenAICompatibleGenerator(SupportsAdapters, SupportsAsyncGeneration):
 
     # -- sync -------------------------------------------------------------------------------
     def _sync_client(self) -> Any:
-        if self._client is None:
-            httpx = require("httpx", "remote")
-            self._client = httpx.Client(timeout=self.timeout, headers=self._headers, transport=self._transport)
-        return self._client
+        with self._client_lock:  # one pooled client, even when the first calls come from several threads
+            if self._client is None:
+                httpx = require("httpx", "remote")
+                self._client = httpx.Client(timeout=self.timeout, headers=self._headers, transport=self._transport)
+            return self._client
 
     def generate(self, request: GenerationRequest) -> Generation:
         """POST ``request`` to the server (retrying transient failures) and return its text and token counts.
@@ -219,9 +224,10 @@ class OpenAICompatibleGenerator(SupportsAdapters, SupportsAsyncGeneration):
 
     def close(self) -> None:
         """Close the sync client's connections (the async ones: :meth:`aclose`)."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
 
     # -- async ------------------------------------------------------------------------------
     def _loop_client(self) -> Any:

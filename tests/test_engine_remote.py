@@ -137,11 +137,12 @@ def test_retries_are_bounded_then_a_generator_error(answer, match) -> None:
     [
         (httpx.Response(401, json={"error": {"message": "bad key"}}), "HTTP 401 \\(check api_key\\): bad key"),
         (httpx.Response(404, json={"error": {"message": "model 'x' does not exist"}}), "does not exist"),
+        (httpx.Response(400, json={"object": "error", "message": "bad schema", "code": 400}), "HTTP 400: bad schema"),
         (httpx.Response(200, text="<html>proxy</html>"), "malformed reply"),
         (httpx.Response(200, json={"choices": []}), "malformed reply"),
         (httpx.Response(200, json={"choices": [{"message": {"content": None}}]}), "malformed reply"),
     ],
-    ids=["401", "404", "not-json", "no-choice", "no-content"],
+    ids=["401", "404", "vllm-400", "not-json", "no-choice", "no-content"],
 )
 def test_final_errors_are_not_retried(answer, match) -> None:
     server = Server(answer)
