@@ -38,12 +38,14 @@ _EXPORTS = {
     "MissingDependencyError": "memlora_engine.errors",
     "ModelOutputError": "memlora_engine.errors",
     "Operation": "memlora_engine.types",
+    "OpenAICompatibleGenerator": "memlora_engine.remote",
     "OperationSpec": "memlora_engine.operations",
     "Scope": "memlora_engine.types",
     "ScopeError": "memlora_engine.errors",
     "SentenceTransformerEmbedder": "memlora_engine.embeddings.sentence_transformers",
     "StorageError": "memlora_engine.errors",
     "SupportsAdapters": "memlora_engine.generator",
+    "SupportsAsyncGeneration": "memlora_engine.generator",
     "SupportsImages": "memlora_engine.generator",
     "SupportsStreaming": "memlora_engine.generator",
     "SupportsTokenCount": "memlora_engine.generator",
@@ -75,6 +77,7 @@ if TYPE_CHECKING:
         GenerationRequest,
         Generator,
         SupportsAdapters,
+        SupportsAsyncGeneration,
         SupportsImages,
         SupportsStreaming,
         SupportsTokenCount,
@@ -82,6 +85,7 @@ if TYPE_CHECKING:
     from memlora_engine.history import HistoryStore
     from memlora_engine.memory import Memory
     from memlora_engine.operations import OperationSpec
+    from memlora_engine.remote import OpenAICompatibleGenerator
     from memlora_engine.store.base import Store
     from memlora_engine.store.chroma import ChromaStore
     from memlora_engine.types import (

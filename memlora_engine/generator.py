@@ -20,6 +20,7 @@ __all__ = [
     "GenerationRequest",
     "Generator",
     "SupportsAdapters",
+    "SupportsAsyncGeneration",
     "SupportsImages",
     "SupportsStreaming",
     "SupportsTokenCount",
@@ -42,6 +43,9 @@ class GenerationRequest:
         images: PIL images the model must see with the prompt (a backbone with
             ``supports_images = True``, see :class:`SupportsImages`, puts them before
             the text of the last user message); the engine only sends them to such a backbone.
+        use_adapter: False runs the base model even when ``operation`` has an adapter
+            (a server's base-model name, see :mod:`memlora_engine.serving`); the operation
+            then only labels the call.
     """
 
     operation: Operation
@@ -49,6 +53,7 @@ class GenerationRequest:
     json_schema: dict[str, Any] | None = None
     max_new_tokens: int = 256
     images: tuple[Any, ...] = ()
+    use_adapter: bool = True
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -89,6 +94,19 @@ class SupportsAdapters(Protocol):
         fallback style (Mem0's long prompts by default) for base-model operations
         (see :meth:`~memlora_engine.operations.OperationSpec.prompt_style`).
         """
+        ...
+
+
+@runtime_checkable
+class SupportsAsyncGeneration(Protocol):
+    """A generator with a native coroutine (a remote server): awaiting it does not block the event loop.
+
+    Generators without it are called from async code in a worker thread
+    (``asyncio.to_thread(generator.generate, request)``).
+    """
+
+    async def agenerate(self, request: GenerationRequest) -> Generation:
+        """Run one call without blocking the running event loop."""
         ...
 
 

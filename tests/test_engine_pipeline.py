@@ -1,4 +1,10 @@
-"""The add pipeline on real Chroma with scripted model output."""
+"""The add pipeline on real Chroma with scripted model output.
+
+Every test runs twice: with the scripted generator in process, and with the same
+script served by ``memlora serve``'s app on loopback and reached through
+:class:`~memlora_engine.remote.OpenAICompatibleGenerator` (a remote expert behaves
+like the local one).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,36 @@ from memlora_engine import Event, Memory
 from memlora_engine.errors import GeneratorError, InvalidInputError, MetadataError, ScopeError
 from memlora_engine.generator import GenerationRequest
 from memlora_engine.testing import ScriptedGenerator
+
+serve_helpers = pytest.importorskip("serve_helpers")
+
+
+@pytest.fixture(scope="module")
+def scripted_server():
+    """One loopback server for the module; each test plugs its own script into the switchboard."""
+    pytest.importorskip("starlette")
+    pytest.importorskip("uvicorn")
+    from memlora_engine.serving import create_app
+
+    switchboard = serve_helpers.Switchboard()
+    with serve_helpers.LoopbackServer(create_app(switchboard, models=serve_helpers.ALL_MODELS)) as server:
+        yield switchboard, server.url
+
+
+@pytest.fixture(params=["in-process", "remote"])
+def make_memory(request, make_memory):
+    """The conftest's ``make_memory``; for "remote", its generator is served over HTTP."""
+    if request.param == "in-process":
+        return make_memory
+    switchboard, url = request.getfixturevalue("scripted_server")
+
+    def build(script=None, **kwargs) -> Memory:
+        memory = make_memory(script, **kwargs)
+        switchboard.current = memory.generator
+        memory.generator = serve_helpers.ScriptedRemote(url, memory.generator, max_retries=0)
+        return memory
+
+    return build
 
 
 def facts(*items: str) -> str:

@@ -6,9 +6,22 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["render_messages"]
+__all__ = ["PLAIN_CHAT_TEMPLATE", "render_messages"]
 
 logger = logging.getLogger(__name__)
+
+
+# What ``_plain`` renders (with the BOS token the tokenizer then adds), as a Jinja chat template for servers
+# that render prompts themselves (vLLM, SGLang, llama.cpp: ``--chat-template``), so a model without a template
+# sees the same tokens there as in process. tests/test_adapters_export.py checks the two agree.
+PLAIN_CHAT_TEMPLATE = (
+    "{{- bos_token -}}"
+    "{%- set ns = namespace(sep='') -%}"
+    "{%- for message in messages -%}"
+    "{%- set text = (message['content'] if message['content'] is string else '') | trim -%}"
+    "{%- if text -%}{{- ns.sep -}}{{- text -}}{%- set ns.sep = '\\n\\n' -%}{%- endif -%}"
+    "{%- endfor -%}"
+)
 
 
 def _plain(messages: Sequence[dict[str, Any]]) -> str:

@@ -117,9 +117,10 @@ class HFBackbone(SupportsAdapters, SupportsTokenCount, SupportsStreaming):
         return Operation(operation) in self._adapters
 
     @contextmanager
-    def operation(self, operation: str | Operation) -> Iterator[Any]:
+    def operation(self, operation: str | Operation, *, use_adapter: bool = True) -> Iterator[Any]:
         """Activate ``operation``'s adapter (or disable adapters) for inference; restore on exit.
 
+        ``use_adapter=False`` runs the base model whatever the operation.
         Yields the model to call. Holds the backbone lock for the duration.
         """
         torch = require("torch", "hf")
@@ -130,7 +131,7 @@ class HFBackbone(SupportsAdapters, SupportsTokenCount, SupportsStreaming):
                 yield self.model
                 return
             previous = peft_model.active_adapter
-            adapter = self._adapters.get(op)
+            adapter = self._adapters.get(op) if use_adapter else None
             if adapter is None:
                 with peft_model.disable_adapter():
                     yield peft_model
@@ -174,7 +175,7 @@ class HFBackbone(SupportsAdapters, SupportsTokenCount, SupportsStreaming):
         prompt_length = int(inputs["input_ids"].shape[1])
         kwargs = self._generate_kwargs(request, inputs)
         try:
-            with self.operation(request.operation) as model:
+            with self.operation(request.operation, use_adapter=request.use_adapter) as model:
                 output = model.generate(**kwargs)
         except (RuntimeError, ValueError, IndexError) as exc:
             raise GeneratorError(f"{self.name} failed on {request.operation.value}: {exc}") from exc
@@ -201,7 +202,7 @@ class HFBackbone(SupportsAdapters, SupportsTokenCount, SupportsStreaming):
 
         def work() -> None:
             try:
-                with self.operation(request.operation) as model:
+                with self.operation(request.operation, use_adapter=request.use_adapter) as model:
                     model.generate(
                         **kwargs, streamer=streamer, stopping_criteria=transformers.StoppingCriteriaList([_Stop()])
                     )

@@ -23,7 +23,8 @@ _COMMANDS = {
     "eval": ("memlora_engine.commands.eval", "Evaluate on LoCoMo (`memlora eval locomo`), compare runs (`memlora eval report`), build and score the VQA benchmark (`memlora eval vqa-build`, `memlora eval vqa`), check consolidation (`memlora eval consolidation`)."),
     "distill": ("memlora_engine.commands.distill", "Build (or resume) the cached teacher data for the expert adapters."),
     "train": ("memlora_engine.commands.train", "Train one operation's LoRA expert (optionally a tiny two-tier search)."),
-    "adapters": ("memlora_engine.commands.adapters", "List, show, push and pull expert adapters with their cards."),
+    "adapters": ("memlora_engine.commands.adapters", "List, show, push, pull and export (for vLLM, SGLang, llama.cpp) expert adapters."),
+    "serve": ("memlora_engine.commands.serve", "Serve the backbone and its experts behind an OpenAI-compatible API (/v1/chat/completions)."),
 }
 
 

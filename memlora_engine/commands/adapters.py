@@ -8,6 +8,7 @@ Examples::
     memlora adapters show ./runs/extraction/best
     memlora adapters push ./my-extraction --registry /shared/memlora-adapters
     memlora adapters pull gemma-3-270m extraction --registry /shared/memlora-adapters --to ./extraction
+    memlora adapters export --format peft --format gguf --out ./experts   # for vLLM, SGLang, llama.cpp
 """
 
 from __future__ import annotations
@@ -34,6 +35,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     pull.add_argument("operation")
     pull.add_argument("--registry", help="registry directory (default: the shipped adapters)")
     pull.add_argument("--to", required=True, help="destination directory")
+    export = sub.add_parser("export", help="Write the shipped adapters for a serving engine (docs/scaling.md).")
+    export.add_argument("--model", default="gemma-3-270m", help="the built-in model (default: %(default)s)")
+    export.add_argument("--format", action="append", dest="formats", choices=("peft", "gguf"),
+                        help="peft: OUT/<operation>/ for vLLM, SGLang, LoRAX; gguf: OUT/<operation>.gguf for "
+                             "llama.cpp (repeatable; default: peft)")
+    export.add_argument("--out", required=True, help="destination directory")
+    export.add_argument("--base-model", help="base_model_name_or_path to record in adapter_config.json")
+    export.add_argument("--with-base", action="store_true",
+                        help="also write the base model the adapters were trained on: OUT/base/ (safetensors, "
+                             "for peft) and the GGUF file (for gguf)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
                       f"val loss {val:.4f}" if isinstance(val, float) else f"{card.base_model}/{card.operation}")
         elif args.adapters_command == "show":
             print(json.dumps(read_card(args.path).to_dict(), indent=1))
+        elif args.adapters_command == "export":
+            _export(args)
         elif args.adapters_command == "push":
             print(push_adapter(args.path, args.registry))
         else:
@@ -59,3 +72,23 @@ def run(args: argparse.Namespace) -> int:
     except MemLoRAError as exc:
         print(f"memlora adapters: {exc}", file=sys.stderr)
         return 2
+
+
+def _export(args: argparse.Namespace) -> None:
+    import shutil
+
+    from memlora_engine.adapters.export import export_shipped
+    from memlora_engine.backbone.models import MODELS, resolve_model
+
+    formats = args.formats or ["peft"]
+    out = Path(args.out)
+    for fmt, paths in export_shipped(args.model, out, formats=formats, base_model=args.base_model).items():
+        for path in paths:
+            print(f"{fmt}: {path}")
+    if args.with_base:
+        if "peft" in formats:
+            source = Path(resolve_model(args.model).source)  # the dequantised weights the adapters were trained on
+            shutil.copytree(source, out / "base", dirs_exist_ok=True, ignore=shutil.ignore_patterns("memlora-*"))
+            print(f"base: {out / 'base'}")
+        if "gguf" in formats and args.model in MODELS:
+            print(f"base: {MODELS[args.model].gguf(out)}")
