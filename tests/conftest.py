@@ -18,10 +18,8 @@ import pytest  # noqa: E402
 from pytest_socket import socket_allow_hosts  # noqa: E402
 
 from memlora_engine import Memory, MemoryConfig  # noqa: E402
+from memlora_engine.commands._loopback import ChromaServer, PostgresServer, postgres_binaries  # noqa: E402
 from memlora_engine.testing import DeterministicEmbedder, ScriptedGenerator  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).parent))  # tests/_servers.py, for every test folder
-from _servers import ChromaServer, PostgresServer, postgres_binaries  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _servers import free_port
 
 from memlora_engine import Memory, MemoryConfig
+from memlora_engine.commands._loopback import free_port
 from memlora_engine.errors import StorageError
 from memlora_engine.testing import DeterministicEmbedder, ScriptedGenerator
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _servers import ChromaServer
 
 from memlora_engine import Memory, MemoryConfig
+from memlora_engine.commands._loopback import ChromaServer
 from memlora_engine.errors import ConfigError, StorageError
 from memlora_engine.history import HistoryStore
 from memlora_engine.sessions import SessionStore
@@ -73,7 +73,7 @@ def test_concurrent_duplicate_adds_store_each_fact_once(chroma_server, postgres,
     (scope + text hash) make their writes land on one record.
     """
     namespace = f"dup{int(shared_database)}"
-    start_at = f"{time.time() + 8:.3f}"  # every worker imported and connected by then
+    start_at = f"{time.time() + 15:.3f}"  # every worker imported and connected by then
     procs = []
     for n in range(4):
         config = _config(chroma_server, namespace, postgres.url if shared_database else None,

@@ -1,4 +1,4 @@
-"""Real servers on loopback for the server-mode tests and the load test: ``chroma run`` and PostgreSQL.
+"""Throwaway servers on loopback for ``memlora bench-load`` and the server-mode tests: ``chroma run`` and PostgreSQL.
 
 Each is started in a temporary directory on a free port and stopped by its pid.
 PostgreSQL refuses to run as root, so as root the cluster runs as the
@@ -28,7 +28,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 60) -> None:
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
