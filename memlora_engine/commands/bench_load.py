@@ -79,14 +79,17 @@ def _generator(url: str | None) -> Any:
     return OpenAICompatibleGenerator(base_url=url)
 
 
-def _worker(config: dict[str, Any], worker: int, users: int, turns: int, deadline: float, tag: str,
-            generator_url: str | None, out: Any) -> None:
-    """One worker process: ``users`` threads, each running its user's turns."""
+def _worker(config: dict[str, Any], worker: int, users: int, turns: int, seconds: float, tag: str,
+            generator_url: str | None, out: Any, go: Any) -> None:
+    """One worker process: ``users`` threads, each running its user's turns once every worker is ready."""
     from memlora_engine import Memory, MemoryConfig
     from memlora_engine.testing import DeterministicEmbedder
 
     memory = Memory(MemoryConfig.from_dict(config), generator=_generator(generator_url),
                     embedder=DeterministicEmbedder(384))
+    out.put("ready")
+    go.wait()
+    deadline = time.monotonic() + seconds
     adds: list[float] = []
     answers: list[float] = []
     acknowledged: dict[str, list[str]] = {}
@@ -142,12 +145,16 @@ def _one_run(config: dict[str, Any], workers: int, args: argparse.Namespace) -> 
     tag = f"lt-{uuid.uuid4().hex[:8]}"
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    start = time.monotonic()
-    deadline = start + args.max_seconds
-    procs = [context.Process(target=_worker, args=(config, w, args.users, args.turns, deadline, tag,
-                                                    args.generator, queue)) for w in range(workers)]
+    go = context.Event()
+    procs = [context.Process(target=_worker, args=(config, w, args.users, args.turns, args.max_seconds, tag,
+                                                    args.generator, queue, go)) for w in range(workers)]
     for proc in procs:
         proc.start()
+    for _ in procs:  # the clock starts once every worker has imported and connected
+        if queue.get(timeout=600) != "ready":
+            raise SystemExit("a worker failed to start")
+    start = time.monotonic()
+    go.set()
     results = [queue.get(timeout=args.max_seconds + 600) for _ in procs]
     for proc in procs:
         proc.join()
@@ -211,11 +218,12 @@ def run(args: argparse.Namespace) -> int:
     report = {"machine": _machine(), "cpus": multiprocessing.cpu_count(),
               "generator": args.generator or "fake (scripted)", "runs": runs}
     print(f"{report['machine']} ({report['cpus']} CPUs), generator: {report['generator']}")
-    print("workers  turns  turns/s  add p50/p99 ms  answer p50/p99 ms  lost  cross-tenant")
+    print("| workers | users | turns | turns/s | add p50 / p99 ms | answer p50 / p99 ms | memories lost | cross-tenant reads |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in runs:
-        print(f"{r['workers']:>7}  {r['turns']:>5}  {r['turns_per_s']:>7}  "
-              f"{r['add']['p50_ms']}/{r['add']['p99_ms']:<10}  {r['answer']['p50_ms']}/{r['answer']['p99_ms']:<12}  "
-              f"{r['memories_lost']:>4}  {r['cross_tenant_reads']:>12}")
+        print(f"| {r['workers']} | {r['workers'] * r['users_per_worker']} | {r['turns']} | {r['turns_per_s']} | "
+              f"{r['add']['p50_ms']} / {r['add']['p99_ms']} | {r['answer']['p50_ms']} / {r['answer']['p99_ms']} | "
+              f"{r['memories_lost']} | {r['cross_tenant_reads']} |")
         for error in r["errors"]:
             print("   error:", error)
     if args.json:
