@@ -176,8 +176,9 @@ class Database:
                     raw.close()
                 return
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as con:
+                schema = f'"{self._schema}".' if self._schema else ""
                 for table in tables:
-                    con.exec_driver_sql(f'VACUUM "{self._schema}"."{table.name}"')
+                    con.exec_driver_sql(f'VACUUM {schema}"{table.name}"')
 
     def lock(self, name: str) -> ServerLock:
         """An advisory lock every process on this PostgreSQL database shares (see :class:`ServerLock`)."""
