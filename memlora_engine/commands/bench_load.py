@@ -52,26 +52,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 _FACT = re.compile(r"lt-[0-9a-f]{8}-u\d+ turn \d+ likes item\d+")
 
 
-def _fake_generator() -> Any:
-    """Extraction returns the turn's fact; update ADDs every fact it is shown (the engine drops known ones)."""
-    from memlora_engine.testing import ScriptedGenerator
+class _EchoModel:
+    """The fake model: extraction returns the turn's fact; update ADDs every fact it is shown.
 
-    def facts(request: Any) -> list[str]:
+    The engine itself drops the ADDs of facts already stored, so the load is the
+    engine's and the services', in microseconds of "model" time.
+    """
+
+    def has_adapter(self, operation: Any) -> bool:
+        return True  # the short prompts the adapters are trained on, as a real deployment renders
+
+    def generate(self, request: Any) -> Any:
+        from memlora_engine.generator import Generation
+        from memlora_engine.types import Operation
+
         prompt = "\n".join(str(m.get("content", "")) for m in request.messages)
-        return sorted(set(_FACT.findall(prompt)))
-
-    def extract(request: Any) -> str:
-        return json.dumps({"facts": facts(request)[-1:]})
-
-    def update(request: Any) -> str:
-        return json.dumps({"memory": [{"id": "new", "text": f, "event": "ADD"} for f in facts(request)]})
-
-    return ScriptedGenerator({"extraction": extract, "update": update, "generation": ["noted"]})
+        facts = sorted(set(_FACT.findall(prompt)))
+        if request.operation is Operation.EXTRACTION:
+            return Generation(json.dumps({"facts": facts[-1:]}))
+        if request.operation is Operation.UPDATE:
+            return Generation(json.dumps({"memory": [{"id": "new", "text": f, "event": "ADD"} for f in facts]}))
+        return Generation("noted")
 
 
 def _generator(url: str | None) -> Any:
     if url is None:
-        return _fake_generator()
+        return _EchoModel()
     try:
         from memlora_engine import OpenAICompatibleGenerator  # type: ignore[attr-defined]
     except ImportError as exc:
@@ -83,10 +89,10 @@ def _worker(config: dict[str, Any], worker: int, users: int, turns: int, seconds
             generator_url: str | None, out: Any, go: Any) -> None:
     """One worker process: ``users`` threads, each running its user's turns once every worker is ready."""
     from memlora_engine import Memory, MemoryConfig
-    from memlora_engine.testing import DeterministicEmbedder
+    from memlora_engine.embeddings.hashing import HashingEmbedder
 
     memory = Memory(MemoryConfig.from_dict(config), generator=_generator(generator_url),
-                    embedder=DeterministicEmbedder(384))
+                    embedder=HashingEmbedder(384))
     out.put("ready")
     go.wait()
     deadline = time.monotonic() + seconds
@@ -140,7 +146,7 @@ def _percentiles(samples: list[float]) -> dict[str, float | None]:
 
 def _one_run(config: dict[str, Any], workers: int, args: argparse.Namespace) -> dict[str, Any]:
     from memlora_engine import Memory, MemoryConfig
-    from memlora_engine.testing import DeterministicEmbedder
+    from memlora_engine.embeddings.hashing import HashingEmbedder
 
     tag = f"lt-{uuid.uuid4().hex[:8]}"
     context = multiprocessing.get_context("spawn")
@@ -162,7 +168,7 @@ def _one_run(config: dict[str, Any], workers: int, args: argparse.Namespace) -> 
     adds = [s for r in results for s in r["adds"]]
     answers = [s for r in results for s in r["answers"]]
     # Every acknowledged fact must be in its user's store (read back by a fresh client).
-    reader = Memory(MemoryConfig.from_dict(config), embedder=DeterministicEmbedder(384))
+    reader = Memory(MemoryConfig.from_dict(config), embedder=HashingEmbedder(384))
     lost = 0
     for result in results:
         for user_id, facts in result["acknowledged"].items():
@@ -216,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
             if postgres is not None:
                 postgres.destroy()
     report = {"machine": _machine(), "cpus": multiprocessing.cpu_count(),
-              "generator": args.generator or "fake (scripted)", "runs": runs}
+              "generator": args.generator or "fake (echo)", "runs": runs}
     print(f"{report['machine']} ({report['cpus']} CPUs), generator: {report['generator']}")
     print("| workers | users | turns | turns/s | add p50 / p99 ms | answer p50 / p99 ms | memories lost | cross-tenant reads |")
     print("|---|---|---|---|---|---|---|---|")
