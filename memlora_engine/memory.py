@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from memlora_engine._database import Database
 from memlora_engine._time import Timestamp, iso, resolve
 from memlora_engine._vision import PreparedImage, prepare_turns
 from memlora_engine.answering import ROUTES, Answerer
@@ -63,6 +65,27 @@ def _file(data_dir: Path | None, name: str) -> str | Path:
     return data_dir / name if data_dir is not None else ":memory:"
 
 
+def _data_dir(cfg: MemoryConfig) -> Path | None:
+    """The directory files go to; None when the configuration keeps everything off this disk."""
+    if cfg.store == "memory" or (cfg.store == "http" and cfg.data_dir is None):
+        return None  # a server store never falls back to the home directory
+    return cfg.resolved_data_dir
+
+
+def _databases(cfg: MemoryConfig, data_dir: Path | None) -> tuple[Database | str | Path, Database | str | Path]:
+    """Where the history and the sessions go: one shared database, or a SQLite file each."""
+    if cfg.database_url is not None:
+        shared = Database(cfg.database_url, what="database", schema=cfg.namespace)
+        return shared, shared
+    if cfg.store == "http" and data_dir is None:
+        warnings.warn(
+            'store="http" without database_url or data_dir: the audit history and chat sessions are kept in this '
+            "process only (set database_url to share them between workers)",
+            stacklevel=3,
+        )
+    return _file(data_dir, "history.db"), _file(data_dir, "sessions.db")
+
+
 class Memory:
     """Long-term memory for agents, run by a small local model.
 
@@ -74,8 +97,9 @@ class Memory:
         embedder: text embedder; sentence-transformers all-MiniLM-L6-v2 by default.
         store: a :class:`~memlora_engine.store.base.Store`; a :class:`ChromaStore` built from
             ``config`` when omitted.
-        history: the audit :class:`HistoryStore`; beside the store when omitted.
-        sessions: the chat-session buffer :class:`SessionStore`; beside the store when omitted.
+        history: the audit :class:`HistoryStore`; in ``config.database_url``, else beside the
+            store, when omitted.
+        sessions: the chat-session buffer :class:`SessionStore`; where the history goes when omitted.
         clock: returns "now" (injectable for tests and replays).
         images: where images given to ``add`` are kept (:class:`ImageStore`); beside the
             store when omitted (in memory for ``store="memory"``).
@@ -118,10 +142,14 @@ class Memory:
 
             embedder = SentenceTransformerEmbedder(self.config.embedding_model)
         cfg = self.config
-        data_dir = None if cfg.store == "memory" else cfg.resolved_data_dir  # None: nothing on disk
+        data_dir = _data_dir(cfg)  # None: nothing on disk
         self.store: Store = store if store is not None else _default_store(cfg)
-        self.history_store = history if history is not None else HistoryStore(_file(data_dir, "history.db"))
-        self.session_store = sessions if sessions is not None else SessionStore(_file(data_dir, "sessions.db"))
+        if history is None or sessions is None:
+            history_at, sessions_at = _databases(cfg, data_dir)
+            history = history if history is not None else HistoryStore(history_at)
+            sessions = sessions if sessions is not None else SessionStore(sessions_at)
+        self.history_store = history
+        self.session_store = sessions
         self._clock = clock or (lambda: datetime.now(UTC).astimezone())
         self.image_store = images if images is not None else ImageStore(data_dir and data_dir / "images" / cfg.namespace)
         self.captioner = captioner

@@ -34,7 +34,7 @@ from memlora_engine.sessions import SessionStore
 from memlora_engine.store.base import Store, check_merged_metadata
 from memlora_engine.types import AddResult, Event, HistoryEntry, MemoryEvent, MemoryRecord, Scope
 
-__all__ = ["FAULT_POINTS", "FaultHook", "Repository", "check_id", "text_hash"]
+__all__ = ["FAULT_POINTS", "FaultHook", "Repository", "check_id", "new_memory_id", "text_hash"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,18 @@ FAULT_POINTS = ("journalled", "upserted", "applied", "committed", "dropped", "se
 """The steps of a write between which a crash test may kill the process, in order:
 a batch journalled, upserted into the store, its deletes applied, committed to the
 history; a forgotten scope dropped from the store, its chat sessions cleared."""
+
+
+_IDS = uuid.uuid5(uuid.NAMESPACE_URL, "memlora:memory")
+
+
+def new_memory_id(scope: Scope, digest: str) -> str:
+    """The id of a new memory of text hash ``digest``: the same in every worker for the same scope and text.
+
+    Two workers adding one fact at once write one record (an upsert of the same id),
+    even where nothing serialises them.
+    """
+    return str(uuid.uuid5(_IDS, f"{scope.key}\n{digest}"))
 
 
 def check_id(memory_id: object) -> str:
@@ -81,7 +93,9 @@ class Repository:
         self.sessions = sessions
         self.images = images
         self.embedder = embedder
-        self.locks = StoreLocks(store.lock_directory)
+        # A database server is shared by workers on several machines: its advisory
+        # locks serialise them, where file locks only reach one machine.
+        self.locks = StoreLocks(store.lock_directory, server=history.database.lock if history.database.shared else None)
         self._faults = faults
 
     def _fault(self, point: str) -> None:
@@ -256,15 +270,24 @@ class Repository:
         entries: list[HistoryEntry] = []
         dropped_images: list[str] = []
         batch_hashes: set[str] = set()
+        # The deterministic ids of the ADDs that already name a memory, with that memory's hash.
+        ids = [new_memory_id(scope, text_hash(op.text)) for op in planned if op.event is Event.ADD and op.text]
+        taken = {r.id: r.hash for r in self.store.fetch(scope, ids)} if ids else {}
+        targeted = {op.target.id for op in planned if op.target is not None}
         for op in planned:
             if op.event is Event.ADD:
                 assert op.text is not None
                 digest = text_hash(op.text)
+                memory_id = new_memory_id(scope, digest)
                 if digest in batch_hashes or (not checked and self.store.ids_with_hash(scope, digest)):
                     continue  # an exact duplicate is stored once
+                if memory_id in targeted or memory_id in taken:
+                    if taken.get(memory_id) == digest and memory_id not in targeted:
+                        continue  # another worker stored this very fact a moment ago
+                    memory_id = str(uuid.uuid4())  # that id's memory now holds another text: keep it
                 batch_hashes.add(digest)
                 record = MemoryRecord(
-                    id=str(uuid.uuid4()), text=op.text, hash=digest, created_at=stamp, metadata=dict(metadata),
+                    id=memory_id, text=op.text, hash=digest, created_at=stamp, metadata=dict(metadata),
                     user_id=scope.user_id, agent_id=scope.agent_id, run_id=scope.run_id,
                 )
                 writes.append(record)

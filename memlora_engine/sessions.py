@@ -1,8 +1,11 @@
 """Recent chat turns per session, persisted so a new process sees them.
 
+In SQLite beside the store, or (``MemoryConfig.database_url``) in PostgreSQL, where
+a session written by one worker is read by every other.
+
 The integrations keep a session's short-term buffer here (LangChain chat history,
 LlamaIndex memory). Rows belong to a scope, so ``delete_all(scope)`` forgets them
-too; ``secure_delete`` and a vacuum leave no text behind.
+too; on SQLite ``secure_delete`` and a vacuum leave no text behind.
 """
 
 from __future__ import annotations
@@ -11,25 +14,29 @@ import json
 from pathlib import Path
 from typing import Any
 
-from memlora_engine._sqlite import SQLiteFile
+import sqlalchemy as sa
+
+from memlora_engine._database import Database
 from memlora_engine.errors import InvalidInputError
 from memlora_engine.types import Scope
 
 __all__ = ["SessionStore"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS messages (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    scope_key TEXT NOT NULL,
-    session_id TEXT NOT NULL,
-    role TEXT NOT NULL,
-    content TEXT NOT NULL,
-    name TEXT,
-    extra TEXT,
-    created_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS messages_session ON messages (scope_key, session_id, seq);
-"""
+# The same table as the SQLite files written before SQLAlchemy (an old file opens as is).
+_TABLES = sa.MetaData()
+_MESSAGES = sa.Table(
+    "messages", _TABLES,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("scope_key", sa.Text, nullable=False),
+    sa.Column("session_id", sa.Text, nullable=False),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("name", sa.Text),
+    sa.Column("extra", sa.Text),
+    sa.Column("created_at", sa.Text, nullable=False),
+    sa.Index("messages_session", "scope_key", "session_id", "seq"),
+    sqlite_autoincrement=True,
+)
 
 
 def _encodable(text: str) -> bool:
@@ -41,13 +48,20 @@ def _encodable(text: str) -> bool:
 
 
 class SessionStore:
-    """Chat messages by (scope, session id), oldest first. Thread-safe."""
+    """Chat messages by (scope, session id), oldest first. Thread-safe.
 
-    def __init__(self, path: str | Path = ":memory:") -> None:
-        self._db = SQLiteFile(path, _SCHEMA, what="session database")
+    Args:
+        path: the SQLite file, ``":memory:"``, a database URL (``postgresql://...``),
+            or a :class:`~memlora_engine._database.Database` shared with the history.
+    """
+
+    def __init__(self, path: str | Path | Database = ":memory:") -> None:
+        self._db = path if isinstance(path, Database) else Database(path, what="session database")
+        self._db.create(_TABLES)
 
     @property
     def path(self) -> str:
+        """The SQLite file (or ``":memory:"``), or the server URL without its password."""
         return self._db.path
 
     @staticmethod
@@ -60,27 +74,30 @@ class SessionStore:
         self._check(session_id)
         try:
             rows = [
-                (scope.key, session_id, m["role"], m["content"], m.get("name"),
-                 json.dumps(m["extra"], allow_nan=False) if m.get("extra") else None, created_at)
+                {"scope_key": scope.key, "session_id": session_id, "role": m["role"], "content": m["content"],
+                 "name": m.get("name"),
+                 "extra": json.dumps(m["extra"], allow_nan=False) if m.get("extra") else None,
+                 "created_at": created_at}
                 for m in messages
             ]
         except (TypeError, ValueError, RecursionError) as exc:
             raise InvalidInputError(f"a message's extra must be a JSON-able dict: {exc}") from exc
+        if not rows:
+            return
         with self._db.transaction() as con:
-            con.executemany(
-                "INSERT INTO messages (scope_key, session_id, role, content, name, extra, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            con.execute(_MESSAGES.insert(), rows)
 
     def messages(self, scope: Scope, session_id: str, limit: int | None = None) -> list[dict[str, Any]]:
         """The session's messages, oldest first; the last ``limit`` when given."""
         self._check(session_id)
-        sql = "SELECT role, content, name, extra, created_at FROM messages WHERE scope_key = ? AND session_id = ?"
+        m = _MESSAGES.c
+        select = sa.select(m.role, m.content, m.name, m.extra, m.created_at).where(
+            m.scope_key == scope.key, m.session_id == session_id
+        )
         if limit is not None:
-            rows = self._db.query(sql + " ORDER BY seq DESC LIMIT ?", (scope.key, session_id, int(limit)))[::-1]
+            rows = list(self._db.query(select.order_by(m.seq.desc()).limit(int(limit))))[::-1]
         else:
-            rows = self._db.query(sql + " ORDER BY seq", (scope.key, session_id))
+            rows = list(self._db.query(select.order_by(m.seq)))
         out = []
         for role, content, name, extra, created_at in rows:
             message: dict[str, Any] = {"role": role, "content": content, "created_at": created_at}
@@ -93,23 +110,23 @@ class SessionStore:
 
     def clear(self, scope: Scope, session_id: str | None = None) -> int:
         """Delete one session of the scope, or all of them; vacuums afterwards."""
-        if session_id is None:
-            deleted = self._db.query("DELETE FROM messages WHERE scope_key = ? RETURNING seq", (scope.key,))
-        else:
+        where = _MESSAGES.c.scope_key == scope.key
+        if session_id is not None:
             self._check(session_id)
-            deleted = self._db.query(
-                "DELETE FROM messages WHERE scope_key = ? AND session_id = ? RETURNING seq", (scope.key, session_id)
-            )
-        self._db.vacuum()
-        return len(deleted)
+            where = sa.and_(where, _MESSAGES.c.session_id == session_id)
+        with self._db.transaction() as con:
+            deleted = con.execute(_MESSAGES.delete().where(where)).rowcount
+        self._db.vacuum(_MESSAGES)
+        return int(deleted)
 
     def scopes(self) -> set[Scope]:
         """Every scope with a chat message."""
-        return {Scope.from_key(key) for (key,) in self._db.query("SELECT DISTINCT scope_key FROM messages", ())}
+        return {Scope.from_key(key) for (key,) in self._db.query(sa.select(_MESSAGES.c.scope_key).distinct())}
 
     def clear_everything(self) -> None:
-        self._db.query("DELETE FROM messages")
-        self._db.vacuum()
+        with self._db.transaction() as con:
+            con.execute(_MESSAGES.delete())
+        self._db.vacuum(_MESSAGES)
 
     def close(self) -> None:
         self._db.close()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
+from pathlib import Path
 
 # Set before anything imports huggingface_hub: hub access must never be needed.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -15,6 +18,7 @@ import pytest  # noqa: E402
 from pytest_socket import socket_allow_hosts  # noqa: E402
 
 from memlora_engine import Memory, MemoryConfig  # noqa: E402
+from memlora_engine.commands._loopback import ChromaServer, PostgresServer, postgres_binaries  # noqa: E402
 from memlora_engine.testing import DeterministicEmbedder, ScriptedGenerator  # noqa: E402
 
 
@@ -40,3 +44,24 @@ def make_memory(tmp_path, embedder):
         return Memory(cfg, generator=generator, embedder=embedder)
 
     return build
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory):
+    """A real ``chroma run`` on 127.0.0.1, shared by the session; yields its port."""
+    if not (shutil.which("chroma") or Path(sys.executable).with_name("chroma").exists()):
+        pytest.skip("the chroma command (pip install chromadb) is not installed")
+    server = ChromaServer.launch(tmp_path_factory.mktemp("chroma-server"))
+    yield server.port
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL cluster on 127.0.0.1, shared by the session (started on first use)."""
+    if postgres_binaries() is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    pytest.importorskip("psycopg", reason='psycopg is not installed (pip install "memlora[server]")')
+    server = PostgresServer.launch()
+    yield server
+    server.destroy()

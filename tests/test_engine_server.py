@@ -2,55 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from memlora_engine import Memory, MemoryConfig
+from memlora_engine.commands._loopback import free_port
 from memlora_engine.errors import StorageError
 from memlora_engine.testing import DeterministicEmbedder, ScriptedGenerator
 
 pytestmark = pytest.mark.server
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def chroma_server(tmp_path_factory):
-    chroma = shutil.which("chroma") or str(Path(sys.executable).with_name("chroma"))
-    port = _free_port()
-    path = tmp_path_factory.mktemp("chroma-server")
-    proc = subprocess.Popen(
-        [chroma, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail("chroma run exited early")
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("chroma server did not start in 60 s")
-    yield port
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def _memory(port: int, tmp_path: Path) -> Memory:
@@ -75,4 +36,4 @@ def test_server_mode_round_trip(chroma_server, tmp_path) -> None:
 
 def test_unreachable_server_is_a_storage_error(tmp_path) -> None:
     with pytest.raises(StorageError, match="Chroma"):
-        _memory(_free_port(), tmp_path)
+        _memory(free_port(), tmp_path)

@@ -357,3 +357,17 @@ async def test_async_put_delegates(make_memory) -> None:
     assert (await memory.put("k", "Lives in Oslo", user_id="u")).event.value == "ADD"
     assert (await memory.get("k", user_id="u")).text == "Lives in Oslo"
     assert AsyncMemory.put.__doc__ == Memory.put.__doc__
+
+
+def test_new_memory_ids_follow_scope_and_text_and_never_overwrite_an_updated_memory(make_memory) -> None:
+    from memlora_engine.repository import new_memory_id, text_hash
+
+    memory = make_memory()
+    (first,) = memory.add("Likes tea", user_id="alice", infer=False)
+    assert first.id == new_memory_id(Scope("alice"), text_hash("Likes tea"))
+    (other,) = memory.add("Likes tea", user_id="bob", infer=False)
+    assert other.id != first.id  # the scope is part of the id
+    memory.update(first.id, "Likes coffee", user_id="alice")
+    (again,) = memory.add("Likes tea", user_id="alice", infer=False)
+    assert again.id != first.id  # that id now holds "Likes coffee", which stays
+    assert sorted(r.text for r in memory.get_all(user_id="alice")) == ["Likes coffee", "Likes tea"]

@@ -19,6 +19,7 @@ __all__ = ["main"]
 _COMMANDS = {
     "demo": ("memlora_engine.commands.demo", "Ingest a short conversation and answer questions from memory."),
     "bench": ("memlora_engine.commands.bench", "Measure the on-device backbone: load time, tok/s, per-operation cost, memory."),
+    "bench-load": ("memlora_engine.commands.bench_load", "Load-test the shared services: N workers x M users on a Chroma server and PostgreSQL; turns/s, p50/p99, memories lost."),
     "bench-store": ("memlora_engine.commands.bench_store", "Measure the store: 100k-memory ingestion, search and add latency, RSS."),
     "eval": ("memlora_engine.commands.eval", "Evaluate on LoCoMo (`memlora eval locomo`), compare runs (`memlora eval report`), build and score the VQA benchmark (`memlora eval vqa-build`, `memlora eval vqa`), check consolidation (`memlora eval consolidation`)."),
     "distill": ("memlora_engine.commands.distill", "Build (or resume) the cached teacher data for the expert adapters."),

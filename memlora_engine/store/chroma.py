@@ -554,7 +554,10 @@ def _mapped(action: str) -> Iterator[None]:
     except (StorageError, ConfigError, MetadataError):
         raise
     except Exception as exc:
-        if type(exc).__module__.startswith("chromadb") or isinstance(exc, (ConnectionError, OSError, ValueError, TypeError)):
+        # httpx: the HTTP client's connection errors (a Chroma server that went away).
+        if type(exc).__module__.startswith(("chromadb", "httpx")) or isinstance(
+            exc, (ConnectionError, OSError, ValueError, TypeError)
+        ):
             raise StorageError(f"Chroma failed while {action}: {exc}") from exc
         raise
 
