@@ -6,8 +6,6 @@ peft's own ``set_adapter`` / ``disable_adapter``, llguidance's ``from_tokenizer`
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 torch = pytest.importorskip("torch")
