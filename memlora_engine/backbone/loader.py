@@ -57,26 +57,6 @@ def _cpu_has(flag: str) -> bool:
     return False
 
 
-def _release_staging() -> None:
-    """Give the float32 staging buffers of loading back to the OS.
-
-    The converted cache holds float32 weights; loading them as bfloat16 frees ~1 GB of
-    staging that glibc keeps in its heap (counted in RSS) unless asked to trim it.
-    """
-    import ctypes
-    import ctypes.util
-    import gc
-
-    gc.collect()
-    libc_name = ctypes.util.find_library("c")
-    if not libc_name:
-        return
-    try:
-        ctypes.CDLL(libc_name).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
-        pass
-
-
 def load_backbone(
     model: str | os.PathLike[str] = DEFAULT_MODEL,
     adapters: Mapping[str | Operation, AdapterSource] | str | None = "shipped",
@@ -147,7 +127,6 @@ def load_backbone(
     except ValueError as exc:
         raise ConfigError(f"cannot load model {os.fspath(model)!r}: {exc}") from exc
     hf_model = hf_model.to(device=device, dtype=torch_dtype)
-    _release_staging()
     index_dir = (Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()) / "token-index"
     backbone = HFBackbone(
         hf_model, tokenizer, adapters=adapters, constrained=constrained, name=os.fspath(model),
