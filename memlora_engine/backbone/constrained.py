@@ -6,8 +6,8 @@ would leave the request's JSON schema, so extraction and update outputs always
 parse (unless cut off by ``max_new_tokens``).
 
 Why llguidance (measured on this project's 2-core CPU, gemma-3's 262k vocabulary;
-numbers in ``docs/backbone.md``): a 7.7 MB wheel with no dependencies, ~1 s to
-index the tokenizer once, and well under a millisecond per token to compute a mask,
+numbers in ``docs/backbone.md``): a 7.7 MB wheel with no dependencies, a few seconds to
+index the tokenizer once (cached on disk by ``load_backbone``), and well under a millisecond per token to compute a mask,
 which is noise next to the model's ~150 ms per decoded token. lm-format-enforcer is
 pure Python and much slower per token on a large vocabulary; xgrammar pulls triton;
 outlines-core compiles a regex index per schema; transformers-cfg takes EBNF and is
@@ -19,8 +19,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
+from memlora_engine.backbone._token_index import TokenTable, ll_tokenizer
 from memlora_engine.errors import ConfigError, require
 
 __all__ = ["JsonConstraint"]
@@ -34,24 +37,32 @@ class JsonConstraint:
     Args:
         tokenizer: a fast Hugging Face tokenizer (its vocabulary is indexed once, lazily).
         eos_token_id: the token that ends generation once the JSON is complete.
+        cache_dir: where the tokenizer index is cached for later processes
+            (:mod:`memlora_engine.backbone._token_index`); None: nothing is written.
     """
 
-    def __init__(self, tokenizer: Any, eos_token_id: int) -> None:
+    def __init__(self, tokenizer: Any, eos_token_id: int, *, cache_dir: Path | None = None) -> None:
         self._hf_tokenizer = tokenizer
         self._eos = int(eos_token_id)
-        self._ll_tokenizer: Any = None
+        self._cache_dir = cache_dir
+        self._index_pair: tuple[Any, TokenTable] | None = None
         self._grammars: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    def _tokenizer(self) -> Any:
+    def _index(self) -> tuple[Any, TokenTable]:
         with self._lock:
-            if self._ll_tokenizer is None:
-                llguidance_hf = require("llguidance.hf", "hf")
-                try:
-                    self._ll_tokenizer = llguidance_hf.from_tokenizer(self._hf_tokenizer, eos_token=self._eos)
-                except ValueError as exc:  # slow (non-Rust) tokenizers are not supported
-                    raise ConfigError(f"constrained decoding needs a fast tokenizer: {exc}") from exc
-            return self._ll_tokenizer
+            if self._index_pair is None:
+                start = time.perf_counter()
+                self._index_pair = ll_tokenizer(self._hf_tokenizer, self._eos, self._cache_dir)
+                logger.info("indexed the tokenizer for constrained decoding in %.1f s", time.perf_counter() - start)
+            return self._index_pair
+
+    def _tokenizer(self) -> Any:
+        return self._index()[0]
+
+    def token_table(self) -> TokenTable:
+        """Every token's bytes and the special ids (indexing the tokenizer on first use)."""
+        return self._index()[1]
 
     def _grammar(self, schema: dict[str, Any]) -> str:
         key = json.dumps(schema, sort_keys=True)

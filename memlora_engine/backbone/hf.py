@@ -1,11 +1,15 @@
 """The on-device backbone: one transformers model, one peft LoRA adapter per operation.
 
 All adapters sit in a single :class:`peft.PeftModel`; a call activates its
-operation's adapter with ``set_adapter`` (a pointer swap: no merging, no weight
-copies) inside :meth:`HFBackbone.operation` and restores the previous one in
-``finally``. An operation without an adapter runs the base model under peft's
-``disable_adapter()``, and :meth:`HFBackbone.has_adapter` says so, which makes the
-engine choose its base-model prompt style.
+operation's adapter (a pointer swap: no merging, no weight copies, no module walk; see
+:mod:`memlora_engine.backbone._switch`) inside :meth:`HFBackbone.operation` and
+restores the previous one in ``finally``. An operation without an adapter runs the
+base model with the adapters switched off, and :meth:`HFBackbone.has_adapter` says so,
+which makes the engine choose its base-model prompt style.
+
+With ``vocabulary="latin"`` the output head computes only the rows of the tokens the
+experts can write (:mod:`memlora_engine.backbone._vocab`), swapped in for the duration
+of a call, so the model seen outside a call (e.g. by training) keeps its full head.
 """
 
 from __future__ import annotations
@@ -15,9 +19,12 @@ import os
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from memlora_engine.backbone._render import render_messages
+from memlora_engine.backbone._switch import AdapterSwitch
+from memlora_engine.backbone._vocab import VOCABULARIES, latin_token_ids, reduced_head
 from memlora_engine.backbone.constrained import JsonConstraint
 from memlora_engine.errors import ConfigError, GeneratorError, require
 from memlora_engine.generator import (
@@ -49,6 +56,11 @@ class HFBackbone(SupportsAdapters, SupportsTokenCount, SupportsStreaming):
             left out run the base model.
         constrained: decode requests that carry a ``json_schema`` under that schema.
         name: a label for logs and benchmarks.
+        vocabulary: ``"full"`` (default) or ``"latin"``: the tokens the output head
+            computes (see :mod:`memlora_engine.backbone._vocab`; ``load_backbone``
+            defaults to ``"latin"``).
+        cache_dir: where the constrained-decoding tokenizer index is cached across
+            processes; None (default) keeps it in memory only.
 
     Thread-safe: calls are serialised by a lock (one model, one set of adapter switches).
 
@@ -66,7 +78,11 @@ class HFBackbone(SupportsAdapters, SupportsTokenCount, SupportsStreaming):
         adapters: Mapping[str | Operation, AdapterSource] | None = None,
         constrained: bool = True,
         name: str | None = None,
+        vocabulary: str = "full",
+        cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
+        if vocabulary not in VOCABULARIES:
+            raise ConfigError(f"vocabulary must be one of {VOCABULARIES}, got {vocabulary!r}")
         self.model = model
         self.tokenizer = tokenizer
         self.constrained = constrained
@@ -79,7 +95,13 @@ class HFBackbone(SupportsAdapters, SupportsTokenCount, SupportsStreaming):
         self._eos_ids = sorted({int(eos), *_ids(getattr(model.generation_config, "eos_token_id", None))})
         pad = tokenizer.pad_token_id
         self._pad_id = int(pad) if pad is not None else int(eos)
-        self._constraint = JsonConstraint(tokenizer, int(eos))
+        self._constraint = JsonConstraint(
+            tokenizer, int(eos), cache_dir=Path(cache_dir) if cache_dir is not None else None
+        )
+        self.vocabulary = vocabulary
+        self._kept_ids: list[int] | None = None
+        self._head: tuple[tuple[Any, ...], Any] | None = None  # (full head's identity, reduced head)
+        self._switch: AdapterSwitch | None = None
         for operation, source in (adapters or {}).items():
             self.add_adapter(operation, source)
         self.model.eval()
@@ -110,6 +132,7 @@ class HFBackbone(SupportsAdapters, SupportsTokenCount, SupportsStreaming):
                 raise ConfigError(f"cannot load the {op.value} adapter from {path!r}: {exc}") from exc
             self.model.eval()
             self._adapters[op] = name
+            self._switch = AdapterSwitch(self.model)
         logger.info("loaded %s adapter from %s", op.value, path)
 
     def has_adapter(self, operation: Operation) -> bool:
@@ -118,32 +141,56 @@ class HFBackbone(SupportsAdapters, SupportsTokenCount, SupportsStreaming):
 
     @contextmanager
     def operation(self, operation: str | Operation, *, use_adapter: bool = True) -> Iterator[Any]:
-        """Activate ``operation``'s adapter (or disable adapters) for inference; restore on exit.
+        """Activate ``operation``'s adapter (or switch adapters off) for inference; restore on exit.
 
         ``use_adapter=False`` runs the base model whatever the operation.
         Yields the model to call. Holds the backbone lock for the duration.
         """
         torch = require("torch", "hf")
         op = Operation(operation)
-        with self._lock, torch.inference_mode():
-            peft_model = self.model if self._adapters else None
-            if peft_model is None:
+        with self._lock, torch.inference_mode(), self._output_head():
+            switch = self._switch
+            if switch is None:  # no adapter loaded: the plain model
                 yield self.model
                 return
-            previous = peft_model.active_adapter
+            previous = switch.state()
             adapter = self._adapters.get(op) if use_adapter else None
             if adapter is None:
-                with peft_model.disable_adapter():
-                    yield peft_model
+                switch.disable()
+            elif previous != (adapter, False):
+                switch.activate(adapter)
+            else:  # already active: nothing to switch or restore
+                yield self.model
                 return
-            if adapter == previous:  # already active: nothing to switch or restore
-                yield peft_model
-                return
-            peft_model.set_adapter(adapter, inference_mode=True)
             try:
-                yield peft_model
+                yield self.model
             finally:
-                peft_model.set_adapter(previous, inference_mode=True)
+                switch.restore(previous)
+
+    @contextmanager
+    def _output_head(self) -> Iterator[None]:
+        """Swap the reduced output head in for one call (no-op for ``vocabulary="full"``)."""
+        if self.vocabulary == "full":
+            yield
+            return
+        causal_lm = self.model.get_base_model() if self._switch is not None else self.model
+        full = causal_lm.get_output_embeddings()
+        causal_lm.set_output_embeddings(self._reduced_head(full))
+        try:
+            yield
+        finally:
+            causal_lm.set_output_embeddings(full)
+
+    def _reduced_head(self, full: Any) -> Any:
+        # Rebuilt when the head's storage, dtype or device changes (e.g. model.to(dtype)).
+        identity = (full.weight.data_ptr(), full.weight.dtype, full.weight.device)
+        if self._head is None or self._head[0] != identity:
+            if self._kept_ids is None:
+                table = self._constraint.token_table()
+                self._kept_ids = latin_token_ids(table.tokens, table.special_ids, self._eos_ids)
+                logger.info("%s: output head reduced to %d of %d tokens", self.name, len(self._kept_ids), len(table.tokens))
+            self._head = (identity, reduced_head(full, self._kept_ids))
+        return self._head[1]
 
     # -- tokens -----------------------------------------------------------------------------
     def count_tokens(self, text: str) -> int:

@@ -1,10 +1,14 @@
 """``memlora bench``: what the on-device backbone costs on this machine.
 
-Prints load times (cold GGUF conversion, warm cache), prefill and decode speed per
-dtype, seconds and tokens per pipeline operation for the MemLoRA and Mem0 prompts,
-adapter switch overhead with real LoRA adapters attached, resident memory, sizes on
-disk, and bytes read per decoded token. Not a test: numbers depend on the machine
-and on whatever else runs on it.
+Prints load times (cold GGUF conversion, warm cache), the machine's memory bandwidth,
+prefill and decode speed per dtype and output vocabulary (full, latin) with the bytes
+read per decoded token and their fraction of the bandwidth, the same GGUF through
+llama.cpp when ``llama-cpp-python`` is installed, seconds per ingested turn and per
+answer through ``Memory`` with the shipped adapters (median, p95), seconds and tokens
+per pipeline operation for the MemLoRA and Mem0 prompts, adapter switch overhead with
+real LoRA adapters attached, resident memory and sizes on disk. Timings are medians
+of ``--repeat`` runs. Not a test: numbers depend on the machine and on whatever else
+runs on it.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--parse-failures", action="store_true",
         help="instead: parse-failure rate of extraction/update outputs with and without constrained decoding",
     )
-    parser.add_argument("--repeat", type=int, default=1, help="repetitions per timing (the best is kept)")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions per timing (the median is kept)")
+    parser.add_argument("--skip-turns", action="store_true", help="do not time Memory.add / Memory.answer")
 
 
 def _quiet_progress_bars() -> None:
@@ -96,13 +101,13 @@ def _machine() -> str:
     )
 
 
-def _best(fn: Any, repeat: int) -> float:
+def _median(fn: Any, repeat: int) -> float:
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return min(times)
+    return statistics.median(times)
 
 
 def _speeds(model: Any, prompt_tokens: int, decode_tokens: int, repeat: int) -> tuple[float, float]:
@@ -112,12 +117,12 @@ def _speeds(model: Any, prompt_tokens: int, decode_tokens: int, repeat: int) -> 
     short = ids[:, :8]
     with torch.inference_mode():
         model(short)  # warm-up
-        prefill = _best(lambda: model(ids), repeat)
-        decode = _best(
+        prefill = _median(lambda: model(ids, logits_to_keep=1), repeat)  # as generate() prefills
+        decode = _median(
             lambda: model.generate(short, max_new_tokens=decode_tokens, min_new_tokens=decode_tokens, do_sample=False),
             repeat,
         )
-        base = _best(lambda: model.generate(short, max_new_tokens=1, min_new_tokens=1, do_sample=False), repeat)
+        base = _median(lambda: model.generate(short, max_new_tokens=1, min_new_tokens=1, do_sample=False), repeat)
     return prompt_tokens / prefill, (decode_tokens - 1) / max(decode - base, 1e-9)
 
 
@@ -190,7 +195,7 @@ def _switch_overhead(backbone: Any, scratch: Path, repeat: int) -> tuple[float, 
     def forward(op: Operation) -> float:
         with backbone.operation(op) as model:
             model(ids)  # warm-up
-            return _best(lambda: model(ids), max(repeat, 5))
+            return _median(lambda: model(ids), max(repeat, 5))
 
     backbone._adapters.pop(Operation.VQA)  # measure the base path through disable_adapter()
     base_ms = forward(Operation.VQA) * 1e3
@@ -264,8 +269,16 @@ def run(args: argparse.Namespace) -> int:
     """Run the benchmark and print a Markdown table."""
     import torch
 
-    from memlora_engine.backbone import load_backbone, resolve_dtype, resolve_model
+    from memlora_engine.backbone import cpu_count, load_backbone, resolve_dtype, resolve_model
     from memlora_engine.backbone.models import MODELS
+    from memlora_engine.commands._bench_compare import (
+        LLAMA_CPP_MISSING,
+        llama_cpp_speeds,
+        memory_bandwidth_gbs,
+        percentile,
+        turn_and_answer_seconds,
+    )
+    from memlora_engine.types import Operation
 
     _quiet_progress_bars()
     if args.parse_failures:
@@ -295,30 +308,69 @@ def run(args: argparse.Namespace) -> int:
             rows.append(("model size on disk (converted cache)", f"{_dir_mib(Path(resolved.source)):.0f} MiB"))
         if args.model in MODELS:
             rows.append(("model size on disk (GGUF, as shipped)", f"{MODELS[args.model].gguf(scratch).stat().st_size / 2**20:.0f} MiB"))
+        rows.append(("resident memory (RSS) after load", f"{_rss_mib():.0f} MiB"))
         info = backbone.describe()
         rows.append(("parameters", f"{info['parameters'] / 1e6:.0f} M"))
-        original_dtype = backbone.model.dtype
-        decode_by_dtype: dict[str, float] = {}
+        _say("measuring memory bandwidth (numpy copy) ...")
+        bandwidth = memory_bandwidth_gbs()
+        rows.append(("memory bandwidth (numpy copy of 256 MiB, read + write)", f"{bandwidth:.1f} GB/s"))
+        _say("timing the constrained-decoding tokenizer index ...")
+        start = time.perf_counter()
+        kept = len(backbone._constraint.token_table().tokens)
+        rows.append(("tokenizer index for constrained decoding (first use in this process)",
+                     f"{time.perf_counter() - start:.2f} s ({kept} tokens; cached on disk after the first run)"))
+        original_dtype, original_vocabulary = backbone.model.dtype, backbone.vocabulary
+        decode_by_vocabulary: dict[str, float] = {}
         for dtype in dtypes:
-            _say(f"timing prefill/decode in {dtype} ...")
             backbone.model.to(getattr(torch, dtype))
-            prefill, decode = _speeds(backbone.model, args.prompt_tokens, args.decode_tokens, args.repeat)
-            decode_by_dtype[dtype] = decode
-            weights = _weight_bytes(backbone.model)
-            rows.append((f"prefill, {dtype} ({args.prompt_tokens}-token prompt)", f"{prefill:.0f} tok/s"))
-            rows.append((f"decode, {dtype} (greedy, batch 1)", f"{decode:.1f} tok/s"))
-            rows.append((
-                f"bytes read per decoded token, {dtype} (all weights, tied once)",
-                f"{weights / 2**20:.0f} MiB -> {weights * decode / 1e9:.1f} GB/s effective",
-            ))
+            for vocabulary in ("full", "latin"):
+                _say(f"timing prefill/decode in {dtype}, {vocabulary} output head ...")
+                backbone.vocabulary = vocabulary
+                with backbone.operation(Operation.VQA) as model:  # no VQA adapter: the base model
+                    prefill, decode = _speeds(model, args.prompt_tokens, args.decode_tokens, args.repeat)
+                    head_rows = int(model.get_output_embeddings().weight.shape[0])
+                weights = _weight_bytes(backbone.model)
+                head = backbone.model.get_output_embeddings().weight
+                per_token = weights - (head.shape[0] - head_rows) * head.shape[1] * head.element_size()
+                label = f"{dtype}, {vocabulary} head ({head_rows} rows)"
+                if dtype == chosen:
+                    decode_by_vocabulary[vocabulary] = decode
+                rows.append((f"prefill, {label} ({args.prompt_tokens}-token prompt)", f"{prefill:.0f} tok/s"))
+                rows.append((f"decode, {label} (greedy, batch 1)", f"{decode:.1f} tok/s"))
+                rows.append((
+                    f"bytes read per decoded token, {label}",
+                    f"{per_token / 2**20:.0f} MiB -> {per_token * decode / 1e9:.1f} GB/s "
+                    f"= {per_token * decode / 1e9 / bandwidth:.0%} of the copy bandwidth",
+                ))
         backbone.model.to(original_dtype)
+        backbone.vocabulary = original_vocabulary
+        if args.model in MODELS:
+            _say("timing llama.cpp on the shipped GGUF ...")
+            ids = _random_ids(backbone.model, args.prompt_tokens)[0].tolist()
+            speeds = llama_cpp_speeds(MODELS[args.model].gguf(scratch), ids, args.decode_tokens, cpu_count(), args.repeat)
+            if speeds is None:
+                rows.append(("llama.cpp (same GGUF, threads, prompt; greedy)", LLAMA_CPP_MISSING))
+            else:
+                rows.append((f"llama.cpp prefill, {MODELS[args.model].package} GGUF, {cpu_count()} threads",
+                             f"{speeds[0]:.0f} tok/s"))
+                rows.append(("llama.cpp decode (greedy, batch 1)", f"{speeds[1]:.1f} tok/s"))
+                ours = decode_by_vocabulary.get(original_vocabulary)
+                if ours:
+                    rows.append(("our decode / llama.cpp decode", f"{ours / speeds[1]:.2f}"))
         rows.append(("resident memory (RSS) after loading + timing", f"{_rss_mib():.0f} MiB"))
+        if not args.skip_turns:
+            _say("timing Memory.add per turn and Memory.answer per question (shipped adapters) ...")
+            adds, answers = turn_and_answer_seconds(backbone, _say)
+            rows.append((f"seconds per ingested turn (Memory.add, {len(adds)} turns)",
+                         f"median {statistics.median(adds):.2f} s, p95 {percentile(adds, 0.95):.2f} s"))
+            rows.append((f"seconds per answer (Memory.answer, {len(answers)} questions)",
+                         f"median {statistics.median(answers):.2f} s, p95 {percentile(answers, 0.95):.2f} s"))
         _say(f"timing pipeline operations ({chosen}, constrained JSON) ...")
         for style, op, seconds, tokens_in, tokens_out in _operation_rows(backbone):
             rows.append((f"{op} with {style} prompts", f"{seconds:.1f} s, {tokens_in} tokens in / {tokens_out} out"))
         _say("timing adapter switches (4 random-init LoRA adapters, r=16 on q/v) ...")
         switch_us, base_ms, lora_ms, adapter_mib = _switch_overhead(backbone, scratch, args.repeat)
-        rows.append(("adapter switch (set_adapter + restore)", f"{switch_us:.0f} us"))
+        rows.append(("adapter switch (activate + restore)", f"{switch_us:.0f} us"))
         rows.append(("1-token forward: base (adapters disabled) vs LoRA active", f"{base_ms:.1f} ms vs {lora_ms:.1f} ms"))
         rows.append(("adapter size on disk (r=16, q/v)", f"{adapter_mib:.1f} MiB each"))
         rows.append(("resident memory (RSS) at the end", f"{_rss_mib():.0f} MiB"))
