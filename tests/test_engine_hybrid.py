@@ -152,3 +152,18 @@ def test_answer_prompt_carries_session_dates_only_when_asked(make_memory, dated)
         assert prompt.index("[2023-06-01]") < prompt.index("[2023-01-05] Alice lived in Paris.")
     else:
         assert "- Alice moved to Lisbon." in prompt and "[2023-" not in prompt
+
+
+def test_bench_store_times_hybrid_search(tmp_path, capsys):
+    import argparse
+
+    from memlora_engine.commands import bench_store
+
+    parser = argparse.ArgumentParser()
+    bench_store.add_arguments(parser)
+    args = parser.parse_args(["--memories", "40", "--batch-size", "20", "--searches", "3", "--adds", "1",
+                              "--search-mode", "hybrid", "--data-dir", str(tmp_path / "bench")])
+    assert bench_store.run(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["search_mode"] == "hybrid" and report["index_build_s"] > 0
+    assert report["count"] == 41 and report["search"]["p50_ms"] > 0

@@ -38,7 +38,7 @@ def test_extraction_coverage_counts_matched_observations_and_facts(synthetic_fil
         _ingest(3, "Miso opens doors."),  # no observation in session 3: left out
     ]
     coverage = extraction_coverage(records, conversation, DeterministicEmbedder())
-    assert coverage["threshold"] == 0.6
+    assert coverage["threshold"] == 0.8
     assert coverage["sessions"]["1"] == {"observations": 2, "facts": 2, "matched_observations": 1,
                                          "matched_facts": 1, "recall": 0.5, "precision": 0.5}
     assert coverage["sessions"]["2"]["recall"] == 0.0 and coverage["sessions"]["2"]["precision"] is None
