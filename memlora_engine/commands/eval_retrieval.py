@@ -42,6 +42,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--answer-top-k", type=int, default=10, help="with --answer: memories given to generation")
     p.add_argument("--dated", default="both", choices=("off", "on", "both"), help="with --answer: dated memories")
     p.add_argument("--threads", type=int, help="with --answer: torch threads")
+    p.add_argument("--answer-limit", type=int, help="with --answer: answer only the first N scored questions")
     p.add_argument("--out", type=Path, help="write the summary (aggregates only) as JSON here")
 
 
@@ -118,8 +119,8 @@ def run(args: argparse.Namespace) -> int:
             if generator is not None:
                 for dated in ([False, True] if args.dated == "both" else [args.dated == "on"]):
                     key = f"answers{'-dated' if dated else ''}"
-                    entry["modes"][mode][key] = _answers(target, conversation, questions, generator,
-                                                         args.answer_top_k, dated)
+                    entry["modes"][mode][key] = _answers(target, conversation, questions[: args.answer_limit],
+                                                         generator, args.answer_top_k, dated)
             target.memory.close()
         if args.run and (args.run / conversation.sample_id / "ingest.jsonl").exists():
             entry["extraction"] = extraction_coverage(read_jsonl(args.run / conversation.sample_id / "ingest.jsonl"),

@@ -120,3 +120,18 @@ def test_answer_only_settings_may_differ_from_the_ingestion_taken(tmp_path, synt
     result = run_config([conversation], partial, make_model(adapters=partial.adapters), tmp_path,
                         embedder=DeterministicEmbedder(), options=options, ingest_from="memlora")
     assert result["answers"] and all(len(a["retrieved"]) <= 3 for a in result["answers"])
+
+
+@pytest.mark.parametrize("dated", [False, True])
+def test_answers_on_a_fixed_memory_score_per_category(synthetic_file, make_model, dated):
+    from memlora_engine.commands.eval_retrieval import _answers
+
+    conversation = load_locomo(synthetic_file)[0]
+    target = observation_memory(conversation, DeterministicEmbedder(), search_mode="hybrid")
+    model = make_model()
+    result = _answers(target, conversation, scored_questions(conversation, 3), model, 2, dated)
+    # category 4: "Ana's cat" is answered "Miso" (F1 1), "What did Miso learn?" from its memory
+    assert result["per_category"]["4"]["count"] == 2 and result["per_category"]["4"]["score"] >= 0.5
+    assert result["input_tokens_per_answer"] > 0
+    prompt = model.calls[-1].messages[-1]["content"]
+    assert ("- [2024-03-" in prompt) == dated
