@@ -22,12 +22,32 @@ from memlora_engine.parsing import parse_vqa, strip_thinking
 from memlora_engine.steps import ModelCaller
 from memlora_engine.types import Answer, MemoryRecord, Operation, Scope
 
-__all__ = ["ROUTES", "Answerer"]
+__all__ = ["ROUTES", "Answerer", "memory_listing"]
 
 logger = logging.getLogger(__name__)
 
 ROUTES = ("auto", "vqa", "text")
 """``route`` values of ``Memory.answer``: decide, force ``vqa``, force ``generation``."""
+
+
+def _date_of(memory: MemoryRecord) -> str:
+    """The memory's date: the session time it was last written at (``updated_at``, else ``created_at``)."""
+    return (memory.updated_at or memory.created_at or "")[:10]
+
+
+def memory_listing(memories: Sequence[MemoryRecord], *, dated: bool = False) -> list[str]:
+    """The memories as the generation prompt lists them, one ``- `` line each.
+
+    ``dated`` (``MemoryConfig.dated_memories``) prefixes each line with the memory's
+    date, ``- [2023-05-08] ...``, and lists the newest first, so a question about
+    time can use the date and, of two memories that disagree, the newer one comes
+    first (Mem0's evaluation shows its memories with their timestamps too). Memories
+    of the same date keep their retrieval order.
+    """
+    if not dated:
+        return [f"- {m.text}" for m in memories]
+    ordered = sorted(memories, key=_date_of, reverse=True)  # stable: ties keep the retrieval order
+    return [f"- [{_date_of(m) or 'undated'}] {m.text}" for m in ordered]
 
 
 class Answerer:
@@ -52,10 +72,12 @@ class Answerer:
         route: str,
         captioner: Callable[[Any], str] | None,
         clock: Callable[[], datetime],
+        dated: bool = False,
     ) -> Answer:
         """Answer ``question`` from ``memories`` (and the question's own images, ``given``).
 
-        ``clock`` gives the date shown to ``generation`` (called only on that path).
+        ``clock`` gives the date shown to ``generation`` (called only on that path);
+        ``dated`` lists the memories with their dates (:func:`memory_listing`).
         Warnings point at the caller of ``Memory.answer``.
 
         Raises:
@@ -73,7 +95,7 @@ class Answerer:
                 return self._vqa(question, pictures, memories)
             if route == "vqa":
                 raise InvalidInputError("route='vqa' but no image was given or retrieved for this question")
-        listing = [f"- {m.text}" for m in memories]
+        listing = memory_listing(memories, dated=dated)
         if given and captioner is None:
             warnings.warn("answer() got images, but the generator does not take images and no captioner is set: "
                           "the images are ignored", stacklevel=3)

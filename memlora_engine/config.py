@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from memlora_engine.errors import ConfigError
+from memlora_engine.hybrid import SEARCH_MODES
 from memlora_engine.operations import default_max_new_tokens
 from memlora_engine.prompts import PROMPT_STYLES
 from memlora_engine.types import Operation
@@ -83,6 +84,13 @@ class MemoryConfig:
         max_conversation_chars: the most characters of conversation sent to the
             extraction operation; a longer one keeps its latest turns, with a
             warning (None: no limit, for models with a long context).
+        search_mode: ``"vector"`` (cosine search in the store) or ``"hybrid"``
+            (BM25 over the memory texts fused with the vector hits by reciprocal
+            rank, :mod:`memlora_engine.hybrid`; needs ``memlora[hybrid]``).
+        dated_memories: show each memory to the generation operation with its date
+            (``[YYYY-MM-DD]``, the session time it was written or last updated at),
+            newest first. Off by default: the shipped generation expert was trained
+            on undated lists.
     """
 
     data_dir: str | Path | None = None
@@ -105,6 +113,8 @@ class MemoryConfig:
     max_conversation_chars: int | None = 16_000
     uncovered_facts: str = "add"
     update_calls: str = "per_fact"
+    search_mode: str = "vector"
+    dated_memories: bool = False
 
     def __post_init__(self) -> None:
         if self.store not in _STORES:
@@ -122,6 +132,8 @@ class MemoryConfig:
                                                                 "postgres://", "sqlite://")):
                 raise ConfigError("database_url must be a postgresql:// or sqlite:// URL, got "
                                   f"{str(url).split('://')[0]!r}")
+        if self.search_mode not in SEARCH_MODES:
+            raise ConfigError(f"search_mode must be one of {SEARCH_MODES}, got {self.search_mode!r}")
         if self.uncovered_facts not in _UNCOVERED_POLICIES:
             raise ConfigError(f"uncovered_facts must be one of {_UNCOVERED_POLICIES}, got {self.uncovered_facts!r}")
         if self.update_calls not in _UPDATE_CALLS:

@@ -28,6 +28,7 @@ from memlora_engine.embeddings.base import Embedder
 from memlora_engine.errors import InvalidInputError, ModelOutputError
 from memlora_engine.generator import Generator
 from memlora_engine.history import HistoryStore
+from memlora_engine.hybrid import LexicalIndex, hybrid_search
 from memlora_engine.images import ImageStore, load_image
 from memlora_engine.jsonl import read_records, write_records
 from memlora_engine.messages import check_text, normalize_messages, render_conversation
@@ -158,6 +159,7 @@ class Memory:
         self._repo = Repository(self.store, self.history_store, self.session_store, self.image_store, embedder,
                                 faults=faults)
         self._answerer = Answerer(self._model, self.image_store)
+        self._lexical = LexicalIndex()  # used by search_mode="hybrid"; in memory only
         self.chats = ChatSessions(self.session_store, self._clock)
         """The chat sessions (short-term buffers) the integrations keep; see :mod:`memlora_engine.chat`."""
         self._repo.recover()
@@ -342,7 +344,12 @@ class Memory:
                                       or not math.isfinite(threshold)):
             raise InvalidInputError(f"threshold must be a finite number, got {threshold!r}")
         self._repo.refresh()
-        hits = self.store.query(scope, self.embedder.embed([query])[0], k, filters)
+        vector = self.embedder.embed([query])[0]
+        if self.config.search_mode == "hybrid":
+            hits = hybrid_search(self.store, self._lexical, self.embedder, scope, query, vector, k, filters,
+                                 self._repo.history.generation())
+        else:
+            hits = self.store.query(scope, vector, k, filters)
         if threshold is not None:
             hits = [h for h in hits if h.score is not None and h.score >= threshold]
         return hits
@@ -401,7 +408,10 @@ class Memory:
 
     def delete_all(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None) -> int:
         """Forget the scope: its memories, its history, and their text on disk. Returns the count removed."""
-        return self._repo.forget(Scope(user_id, agent_id, run_id))
+        scope = Scope(user_id, agent_id, run_id)
+        count = self._repo.forget(scope)
+        self._lexical.discard(scope)  # the forgotten texts leave the BM25 index now, not at the next search
+        return count
 
     def scopes(self, *, user_id: str | None = None, agent_id: str | None = None,
                run_id: str | None = None) -> list[Scope]:
@@ -423,6 +433,7 @@ class Memory:
     def reset(self) -> None:
         """Forget every scope of this namespace and the whole history."""
         self._repo.reset()
+        self._lexical.discard()
 
     # -- chat sessions (short-term buffer for the integrations) ----------------------------
     def append_chat(self, session_id: str, messages: Any, *, user_id: str | None = None,
@@ -471,7 +482,7 @@ class Memory:
             limit=limit or self.config.answer_top_k, filters=filters,
         )
         return self._answerer.answer(question, scope, memories, given, route=route, captioner=self.captioner,
-                                     clock=lambda: self._now(timestamp))
+                                     clock=lambda: self._now(timestamp), dated=self.config.dated_memories)
 
     # -- export / import --------------------------------------------------------------------
     def export(self, destination: str | Path | IO[str], *, user_id: str | None = None, agent_id: str | None = None,

@@ -1,7 +1,8 @@
 """``memlora eval``: ``locomo`` runs configurations, ``report DIR...`` re-scores, the VQA extension, ``update``.
 
 ``consolidation`` asks for the newest of several contradicting values
-(:mod:`memlora_engine.commands.eval_consolidation`).
+(:mod:`memlora_engine.commands.eval_consolidation`); ``retrieval`` measures evidence
+recall@k of search settings on a cached memory (:mod:`memlora_engine.commands.eval_retrieval`).
 
 ``fetch-images`` fills the LoCoMo photo cache, ``vqa-build`` writes the VQA benchmark
 with a teacher VLM, ``vqa`` scores a configuration on it (``docs/vision_benchmark.md``).
@@ -19,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from memlora_engine.commands import eval_consolidation, eval_update
+from memlora_engine.commands import eval_consolidation, eval_retrieval, eval_update
 
 __all__ = ["add_arguments", "run"]
 
@@ -63,6 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                             "images sees the photos; missing ones fall back to their captions")
     locomo.add_argument("--context-tokens", type=int, help="full-context prompt budget (default: model context)")
     locomo.add_argument("--answer-top-k", type=int, help="memories given to the generation stage")
+    locomo.add_argument("--search-mode", choices=("vector", "hybrid"),
+                        help="how answers retrieve (MemoryConfig.search_mode; default: vector)")
+    locomo.add_argument("--dated-memories", action="store_true",
+                        help="list memories with their session date, newest first (MemoryConfig.dated_memories)")
     locomo.add_argument("--max-new-tokens", metavar="STAGE=N,...",
                         help="per-stage output caps, e.g. extraction=96,update=160 (default: MemoryConfig's)")
     locomo.add_argument("--ingest-from", metavar="SPEC",
@@ -79,6 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _vqa_arguments(sub)
     eval_update.add_parser(sub)
     eval_consolidation.add_parser(sub)
+    eval_retrieval.add_parser(sub)
 
 
 def _vqa_arguments(sub: Any) -> None:
@@ -193,6 +199,10 @@ def _run_locomo(args: argparse.Namespace) -> int:
         return loaded[key]
 
     overrides: dict[str, Any] = {"answer_top_k": args.answer_top_k} if args.answer_top_k else {}
+    if args.search_mode:
+        overrides["search_mode"] = args.search_mode
+    if args.dated_memories:
+        overrides["dated_memories"] = True
     caps = parse_token_caps(args.max_new_tokens)
     if caps:
         overrides["max_new_tokens"] = caps
@@ -329,7 +339,7 @@ def _run_vqa(args: argparse.Namespace) -> int:
 
 _COMMANDS = {"locomo": _run_locomo, "report": _run_report, "fetch-images": _run_fetch_images,
              "vqa-build": _run_vqa_build, "vqa": _run_vqa, "update": eval_update.run,
-             "consolidation": eval_consolidation.run}
+             "consolidation": eval_consolidation.run, "retrieval": eval_retrieval.run}
 
 
 def run(args: argparse.Namespace) -> int:

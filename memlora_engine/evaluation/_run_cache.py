@@ -46,11 +46,17 @@ def check_fingerprint(directory: Path, fingerprint: dict[str, Any]) -> None:
         path.write_text(json.dumps(fingerprint, indent=1, sort_keys=True), encoding="utf-8")
 
 
+_ANSWER_ONLY_OVERRIDES = frozenset({"answer_top_k", "search_mode", "dated_memories"})
+"""MemoryConfig fields that only the answering reads (ingestion's update step retrieves by vector)."""
+
+
 def _ingest_fingerprint(fingerprint: dict[str, Any]) -> dict[str, Any]:
     """The part of a run fingerprint that decides what ingestion builds."""
     config = fingerprint["config"]
+    overrides = fingerprint.get("memory_overrides") or {}
     return {
-        **{k: v for k, v in fingerprint.items() if k != "config"},
+        **{k: v for k, v in fingerprint.items() if k not in ("config", "memory_overrides")},
+        "memory_overrides": {k: v for k, v in overrides.items() if k not in _ANSWER_ONLY_OVERRIDES},
         "full_context": config["full_context"],
         "ingest_adapters": sorted(set(config["adapters"]) & _INGEST_STAGES),
         "ingest_prompts": {k: v for k, v in config["prompts"].items() if k in _INGEST_STAGES},

@@ -11,11 +11,28 @@ from typing import Any
 from memlora_engine.data.locomo import Conversation
 from memlora_engine.embeddings.base import Embedder
 from memlora_engine.evaluation.configs import EvalConfig
+from memlora_engine.evaluation.extraction import extraction_coverage
+from memlora_engine.evaluation.recording import read_jsonl
 from memlora_engine.evaluation.report import RunData, build_report
 from memlora_engine.evaluation.runner import RunOptions, run_config
 from memlora_engine.generator import Generator
 
 __all__ = ["evaluate_locomo"]
+
+
+def _extraction(
+    run_dir: Path, conversations: Sequence[Conversation], embedder: Callable[[], Embedder]
+) -> dict[str, Any] | None:
+    """Extraction coverage per conversation, also saved as ``extraction.json`` beside its ingestion log."""
+    coverage = {}
+    for conversation in conversations:
+        log = run_dir / conversation.sample_id / "ingest.jsonl"
+        if not conversation.observations or not log.exists():
+            continue
+        coverage[conversation.sample_id] = extraction_coverage(read_jsonl(log), conversation, embedder())
+        (log.parent / "extraction.json").write_text(json.dumps(coverage[conversation.sample_id], indent=1),
+                                                    encoding="utf-8")
+    return coverage or None
 
 
 def evaluate_locomo(
@@ -69,10 +86,11 @@ def evaluate_locomo(
             size = json.loads(size_file.read_text())["bytes"]
         elif size is not None:
             size_file.write_text(json.dumps({"bytes": size}))
+        extraction = None if config.full_context else _extraction(cache / config.name, conversations, result["embedder"])
         runs.append(
             RunData(
                 name=config.name, config=config.describe(), answers=result["answers"], stats=result["stats"],
-                model_bytes=size, model_calls_this_process=result["model_calls_this_process"],
+                model_bytes=size, model_calls_this_process=result["model_calls_this_process"], extraction=extraction,
             )
         )
     info = {

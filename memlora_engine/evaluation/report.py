@@ -28,13 +28,24 @@ METRIC_DEFINITIONS = {
     "L": "mean of the available L components (listed per report)",
     "J": "LLM-judge accuracy with Mem0's CORRECT/WRONG prompt",
     "evidence_recall": "share of a question's evidence turns that produced a retrieved memory (full-context: that are in the prompt)",
+    "evidence_hit": "evidence recall@k: share of questions where at least one retrieved memory (k = answer_top_k) "
+                    "came from an evidence turn (full-context: an evidence turn is in the prompt)",
+    "fact_recall": "extraction: share of LoCoMo's observation facts of the ingested sessions matched by an "
+                   "extracted fact (embedding cosine >= the threshold given; evaluation/extraction.py)",
+    "fact_precision": "extraction: share of extracted facts matching some observation (a lower bound: "
+                      "observations are not exhaustive)",
     "adversarial": "category 5: official refusal score ('no information available' / 'not mentioned' in the answer)",
 }
 
 
 @dataclass
 class RunData:
-    """One configuration's answers and cumulative stats."""
+    """One configuration's answers and cumulative stats.
+
+    ``extraction`` maps a conversation id to its
+    :func:`~memlora_engine.evaluation.extraction.extraction_coverage` (absent when
+    the data was not at hand, e.g. a full-context run).
+    """
 
     name: str
     config: dict[str, Any]
@@ -43,6 +54,7 @@ class RunData:
     fingerprint: dict[str, Any] = field(default_factory=dict)
     model_bytes: int | None = None
     model_calls_this_process: int | None = None
+    extraction: dict[str, Any] | None = None
 
 
 def load_runs(directory: str | Path) -> list[RunData]:
@@ -53,14 +65,18 @@ def load_runs(directory: str | Path) -> list[RunData]:
         fingerprint = json.loads((run_dir / "run.json").read_text(encoding="utf-8")) if (run_dir / "run.json").exists() else {}
         answers: list[dict[str, Any]] = []
         stats: dict[str, dict[str, float]] = {}
+        extraction: dict[str, Any] = {}
         for conv_dir in sorted(p for p in run_dir.iterdir() if p.is_dir()):
             answers.extend(sorted(read_jsonl(conv_dir / "answers.jsonl"), key=lambda r: r["question_index"]))
             ckpt = conv_dir / "checkpoint.json"
             if ckpt.exists():
                 stats = merge_stats(stats, json.loads(ckpt.read_text(encoding="utf-8")).get("stats", {}))
+            if (conv_dir / "extraction.json").exists():
+                extraction[conv_dir.name] = json.loads((conv_dir / "extraction.json").read_text(encoding="utf-8"))
         saved = run_dir / "model_size.json"
         model_bytes = json.loads(saved.read_text())["bytes"] if saved.exists() else None
-        runs.append(RunData(run_dir.name, fingerprint.get("config", {"name": run_dir.name}), answers, stats, fingerprint, model_bytes))
+        runs.append(RunData(run_dir.name, fingerprint.get("config", {"name": run_dir.name}), answers, stats, fingerprint,
+                            model_bytes, extraction=extraction or None))
     return runs
 
 
@@ -122,6 +138,38 @@ def _plots(results: dict[str, Any], out: Path) -> list[str]:
     return written
 
 
+def _retrieval_section(results: dict[str, Any]) -> list[str]:
+    """Evidence recall@k per category (categories 1-4 and 5)."""
+    cats = sorted({c for r in results["configs"].values() for c in r["scores"]["per_category"]}, key=int)
+    lines = ["", "## Retrieval: evidence recall@k per category (k = answer_top_k)", ""]
+    header = ["config", "overall 1-4", *[f"{c} {CATEGORY_NAMES.get(int(c), '')}" for c in cats]]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, r in results["configs"].items():
+        per = r["scores"]["per_category"]
+        cells = [_fmt(per.get(c, {}).get("evidence_hit")) for c in cats]
+        lines.append("| " + " | ".join([name, _fmt(r["scores"]["overall"].get("evidence_hit")), *cells]) + " |")
+    return lines
+
+
+def _extraction_section(results: dict[str, Any]) -> list[str]:
+    """Fact recall / precision of the extraction stage per session (when the run's data was at hand)."""
+    runs = {name: r["extraction"] for name, r in results["configs"].items() if r.get("extraction")}
+    if not runs:
+        return []
+    lines = ["", "## Extraction: fact recall / precision against LoCoMo's observations, per session", ""]
+    for name, per_conv in runs.items():
+        for conv, coverage in per_conv.items():
+            o = coverage["overall"]
+            lines += [f"**{name}**, {conv} (cosine >= {coverage['threshold']}): recall {_fmt(o['recall'])} "
+                      f"({o['matched_observations']}/{o['observations']} observations), precision "
+                      f"{_fmt(o['precision'])} ({o['matched_facts']}/{o['facts']} facts)", "",
+                      "| session | observations | facts | recall | precision |", "|---|---|---|---|---|"]
+            lines += [f"| {s} | {v['observations']} | {v['facts']} | {_fmt(v['recall'])} | {_fmt(v['precision'])} |"
+                      for s, v in coverage["sessions"].items()]
+            lines.append("")
+    return lines
+
+
 def _markdown(results: dict[str, Any], plots: Sequence[str]) -> str:
     lines = ["# LoCoMo evaluation", ""]
     meta = results["meta"]
@@ -136,7 +184,8 @@ def _markdown(results: dict[str, Any], plots: Sequence[str]) -> str:
                      "to the caption (not in the image cache)" if counts else
                      f"- **photos ({name})**: captions only (text-only generator)")
     lines += ["", "## Overall (categories 1-4; category 5 apart)", ""]
-    header = ["config", "n", "LoCoMo F1", "Mem0 F1", "BLEU-1", "EM", "L", "J", "evidence recall", "cat 5 n", "cat 5 refusal"]
+    header = ["config", "n", "LoCoMo F1", "Mem0 F1", "BLEU-1", "EM", "L", "J", "evidence recall", "evidence recall@k",
+              "cat 5 n", "cat 5 refusal"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, r in results["configs"].items():
         o, a = r["scores"]["overall"], r["scores"]["adversarial"]
@@ -144,7 +193,7 @@ def _markdown(results: dict[str, Any], plots: Sequence[str]) -> str:
         lines.append("| " + " | ".join([
             name, str(o["count"]), _fmt(o.get("locomo_f1")), _fmt(o.get("mem0_f1")), _fmt(o.get("bleu1")),
             _fmt(o.get("exact_match")), _fmt(o.get("L")), j, _fmt(o.get("evidence_recall")),
-            str(a["count"]), _fmt(a.get("adversarial")),
+            _fmt(o.get("evidence_hit")), str(a["count"]), _fmt(a.get("adversarial")),
         ]) + " |")
     first = next(iter(results["configs"].values()), None)
     if first is not None:
@@ -165,6 +214,8 @@ def _markdown(results: dict[str, Any], plots: Sequence[str]) -> str:
             value = None if entry is None else (entry.get("adversarial") if c == "5" else entry.get("locomo_f1"))
             cells.append(f"{_fmt(value)} ({entry['count'] if entry else 0})")
         lines.append("| " + " | ".join([name, *cells]) + " |")
+    lines += _retrieval_section(results)
+    lines += _extraction_section(results)
     lines += ["", "## Efficiency (from Memory.stats)", ""]
     header = ["config", "model MB", "output tok/s", "tokens/answer", "s/op (mean of stages)",
               "extraction in/out tok", "update in/out tok", "generation in/out tok", "parse failures", "model calls"]
@@ -227,6 +278,7 @@ def build_report(
             "efficiency": efficiency_summary(run.stats, run.model_bytes),
             "stats": run.stats,
             "model_calls_this_process": run.model_calls_this_process,
+            **({"extraction": run.extraction} if run.extraction else {}),
         }
     written = _plots(results, out) if plots and results["configs"] else []
     results["plots"] = written

@@ -466,6 +466,9 @@ def run_config(
 ) -> dict[str, Any]:
     """Run (or resume) ``config`` on ``conversations``; returns answers, stats, photo counts and call counts.
 
+    The result's ``embedder`` is a function returning the memory's embedder (built
+    on first call), for measures that embed as the memory does.
+
     Args:
         out_dir: the run cache goes to ``<out_dir>/runs/<config>/`` unless ``cache_dir``
             is given (then ``<cache_dir>/<config>/``): keep it outside a repository when
@@ -531,4 +534,5 @@ def run_config(
         "images": images,
         "model_calls_this_process": calls,
         "generator": cache.get("generator"),
+        "embedder": get_embedder,
     }

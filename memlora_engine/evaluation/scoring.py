@@ -38,7 +38,8 @@ _LEXICAL = {
     "rouge1_f": lambda p, g, c: m.rouge1_f(p, g),
     "meteor_exact_stem": lambda p, g, c: m.meteor(p, g),
 }
-SUMMARY_METRICS = ("locomo_f1", "mem0_f1", "bleu1", "exact_match", *L_COMPONENTS, "L", "J", "evidence_recall")
+SUMMARY_METRICS = ("locomo_f1", "mem0_f1", "bleu1", "exact_match", *L_COMPONENTS, "L", "J", "evidence_recall",
+                   "evidence_hit")
 
 
 def _judge_key(record: dict[str, Any], judge_name: str) -> str:
@@ -100,6 +101,8 @@ def score_answers(
     for record in records:
         if record.get("evidence_recall") is not None:
             record["metrics"]["evidence_recall"] = record["evidence_recall"]
+        if record.get("evidence") and "retrieved_dia_ids" in record:  # recall@k: one evidence turn retrieved
+            record["metrics"]["evidence_hit"] = float(bool(set(record["evidence"]) & set(record["retrieved_dia_ids"])))
     return {"records": records, "unavailable": unavailable, "L_components": components}
 
 
@@ -162,13 +165,13 @@ def aggregate(scored: dict[str, Any]) -> dict[str, Any]:
     per_category: dict[str, Any] = {}
     for category in sorted({r["category"] for r in records}):
         subset = [r for r in records if r["category"] == category]
-        names = ("adversarial", "evidence_recall") if category == 5 else SUMMARY_METRICS
+        names = ("adversarial", "evidence_recall", "evidence_hit") if category == 5 else SUMMARY_METRICS
         per_category[str(category)] = {"name": CATEGORY_NAMES.get(category, str(category)), **_summary(subset, names)}
     main = [r for r in records if r["category"] in (1, 2, 3, 4)]
     adversarial = [r for r in records if r["category"] == 5]
     return {
         "overall": _summary(main, SUMMARY_METRICS),
-        "adversarial": _summary(adversarial, ("adversarial", "evidence_recall")),
+        "adversarial": _summary(adversarial, ("adversarial", "evidence_recall", "evidence_hit")),
         "per_category": per_category,
         "L_components": scored["L_components"],
         "unavailable": scored["unavailable"],

@@ -1,0 +1,124 @@
+"""Retrieval measured apart from generation: evidence recall@k per category, from a cached memory.
+
+A question's retrieval is a hit at ``k`` when at least one of its top-``k`` memories
+came from one of its evidence turns (``evidence_hit``). A memory's source turns are
+its provenance: the dia_ids of the ``add`` windows that ADDed or UPDATEd it, kept
+in the run cache's ``checkpoint.json`` (:mod:`memlora_engine.evaluation.runner`).
+
+Two memories to measure on:
+
+* :func:`cached_memory` -- the memory a ``memlora eval locomo`` run built, loaded
+  from its cache (``memories.jsonl``, with the provenance); a run that stopped
+  part-way counts: only the questions whose evidence lies in its ingested sessions
+  are asked. Re-scoring it under several search settings needs no model.
+* :func:`observation_memory` -- LoCoMo's own ``observation`` facts stored as
+  memories (dated with their session, provenance = their evidence turns): a
+  model-free memory, used to compare search settings and choose ``answer_top_k``
+  on the validation conversation without ingesting it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from memlora_engine.data.locomo import QA, Conversation, session_of
+from memlora_engine.embeddings.base import Embedder
+
+__all__ = ["RetrievalTarget", "cached_memory", "evidence_recall_at_k", "observation_memory", "scored_questions"]
+
+
+@dataclass
+class RetrievalTarget:
+    """A memory to search, the scope it holds a conversation in, and each memory's source turns.
+
+    Attributes:
+        provenance: memory id -> the dia_ids it came from.
+        sessions_done: how many sessions the memory has ingested.
+    """
+
+    memory: Any
+    scope: str
+    provenance: dict[str, list[str]]
+    sessions_done: int
+
+
+def _memory(embedder: Embedder, search_mode: str) -> Any:
+    from memlora_engine.config import MemoryConfig
+    from memlora_engine.memory import Memory
+
+    return Memory(MemoryConfig(store="memory", search_mode=search_mode, data_dir=None), embedder=embedder)
+
+
+def cached_memory(conversation_dir: str | Path, embedder: Embedder, *, search_mode: str = "vector") -> RetrievalTarget:
+    """The memory cached in ``<cache>/<config>/<sample_id>/`` (finished or not), in a fresh in-memory store."""
+    directory = Path(conversation_dir)
+    checkpoint = json.loads((directory / "checkpoint.json").read_text(encoding="utf-8"))
+    scope = f"locomo-{directory.name}"
+    memory = _memory(embedder, search_mode)
+    if (directory / "memories.jsonl").exists() and checkpoint["sessions_done"]:
+        memory.import_(directory / "memories.jsonl", user_id=scope)
+    return RetrievalTarget(memory, scope, checkpoint["provenance"], checkpoint["sessions_done"])
+
+
+def observation_memory(conversation: Conversation, embedder: Embedder, *, search_mode: str = "vector") -> RetrievalTarget:
+    """LoCoMo's observations of ``conversation`` as memories, written at their session's time."""
+    memory = _memory(embedder, search_mode)
+    scope = f"locomo-{conversation.sample_id}"
+    dates = {s.index: s.date_time for s in conversation.sessions}
+    provenance: dict[str, list[str]] = {}
+    for session in conversation.sessions:
+        texts = [o for o in conversation.observations if o.session == session.index]
+        if not texts:
+            continue
+        result = memory.add_many([o.text for o in texts], user_id=scope, timestamp=dates[session.index])
+        by_text = {o.text.strip(): o for o in texts}
+        for event in result.events:
+            source = by_text.get(event.text)
+            if source is not None:
+                provenance.setdefault(event.id, []).extend(source.evidence)
+    return RetrievalTarget(memory, scope, provenance, len(conversation.sessions))
+
+
+def scored_questions(conversation: Conversation, sessions_done: int) -> list[QA]:
+    """The questions with evidence, all of it in the first ``sessions_done`` sessions."""
+    return [q for q in conversation.qa if q.evidence and all(session_of(e) <= sessions_done for e in q.evidence)]
+
+
+def evidence_recall_at_k(
+    target: RetrievalTarget, questions: Sequence[QA], ks: Sequence[int],
+    search: Callable[[str, int], list[Any]] | None = None,
+) -> dict[str, Any]:
+    """Share of questions with an evidence-turn memory among the top ``k``, per category and overall (1-4).
+
+    Each question is searched once at ``max(ks)``; a smaller ``k`` takes the first
+    ``k`` hits (fusion with a candidate pool of at least 50 keeps the top ``k`` of a
+    longer list the same as a search at ``k`` for ``k`` <= 16).
+
+    Returns:
+        ``{"overall": {"count", "k=5": ...}, "per_category": {"1": {...}}, "questions": [...]}``
+        where ``questions`` lists, per question, the rank of the first evidence hit (or None).
+    """
+    top = max(ks)
+    search = search or (lambda q, k: target.memory.search(q, user_id=target.scope, limit=k))
+    rows = []
+    for qa in questions:
+        hits = search(qa.question, top)
+        evidence = set(qa.evidence)
+        first = next((rank for rank, h in enumerate(hits, 1) if evidence & set(target.provenance.get(h.id, []))), None)
+        rows.append({"question_index": qa.index, "category": qa.category, "first_hit_rank": first})
+
+    def summary(subset: list[dict[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {"count": len(subset)}
+        for k in ks:
+            hit = sum(r["first_hit_rank"] is not None and r["first_hit_rank"] <= k for r in subset)
+            out[f"k={k}"] = round(hit / len(subset), 4) if subset else None
+        return out
+
+    categories: set[int] = {qa.category for qa in questions}
+    per_category = {str(c): summary([r for r in rows if r["category"] == c]) for c in sorted(categories)}
+    return {"overall": summary([r for r in rows if r["category"] in (1, 2, 3, 4)]), "per_category": per_category,
+            "questions": rows}
