@@ -36,7 +36,37 @@ from filelock import FileLock
 
 from memlora_engine.types import Scope
 
-__all__ = ["StoreLocks"]
+__all__ = ["ProcessLock", "StoreLocks"]
+
+
+class ProcessLock:
+    """A re-entrant lock held by one thread of one process at a time: ``RLock`` + file lock.
+
+    Args:
+        path: the lock file (created empty if missing; the OS releases the lock
+            when its process dies).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._rlock = threading.RLock()
+        # thread_local=False: the RLock already serialises threads, and a re-entrant
+        # acquire from the same thread must not block.
+        self._file_lock = FileLock(path, thread_local=False)
+
+    def __enter__(self) -> ProcessLock:
+        self._rlock.acquire()
+        try:
+            self._file_lock.acquire()
+        except BaseException:
+            self._rlock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._file_lock.release()
+        finally:
+            self._rlock.release()
 
 
 class StoreLocks:

@@ -242,7 +242,7 @@ def test_unused_vector_index_capacity_is_scrubbed(tmp_path) -> None:
     """Chroma persists its whole preallocated HNSW buffer; slots past the count are heap garbage."""
     import struct
 
-    from memlora_engine.store.chroma import _scrub_hnsw
+    from memlora_engine.store._chroma_disk import scrub_hnsw as _scrub_hnsw
 
     capacity, count, width = 4, 1, 16
     header = struct.pack("<I", 1) + struct.pack("<QQQQ", 0, capacity, count, width) + bytes(64)

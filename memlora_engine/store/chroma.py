@@ -11,20 +11,18 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import os
-import re
-import shutil
-import sqlite3
-import struct
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from memlora_engine._locks import ProcessLock
 from memlora_engine.errors import ConfigError, MetadataError, StorageError, require
+from memlora_engine.store._chroma_disk import harden_heap, heap_hardened, remove_dead_segments, scrub_hnsw, vacuum
 from memlora_engine.store.base import validate_metadata
 from memlora_engine.store.filters import to_chroma_where
 from memlora_engine.types import MemoryRecord, Scope
@@ -51,20 +49,27 @@ class _Shared:
     _registry: dict[str, _Shared] = {}
     _registry_lock = threading.Lock()
 
-    def __init__(self, client: Any, factory: Callable[[], Any] | None) -> None:
+    def __init__(self, client: Any, factory: Callable[[], Any] | None, lock: ProcessLock | None = None) -> None:
         self.client = client
         self.factory = factory
-        # Every call into Chroma holds this: threads of this process never overlap one.
-        self.lock = threading.RLock()
+        # Every call into Chroma holds this: threads of this process never overlap one,
+        # and on disk no two processes' calls overlap either. Chroma's reads are not
+        # read-only (a read applies the log to the vector index and may persist it), so
+        # two processes persisting one index at once could drop each other's entries;
+        # and a purge's VACUUM must not run under any other process's Chroma call.
+        self.lock: AbstractContextManager[Any] = lock if lock is not None else threading.RLock()
         self.generation: int | None = None
         self.version = 0
 
     @classmethod
-    def for_path(cls, path: Path, factory: Callable[[], Any]) -> _Shared:
+    def for_path(cls, path: Path, factory: Callable[[], Any], lock_file: Path) -> _Shared:
         with cls._registry_lock:
             shared = cls._registry.get(str(path))
             if shared is None:
-                shared = cls._registry[str(path)] = cls(factory(), factory)
+                lock = ProcessLock(lock_file)
+                with lock:
+                    client = factory()
+                shared = cls._registry[str(path)] = cls(client, factory, lock)
             return shared
 
 
@@ -90,6 +95,7 @@ class ChromaStore:
         # never close the client under a running call.
         self._lock = self._shared.lock
         self._max_batch: int | None = None
+        _precomputed()  # registered before any collection is loaded by name
 
     @property
     def _client(self) -> Any:
@@ -107,12 +113,17 @@ class ChromaStore:
         chromadb = require("chromadb", "chroma")
         path = Path(path).expanduser().resolve()
         path.mkdir(parents=True, exist_ok=True)
+        # Before the client allocates anything: buffers Chroma persists must never
+        # carry bytes of text this process held (see store/_chroma_disk.py).
+        harden_heap()
         settings = cls._settings()
 
         def factory() -> Any:
             return _retry_busy("opening the store", lambda: chromadb.PersistentClient(path=str(path), settings=settings))
 
-        shared = _Shared.for_path(path, factory)
+        lock_file = path.with_name(path.name + ".locks") / "locks" / "chroma.lock"
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
+        shared = _Shared.for_path(path, factory, lock_file)
         return cls(shared.client, path=path, namespace=namespace, shared=shared)
 
     def refresh(self, generation: int, *, mine: bool = False) -> None:
@@ -197,16 +208,16 @@ class ChromaStore:
                 self._version = self._shared.version
             if name in self._collections:
                 return self._collections[name]
-            with _mapped("opening a collection"):
+            with _mapped("opening a collection"), _legacy_config_quiet():
                 if create:
                     metadata = {"memlora_namespace": self._namespace, **{f"scope_{k}": v for k, v in scope.as_dict().items()}}
                     col = self._client.get_or_create_collection(
                         name, metadata=metadata, configuration={"hnsw": {"space": "cosine", **_HNSW_PERSIST}},
-                        embedding_function=None,
+                        embedding_function=_precomputed(),
                     )
                 else:
                     try:
-                        col = self._client.get_collection(name, embedding_function=None)
+                        col = self._client.get_collection(name, embedding_function=_precomputed())
                     except Exception as exc:  # chromadb raises NotFoundError (or ValueError in older releases)
                         if _is_missing(exc):
                             return None
@@ -239,7 +250,7 @@ class ChromaStore:
     def scopes(self) -> list[Scope]:
         """Every scope that has a collection in this namespace."""
         found = []
-        with self._lock, _mapped("listing collections"):
+        with self._lock, _mapped("listing collections"), _legacy_config_quiet():
             collections = self._client.list_collections()
         for col in collections:
             meta = col.metadata or {}
@@ -357,18 +368,21 @@ class ChromaStore:
             n_results = min(k, int(col.count()))
             if n_results == 0:
                 return None
-            return col.query(
+            got = col.query(
                 query_embeddings=[vector], n_results=n_results, where=where,
                 include=["documents", "metadatas", "distances"],
             )
+            hits = list(zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0]))
+            if len(hits) < n_results:
+                # The approximate index returned fewer than it was asked for, though the
+                # scope holds more (a filter, or entries the HNSW graph does not reach):
+                # rank the matching records exactly, so a search never misses a memory
+                # that get_all lists (issue #19, item 2).
+                hits = _exact_top_k(col, vector, n_results, where, hits)
+            return hits
 
-        got = self._on(scope, "searching memories", search, default=None)
-        if got is None:
-            return []
-        return [
-            self._to_record(i, d, m, score=1.0 - float(dist))
-            for i, d, m, dist in zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])
-        ]
+        hits = self._on(scope, "searching memories", search, default=None)
+        return [self._to_record(i, d, m, score=1.0 - float(dist)) for i, d, m, dist in hits or []]
 
     def list(self, scope: Scope, filters: dict[str, Any] | None = None, limit: int | None = None) -> list[MemoryRecord]:
         """Records of ``scope`` matching ``filters``, oldest first."""
@@ -411,10 +425,13 @@ class ChromaStore:
             self.drop(scope)
 
     def purge(self) -> None:
-        """Rewrite the embedded database so deleted text leaves no trace in free pages.
+        """Rewrite the embedded database so deleted text leaves no trace on disk.
 
         Chroma keeps deleted rows' bytes in SQLite free pages until the file is
-        vacuumed; the right to be forgotten needs them gone from disk.
+        vacuumed, and a dropped collection's index folder on disk; the right to be
+        forgotten needs both gone. Runs under the store's inter-process lock, which
+        every Chroma call of every process takes, and VACUUMs from a child process
+        (see :mod:`memlora_engine.store._chroma_disk` for why never from this one).
         """
         if self._path is None:
             return
@@ -422,52 +439,22 @@ class ChromaStore:
         if not db.exists():
             return
         shared = self._shared
-        reload = shared.factory is not None
+        # Without a hardened allocator the index files' unused capacity is scrubbed;
+        # the client is closed first so it does not write its old buffers over them.
+        scrub = shared.factory is not None and not heap_hardened()
         with self._lock:
-            if reload:
-                # Close first: the client flushes its in-memory indexes, whose unused
-                # capacity is uninitialised memory that can hold freed text of any
-                # scope; the scrub below zeroes it, and the reopened client loads the
-                # scrubbed files instead of its old buffers.
+            if scrub:
                 with _mapped("closing the store for a purge"):
                     shared.client.close()
             try:
-                self._purge_files(db)
+                live = vacuum(db, timeout_s=_BUSY_WAIT_S)
+                for folder in remove_dead_segments(self._path, live):
+                    if scrub:
+                        scrub_hnsw(folder)
             finally:
-                if reload:
+                if scrub:
                     shared.client = shared.factory()  # type: ignore[misc]
                     shared.version += 1
-
-    def _purge_files(self, db: Path) -> None:
-        assert self._path is not None
-        deadline = time.monotonic() + _BUSY_WAIT_S
-        delay = 0.05
-        while True:
-            try:
-                con = sqlite3.connect(db, timeout=30)
-                try:
-                    con.execute("VACUUM")
-                    live = {row[0] for row in con.execute("SELECT id FROM segments")}
-                finally:
-                    con.close()
-                break
-            except sqlite3.OperationalError as exc:
-                # Another connection (this process's Chroma client, another worker)
-                # is mid-write: "database is locked" / "disk I/O error" are waits.
-                if time.monotonic() > deadline:
-                    raise StorageError(f"could not purge deleted text from {db}: {exc}") from exc
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
-            except sqlite3.Error as exc:
-                raise StorageError(f"could not purge deleted text from {db}: {exc}") from exc
-        # A dropped collection's vector-index folder stays on disk, and its files may
-        # hold bytes of the forgotten text; a folder no live segment names is removed.
-        for child in self._path.iterdir():
-            if child.is_dir() and _SEGMENT_DIR.match(child.name):
-                if child.name not in live:
-                    shutil.rmtree(child, ignore_errors=True)
-                else:
-                    _scrub_hnsw(child)
 
 
 _BUSY_WAIT_S = 30.0
@@ -492,33 +479,6 @@ def _persist_every_batch(col: Any) -> None:
         col.modify(configuration={"hnsw": dict(_HNSW_PERSIST)})
 
 
-def _scrub_hnsw(folder: Path) -> None:
-    """Zero the unused capacity of a persisted HNSW index (``data_level0.bin``, ``length.bin``).
-
-    Chroma's index writes its whole preallocated buffer; the slots past the element
-    count were never initialised and carry whatever the process heap held, text of
-    other scopes included. Only a header this code understands (version 1, sizes
-    that match the files) is touched.
-    """
-    try:
-        header = (folder / "header.bin").read_bytes()
-        if len(header) < 36 or struct.unpack_from("<I", header, 0)[0] != 1:
-            return
-        _offset, capacity, count, per_element = struct.unpack_from("<QQQQ", header, 4)
-        for name, width in (("data_level0.bin", per_element), ("length.bin", 4)):
-            path = folder / name
-            if not path.exists() or count > capacity or path.stat().st_size != capacity * width:
-                continue
-            with open(path, "r+b") as handle:
-                handle.seek(count * width)
-                handle.write(bytes((capacity - count) * width))
-                handle.flush()
-                os.fsync(handle.fileno())
-    except (OSError, struct.error) as exc:
-        logger.warning("could not scrub the vector index in %s: %s", folder, exc)
-_SEGMENT_DIR = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
 def _retry_busy(action: str, call: Callable[[], T]) -> T:
     """Run ``call`` (mapped to StorageError), retrying while another process holds SQLite busy.
 
@@ -540,6 +500,88 @@ def _retry_busy(action: str, call: Callable[[], T]) -> T:
 
 def _get_metadatas(col: Any, *, where: dict[str, Any]) -> Any:
     return col.get(where=where, include=["metadatas"])
+
+
+def _exact_top_k(col: Any, vector: list[float], k: int, where: Any, hits: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The ``k`` records matching ``where`` nearest to ``vector`` by cosine, ranked exactly.
+
+    ``hits`` (the index's answer) is returned as it is when the records' vectors
+    cannot be read (logged): a short answer beats none.
+    """
+    np = require("numpy", "chroma")
+    ids: list[str] = []
+    docs: list[Any] = []
+    metas: list[Any] = []
+    vectors: list[Any] = []
+    offset = 0
+    try:
+        while True:
+            got = col.get(where=where, include=["documents", "metadatas", "embeddings"], limit=_PAGE, offset=offset)
+            ids += got["ids"]
+            docs += got["documents"]
+            metas += got["metadatas"]
+            vectors += list(got["embeddings"])
+            if len(got["ids"]) < _PAGE:
+                break
+            offset += _PAGE
+    except Exception as exc:  # chromadb: "Error finding id" for an entry its index lost
+        logger.warning("exact ranking unavailable, the search may miss memories: %s", exc)
+        return hits
+    if not ids:
+        return hits
+    matrix = np.asarray(vectors, dtype=float)
+    query = np.asarray(vector, dtype=float)
+    norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(query) or 1.0)
+    distances = 1.0 - (matrix @ query) / np.where(norms == 0, 1.0, norms)
+    order = np.argsort(distances, kind="stable")[:k]
+    return [(ids[i], docs[i], metas[i], float(distances[i])) for i in order]
+
+
+@functools.cache
+def _precomputed() -> Any:
+    """The embedding function every MemLoRA collection declares: none, vectors come with the records.
+
+    A collection created with ``embedding_function=None`` stores Chroma's "legacy"
+    config, and every later load logs Chroma's ``DeprecationWarning: legacy
+    embedding function config``. This one is registered (so Chroma can load it by
+    name in any process) and refuses to embed: MemLoRA always passes embeddings.
+    Collections created before it keep the legacy config (Chroma cannot change it);
+    the warning is silenced for them where they are opened.
+    """
+    ef_module = require("chromadb.utils.embedding_functions", "chroma")
+    api_types = require("chromadb.api.types", "chroma")
+
+    class MemLoRAPrecomputed(api_types.EmbeddingFunction):  # type: ignore[misc,name-defined]
+        def __init__(self) -> None:
+            pass
+
+        def __call__(self, input: Any) -> Any:
+            raise StorageError("MemLoRA collections take precomputed embeddings; pass embeddings to Chroma")
+
+        @staticmethod
+        def name() -> str:
+            return "memlora_precomputed"
+
+        @staticmethod
+        def build_from_config(config: dict[str, Any]) -> MemLoRAPrecomputed:
+            return MemLoRAPrecomputed()
+
+        def get_config(self) -> dict[str, Any]:
+            return {}
+
+        def default_space(self) -> str:
+            return "cosine"
+
+    ef_module.register_embedding_function(MemLoRAPrecomputed)
+    return MemLoRAPrecomputed()
+
+
+@contextmanager
+def _legacy_config_quiet() -> Iterator[None]:
+    """Silence Chroma's legacy-config warning while a collection made before :func:`_precomputed` loads."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="legacy embedding function config", category=DeprecationWarning)
+        yield
 
 
 def _is_missing(exc: BaseException | None) -> bool:
