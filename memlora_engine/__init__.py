@@ -45,6 +45,7 @@ _EXPORTS = {
     "StorageError": "memlora_engine.errors",
     "SupportsAdapters": "memlora_engine.generator",
     "SupportsImages": "memlora_engine.generator",
+    "SupportsJsonSchema": "memlora_engine.generator",
     "SupportsStreaming": "memlora_engine.generator",
     "SupportsTokenCount": "memlora_engine.generator",
     "Store": "memlora_engine.store.base",
@@ -76,6 +77,7 @@ if TYPE_CHECKING:
         Generator,
         SupportsAdapters,
         SupportsImages,
+        SupportsJsonSchema,
         SupportsStreaming,
         SupportsTokenCount,
     )

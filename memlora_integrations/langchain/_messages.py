@@ -10,8 +10,8 @@ from typing import Any
 from langchain_core.messages import (
     AIMessage,
     BaseMessage,
-    ChatMessage,
     BaseMessageChunk,
+    ChatMessage,
     HumanMessage,
     SystemMessage,
     ToolMessage,
@@ -97,13 +97,19 @@ def from_engine(message: dict[str, Any]) -> BaseMessage:
 def to_prompt(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
     """Chat messages as a generator prompt: system/user/assistant roles, text only.
 
-    A small local model has no tool role, so tool results are shown as user turns.
+    A small local model has no tool role, so tool results are shown as user turns,
+    and an assistant's tool calls as the JSON it decodes them as
+    (``{"tool": ..., "arguments": ...}``, see :mod:`memlora_engine.tool_calls`).
     """
     out = []
     for message in messages:
         role = _role(message)
         content = text_of(message)
-        if role == "tool":
+        if isinstance(message, AIMessage) and message.tool_calls and not content.strip():
+            content = "\n".join(
+                json.dumps({"tool": call["name"], "arguments": call["args"]}) for call in message.tool_calls
+            )
+        elif role == "tool":
             role, content = "user", f"Tool result: {content}"
         elif role not in ("system", "user", "assistant"):
             role = "user"
