@@ -20,6 +20,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from memlora_engine import Generation, GenerationRequest, Memory, MissingDependencyError, Operation
 from memlora_engine.generator import SupportsStreaming, SupportsTokenCount
+from memlora_engine.messages import one_system_message
 from memlora_engine.tool_calls import ToolCall, ToolSpec, parse_tool_reply, require_tool_calling, tool_call_request
 from memlora_integrations.langchain._messages import to_prompt
 
@@ -204,15 +205,16 @@ class ChatMemLoRA(BaseChatModel):
         max_tokens = kwargs.get("max_tokens", self.max_tokens) or _DEFAULT_MAX_NEW_TOKENS
         temperature = kwargs.get("temperature", self.temperature)
         metadata = {} if temperature is None else {"temperature": temperature}
+        prompt = one_system_message(to_prompt(messages))  # chat templates such as Gemma's take one
         if kwargs.get("tools"):
             tools = [ToolSpec.from_openai(t) for t in kwargs["tools"]]
             return tool_call_request(
-                to_prompt(messages), tools, kwargs.get("tool_choice") or "auto", max_new_tokens=max_tokens,
+                prompt, tools, kwargs.get("tool_choice") or "auto", max_new_tokens=max_tokens,
                 metadata=metadata,
             )
         return GenerationRequest(
             operation=Operation.GENERATION,
-            messages=to_prompt(messages),
+            messages=prompt,
             max_new_tokens=max_tokens,
             metadata=metadata,
         )
