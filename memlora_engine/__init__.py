@@ -47,6 +47,7 @@ _EXPORTS = {
     "SupportsAdapters": "memlora_engine.generator",
     "SupportsAsyncGeneration": "memlora_engine.generator",
     "SupportsImages": "memlora_engine.generator",
+    "SupportsJsonSchema": "memlora_engine.generator",
     "SupportsStreaming": "memlora_engine.generator",
     "SupportsTokenCount": "memlora_engine.generator",
     "Store": "memlora_engine.store.base",
@@ -79,6 +80,7 @@ if TYPE_CHECKING:
         SupportsAdapters,
         SupportsAsyncGeneration,
         SupportsImages,
+        SupportsJsonSchema,
         SupportsStreaming,
         SupportsTokenCount,
     )

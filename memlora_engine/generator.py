@@ -22,6 +22,7 @@ __all__ = [
     "SupportsAdapters",
     "SupportsAsyncGeneration",
     "SupportsImages",
+    "SupportsJsonSchema",
     "SupportsStreaming",
     "SupportsTokenCount",
 ]
@@ -121,6 +122,22 @@ class SupportsImages(Protocol):
     @property
     def supports_images(self) -> bool:
         """True for a vision-language model."""
+        ...
+
+
+@runtime_checkable
+class SupportsJsonSchema(Protocol):
+    """A generator that may decode under ``request.json_schema``; ``supports_json_schema`` says whether this one does.
+
+    When it is True, every output of a request that carries a schema is valid JSON
+    under it (unless cut off by ``max_new_tokens``). Tool calling
+    (:mod:`memlora_engine.tool_calls`) relies on it; the engine's own operations send
+    their schema either way.
+    """
+
+    @property
+    def supports_json_schema(self) -> bool:
+        """True when outputs are constrained to the request's JSON schema."""
         ...
 
 

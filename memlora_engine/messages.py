@@ -8,7 +8,7 @@ from typing import Any
 from memlora_engine.errors import InvalidInputError
 from memlora_engine.images import ImageInput
 
-__all__ = ["check_text", "normalize_messages", "render_conversation"]
+__all__ = ["check_text", "normalize_messages", "one_system_message", "render_conversation"]
 
 _ROLE_ALIASES = {
     "user": "user",
@@ -139,3 +139,16 @@ def render_conversation(messages: Sequence[dict[str, Any]]) -> str:
             continue
         lines.append(f"{m.get('name') or m['role']}: {m['content'].strip()}")
     return "\n".join(lines)
+
+
+def one_system_message(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``messages`` with every system message folded, in order, into one leading system message.
+
+    Chat engines and agents put their own system prompt in front of what a memory
+    returns (another system message); chat templates such as Gemma's accept only one,
+    first. The texts are joined by a blank line; the other messages keep their order.
+    """
+    systems = [str(m.get("content") or "").strip() for m in messages if m.get("role") == "system"]
+    rest = [dict(m) for m in messages if m.get("role") != "system"]
+    text = "\n\n".join(s for s in systems if s)
+    return [{"role": "system", "content": text}, *rest] if systems else rest

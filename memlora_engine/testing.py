@@ -17,7 +17,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from memlora_engine.embeddings.hashing import HashingEmbedder
 from memlora_engine.errors import GeneratorError
-from memlora_engine.generator import Generation, GenerationRequest, SupportsAdapters, SupportsImages
+from memlora_engine.generator import (
+    Generation,
+    GenerationRequest,
+    SupportsAdapters,
+    SupportsImages,
+    SupportsJsonSchema,
+)
 from memlora_engine.store.in_memory import InMemoryStore
 from memlora_engine.types import Operation
 
@@ -26,7 +32,7 @@ __all__ = ["DeterministicEmbedder", "InMemoryStore", "ScriptedGenerator"]
 Response = str | Callable[[GenerationRequest], str]
 
 
-class ScriptedGenerator(SupportsAdapters, SupportsImages):
+class ScriptedGenerator(SupportsAdapters, SupportsImages, SupportsJsonSchema):
     """Answers each operation from a script.
 
     Args:
@@ -39,11 +45,15 @@ class ScriptedGenerator(SupportsAdapters, SupportsImages):
         supports_images: act as a vision model (the engine then sends images with
             extraction and routes image questions to ``vqa``); the images a request
             carried are in ``calls[i].images``.
+        supports_json_schema: act as a backbone with constrained decoding (the default,
+            like ``HFBackbone``), which tool calling needs; the script is trusted to
+            answer requests that carry a ``json_schema`` with JSON valid under it.
 
     ``calls`` keeps every request, for assertions on prompts.
     """
 
     supports_images: bool = False
+    supports_json_schema: bool = True
 
     def __init__(
         self,
@@ -52,12 +62,14 @@ class ScriptedGenerator(SupportsAdapters, SupportsImages):
         adapters: Iterable[str | Operation] | None = None,
         strict: bool = False,
         supports_images: bool = False,
+        supports_json_schema: bool = True,
     ) -> None:
         self._script = {Operation(k): (v if callable(v) else list(v)) for k, v in (script or {}).items()}
         self._positions = {op: 0 for op in self._script}
         self._adapters = set(Operation) if adapters is None else {Operation(a) for a in adapters}
         self._strict = strict
         self.supports_images = supports_images
+        self.supports_json_schema = supports_json_schema
         self._lock = threading.Lock()
         self.calls: list[GenerationRequest] = []
 

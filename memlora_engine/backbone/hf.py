@@ -31,6 +31,7 @@ from memlora_engine.generator import (
     Generation,
     GenerationRequest,
     SupportsAdapters,
+    SupportsJsonSchema,
     SupportsStreaming,
     SupportsTokenCount,
 )
@@ -43,11 +44,12 @@ logger = logging.getLogger(__name__)
 AdapterSource = str | os.PathLike[str]
 
 
-class HFBackbone(SupportsAdapters, SupportsTokenCount, SupportsStreaming):
+class HFBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount, SupportsStreaming):
     """A :class:`~memlora_engine.generator.Generator` on a local transformers model.
 
-    It has per-operation adapters, counts tokens with its tokenizer and streams
-    (the capability protocols of :mod:`memlora_engine.generator`).
+    It has per-operation adapters, decodes under a request's JSON schema (when
+    ``constrained``), counts tokens with its tokenizer and streams (the capability
+    protocols of :mod:`memlora_engine.generator`).
 
     Args:
         model: a ``PreTrainedModel`` (causal LM), already on its device and dtype.
@@ -138,6 +140,11 @@ class HFBackbone(SupportsAdapters, SupportsTokenCount, SupportsStreaming):
     def has_adapter(self, operation: Operation) -> bool:
         """True when ``operation`` runs on its own adapter (else: the base model)."""
         return Operation(operation) in self._adapters
+
+    @property
+    def supports_json_schema(self) -> bool:
+        """True when requests with a ``json_schema`` are decoded under it (``constrained``)."""
+        return self.constrained
 
     @contextmanager
     def operation(self, operation: str | Operation, *, use_adapter: bool = True) -> Iterator[Any]:

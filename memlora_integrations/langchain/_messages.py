@@ -10,9 +10,12 @@ from typing import Any
 from langchain_core.messages import (
     AIMessage,
     BaseMessage,
+    BaseMessageChunk,
     ChatMessage,
     HumanMessage,
     SystemMessage,
+    ToolMessage,
+    message_chunk_to_message,
     message_to_dict,
     messages_from_dict,
 )
@@ -22,6 +25,13 @@ __all__ = ["exchange_texts", "from_engine", "image_parts", "text_of", "to_engine
 logger = logging.getLogger(__name__)
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "tool"}
+# By class, so chunks (AIMessageChunk is an AIMessage whose type is "AIMessageChunk") keep their role.
+_ROLE_CLASSES: tuple[tuple[type[BaseMessage], str], ...] = (
+    (HumanMessage, "user"),
+    (AIMessage, "assistant"),
+    (SystemMessage, "system"),
+    (ToolMessage, "tool"),
+)
 _CLASSES: dict[str, type[BaseMessage]] = {"user": HumanMessage, "assistant": AIMessage, "system": SystemMessage}
 # Content-part types that hold an image (LangChain standard blocks, OpenAI chat and responses).
 _IMAGE_TYPES = ("image", "image_url", "input_image")
@@ -42,7 +52,10 @@ def image_parts(message: BaseMessage) -> list[dict[str, Any]]:
 def _role(message: BaseMessage) -> str:
     if isinstance(message, ChatMessage):
         return message.role
-    return _ROLES.get(message.type, "user")
+    for cls, role in _ROLE_CLASSES:
+        if isinstance(message, cls):
+            return role
+    return _ROLES.get(message.type.removesuffix("MessageChunk").lower(), "user")
 
 
 def to_engine(message: BaseMessage) -> dict[str, Any]:
@@ -50,8 +63,12 @@ def to_engine(message: BaseMessage) -> dict[str, Any]:
 
     The text goes to ``content`` (what extraction reads and what a person sees in the
     session database); ``extra["lc"]`` keeps ids, tool calls and metadata so the
-    message comes back from the session buffer exactly as it went in.
+    message comes back from the session buffer exactly as it went in. A streamed
+    chunk (``AIMessageChunk``, what ``RunnableWithMessageHistory.stream()`` saves) is
+    stored as the whole message it adds up to.
     """
+    if isinstance(message, BaseMessageChunk):
+        message = message_chunk_to_message(message)
     out: dict[str, Any] = {"role": _role(message), "content": text_of(message)}
     if message.name:
         out["name"] = message.name
@@ -80,13 +97,19 @@ def from_engine(message: dict[str, Any]) -> BaseMessage:
 def to_prompt(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
     """Chat messages as a generator prompt: system/user/assistant roles, text only.
 
-    A small local model has no tool role, so tool results are shown as user turns.
+    A small local model has no tool role, so tool results are shown as user turns,
+    and an assistant's tool calls as the JSON it decodes them as
+    (``{"tool": ..., "arguments": ...}``, see :mod:`memlora_engine.tool_calls`).
     """
     out = []
     for message in messages:
         role = _role(message)
         content = text_of(message)
-        if role == "tool":
+        if isinstance(message, AIMessage) and message.tool_calls and not content.strip():
+            content = "\n".join(
+                json.dumps({"tool": call["name"], "arguments": call["args"]}) for call in message.tool_calls
+            )
+        elif role == "tool":
             role, content = "user", f"Tool result: {content}"
         elif role not in ("system", "user", "assistant"):
             role = "user"

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LangSmithParams
+from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.tool import tool_call, tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, field_validator
 
 from memlora_engine import Generation, GenerationRequest, Memory, MissingDependencyError, Operation
 from memlora_engine.generator import SupportsStreaming, SupportsTokenCount
+from memlora_engine.messages import one_system_message
+from memlora_engine.tool_calls import ToolCall, ToolSpec, parse_tool_reply, require_tool_calling, tool_call_request
 from memlora_integrations.langchain._messages import to_prompt
 
 __all__ = ["ChatMemLoRA"]
@@ -29,8 +37,15 @@ class ChatMemLoRA(BaseChatModel):
     adapter answers with it. When the generator has ``stream(request)``, tokens are
     streamed; otherwise the whole answer arrives as one chunk.
 
-    Capabilities, honestly: text in, text out. No tool calling, no native
-    structured output (``with_structured_output`` is not supported), no images.
+    Capabilities, honestly: text in, text out, and tool calling (so
+    ``with_structured_output`` works through a tool) when the generator decodes
+    under a JSON schema (``SupportsJsonSchema``: the on-device backbone does). With
+    tools bound, each reply is one JSON object decoded under a schema built from the
+    tools: a call to one tool with arguments valid under its schema, or an answer
+    (see :mod:`memlora_engine.tool_calls`). The schema guarantees well-formed calls;
+    picking the right tool is the small model's judgement (measured in
+    ``docs/langchain.md``). One call per reply (no parallel calls); with tools bound
+    a reply arrives as one chunk when streamed. No images.
     ``temperature`` is passed to the backbone as a hint in the request metadata;
     ``stop`` is applied to the generated text here.
 
@@ -58,6 +73,15 @@ class ChatMemLoRA(BaseChatModel):
 
             for chunk in llm.stream("Tell me a short fact."):
                 print(chunk.content, end="")
+
+    Tool calling:
+        .. code-block:: python
+
+            from langchain.agents import create_agent
+
+            agent = create_agent(model=llm, tools=[get_weather, get_time])
+            agent.invoke({"messages": [{"role": "user", "content": "Weather in Lisbon?"}]})
+            llm.bind_tools([get_weather]).invoke("Weather in Lisbon?").tool_calls
 
     Token usage:
         .. code-block:: python
@@ -145,16 +169,60 @@ class ChatMemLoRA(BaseChatModel):
             return int(self.generator.count_tokens(text))
         return super().get_num_tokens(text)
 
+    # -- tools ---------------------------------------------------------------------------
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: dict[str, Any] | str | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools: each reply is then a call to one of them, or an answer.
+
+        Args:
+            tools: LangChain tools, functions, pydantic models or OpenAI tool dicts.
+            tool_choice: ``None``/``"auto"``: call a tool or answer; ``"any"``,
+                ``"required"`` or ``True``: call some tool; a tool's name (or
+                ``{"type": "function", "function": {"name": ...}}``): call that tool;
+                ``"none"``: answer.
+            **kwargs: bound as call arguments; ``parallel_tool_calls`` and ``strict`` are
+                accepted and have no effect (one call per reply, always under the schema).
+
+        Raises:
+            ConfigError: the generator cannot decode under a JSON schema.
+        """
+        require_tool_calling(self.generator)
+        formatted = [convert_to_openai_tool(tool) for tool in tools]
+        choice = _tool_choice(tool_choice)
+        if choice not in ("auto", "required", "none") and choice not in {t["function"]["name"] for t in formatted}:
+            raise ValueError(f"tool_choice {choice!r} is not one of the bound tools")
+        kwargs.pop("parallel_tool_calls", None)
+        kwargs.pop("strict", None)
+        return super().bind(tools=formatted, tool_choice=choice, **kwargs)
+
     # -- generation ----------------------------------------------------------------------
     def _request(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> GenerationRequest:
         max_tokens = kwargs.get("max_tokens", self.max_tokens) or _DEFAULT_MAX_NEW_TOKENS
         temperature = kwargs.get("temperature", self.temperature)
+        metadata = {} if temperature is None else {"temperature": temperature}
+        prompt = one_system_message(to_prompt(messages))  # chat templates such as Gemma's take one
+        if kwargs.get("tools"):
+            tools = [ToolSpec.from_openai(t) for t in kwargs["tools"]]
+            return tool_call_request(
+                prompt, tools, kwargs.get("tool_choice") or "auto", max_new_tokens=max_tokens,
+                metadata=metadata,
+            )
         return GenerationRequest(
             operation=Operation.GENERATION,
-            messages=to_prompt(messages),
+            messages=prompt,
             max_new_tokens=max_tokens,
-            metadata={} if temperature is None else {"temperature": temperature},
+            metadata=metadata,
         )
+
+    def _tool_reply(self, text: str, kwargs: dict[str, Any]) -> tuple[str, ToolCall | None]:
+        """A tool-call reply as (answer text, None) or ("", the call)."""
+        reply = parse_tool_reply(text, [ToolSpec.from_openai(t) for t in kwargs["tools"]])
+        return ("", reply) if isinstance(reply, ToolCall) else (reply, None)
 
     def _generate(
         self,
@@ -165,9 +233,16 @@ class ChatMemLoRA(BaseChatModel):
     ) -> ChatResult:
         stops = stop or self.stop or []
         generation: Generation = self.generator.generate(self._request(messages, kwargs))
-        text = _cut(generation.text, stops)[0]
+        calls = []
+        if kwargs.get("tools"):  # JSON under the tools' schema: stop strings do not apply
+            text, call = self._tool_reply(generation.text, kwargs)
+            if call is not None:
+                calls.append(tool_call(name=call.name, args=call.arguments, id=f"call_{uuid.uuid4().hex[:24]}"))
+        else:
+            text = _cut(generation.text, stops)[0]
         message = AIMessage(
             content=text,
+            tool_calls=calls,
             usage_metadata=_usage(generation.input_tokens, generation.output_tokens),
             response_metadata={"model_name": self.model, "model_provider": "memlora"},
         )
@@ -181,13 +256,19 @@ class ChatMemLoRA(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         request = self._request(messages, kwargs)
-        if not isinstance(self.generator, SupportsStreaming):
+        if kwargs.get("tools") or not isinstance(self.generator, SupportsStreaming):
+            # A tool call is only known once its JSON is complete: one chunk.
             result = self._generate(messages, stop=stop, run_manager=None, **kwargs)
             message = result.generations[0].message
+            assert isinstance(message, AIMessage)
             chunk = ChatGenerationChunk(
                 message=AIMessageChunk(
                     content=message.text,
-                    usage_metadata=message.usage_metadata,  # type: ignore[attr-defined]
+                    tool_call_chunks=[
+                        tool_call_chunk(name=c["name"], args=json.dumps(c["args"]), id=c["id"], index=i)
+                        for i, c in enumerate(message.tool_calls)
+                    ],
+                    usage_metadata=message.usage_metadata,
                     response_metadata=message.response_metadata,
                     chunk_position="last",
                 )
@@ -208,6 +289,20 @@ class ChatMemLoRA(BaseChatModel):
                 chunk_position="last",
             )
         )
+
+
+def _tool_choice(choice: dict[str, Any] | str | bool | None) -> str:
+    """LangChain's ``tool_choice`` spellings as the engine's (auto, required, none or a tool name)."""
+    if choice is None or choice is False or choice == "auto":
+        return "auto"
+    if choice is True or choice in ("any", "required"):
+        return "required"
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name") or choice.get("name")
+        if not name:
+            raise ValueError(f"cannot read a tool name from tool_choice {choice!r}")
+        return str(name)
+    return str(choice)
 
 
 def _usage(input_tokens: int, output_tokens: int) -> UsageMetadata:

@@ -130,8 +130,12 @@ class MemLoRAMemory(BaseMemory):
 
     # -- load ----------------------------------------------------------------------------
     def load_memory_variables(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        """Relevant long-term memories (searched with the current input) and recent turns."""
-        query = self._human(inputs).text.strip()
+        """Relevant long-term memories (searched with the current input) and recent turns.
+
+        Without an input (``load_memory_variables({})``, how LangChain's docs inspect a
+        memory) there is nothing to search with: only the recent turns are returned.
+        """
+        query = self._human(inputs).text.strip() if self._has_input(inputs) else ""
         records = self._search(query) if query else []
         recent = []
         if self.recent_messages:
@@ -178,6 +182,11 @@ class MemLoRAMemory(BaseMemory):
         """The user's message: text, or a list of content parts (text and images)."""
         said = inputs[self._key(inputs, self.input_key, "input")]
         return HumanMessage(content=said if isinstance(said, list) else str(said))
+
+    def _has_input(self, inputs: dict[str, Any]) -> bool:
+        return (self.input_key is not None and self.input_key in inputs) or any(
+            k not in (self.memory_key, "stop") for k in inputs
+        )
 
     def _key(self, values: dict[str, Any], preferred: str | None, what: str) -> str:
         if preferred is not None and preferred in values:

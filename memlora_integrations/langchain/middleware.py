@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, ModelResponse
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
-from memlora_engine import Memory, MemoryRecord
+from memlora_engine import Memory, MemoryRecord, ScopeError
 from memlora_integrations._scope import resolve_memory, scope_kwargs
 from memlora_integrations._settings import deprecated_alias, renamed_keywords
 from memlora_integrations._turns import ingest_turn
@@ -22,6 +22,7 @@ __all__ = ["MemLoRAMiddleware"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_TEMPLATE = "Relevant memories about the user from earlier conversations:\n{memories}"
+_SCOPE_FIELDS = ("user_id", "agent_id", "run_id")
 
 
 class MemLoRAMiddleware(AgentMiddleware):
@@ -62,11 +63,38 @@ class MemLoRAMiddleware(AgentMiddleware):
             # a later run, even in a new process, sees "Alice is allergic to peanuts":
             agent.invoke({"messages": [{"role": "user", "content": "Suggest a snack."}]})
 
+    One agent, many users: ``context_scope`` reads scope ids from the agent's runtime
+    context on every call, so a single ``create_agent`` serves all users and each
+    call sees and feeds only its own user's memories:
+
+    .. code-block:: python
+
+        @dataclass
+        class Context:
+            user_id: str
+
+        agent = create_agent(model=llm, context_schema=Context,
+                             middleware=[MemLoRAMiddleware(memory, context_scope=("user_id",))])
+        agent.invoke({"messages": [...]}, context=Context(user_id="alice"))
+
+    A call whose context lacks one of those ids raises ``ScopeError`` (it never falls
+    back to a scope shared by everyone).
+
+    Several instances can sit in one agent (say, a user scope and an agent scope):
+    each has a ``name`` (LangChain refuses two middleware with one name), by default
+    built from the scope fields it uses, e.g. ``"MemLoRAMiddleware[user_id]"``.
+
     Args:
         memory: the engine (an ``AsyncMemory`` is unwrapped).
-        user_id: scope id; at least one of ``user_id``, ``agent_id`` and ``run_id``.
+        user_id: scope id; at least one of ``user_id``, ``agent_id``, ``run_id`` and
+            ``context_scope``.
         agent_id: scope id.
         run_id: scope id.
+        context_scope: scope ids read from the runtime context per call: scope field
+            names (``("user_id",)``), or a mapping from scope field to the context's
+            attribute or key (``{"user_id": "uid"}``). The context may be a dataclass,
+            a pydantic model or a dict. Combined with the fixed ids above.
+        name: this instance's name in the agent graph (see above).
         k: memories recalled per model call.
         filters: metadata filter for recall, in the engine's grammar.
         score_threshold: drop memories whose similarity is below this.
@@ -95,6 +123,8 @@ class MemLoRAMiddleware(AgentMiddleware):
         ingest: bool = True,
         infer: bool = True,
         metadata: dict[str, Any] | None = None,
+        context_scope: Sequence[str] | Mapping[str, str] | None = None,
+        name: str | None = None,
         **deprecated: Any,
     ) -> None:
         super().__init__()
@@ -111,7 +141,17 @@ class MemLoRAMiddleware(AgentMiddleware):
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         self.memory = resolve_memory(memory)
-        self.scope = scope_kwargs(user_id, agent_id, run_id)
+        self.context_scope = _context_fields(context_scope)
+        fixed = {"user_id": user_id, "agent_id": agent_id, "run_id": run_id}
+        both = sorted(f for f in self.context_scope if fixed[f] is not None)
+        if both:
+            raise ValueError(f"{both} given both as a fixed id and in context_scope; choose one")
+        # Validated now (ScopeError at construction) unless the context completes it per call.
+        self.scope = {k: v for k, v in fixed.items() if v is not None} if self.context_scope else scope_kwargs(
+            user_id, agent_id, run_id
+        )
+        kinds = sorted({*self.scope, *self.context_scope}, key=_SCOPE_FIELDS.index)
+        self._name = name or f"{type(self).__name__}[{','.join(kinds)}]"
         self.k = k
         self.filters = filters
         self.score_threshold = score_threshold
@@ -121,13 +161,42 @@ class MemLoRAMiddleware(AgentMiddleware):
         self.metadata = dict(metadata) if metadata else None
         self.tools = []
 
+    @property
+    def name(self) -> str:
+        """This instance's name in the agent graph (``name=``, or built from its scope fields)."""
+        return self._name
+
+    def scope_for(self, runtime: Runtime | None) -> dict[str, str]:
+        """The scope of one call: the fixed ids plus those read from ``runtime.context``.
+
+        Raises:
+            ScopeError: the context lacks an id named in ``context_scope``.
+        """
+        if not self.context_scope:
+            return self.scope
+        context = runtime.context if runtime is not None else None
+        ids = dict(self.scope)
+        for scope_field, key in self.context_scope.items():
+            value = _context_value(context, key)
+            if not value:
+                raise ScopeError(
+                    f"{self.name}: the agent's runtime context has no {key!r} for the scope's {scope_field} "
+                    f"(pass context=... to invoke; got {type(context).__name__})"
+                )
+            ids[scope_field] = str(value)
+        return scope_kwargs(ids.get("user_id"), ids.get("agent_id"), ids.get("run_id"))
+
     # -- recall --------------------------------------------------------------------------
-    def recall(self, messages: Sequence[BaseMessage]) -> list[MemoryRecord]:
-        """The memories relevant to the last human message of ``messages`` (none without one)."""
+    def recall(self, messages: Sequence[BaseMessage], runtime: Runtime | None = None) -> list[MemoryRecord]:
+        """The memories relevant to the last human message of ``messages`` (none without one).
+
+        ``runtime`` supplies the scope ids named in ``context_scope``.
+        """
+        scope = self.scope_for(runtime)
         query = _last_human_text(messages)
         if not query:
             return []
-        return self.memory.search(query, limit=self.k, filters=self.filters, threshold=self.score_threshold, **self.scope)
+        return self.memory.search(query, limit=self.k, filters=self.filters, threshold=self.score_threshold, **scope)
 
     def _with_memories(self, request: ModelRequest, records: list[MemoryRecord]) -> ModelRequest:
         if not records:
@@ -145,24 +214,47 @@ class MemLoRAMiddleware(AgentMiddleware):
     def wrap_model_call(
         self, request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]
     ) -> ModelResponse:
-        return handler(self._with_memories(request, self.recall(request.messages)))
+        return handler(self._with_memories(request, self.recall(request.messages, request.runtime)))
 
     async def awrap_model_call(
         self, request: ModelRequest, handler: Callable[[ModelRequest], Awaitable[ModelResponse]]
     ) -> ModelResponse:
-        records = await asyncio.to_thread(self.recall, request.messages)
+        records = await asyncio.to_thread(self.recall, request.messages, request.runtime)
         return await handler(self._with_memories(request, records))
 
     # -- save ----------------------------------------------------------------------------
     def after_agent(self, state: AgentState, runtime: Runtime) -> dict[str, Any] | None:
         if self.ingest:
+            scope = self.scope_for(runtime)
             ingest_turn(
-                self.memory, _last_exchange(state["messages"]), scope=self.scope, metadata=self.metadata, infer=self.infer
+                self.memory, _last_exchange(state["messages"]), scope=scope, metadata=self.metadata, infer=self.infer
             )
         return None
 
     async def aafter_agent(self, state: AgentState, runtime: Runtime) -> dict[str, Any] | None:
         return await asyncio.to_thread(self.after_agent, state, runtime)
+
+
+def _context_fields(context_scope: Sequence[str] | Mapping[str, str] | None) -> dict[str, str]:
+    """``context_scope`` as {scope field: context key}, checked against the scope's fields."""
+    if context_scope is None:
+        return {}
+    if isinstance(context_scope, str):
+        context_scope = (context_scope,)
+    fields = dict(context_scope) if isinstance(context_scope, Mapping) else {f: f for f in context_scope}
+    unknown = sorted(set(fields) - set(_SCOPE_FIELDS))
+    if unknown:
+        raise ValueError(f"context_scope names {unknown}; a scope field is one of {list(_SCOPE_FIELDS)}")
+    return fields
+
+
+def _context_value(context: Any, key: str) -> Any:
+    """``key`` of a runtime context: a mapping (TypedDict) or an object (dataclass, pydantic model)."""
+    if context is None:
+        return None
+    if isinstance(context, Mapping):
+        return context.get(key)
+    return getattr(context, key, None)
 
 
 def _last_human_text(messages: Sequence[BaseMessage]) -> str:

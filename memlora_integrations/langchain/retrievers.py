@@ -85,7 +85,11 @@ class MemLoRARetriever(BaseRetriever):
 
     ``k``, ``filters`` and ``score_threshold`` set at construction can be overridden per
     call as keyword arguments of ``invoke``/``ainvoke`` (the names of LangChain's
-    ``search_kwargs``; ``threshold`` is a deprecated spelling of ``score_threshold``). The scope is fixed per
+    ``search_kwargs``; ``threshold`` is a deprecated spelling of ``score_threshold``).
+    The vector stores' spellings work too: ``filter=`` for ``filters``, and at
+    construction ``search_kwargs={"k": ..., "filter": ..., "score_threshold": ...}``
+    as ``VectorStoreRetriever`` takes them; any other search keyword is refused
+    rather than silently ignored. The scope is fixed per
     retriever (``run_id`` is also LangChain's name for a tracing id, so it cannot
     be a per-call argument).
     """
@@ -107,7 +111,7 @@ class MemLoRARetriever(BaseRetriever):
     threshold = deprecated_alias("threshold")
 
     def __init__(self, **data: Any) -> None:
-        super().__init__(**rename_deprecated(data, type(self).__name__, ("threshold",)))
+        super().__init__(**_vector_store_spellings(rename_deprecated(data, type(self).__name__, ("threshold",))))
 
     @field_validator("memory", mode="before")
     @classmethod
@@ -146,7 +150,9 @@ class MemLoRARetriever(BaseRetriever):
         filters: dict[str, Any] | None = None,
         score_threshold: float | None = None,
         threshold: float | None = None,
+        filter: dict[str, Any] | None = None,  # noqa: A002 - the vector stores' spelling
     ) -> list[Document]:
+        filters = _one_filter(filters, filter)
         return self._search(query, k, filters, self._score_threshold(score_threshold, threshold))
 
     async def _aget_relevant_documents(
@@ -158,6 +164,35 @@ class MemLoRARetriever(BaseRetriever):
         filters: dict[str, Any] | None = None,
         score_threshold: float | None = None,
         threshold: float | None = None,
+        filter: dict[str, Any] | None = None,  # noqa: A002 - the vector stores' spelling
     ) -> list[Document]:
+        filters = _one_filter(filters, filter)
         score_threshold = self._score_threshold(score_threshold, threshold)  # warns here, not in the worker
         return await asyncio.to_thread(self._search, query, k, filters, score_threshold)
+
+
+_SEARCH_KWARGS = {"k": "k", "filter": "filters", "filters": "filters", "score_threshold": "score_threshold"}
+
+
+def _one_filter(filters: dict[str, Any] | None, filter: dict[str, Any] | None) -> dict[str, Any] | None:  # noqa: A002
+    """``filters``, or the vector stores' ``filter``; both at once is an error, not a silent choice."""
+    if filters is not None and filter is not None:
+        raise ValueError("pass the filter as filters= or as filter=, not both")
+    return filter if filters is None else filters
+
+
+def _vector_store_spellings(data: dict[str, Any]) -> dict[str, Any]:
+    """Constructor arguments with ``filter=`` and ``search_kwargs={...}`` (VectorStoreRetriever's) mapped to fields."""
+    data = dict(data)
+    if "filter" in data:
+        data["filters"] = _one_filter(data.get("filters"), data.pop("filter"))
+    search_kwargs = data.pop("search_kwargs", None) or {}
+    unknown = sorted(set(search_kwargs) - set(_SEARCH_KWARGS))
+    if unknown:
+        raise ValueError(f"search_kwargs {unknown} are not supported by MemLoRARetriever (it takes {sorted(_SEARCH_KWARGS)})")
+    for key, value in search_kwargs.items():
+        field = _SEARCH_KWARGS[key]
+        if data.get(field) is not None and data[field] != value:
+            raise ValueError(f"{field} is given both directly and in search_kwargs[{key!r}]")
+        data[field] = value
+    return data

@@ -40,7 +40,13 @@ class MemLoRALLM(CustomLLM):
     Chat messages go to the generator as one ``GenerationRequest`` with
     ``operation=Operation.GENERATION``, so a backbone answers with its generation
     adapter. Streaming uses the generator's optional ``stream(request)`` (text
-    deltas) and otherwise yields the whole answer once.
+    deltas) and otherwise yields the whole answer once. System messages (a chat
+    engine's or agent's prompt, a memory's) are folded into one, as Gemma's chat
+    template requires.
+
+    Not a ``FunctionCallingLLM`` (``is_function_calling_model=False``): ``FunctionAgent``
+    refuses it; use ``ReActAgent``, which calls tools through text. Native, schema-
+    constrained tool calls on-device are in the LangChain ``ChatMemLoRA``.
 
     Setup:
         .. code-block:: bash
@@ -121,6 +127,7 @@ class MemLoRALLM(CustomLLM):
     # -- requests -----------------------------------------------------------------------
     def _request(self, messages: Sequence[ChatMessage], **kwargs: Any) -> Any:
         from memlora_engine import GenerationRequest, Operation
+        from memlora_engine.messages import one_system_message
 
         rendered = []
         for message in messages:
@@ -129,7 +136,8 @@ class MemLoRALLM(CustomLLM):
             rendered.append({"role": "user" if role == "tool" else role, "content": message_text(message)})
         return GenerationRequest(
             operation=Operation.GENERATION,
-            messages=rendered,
+            # an engine's or agent's system prompt plus the memory's: one system message (Gemma takes one)
+            messages=one_system_message(rendered),
             max_new_tokens=int(kwargs.get("max_new_tokens") or self.max_new_tokens),
         )
 

@@ -14,9 +14,11 @@ from llama_index.core.memory.types import BaseMemory
 from memlora_integrations._scope import chat_session, resolve_memory, scope_kwargs
 from memlora_integrations._settings import deprecated_alias, rename_deprecated, renamed_keywords
 from memlora_integrations._turns import ingest_turns
+from memlora_integrations.llama_index._engines import engine_reference, find_engine
 from memlora_integrations.llama_index._messages import (
     engine_role,
     from_session,
+    has_tool_calls,
     is_reply,
     message_text,
     to_engine_turn,
@@ -73,7 +75,7 @@ class MemLoRAMemory(BaseMemory):
 
             chat = SimpleChatEngine.from_defaults(llm=llm, memory=memory)
             agent = ReActAgent(tools=[...], llm=llm)
-            await agent.run("Where do I live?", memory=memory)
+            await agent.run(user_msg="Where do I live?", memory=memory)
 
     Args:
         memory: the engine (a ``Memory``, or an ``AsyncMemory`` wrapping one).
@@ -124,10 +126,39 @@ class MemLoRAMemory(BaseMemory):
         super().__init__(**rename_deprecated(data, type(self).__name__, ("search_limit",)))
         scope_kwargs(self.user_id, self.agent_id, self.run_id)  # fail now, not at the first turn
         self._engine = resolve_memory(memory)
+        engine_reference(self._engine)  # restorable by from_dict while the engine lives
 
     @classmethod
     def class_name(cls) -> str:
         return "MemLoRAMemory"
+
+    # -- serialisation (an agent Context saves and restores its memory) -------------------
+    def to_dict(self, **kwargs: Any) -> dict[str, Any]:
+        """The settings, plus a reference to the engine (its config and a token for this process).
+
+        The messages themselves live in the engine's session buffer, so they need no copy.
+        """
+        data = super().to_dict(**kwargs)
+        data["engine"] = engine_reference(self._engine)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **kwargs: Any) -> MemLoRAMemory:  # type: ignore[override]
+        """Rebuild a memory saved by :meth:`to_dict` (what ``Context.from_dict`` calls).
+
+        The engine is ``memory=`` when given; otherwise the live engine of this process
+        the dict refers to: the same engine object, or one with the same persistent
+        ``MemoryConfig`` (build it before restoring, in a new process).
+
+        Raises:
+            ConfigError: no engine is given and none of this process matches.
+        """
+        data = {k: v for k, v in data.items() if k != "class_name"}
+        reference = data.pop("engine", None)
+        data.update(kwargs)
+        if data.get("memory") is None:
+            data["memory"] = find_engine(reference)
+        return cls(**data)
 
     @classmethod
     def from_defaults(  # type: ignore[override]
@@ -205,17 +236,39 @@ class MemLoRAMemory(BaseMemory):
         return sum(len(self.tokenizer_fn(message_text(m))) for m in messages)
 
     def _window(self, history: list[ChatMessage], budget: int | None) -> list[ChatMessage]:
-        """The newest messages within ``budget`` tokens, starting at a user message where possible."""
+        """The newest messages within ``budget`` tokens, never more.
+
+        The window starts at a user message where possible, and never at a tool result
+        (or an assistant's tool call) whose other half was cut off. Like LlamaIndex's
+        ``ChatMemoryBuffer``, it is empty when not even the newest message fits.
+        """
 
         def align(window: list[ChatMessage]) -> list[ChatMessage]:
             first_user = next((i for i, m in enumerate(window) if engine_role(m) == "user"), None)
-            return window[first_user:] if first_user else window
+            if first_user is not None:
+                return window[first_user:]
+            # no user message left: drop a leading half of a tool exchange
+            start = next((i for i, m in enumerate(window) if engine_role(m) != "tool" and not has_tool_calls(m)),
+                         len(window))
+            return window[start:]
 
         window = align(history[-self.max_messages :])
         if budget is not None:
-            while len(window) > 1 and self._count(window) > budget:
+            while window and self._count(window) > budget:
                 window = align(window[1:])
         return window
+
+    def _note(self, query: str, budget: int | None) -> str:
+        """The memories relevant to ``query`` as the system text, as many as fit ``budget`` tokens."""
+        if not query.strip():
+            return ""
+        hits = self._engine.search(query, limit=self.k, threshold=self.score_threshold, **self.scope)
+        while hits:
+            note = self.memory_prompt.format(memories="\n".join(f"- {h.text}" for h in hits))
+            if budget is None or len(self.tokenizer_fn(note)) <= budget:
+                return note
+            hits = hits[:-1]  # the least relevant goes first
+        return ""
 
     # -- BaseMemory ---------------------------------------------------------------------
     def get(self, input: str | ChatMessage | None = None, **kwargs: Any) -> list[ChatMessage]:
@@ -228,15 +281,13 @@ class MemLoRAMemory(BaseMemory):
         if isinstance(input, ChatMessage):
             input = message_text(input)
         query = input or next((message_text(m) for m in reversed(history) if engine_role(m) == "user"), "")
-        note = ""
-        if query.strip():
-            hits = self._engine.search(query, limit=self.k, threshold=self.score_threshold, **self.scope)
-            if hits:
-                note = self.memory_prompt.format(memories="\n".join(f"- {h.text}" for h in hits))
         budget = None
         if self.token_limit is not None:
-            budget = self.token_limit - int(kwargs.get("initial_token_count") or 0) - len(self.tokenizer_fn(note))
-        window = self._window(history, budget)
+            budget = max(self.token_limit - int(kwargs.get("initial_token_count") or 0), 0)
+        # The newest message comes first, then the memories, then older turns.
+        newest = self._window(history[-1:], budget)
+        note = self._note(query, None if budget is None else budget - self._count(newest))
+        window = self._window(history, None if budget is None else budget - len(self.tokenizer_fn(note)))
         if not note:
             return window
         if self.insert_method == "system":

@@ -53,7 +53,7 @@ class MemLoRAMemoryBlock(BaseMemoryBlock[str]):
     Use within an agent:
         .. code-block:: python
 
-            await agent.run("Where do I live?", memory=memory)
+            await agent.run(user_msg="Where do I live?", memory=memory)
 
     Args:
         memory: the engine (a ``Memory``, or an ``AsyncMemory`` wrapping one).

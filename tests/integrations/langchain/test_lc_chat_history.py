@@ -217,3 +217,18 @@ async def test_runnable_with_message_history_async(lc_memory):
     history = MemLoRAChatMessageHistory(lc_memory, "chat-2", user_id="alice")
     assert [m.content for m in await history.aget_messages()] == ["I am Alice", "Hello!"]
     assert texts(lc_memory.get_all(user_id="alice")) == ["I am Alice"]
+
+
+def test_streamed_reply_is_stored_as_the_assistant_turn(lc_memory):
+    # RunnableWithMessageHistory.stream() hands the history the merged AIMessageChunk.
+    chain = _chain_with_history(lc_memory, [AIMessage("Hi Alice, noted.")])
+    config = {"configurable": {"session_id": "chat-3"}}
+    streamed = "".join(chunk.content for chunk in chain.stream({"question": "I am Alice and I like tea"}, config=config))
+    assert streamed == "Hi Alice, noted."
+    history = MemLoRAChatMessageHistory(lc_memory, "chat-3", user_id="alice")
+    assert [(m.type, m.content) for m in history.messages] == [
+        ("human", "I am Alice and I like tea"), ("ai", "Hi Alice, noted.")
+    ]
+    assert [m["role"] for m in lc_memory.chat_messages("chat-3", user_id="alice")] == ["user", "assistant"]
+    # the turn was ingested, and the assistant's words did not become the user's memories
+    assert texts(lc_memory.get_all(user_id="alice")) == ["I am Alice and I like tea"]

@@ -40,8 +40,9 @@ class TestChatMemLoRAStandard(ChatModelUnitTests):
 
 
 def test_capability_flags_are_honest():
+    # Tool calling (and structured output through it) by schema-constrained decoding; no images.
     suite = TestChatMemLoRAStandard()
-    assert not suite.has_tool_calling and not suite.has_structured_output and not suite.supports_image_inputs
+    assert suite.has_tool_calling and suite.has_structured_output and not suite.supports_image_inputs
 
 
 def test_sends_a_generation_request_with_roles():

@@ -196,3 +196,13 @@ def test_conversation_chain_on_the_real_on_device_model(lc_memory):
     second = chain.invoke({"input": "What is my dog called?"})
     assert isinstance(first["response"], str) and isinstance(second["response"], str)
     assert "Human: Hi, I'm Alice" in chain.memory.load_memory_variables({"input": "dog"})["history"]
+
+
+def test_load_without_inputs_returns_the_recent_turns(lc_memory):
+    # How LangChain's docs inspect a memory: load_memory_variables({}).
+    memory = MemLoRAMemory(memory=lc_memory, user_id="alice")
+    assert memory.load_memory_variables({}) == {"history": ""}
+    memory.save_context({"input": "I have a dog called Rex"}, {"response": "Lovely!"})
+    assert memory.load_memory_variables({}) == {"history": "Human: I have a dog called Rex\nAI: Lovely!"}
+    as_messages = MemLoRAMemory(memory=lc_memory, user_id="alice", return_messages=True)
+    assert [m.content for m in as_messages.load_memory_variables({})["history"]] == ["I have a dog called Rex", "Lovely!"]

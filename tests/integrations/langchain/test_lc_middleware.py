@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.tools import tool
 
+from memlora_engine import ScopeError
 from memlora_integrations.langchain import MemLoRAMiddleware
 
 
@@ -123,3 +125,72 @@ def test_validates_arguments(lc_memory):
         MemLoRAMiddleware(lc_memory, user_id="alice", template="no slot")
     with pytest.raises(ValueError, match="k must"):
         MemLoRAMiddleware(lc_memory, user_id="alice", k=0)
+
+
+def test_a_user_scope_and_an_agent_scope_middleware_coexist(lc_memory):
+    lc_memory.add("Alice likes tea", user_id="alice", infer=False)
+    lc_memory.add("Be brief", agent_id="helper", infer=False)
+    llm = model(AIMessage("Tea."))
+    agent = create_agent(llm, middleware=[
+        MemLoRAMiddleware(lc_memory, user_id="alice", template="About the user:\n{memories}"),
+        MemLoRAMiddleware(lc_memory, agent_id="helper", template="Your rules:\n{memories}", ingest=False),
+    ])
+    ask(agent, "What does Alice like? tea? brief?")
+    system = llm.seen[0][0].content
+    assert "About the user:\n- Alice likes tea" in system and "Your rules:\n- Be brief" in system
+    assert texts(lc_memory.get_all(user_id="alice")) == ["Alice likes tea", "What does Alice like? tea? brief?"]
+    assert texts(lc_memory.get_all(agent_id="helper")) == ["Be brief"]
+
+
+def test_each_instance_has_a_name_and_an_explicit_one_wins(lc_memory):
+    user = MemLoRAMiddleware(lc_memory, user_id="alice")
+    agent = MemLoRAMiddleware(lc_memory, agent_id="helper")
+    assert user.name != agent.name
+    assert MemLoRAMiddleware(lc_memory, user_id="alice", name="facts").name == "facts"
+    with pytest.raises(AssertionError, match="duplicate"):  # same scope kinds twice: name them
+        create_agent(model(AIMessage("ok")), middleware=[user, MemLoRAMiddleware(lc_memory, user_id="bob")])
+    create_agent(model(AIMessage("ok")), middleware=[user, MemLoRAMiddleware(lc_memory, user_id="bob", name="bob")])
+
+
+@dataclass
+class UserContext:
+    user_id: str
+
+
+def test_one_agent_serves_two_users_by_runtime_context(lc_memory):
+    llm = model(AIMessage("Noted."), AIMessage("Noted."), AIMessage("Your PIN is 1234."), AIMessage("I don't know."))
+    agent = create_agent(llm, context_schema=UserContext,
+                         middleware=[MemLoRAMiddleware(lc_memory, context_scope=("user_id",))])
+    agent.invoke({"messages": [HumanMessage("My PIN is 1234")]}, context=UserContext("alice"))
+    agent.invoke({"messages": [HumanMessage("My cat is Tom")]}, context=UserContext("bob"))
+    agent.invoke({"messages": [HumanMessage("What is my PIN?")]}, context=UserContext("alice"))
+    agent.invoke({"messages": [HumanMessage("What is my PIN?")]}, context=UserContext("bob"))
+    assert texts(lc_memory.get_all(user_id="alice")) == ["My PIN is 1234", "What is my PIN?"]
+    assert texts(lc_memory.get_all(user_id="bob")) == ["My cat is Tom", "What is my PIN?"]
+    alice_asks, bob_asks = llm.seen[2], llm.seen[3]
+    assert "- My PIN is 1234" in alice_asks[0].content
+    assert all("1234" not in m.text for m in bob_asks)  # no leak to bob
+    assert "- My cat is Tom" in bob_asks[0].content
+
+
+async def test_runtime_context_scope_async_with_a_dict_context_and_a_fixed_agent_id(lc_memory):
+    llm = model(AIMessage("Noted."), AIMessage("Rex."))
+    middleware = MemLoRAMiddleware(lc_memory, agent_id="helper", context_scope={"user_id": "uid"})
+    agent = create_agent(llm, middleware=[middleware])
+    await agent.ainvoke({"messages": [HumanMessage("I have a dog called Rex")]}, context={"uid": "carol"})
+    await agent.ainvoke({"messages": [HumanMessage("What is my dog called?")]}, context={"uid": "carol"})
+    assert texts(lc_memory.get_all(user_id="carol", agent_id="helper")) == [
+        "I have a dog called Rex", "What is my dog called?"
+    ]
+    assert "- I have a dog called Rex" in llm.seen[1][0].content
+
+
+def test_runtime_context_without_the_scope_id_is_an_error_not_a_shared_scope(lc_memory):
+    agent = create_agent(model(AIMessage("ok")), context_schema=UserContext,
+                         middleware=[MemLoRAMiddleware(lc_memory, context_scope=("user_id",))])
+    with pytest.raises(ScopeError, match="user_id"):
+        agent.invoke({"messages": [HumanMessage("hi")]})
+    with pytest.raises(ValueError, match="both"):
+        MemLoRAMiddleware(lc_memory, user_id="alice", context_scope=("user_id",))
+    with pytest.raises(ValueError, match="scope"):
+        MemLoRAMiddleware(lc_memory, context_scope=("session",))

@@ -148,3 +148,24 @@ def test_in_a_rag_chain(lc_memory):
     )
     out = chain.invoke("What is the name of Alice's dog?")
     assert "- Alice has a dog called Rex" in out and "Question: What is the name of Alice's dog?" in out
+
+
+def test_vector_store_spellings_search_kwargs_and_filter(lc_memory):
+    # The spellings of LangChain's VectorStoreRetriever (search_kwargs) and of the vector stores (filter).
+    seed(lc_memory)
+    one = MemLoRARetriever(memory=lc_memory, user_id="alice", search_kwargs={"k": 1})
+    assert len(one.invoke("Alice")) == 1
+    food = MemLoRARetriever(memory=lc_memory, user_id="alice", filter={"topic": "food"})
+    assert [d.page_content for d in food.invoke("Alice")] == ["Alice is vegetarian"]
+    both = MemLoRARetriever(
+        memory=lc_memory, user_id="alice", search_kwargs={"k": 2, "filter": {"topic": {"in": ["pets", "work"]}}}
+    )
+    assert sorted(d.page_content for d in both.invoke("Alice")) == ["Alice has a dog called Rex", "Alice works as a nurse"]
+    assert [d.page_content for d in both.invoke("Alice", filter={"topic": "home"})] == ["Alice lives in Lisbon"]
+
+
+def test_unknown_search_kwargs_are_refused(lc_memory):
+    with pytest.raises(ValueError, match="search_kwargs"):
+        MemLoRARetriever(memory=lc_memory, user_id="alice", search_kwargs={"fetch_k": 20})
+    with pytest.raises(ValueError, match="filter"):
+        MemLoRARetriever(memory=lc_memory, user_id="alice", filter={"topic": "a"}, filters={"topic": "b"})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from li_fakes import extraction_calls
 from llama_index.core import Document, VectorStoreIndex
@@ -99,11 +101,11 @@ async def test_react_agent_on_the_memlora_llm_with_memlora_memory(tmp_path, stre
     agent = ReActAgent(tools=[], llm=MemLoRALLM(generator=model), streaming=streaming)
     # ReActAgent drops a leading system message, so the memories ride on the user message
     memory = MemLoRAMemory.from_defaults(engine, user_id="alice", session_id="monday", insert_method="user")
-    response = await agent.run("I live in Oslo", memory=memory)
+    response = await agent.run(user_msg="I live in Oslo", memory=memory)
     assert "Happy to help." in str(response)
     assert len(extraction_calls(model)) == 1
     later = MemLoRAMemory.from_defaults(engine, user_id="alice", session_id="tuesday", insert_method="user")
-    await agent.run("Where do I live?", memory=later)
+    await agent.run(user_msg="Where do I live?", memory=later)
     last_chat = [c for c in model.calls if c.operation.value == "generation"][-1]
     assert "- I live in Oslo" in last_chat.messages[-1]["content"]
     assert last_chat.messages[-1]["content"].endswith("Where do I live?")
@@ -118,10 +120,63 @@ async def test_function_agent_tool_turns_are_one_extraction(engine, generator) -
     llm = MockFunctionCallingLLMWithChatMemoryOfLastCall()
     agent = FunctionAgent(tools=[FunctionTool.from_defaults(book_table)], llm=llm)
     memory = MemLoRAMemory.from_defaults(engine, user_id="alice")
-    await agent.run("Book me a table, I am vegetarian", memory=memory)
+    await agent.run(user_msg="Book me a table, I am vegetarian", memory=memory)
     assert len(extraction_calls(generator)) == 1
     history = memory.get_all()
     assert [m.role.value for m in history] == ["user", "assistant", "tool", "assistant"]
     assert isinstance(history[1].blocks[0], ToolCallBlock)
-    await agent.run("Anything else?", memory=memory)
+    await agent.run(user_msg="Anything else?", memory=memory)
     assert "- Book me a table, I am vegetarian" in "\n".join(m.content or "" for m in llm.last_chat_messages)
+
+
+async def test_an_agent_context_holding_the_memory_is_saved_and_restored(engine, generator) -> None:
+    from llama_index.core.workflow import Context
+
+    llm = MockFunctionCallingLLMWithChatMemoryOfLastCall()
+    agent = FunctionAgent(tools=[], llm=llm)
+    ctx = Context(agent)
+    await agent.run(user_msg="I live in Oslo", memory=MemLoRAMemory.from_defaults(engine, user_id="alice"), ctx=ctx)
+    saved = json.loads(json.dumps(ctx.to_dict()))  # what a server would store between requests
+    restored = Context.from_dict(agent, saved)
+    await agent.run(user_msg="Where do I live?", ctx=restored)
+    seen = [m.content for m in llm.last_chat_messages]
+    assert "I live in Oslo" in seen and "Where do I live?" in seen  # the same session buffer
+    memory = await restored.store.get("memory")
+    assert isinstance(memory, MemLoRAMemory) and memory.engine is engine
+
+
+def test_a_chat_engine_system_prompt_and_the_memories_reach_the_model_as_one_system_message(engine) -> None:
+    model = ScriptedGenerator({"generation": ["Oslo."]})
+    engine.add("I live in Oslo", user_id="alice", infer=False)
+    chat = SimpleChatEngine.from_defaults(llm=MemLoRALLM(generator=model), system_prompt="Be brief.",
+                                          memory=MemLoRAMemory.from_defaults(engine, user_id="alice"))
+    chat.chat("Where do I live?")
+    sent = model.calls[-1].messages
+    assert [m["role"] for m in sent] == ["system", "user"]
+    assert sent[0]["content"].startswith("Be brief.\n\n") and "- I live in Oslo" in sent[0]["content"]
+
+
+async def test_an_agent_system_prompt_and_the_memories_reach_the_model_as_one_system_message(tmp_path) -> None:
+    from memlora_engine import Memory, MemoryConfig
+    from memlora_engine.testing import DeterministicEmbedder
+
+    model = react_model()
+    engine = Memory(MemoryConfig(store="memory", data_dir=tmp_path), generator=model, embedder=DeterministicEmbedder())
+    engine.add("I live in Oslo", user_id="alice", infer=False)
+    agent = ReActAgent(tools=[], llm=MemLoRALLM(generator=model), system_prompt="You are Ada.")
+    await agent.run(user_msg="Where do I live?", memory=MemLoRAMemory.from_defaults(engine, user_id="alice"))
+    sent = [c for c in model.calls if c.operation.value == "generation"][-1].messages
+    assert [m["role"] for m in sent].count("system") == 1 and sent[0]["role"] == "system"
+    assert "- I live in Oslo" in sent[0]["content"]
+
+
+def test_docs_call_agents_with_user_msg() -> None:
+    # agent.run("...", memory=...) is the positional form LlamaIndex moved away from.
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    files = [*root.glob("docs/*.md"), root / "README.md", *root.glob("cookbook/*.ipynb"),
+             *root.glob("memlora_integrations/**/*.py")]
+    positional = re.compile(r"""agent\.run\(\s*\\?["']""")
+    assert [str(f.relative_to(root)) for f in files if positional.search(f.read_text(encoding="utf-8"))] == []

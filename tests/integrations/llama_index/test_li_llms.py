@@ -96,3 +96,21 @@ def test_any_object_with_generate_is_a_generator() -> None:
             return False
 
     assert MemLoRALLM(generator=Fixed()).complete("hi").text == "ok"
+
+
+def test_system_messages_are_folded_into_one() -> None:
+    gen = ScriptedGenerator({"generation": ["ok"]})
+    MemLoRALLM(generator=gen).chat([ChatMessage(role="system", content="Be brief."), ChatMessage(role="system", content="Facts: x"),
+                                    ChatMessage(role="user", content="hi")])
+    assert gen.calls[0].messages == [{"role": "system", "content": "Be brief.\n\nFacts: x"},
+                                     {"role": "user", "content": "hi"}]
+
+
+async def test_function_agent_refuses_it_with_a_clear_error() -> None:
+    # The documented decision: no LlamaIndex function calling (use ReActAgent, or ChatMemLoRA in LangChain).
+    from llama_index.core.agent.workflow import FunctionAgent
+
+    llm = MemLoRALLM(generator=ScriptedGenerator({"generation": ["ok"]}))
+    assert not llm.metadata.is_function_calling_model
+    with pytest.raises(Exception, match="FunctionCallingLLM"):
+        await FunctionAgent(tools=[], llm=llm).run(user_msg="hi")

@@ -14,7 +14,7 @@ from llama_index.core.memory import BaseMemory
 from llama_index.core.schema import BaseComponent
 
 import memlora_integrations.llama_index as li
-from memlora_engine import AsyncMemory, GeneratorError, Memory, MemoryConfig, ScopeError
+from memlora_engine import AsyncMemory, ConfigError, GeneratorError, Memory, MemoryConfig, ScopeError
 from memlora_engine.testing import DeterministicEmbedder, ScriptedGenerator
 from memlora_integrations.llama_index import MemLoRAMemory
 
@@ -129,7 +129,8 @@ def test_token_limit_counts_initial_tokens_and_keeps_whole_turns(engine) -> None
     assert len(memory.get(initial_token_count=0)) == 1 + 5
     window = memory.get(initial_token_count=10)[1:]  # room for 6 to 7 words: drop the first turn whole
     assert texts(window) == [("user", "six seven"), ("assistant", "eight"), ("user", "nine ten")]
-    assert texts(memory.get(initial_token_count=100)[1:]) == [("user", "nine ten")]  # the latest always stays
+    # over budget even for the newest message: nothing, as LlamaIndex's ChatMemoryBuffer (never more than the limit)
+    assert memory.get(initial_token_count=100) == []
 
 
 def test_max_messages_bounds_the_window(engine) -> None:
@@ -341,3 +342,55 @@ def test_insert_method_user_puts_memories_in_front_of_the_last_user_message(engi
     assert [m.role.value for m in got] == ["user", "assistant", "user"]
     assert "- I live in Oslo" in got[-1].content and got[-1].content.endswith("Where do I live?")
     assert memory.get_all()[-1].content == "Where do I live?"
+
+
+# -- token budget: never more than the limit, never a tool result without its call ------------
+@pytest.mark.parametrize("limit", [1, 2, 3, 5, 8, 13, 30])
+@pytest.mark.parametrize("initial", [0, 4])
+def test_get_never_returns_more_than_the_token_limit(engine, limit, initial) -> None:
+    memory = MemLoRAMemory.from_defaults(engine, user_id="alice", token_limit=limit, k=3)
+    turn(memory, "I live in Oslo near the fjord", "Lovely place to live")
+    turn(memory, "I drink green tea", "Good choice")
+    memory.put(user("Where do I live?"))
+    returned = memory.get(initial_token_count=initial)
+    assert sum(len((m.content or "").split()) for m in returned) <= max(limit - initial, 0)
+
+
+def test_a_trimmed_window_never_starts_with_a_tool_result(engine) -> None:
+    memory = MemLoRAMemory.from_defaults(engine, user_id="alice", token_limit=4, ingest=False)
+    memory.put(user("Book a table in Oslo for two people tonight please"))
+    memory.put_messages([
+        ChatMessage(role="assistant", blocks=[ToolCallBlock(tool_call_id="c1", tool_name="book", tool_kwargs={})]),
+        ChatMessage(role="tool", content="booked", additional_kwargs={"tool_call_id": "c1"}),
+        assistant("Done, booked."),
+    ])
+    window = memory.get(input="zzz")
+    assert window and all(m.role != MessageRole.TOOL for m in window)
+    assert texts(window)[-1] == ("assistant", "Done, booked.")
+
+
+# -- serialisation: an agent Context holding the memory can be saved and restored ----------------
+def test_to_dict_from_dict_round_trip_in_this_process(engine) -> None:
+    memory = MemLoRAMemory.from_defaults(engine, user_id="alice", session_id="s1", k=2)
+    turn(memory, "I live in Oslo")
+    restored = MemLoRAMemory.from_dict(json.loads(json.dumps(memory.to_dict())))
+    assert restored.engine is engine and (restored.session_id, restored.k, restored.scope) == ("s1", 2, {"user_id": "alice"})
+    assert texts(restored.get_all()) == [("user", "I live in Oslo"), ("assistant", "Got it.")]
+    other = Memory(MemoryConfig(store="memory"), generator=ScriptedGenerator(), embedder=DeterministicEmbedder())
+    assert MemLoRAMemory.from_dict(memory.to_dict(), memory=other).engine is other
+
+
+def test_from_dict_finds_an_engine_over_the_same_persistent_store(make_engine) -> None:
+    first = make_engine(persistent=True)
+    saved = MemLoRAMemory.from_defaults(first, user_id="alice").to_dict()
+    saved["engine"]["token"] = "from-another-process"
+    again = make_engine(persistent=True)  # what a new worker builds at start-up
+    MemLoRAMemory.from_defaults(again, user_id="bob")
+    assert MemLoRAMemory.from_dict(saved).engine in (first, again)
+
+
+def test_from_dict_without_a_matching_engine_says_what_to_do(engine) -> None:
+    saved = MemLoRAMemory.from_defaults(engine, user_id="alice").to_dict()
+    saved["engine"] = {"token": "gone", "config": {**saved["engine"]["config"], "store": "memory"}}
+    with pytest.raises(ConfigError, match="from_dict\\(data, memory=engine\\)"):
+        MemLoRAMemory.from_dict(saved)
