@@ -135,13 +135,14 @@ def uncovered_facts(
     decide nothing, so they cover nothing.
 
     With ``asked_alone`` (the output answers about this one fact), an accepted
-    UPDATE, DELETE or NONE naming an old memory decides the fact whatever its words:
-    the model chose what the fact does to that memory. An ADD still has to carry the
-    fact, so an old memory re-added in its place leaves the fact undecided.
+    UPDATE or DELETE of an old memory decides the fact whatever its words: the model
+    chose what the fact changes. An ADD or a NONE still has to carry the fact (a NONE
+    writes the fact it found known), so an old memory re-added or declared known in
+    its place leaves the fact undecided.
     """
     refused = {id(r.op) for r in rejected}
     if asked_alone and any(
-        id(op) not in refused and _event(op.event) in (Event.UPDATE, Event.DELETE, Event.NONE) and (op.id or "") in id_map
+        id(op) not in refused and _event(op.event) in (Event.UPDATE, Event.DELETE) and (op.id or "") in id_map
         for op in ops
     ):
         return []

@@ -271,14 +271,20 @@ class Repository:
         dropped_images: list[str] = []
         batch_hashes: set[str] = set()
         # The deterministic ids of the ADDs that already name a memory, with that memory's hash.
-        ids = [new_memory_id(scope, text_hash(op.text)) for op in planned if op.event is Event.ADD and op.text]
+        # An image memory's id also names its photo: two photos that read alike are two memories.
+        image_id = metadata.get("image_id")
+
+        def id_of(digest: str) -> str:
+            return new_memory_id(scope, digest if image_id is None else f"{digest}\n{image_id}")
+
+        ids = [id_of(text_hash(op.text)) for op in planned if op.event is Event.ADD and op.text]
         taken = {r.id: r.hash for r in self.store.fetch(scope, ids)} if ids else {}
         targeted = {op.target.id for op in planned if op.target is not None}
         for op in planned:
             if op.event is Event.ADD:
                 assert op.text is not None
                 digest = text_hash(op.text)
-                memory_id = new_memory_id(scope, digest)
+                memory_id = id_of(digest)
                 if digest in batch_hashes or (not checked and self.store.ids_with_hash(scope, digest)):
                     continue  # an exact duplicate is stored once
                 if memory_id in targeted or memory_id in taken:
