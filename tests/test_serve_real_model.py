@@ -84,11 +84,15 @@ def test_memory_on_the_served_experts(served) -> None:
     assert all(generator.has_adapter(op) for op in (Operation.EXTRACTION, Operation.UPDATE, Operation.GENERATION))
     config = MemoryConfig(store="memory", max_new_tokens={"extraction": 64, "update": 96, "generation": 16})
     memory = Memory(config, generator=generator, embedder=DeterministicEmbedder())
-    first = memory.add([{"role": "user", "content": "My name is Alice and I live in Paris. I work as a nurse."}],
+    # A turn with the assistant's reply, as the extraction expert was trained on (a lone user
+    # message often yields no fact from the shipped expert; docs/training.md).
+    first = memory.add([{"role": "user", "content": "My name is Alice and I live in Paris. I work as a nurse."},
+                        {"role": "assistant", "content": "Got it."}],
                        user_id="alice", timestamp="2026-03-01T10:00:00")
     assert first.failures == []  # JSON valid through response_format
     assert memory.get_all(user_id="alice")
-    second = memory.add([{"role": "user", "content": "I moved from Paris to Berlin last week."}],
+    second = memory.add([{"role": "user", "content": "I moved from Paris to Berlin last week."},
+                         {"role": "assistant", "content": "Got it."}],
                         user_id="alice", timestamp="2026-04-01T10:00:00")
     assert second.failures == []
     answer = memory.answer("Where does Alice live?", user_id="alice")

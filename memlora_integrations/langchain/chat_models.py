@@ -9,7 +9,7 @@ from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import tool_call, tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
@@ -103,6 +103,11 @@ class ChatMemLoRA(BaseChatModel):
     """Cut the answer at the first of these strings."""
     streaming: bool = False
     """Stream through ``invoke`` as well (LangChain's standard flag)."""
+    max_tool_rounds: int | None = Field(default=1, ge=1)
+    """With tools bound and ``tool_choice="auto"``: once the messages since the last user
+    message hold this many tool results, the reply must be an answer. The 270M experts
+    tend to call a tool again after its result (an agent then loops to its recursion
+    limit), so by default they answer after one round; None lets the model decide."""
 
     @field_validator("generator")
     @classmethod
@@ -208,10 +213,10 @@ class ChatMemLoRA(BaseChatModel):
         prompt = one_system_message(to_prompt(messages))  # chat templates such as Gemma's take one
         if kwargs.get("tools"):
             tools = [ToolSpec.from_openai(t) for t in kwargs["tools"]]
-            return tool_call_request(
-                prompt, tools, kwargs.get("tool_choice") or "auto", max_new_tokens=max_tokens,
-                metadata=metadata,
-            )
+            choice = kwargs.get("tool_choice") or "auto"
+            if choice == "auto" and self.max_tool_rounds is not None and _tool_results_this_turn(messages) >= self.max_tool_rounds:
+                choice = "none"
+            return tool_call_request(prompt, tools, choice, max_new_tokens=max_tokens, metadata=metadata)
         return GenerationRequest(
             operation=Operation.GENERATION,
             messages=prompt,
@@ -289,6 +294,16 @@ class ChatMemLoRA(BaseChatModel):
                 chunk_position="last",
             )
         )
+
+
+def _tool_results_this_turn(messages: Sequence[BaseMessage]) -> int:
+    """How many tool results follow the last user message."""
+    count = 0
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            break
+        count += isinstance(message, ToolMessage)
+    return count
 
 
 def _tool_choice(choice: dict[str, Any] | str | bool | None) -> str:

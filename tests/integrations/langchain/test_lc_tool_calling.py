@@ -184,3 +184,32 @@ def test_a_broken_reply_is_a_model_output_error_keeping_the_text():
 def test_unknown_tool_choice_is_refused():
     with pytest.raises(ValueError, match="tool_choice"):
         ChatMemLoRA(generator=ScriptedGenerator({"generation": ["x"]})).bind_tools([get_weather], tool_choice="nope")
+
+
+def calls_a_tool_whenever_it_may(request: GenerationRequest) -> str:
+    """Plays the 270M experts: a call whenever the schema admits one, even after a tool result."""
+    variants = request.json_schema.get("anyOf", [request.json_schema])
+    if any("tool" in v["properties"] for v in variants):
+        return json.dumps({"tool": "get_weather", "arguments": {"city": "Lisbon"}})
+    return json.dumps({"answer": "Sunny in Lisbon."})
+
+
+def test_an_agent_on_a_tool_happy_model_answers_after_one_round():
+    agent = create_agent(model=ChatMemLoRA(generator=schema_checked(calls_a_tool_whenever_it_may)),
+                         tools=[get_weather, get_time])
+    result = agent.invoke({"messages": [{"role": "user", "content": "Weather in Lisbon?"}]}, {"recursion_limit": 8})
+    assert [m.type for m in result["messages"]] == ["human", "ai", "tool", "ai"]
+    assert result["messages"][-1].content == "Sunny in Lisbon."
+
+
+def test_max_tool_rounds_none_lets_the_model_decide():
+    from langgraph.errors import GraphRecursionError
+
+    llm = ChatMemLoRA(generator=schema_checked(calls_a_tool_whenever_it_may), max_tool_rounds=None)
+    agent = create_agent(model=llm, tools=[get_weather, get_time])
+    with pytest.raises(GraphRecursionError):  # the model never stops calling
+        agent.invoke({"messages": [{"role": "user", "content": "Weather in Lisbon?"}]}, {"recursion_limit": 8})
+    two_rounds = create_agent(model=ChatMemLoRA(generator=schema_checked(calls_a_tool_whenever_it_may),
+                                                max_tool_rounds=2), tools=[get_weather])
+    result = two_rounds.invoke({"messages": [{"role": "user", "content": "Weather?"}]}, {"recursion_limit": 8})
+    assert [m.type for m in result["messages"]] == ["human", "ai", "tool", "ai", "tool", "ai"]
