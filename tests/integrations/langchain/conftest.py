@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import warnings
-from pathlib import Path
 
 import pytest
 
-FAKES_PATH = Path(__file__).with_name("lc_fakes.py")
-
-
-def _load_fakes():
-    # Loaded by path so the tests do not depend on pytest's import mode.
-    if "lc_fakes" in sys.modules:
-        return sys.modules["lc_fakes"]
-    spec = importlib.util.spec_from_file_location("lc_fakes", FAKES_PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["lc_fakes"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fakes = _load_fakes()
+fakes = sys.modules["lc_fakes"]  # loaded by tests/integrations/conftest.py
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
+
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
 from memlora_engine import GenerationRequest, Memory, MemoryConfig
 from memlora_engine.testing import DeterministicEmbedder, ScriptedGenerator
@@ -46,3 +49,16 @@ def build_memory(data_dir=None) -> Memory:
     """A real engine: on disk under ``data_dir``, else in memory."""
     config = MemoryConfig(store="persistent", data_dir=data_dir) if data_dir else MemoryConfig(store="memory")
     return Memory(config, generator=echo_generator(), embedder=DeterministicEmbedder())
+
+
+class RecordingChatModel(GenericFakeChatModel):
+    """A fake chat model that keeps the messages of every call; ``bind_tools`` is a no-op."""
+
+    seen: list = []
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs: Any):
+        self.seen.append(list(messages))
+        return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+    def bind_tools(self, tools, **kwargs: Any):
+        return self

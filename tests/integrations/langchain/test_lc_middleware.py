@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from langchain.agents import create_agent
 from langchain.agents.middleware import AgentMiddleware
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.tools import tool
+from lc_fakes import RecordingChatModel  # loaded by tests/integrations/conftest.py
 
 from memlora_engine import ScopeError
 from memlora_integrations.langchain import MemLoRAMiddleware
-
-
-class RecordingChatModel(GenericFakeChatModel):
-    """A fake chat model that keeps the messages of every call; ``bind_tools`` is a no-op."""
-
-    seen: list = []
-
-    def _generate(self, messages, stop=None, run_manager=None, **kwargs: Any):
-        self.seen.append(list(messages))
-        return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
-
-    def bind_tools(self, tools, **kwargs: Any):
-        return self
 
 
 def model(*replies: AIMessage) -> RecordingChatModel:

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 
-# The LangChain tests' scripted model, loaded by path under the same module name as there.
-FAKES_PATH = Path(__file__).parents[1] / "langchain" / "lc_fakes.py"
-
-
-def _load_fakes():
-    if "lc_fakes" in sys.modules:
-        return sys.modules["lc_fakes"]
-    spec = importlib.util.spec_from_file_location("lc_fakes", FAKES_PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["lc_fakes"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fakes = _load_fakes()
+# The LangChain tests' scripted model (loaded by tests/integrations/conftest.py).
+fakes = sys.modules["lc_fakes"]
 
 
 @pytest.fixture

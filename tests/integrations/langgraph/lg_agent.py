@@ -11,8 +11,8 @@ from typing import Any
 
 from langchain.agents import create_agent
 from langchain.tools import ToolRuntime, tool
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
+from lc_fakes import RecordingChatModel  # loaded before this module (conftest, or the child process)
 
 from memlora_integrations.langchain import MemLoRAMiddleware
 from memlora_integrations.langgraph import MemLoRAStore
@@ -23,19 +23,6 @@ NAMESPACES = [("memories", "{user_id}")]
 @dataclass
 class Context:
     user_id: str
-
-
-class ScriptedChatModel(GenericFakeChatModel):
-    """Replays ``messages``; keeps what each call was sent; ``bind_tools`` keeps the model as is."""
-
-    seen: list = []
-
-    def _generate(self, messages, stop=None, run_manager=None, **kwargs: Any):
-        self.seen.append(list(messages))
-        return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
-
-    def bind_tools(self, tools, **kwargs: Any):
-        return self
 
 
 def call(name: str, **args: Any) -> AIMessage:
@@ -59,7 +46,7 @@ def recall_memories(query: str, runtime: ToolRuntime[Context]) -> str:
 
 def build_agent(memory, *replies: AIMessage, checkpointer=None):
     """The agent over ``memory``: the store for the tools, the middleware for recall and ingestion."""
-    model = ScriptedChatModel(messages=iter(replies), seen=[])
+    model = RecordingChatModel(messages=iter(replies), seen=[])
     agent = create_agent(
         model,
         tools=[save_memory, recall_memories],
