@@ -45,6 +45,14 @@ __all__ = ["Memory", "text_hash"]
 logger = logging.getLogger(__name__)
 
 
+def _memory_text(text: object) -> str:
+    """``text`` stripped, if it can be a memory's text (``update``, ``put``); else InvalidInputError."""
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidInputError("text must be a non-empty string")
+    check_text(text, "text")
+    return text.strip()
+
+
 def _default_store(cfg: MemoryConfig) -> ChromaStore:
     """The Chroma store ``cfg`` names: in memory, on a server, or embedded in the data directory."""
     if cfg.store == "memory":
@@ -378,12 +386,8 @@ class Memory:
     def update(self, memory_id: str, text: str, *, user_id: str | None = None, agent_id: str | None = None,
                run_id: str | None = None, metadata: dict[str, Any] | None = None) -> MemoryEvent:
         """Replace a memory's text (and merge ``metadata``)."""
-        scope = Scope(user_id, agent_id, run_id)
-        if not isinstance(text, str) or not text.strip():
-            raise InvalidInputError("text must be a non-empty string")
-        check_text(text, "text")
-        meta = validate_metadata(metadata)
-        return self._repo.update(scope, memory_id, text.strip(), meta, self._clock)
+        return self._repo.update(Scope(user_id, agent_id, run_id), memory_id, _memory_text(text),
+                               validate_metadata(metadata), self._clock)
 
     def put(self, memory_id: str, text: str, *, user_id: str | None = None, agent_id: str | None = None,
             run_id: str | None = None, metadata: dict[str, Any] | None = None) -> MemoryEvent:
@@ -394,12 +398,8 @@ class Memory:
         No duplicate check: two ids may hold the same text. Recorded in the history
         like every write.
         """
-        scope = Scope(user_id, agent_id, run_id)
-        if not isinstance(text, str) or not text.strip():
-            raise InvalidInputError("text must be a non-empty string")
-        check_text(text, "text")
-        meta = validate_metadata(metadata)
-        return self._repo.put(scope, memory_id, text.strip(), meta, self._clock)
+        return self._repo.put(Scope(user_id, agent_id, run_id), memory_id, _memory_text(text),
+                               validate_metadata(metadata), self._clock)
 
     def delete(self, memory_id: str, *, user_id: str | None = None, agent_id: str | None = None,
                run_id: str | None = None) -> MemoryEvent:
