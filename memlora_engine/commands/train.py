@@ -71,6 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="torch threads (default: all usable cores)")
     parser.add_argument("--device", default="cpu", help="torch device: cpu | cuda")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init-adapter", default=None,
+                        help="warm start from this saved adapter directory (same rank and target modules; "
+                             "fresh optimizer and schedule: pass another --seed than its run)")
     parser.add_argument("--max-empty-share", type=float,
                         help='extraction: at most this share of training windows with {"facts": []} (default: all kept)')
     parser.add_argument("--warmup-steps", type=int, default=5)
@@ -192,6 +195,7 @@ def _run(args: argparse.Namespace) -> int:
         max_steps=args.max_steps, eval_every=args.eval_every, patience=args.patience, val_examples=args.val_examples,
         max_length=args.max_length, warmup_steps=args.warmup_steps, dtype=args.dtype, autocast=args.autocast,
         num_threads=args.threads, seed=args.seed, max_empty_share=args.max_empty_share, device=args.device,
+        init_adapter=args.init_adapter,
     )
     train, val, data = _vqa_data(args) if vqa else _text_data(args)
     if args.out:

@@ -64,6 +64,10 @@ class TrainConfig:
         num_threads: torch threads (default: all usable cores).
         device: torch device of the model and batches (``"cpu"``, ``"cuda"``). On a GPU
             a resumed run is not bit-identical (the CUDA dropout RNG is not checkpointed).
+        init_adapter: warm start: a saved LoRA adapter directory (``adapter_model.safetensors``
+            of the same rank and target modules) whose weights the run starts from, with a
+            fresh optimizer and schedule. A run that resumes from its own checkpoint ignores it.
+            Use another ``seed`` than the earlier run so the batches come in another order.
     """
 
     operation: str
@@ -89,6 +93,7 @@ class TrainConfig:
     max_empty_share: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
+    init_adapter: str | None = None
 
     def __post_init__(self) -> None:
         try:

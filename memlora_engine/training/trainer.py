@@ -318,8 +318,11 @@ def train_adapter(
                      if line.strip() and json.loads(line)["step"] <= state["step"]]
             log_path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         logger.info("resumed %s at step %d", out, state["step"])
-    elif log_path.exists():
-        log_path.unlink()
+    else:
+        if log_path.exists():
+            log_path.unlink()
+        if config.init_adapter:
+            _warm_start(peft, model, Path(config.init_adapter))
 
     def log(record: dict[str, Any]) -> None:
         with log_path.open("a", encoding="utf-8") as handle:
@@ -398,6 +401,25 @@ def train_adapter(
     plot_log(log_path, out / "loss.png", f"{config.operation} (lr {config.learning_rate:g}, bs {config.batch_size})")
     result_path.write_text(json.dumps(result.to_dict(), indent=1), encoding="utf-8")
     return result
+
+
+def _warm_start(peft: Any, model: Any, directory: Path) -> None:
+    """Load a saved adapter's weights into the fresh LoRA model; every LoRA weight must be set."""
+    if not (directory / "adapter_model.safetensors").is_file():
+        raise ConfigError(f"init_adapter {directory} holds no adapter_model.safetensors")
+    unfit = f"init_adapter {directory} does not fit this run (rank, target modules, base model)"
+    expected = {name for name, p in model.named_parameters() if p.requires_grad}
+    try:
+        result = peft.set_peft_model_state_dict(model, _read_adapter_weights(directory))
+    except RuntimeError as exc:  # torch's size mismatch: another rank or base model
+        raise ConfigError(f"{unfit}: {str(exc).splitlines()[-1].strip()}") from exc
+    # peft reports the model's keys the file did not set; a LoRA weight among them means
+    # other target modules.
+    missing = sorted(key for key in result.missing_keys if key in expected)
+    if missing or result.unexpected_keys:
+        raise ConfigError(f"{unfit}: {len(missing)} LoRA weights not in the file (e.g. {missing[:1]}), "
+                          f"{len(result.unexpected_keys)} file weights not in the model "
+                          f"(e.g. {list(result.unexpected_keys)[:1]})")
 
 
 def _read_adapter_weights(directory: Path) -> dict[str, Any]:

@@ -96,6 +96,37 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, tiny):
                       tokenizer=tokenizer, progress=False)
 
 
+def test_a_warm_start_begins_where_the_saved_adapter_ended(tmp_path, tiny):
+    model, tokenizer = tiny()
+    first = train_adapter(_config(), _examples(24), _examples(6, 100), tmp_path / "first", model=model,
+                          tokenizer=tokenizer, progress=False)
+    model, tokenizer = tiny()  # a fresh base model, as in a new process
+    warm = train_adapter(_config(init_adapter=str(tmp_path / "first" / "best"), seed=1, max_steps=4, eval_every=4),
+                         _examples(24), _examples(6, 100), tmp_path / "warm", model=model, tokenizer=tokenizer,
+                         progress=False)
+    # Step 0 is scored before any update: it is the saved adapter's loss, not the base model's.
+    assert warm.base_val_loss == pytest.approx(first.best_val_loss, rel=1e-4)
+    assert warm.base_val_loss < first.base_val_loss - 0.25
+
+
+def test_a_warm_start_from_an_adapter_of_another_shape_is_refused(tmp_path, tiny):
+    model, tokenizer = tiny()
+    train_adapter(_config(max_steps=1, eval_every=1), _examples(4), _examples(2, 100), tmp_path / "r16", model=model,
+                  tokenizer=tokenizer, progress=False)
+    model, tokenizer = tiny()
+    with pytest.raises(ValueError, match="does not fit this run"):
+        train_adapter(_config(rank=8, init_adapter=str(tmp_path / "r16" / "best")), _examples(4), _examples(2, 100),
+                      tmp_path / "r8", model=model, tokenizer=tokenizer, progress=False)
+    model, tokenizer = tiny()
+    with pytest.raises(ValueError, match="does not fit this run"):
+        train_adapter(_config(target_modules=["q_proj", "v_proj"], init_adapter=str(tmp_path / "r16" / "best")),
+                      _examples(4), _examples(2, 100), tmp_path / "qv", model=model, tokenizer=tokenizer, progress=False)
+    model, tokenizer = tiny()
+    with pytest.raises(ValueError, match="no adapter_model.safetensors"):
+        train_adapter(_config(init_adapter=str(tmp_path)), _examples(4), _examples(2, 100), tmp_path / "none",
+                      model=model, tokenizer=tokenizer, progress=False)
+
+
 def test_early_stopping(tmp_path, tiny):
     model, tokenizer = tiny()
     config = _config(learning_rate=1e-9, max_steps=40, eval_every=2, patience=2, warmup_steps=1)
