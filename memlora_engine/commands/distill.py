@@ -8,6 +8,8 @@ Examples::
     memlora distill --data locomo_dev.json --split train --teacher-url http://127.0.0.1:8000/v1 \\
         --teacher-model qwen3-8b --teacher-ops extraction,update
     memlora distill --data locomo_dev.json --split train,validation --synthetic-update 1200
+    memlora distill --data locomo_dev.json --conversations conv-41 --out data-checked \
+        --outcome-check results/update_bench/candidate_perfact200
     memlora distill --check-labeler tests/training/data/update_cases.jsonl
 """
 
@@ -53,6 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--synthetic-seed", type=int, default=0, help="seed of the synthetic update examples")
     parser.add_argument("--synthetic-per-fact", action="store_true",
                         help="one new fact per synthetic example, as the engine's update step asks (one call per fact)")
+    parser.add_argument("--outcome-check", metavar="ADAPTER_DIR",
+                        help="outcome-checked update labels: put every update call to the rule labeler and to this "
+                             "update adapter; where they disagree, keep the decision whose answers (the shipped "
+                             "generation expert on the session's LoCoMo questions) score best (docs/training.md)")
+    parser.add_argument("--threads", type=int, help="torch threads of the model behind --outcome-check")
     parser.add_argument("--check-labeler", metavar="CASES",
                         help="only report the update labeler's agreement with hand-labelled JSONL cases")
 
@@ -83,7 +90,26 @@ def _teachers(args: argparse.Namespace, embedder: Any, out: Path) -> dict[str, A
             if op not in teachers:
                 raise ConfigError(f"unknown operation {op!r} in --teacher-ops")
             teachers[op] = remote
+    if args.outcome_check:
+        teachers["update"] = _outcome_checked(args, teachers["update"], embedder)
     return teachers
+
+
+def _outcome_checked(args: argparse.Namespace, labeler: Any, embedder: Any) -> Any:
+    """The labeler and the ``--outcome-check`` adapter, disagreements settled by the generation expert's answers."""
+    from memlora_engine.adapters import shipped_adapters
+    from memlora_engine.backbone import DEFAULT_MODEL, load_backbone
+    from memlora_engine.errors import ConfigError
+    from memlora_engine.teachers import GeneratorTeacher
+    from memlora_engine.training.outcome import OutcomeCheckedTeacher
+
+    adapter = Path(args.outcome_check)
+    if not (adapter / "adapter_config.json").is_file():
+        raise ConfigError(f"--outcome-check wants an update adapter directory, got {adapter}")
+    adapters: dict[str, Any] = {**shipped_adapters(DEFAULT_MODEL), "update": adapter}
+    backbone = load_backbone(DEFAULT_MODEL, adapters=adapters, num_threads=args.threads)
+    candidate = GeneratorTeacher(backbone, name=f"update-adapter:{adapter.name}")
+    return OutcomeCheckedTeacher([labeler, candidate], backbone, embedder)
 
 
 def _check_labeler(args: argparse.Namespace) -> int:
@@ -142,6 +168,11 @@ def run(args: argparse.Namespace) -> int:
         )
         manifest["source"] = Path(args.data).name
         (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+        checked = {k: v["outcome_check"] for k, v in manifest["conversations"].items() if "outcome_check" in v}
+        for sample_id, counts in checked.items():
+            print(f"outcome check {sample_id}: {counts['changed']} labels changed of {counts['calls']} update calls "
+                  f"({counts['disagreements']} disagreements checked, {counts['ties']} ties, "
+                  f"{counts['unchecked']} without a question, {counts['questions']} answers)")
         print(f"distilled data: {out}")
         if args.synthetic_update > 0:
             _synthetic(args, selected, out)

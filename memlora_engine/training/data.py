@@ -44,6 +44,7 @@ from memlora_engine.errors import ModelOutputError
 from memlora_engine.operations import TRAINED_OPERATIONS
 from memlora_engine.teachers import Teacher, TeacherCall, TeacherGenerator
 from memlora_engine.training.cleaning import clean_output, prompt_values
+from memlora_engine.training.outcome import OutcomeCheckedTeacher, OutcomeCheckReport
 from memlora_engine.types import Operation
 
 __all__ = [
@@ -143,17 +144,26 @@ def _example(call: TeacherCall, conversation: str, number: int) -> dict[str, Any
 
 @dataclass
 class DistillReport:
-    """Counts per operation: examples kept, teacher answers that could not be cleaned."""
+    """Counts per operation: examples kept, teacher answers that could not be cleaned.
+
+    ``outcome_check`` holds an outcome-checked update teacher's counts for the replay
+    (:class:`~memlora_engine.training.outcome.OutcomeCheckReport`), None without one.
+    """
 
     examples: dict[str, int] = field(default_factory=dict)
     unusable: dict[str, int] = field(default_factory=dict)
     events: dict[str, int] = field(default_factory=dict)
+    outcome_check: OutcomeCheckReport | None = None
 
     def merge(self, other: DistillReport) -> None:
         for mine, theirs in ((self.examples, other.examples), (self.unusable, other.unusable),
                              (self.events, other.events)):
             for key, value in theirs.items():
                 mine[key] = mine.get(key, 0) + value
+        if other.outcome_check is not None:
+            if self.outcome_check is None:
+                self.outcome_check = OutcomeCheckReport()
+            self.outcome_check.merge(other.outcome_check)
 
 
 def replay_conversation(
@@ -170,6 +180,9 @@ def replay_conversation(
 
     Questions are asked at the time of the last ingested session, as the harness does;
     category-5 (adversarial) questions and questions without an answer are skipped.
+    An :class:`~memlora_engine.training.outcome.OutcomeCheckedTeacher` as the update
+    teacher is told, before each window, the memories stored and the questions that can
+    judge its decisions (its report counts the labels it changed).
     """
     from memlora_engine.memory import Memory
 
@@ -187,11 +200,24 @@ def replay_conversation(
     report = DistillReport()
     facts_by_window = window_facts(conversation)
     sessions = conversation.sessions[:limit_sessions]
+    outcome = teacher_map.get(Operation.UPDATE)
+    if isinstance(outcome, OutcomeCheckedTeacher):
+        outcome.report = report.outcome_check = OutcomeCheckReport()  # this replay's counts
+    checkable = [qa for qa in conversation.qa if qa.category != 5 and qa.answer and qa.evidence]
+    seen: set[str] = set()
     with Memory(config, generator=generator, embedder=embedder) as memory:
         for session in sessions:
             for turns in session_windows(session):
                 key = tuple(t.dia_id for t in turns)
                 _set_current(teacher_map.get(Operation.EXTRACTION), facts_by_window.get(key, []))
+                seen.update(key)
+                if isinstance(outcome, OutcomeCheckedTeacher):
+                    # A decision made now is judged by the questions of this session whose
+                    # evidence has all been seen by now.
+                    outcome.focus(lambda: [r.text for r in memory.get_all(user_id=scope)],
+                                  [qa for qa in checkable
+                                   if session.index in qa.evidence_sessions and set(qa.evidence) <= seen],
+                                  session.date_time)
                 generator.context = {"session": session.index, "dia_ids": list(key)}
                 result = memory.add(window_messages(conversation, turns, captions=captions), user_id=scope,
                                     timestamp=session.date_time)
@@ -270,6 +296,11 @@ def build_distillation_data(
             _write_jsonl(path, examples.get(op.value, []))
         counts[conversation.sample_id] = {"examples": report.examples, "unusable": report.unusable,
                                           "events": report.events}
+        if report.outcome_check is not None:
+            checked = report.outcome_check.to_dict()
+            _write_jsonl(out / Operation.UPDATE.value / f"{conversation.sample_id}.outcome-changes.jsonl",
+                         checked.pop("changes"))
+            counts[conversation.sample_id]["outcome_check"] = checked
         out.mkdir(parents=True, exist_ok=True)
         manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
         if progress:
