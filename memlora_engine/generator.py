@@ -155,5 +155,10 @@ class SupportsStreaming(Protocol):
     """A generator that yields its text in chunks as it is decoded."""
 
     def stream(self, request: GenerationRequest) -> Iterator[str]:
-        """Yield the generated text of ``request`` piece by piece."""
+        """Yield the generated text of ``request`` piece by piece.
+
+        A generator function may end with ``return Generation(...)`` (the whole text
+        and its token counts) when it runs to the end; callers that read it (such as
+        ``ChatMemLoRA``'s usage metadata) take it with ``yield from``.
+        """
         ...

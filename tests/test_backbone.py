@@ -124,6 +124,20 @@ def test_stream_matches_generate(backbone):
     assert backbone.model.active_adapter in {"memlora_extraction", "memlora_update"}
 
 
+def test_a_stream_run_to_its_end_returns_the_generation_with_its_counts(backbone):
+    request = GenerationRequest(Operation.GENERATION, PROMPT, max_new_tokens=10)
+    stream = backbone.stream(request)
+    chunks = []
+    while True:
+        try:
+            chunks.append(next(stream))
+        except StopIteration as done:
+            streamed = done.value
+            break
+    assert streamed == backbone.generate(request)
+    assert streamed.text == "".join(chunks)
+
+
 def test_stream_closed_early_releases_the_lock(backbone):
     stream = backbone.stream(GenerationRequest(Operation.GENERATION, PROMPT, max_new_tokens=50))
     next(stream, None)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -237,18 +237,21 @@ class HFBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount, Suppo
         text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
         return Generation(text=text, input_tokens=prompt_length, output_tokens=int(new_tokens.shape[0]))
 
-    def stream(self, request: GenerationRequest) -> Iterator[str]:
+    def stream(self, request: GenerationRequest) -> Generator[str, None, Generation]:
         """Yield the generated text in chunks as it is decoded.
 
         Generation runs in a worker thread (holding the lock and the adapter scope);
-        closing the iterator early stops it at the next token.
+        closing the iterator early stops it at the next token. Run to the end, the
+        generator returns the whole :class:`Generation` with its token counts.
         """
         transformers = require("transformers", "hf")
         inputs = self._encode(request)
+        prompt_length = int(inputs["input_ids"].shape[1])
         kwargs = self._generate_kwargs(request, inputs)
         streamer = transformers.TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         stop = threading.Event()
         errors: list[BaseException] = []
+        outputs: list[Any] = []
 
         class _Stop(transformers.StoppingCriteria):  # type: ignore[name-defined]
             def __call__(self, input_ids: Any, scores: Any, **_: Any) -> bool:
@@ -257,24 +260,28 @@ class HFBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount, Suppo
         def work() -> None:
             try:
                 with self.operation(request.operation, use_adapter=request.use_adapter) as model:
-                    model.generate(
+                    outputs.append(model.generate(
                         **kwargs, streamer=streamer, stopping_criteria=transformers.StoppingCriteriaList([_Stop()])
-                    )
+                    ))
             except BaseException as exc:  # re-raised in the consumer thread
                 errors.append(exc)
                 streamer.end()
 
         worker = threading.Thread(target=work, name="memlora-stream", daemon=True)
         worker.start()
+        pieces = []
         try:
             for chunk in streamer:
                 if chunk:
+                    pieces.append(chunk)
                     yield chunk
         finally:
             stop.set()
             worker.join()
         if errors:
             raise GeneratorError(f"{self.name} failed on {request.operation.value}: {errors[0]}") from errors[0]
+        output_tokens = int(outputs[0].shape[1]) - prompt_length
+        return Generation(text="".join(pieces), input_tokens=prompt_length, output_tokens=output_tokens)
 
     # -- info -------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:

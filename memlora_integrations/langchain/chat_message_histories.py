@@ -47,6 +47,14 @@ class MemLoRAChatMessageHistory(BaseChatMessageHistory):
 
             pip install "memlora[langchain]"
 
+    Key init args:
+        memory: the engine ``Memory`` (its session buffer and long-term memory).
+        session_id: the conversation's buffer.
+        user_id / agent_id / run_id: the scope the ingested facts belong to.
+        max_messages: return only the newest messages (None: all).
+        ingest: ``"turns"``, ``"messages"`` or ``"off"`` (above).
+        infer: extract facts with the model (True) or store the turn's text as is.
+
     Instantiate:
         .. code-block:: python
 

@@ -18,7 +18,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, field_validator
 
-from memlora_engine import Generation, GenerationRequest, Memory, MissingDependencyError, Operation
+from memlora_engine import Generation, GenerationRequest, Memory, MissingDependencyError, ModelOutputError, Operation
 from memlora_engine.generator import SupportsStreaming, SupportsTokenCount
 from memlora_engine.messages import one_system_message
 from memlora_engine.tool_calls import ToolCall, ToolSpec, parse_tool_reply, require_tool_calling, tool_call_request
@@ -54,6 +54,19 @@ class ChatMemLoRA(BaseChatModel):
 
             pip install "memlora[langchain,hf]"
 
+    Key init args — completion params:
+        generator: the engine generator (the on-device backbone, or any object with
+            ``generate(request)``); :meth:`from_backbone` loads one.
+        max_tokens: upper bound on generated tokens (256 when None).
+        temperature: sampling hint passed to the backbone.
+        stop: cut the answer at the first of these strings.
+        max_tool_rounds: with tools bound, answer after this many rounds of tool
+            results per user message (1; None lets the model decide).
+
+    Key init args — client params:
+        model: the name reported in traces (alias ``model_name``). There is no client:
+            the model runs in this process (no timeout, retries or API key).
+
     Instantiate:
         .. code-block:: python
 
@@ -74,6 +87,13 @@ class ChatMemLoRA(BaseChatModel):
             for chunk in llm.stream("Tell me a short fact."):
                 print(chunk.content, end="")
 
+    Async:
+        .. code-block:: python
+
+            await llm.ainvoke("hi")  # runs the blocking generator in a worker thread
+            async for chunk in llm.astream("hi"):
+                print(chunk.content, end="")
+
     Tool calling:
         .. code-block:: python
 
@@ -83,10 +103,22 @@ class ChatMemLoRA(BaseChatModel):
             agent.invoke({"messages": [{"role": "user", "content": "Weather in Lisbon?"}]})
             llm.bind_tools([get_weather]).invoke("Weather in Lisbon?").tool_calls
 
+    Structured output:
+        .. code-block:: python
+
+            from pydantic import BaseModel
+
+            class Person(BaseModel):
+                name: str
+                age: int
+
+            llm.with_structured_output(Person).invoke("Ana is 31.")  # decoded under Person's schema
+
     Token usage:
         .. code-block:: python
 
             llm.invoke("hi").usage_metadata  # from the generator's token counts
+            # streamed: on the last chunk, when the backbone's stream ran to its end
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
@@ -237,10 +269,20 @@ class ChatMemLoRA(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         stops = stop or self.stop or []
-        generation: Generation = self.generator.generate(self._request(messages, kwargs))
+        request = self._request(messages, kwargs)
+        generation: Generation = self.generator.generate(request)
         calls = []
         if kwargs.get("tools"):  # JSON under the tools' schema: stop strings do not apply
-            text, call = self._tool_reply(generation.text, kwargs)
+            try:
+                text, call = self._tool_reply(generation.text, kwargs)
+            except ModelOutputError as exc:
+                if generation.output_tokens < request.max_new_tokens:
+                    raise
+                raise ModelOutputError(
+                    f"the tool-call reply was cut at max_tokens={request.max_new_tokens} before its JSON ended; "
+                    "raise max_tokens (a call's arguments, or a structured output, need room)",
+                    raw=generation.text, operation=exc.operation,
+                ) from exc
             if call is not None:
                 calls.append(tool_call(name=call.name, args=call.arguments, id=f"call_{uuid.uuid4().hex[:24]}"))
         else:
@@ -282,18 +324,37 @@ class ChatMemLoRA(BaseChatModel):
                 run_manager.on_llm_new_token(message.text, chunk=chunk)
             yield chunk
             return
-        for piece in _stop_stream(self.generator.stream(request), stop or self.stop or []):
+        tally = _Tally(self.generator.stream(request))
+        for piece in _stop_stream(iter(tally), stop or self.stop or []):
             chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
             if run_manager:
                 run_manager.on_llm_new_token(piece, chunk=chunk)
             yield chunk
+        finished = tally.result
         yield ChatGenerationChunk(
             message=AIMessageChunk(
                 content="",
+                usage_metadata=None if finished is None else _usage(finished.input_tokens, finished.output_tokens),
                 response_metadata={"model_name": self.model, "model_provider": "memlora"},
                 chunk_position="last",
             )
         )
+
+
+class _Tally:
+    """Iterates a generator's ``stream`` and keeps the :class:`Generation` it returns at its end.
+
+    The on-device backbone returns one (with token counts) when it runs to the end; a
+    stream cut by a stop string, or a generator that returns nothing, leaves ``None``.
+    """
+
+    def __init__(self, stream: Iterator[str]) -> None:
+        self._stream = stream
+        self.result: Generation | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        returned = yield from self._stream
+        self.result = returned if isinstance(returned, Generation) else None
 
 
 def _tool_results_this_turn(messages: Sequence[BaseMessage]) -> int:

@@ -42,6 +42,15 @@ class MemLoRAMiddleware(AgentMiddleware):
 
             pip install "memlora[langchain]"
 
+    Key init args:
+        memory: the engine ``Memory``.
+        user_id / agent_id / run_id: the scope read and fed (or ``context_scope``).
+        context_scope: scope fields read from the agent's runtime context per call.
+        k / filters / score_threshold: which memories reach the system message.
+        ingest / infer: remember the finished exchange, through the model or as is.
+        name: the middleware's name (default from its scope fields), so a user-scope
+            and an agent-scope instance can share an agent.
+
     Instantiate:
         .. code-block:: python
 

@@ -45,6 +45,13 @@ class MemLoRARetriever(BaseRetriever):
 
             pip install "memlora[langchain]"
 
+    Key init args:
+        memory: the engine ``Memory`` whose memories are searched.
+        user_id / agent_id / run_id: the scope searched (at least one).
+        k: how many memories to return (4); ``search_kwargs={"k": ...}`` is accepted too.
+        filters: metadata filter (``filter=`` and ``search_kwargs={"filter": ...}`` too).
+        score_threshold: drop memories below this cosine similarity.
+
     Instantiate:
         .. code-block:: python
 

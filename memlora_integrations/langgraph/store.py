@@ -78,6 +78,13 @@ class MemLoRAStore(BaseStore):
 
             pip install "memlora[langchain]"
 
+    Key init args:
+        memory: the engine ``Memory`` holding the items.
+        namespaces: namespace templates mapping to scopes (table above; None: the
+            whole namespace joined by "." is the ``user_id``).
+        index: LangGraph's index config; only ``fields`` is read (``dims`` accepted),
+            the engine's embedder embeds.
+
     Instantiate:
         .. code-block:: python
 

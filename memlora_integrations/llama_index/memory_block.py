@@ -59,6 +59,10 @@ class MemLoRAMemoryBlock(BaseMemoryBlock[str]):
         memory: the engine (a ``Memory``, or an ``AsyncMemory`` wrapping one).
         user_id, agent_id, run_id: the scope of the memories (at least one).
 
+    Under token pressure (a ``priority`` above 0 and ``Memory``'s ``token_limit``
+    exceeded), :meth:`atruncate` drops the least relevant memories first instead of
+    the whole block (LlamaIndex's default).
+
     Settings use the integrations' shared vocabulary (``k``, ``score_threshold``,
     ``ingest``, ``infer``); ``search_limit`` is a deprecated spelling of ``k``.
     """
@@ -105,6 +109,19 @@ class MemLoRAMemoryBlock(BaseMemoryBlock[str]):
         if not query.strip():
             return ""
         return await asyncio.to_thread(self._search, query)
+
+    async def atruncate(self, content: str, tokens_to_truncate: int) -> str | None:
+        """``content`` without its least relevant memories (its last lines), enough to save the tokens asked.
+
+        The block does not know ``Memory``'s tokenizer: a memory's words are counted as
+        its tokens, which most tokenizers exceed, so at least the asked-for tokens go.
+        None when no memory is left.
+        """
+        lines = content.splitlines()
+        saved = 0
+        while lines and saved < tokens_to_truncate:
+            saved += max(len(lines.pop().split()), 1)
+        return "\n".join(lines) or None
 
     async def _aput(self, messages: list[ChatMessage]) -> None:
         """Remember flushed messages, one engine ``add`` per user turn with its reply."""

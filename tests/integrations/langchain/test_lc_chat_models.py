@@ -58,6 +58,19 @@ def test_sends_a_generation_request_with_roles():
     assert request.messages[3]["content"] == "Tool result: 42"
 
 
+def test_a_prompt_with_two_system_messages_reaches_the_model_as_one():
+    # A prompt's instructions plus remembered facts as a second system message: Gemma's template takes one.
+    from langchain_core.prompts import ChatPromptTemplate
+
+    generator = scripted("Oslo.")
+    prompt = ChatPromptTemplate.from_messages([("system", "Be brief."), ("system", "Facts:\n{facts}"), ("human", "{q}")])
+    (prompt | ChatMemLoRA(generator=generator)).invoke({"facts": "- Alice lives in Oslo", "q": "Where do I live?"})
+    assert generator.calls[-1].messages == [
+        {"role": "system", "content": "Be brief.\n\nFacts:\n- Alice lives in Oslo"},
+        {"role": "user", "content": "Where do I live?"},
+    ]
+
+
 def test_usage_metadata_comes_from_the_generation():
     class Counted:
         def generate(self, request):

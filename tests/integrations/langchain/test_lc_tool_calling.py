@@ -16,7 +16,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from langchain_core.tools import tool
 from pydantic import BaseModel
 
-from memlora_engine import ConfigError, GenerationRequest, ModelOutputError
+from memlora_engine import ConfigError, Generation, GenerationRequest, ModelOutputError
 from memlora_engine.testing import ScriptedGenerator
 from memlora_integrations.langchain import ChatMemLoRA, MemLoRAMiddleware
 
@@ -213,3 +213,21 @@ def test_max_tool_rounds_none_lets_the_model_decide():
                                                 max_tool_rounds=2), tools=[get_weather])
     result = two_rounds.invoke({"messages": [{"role": "user", "content": "Weather?"}]}, {"recursion_limit": 8})
     assert [m.type for m in result["messages"]] == ["human", "ai", "tool", "ai", "tool", "ai"]
+
+
+def test_a_call_cut_by_max_tokens_says_so():
+    class Cut(ScriptedGenerator):
+        def generate(self, request):
+            return Generation(text='{"tool": "get_weather", "arguments": {"city": "Lis', input_tokens=9,
+                              output_tokens=request.max_new_tokens)
+
+    llm = ChatMemLoRA(generator=Cut(), max_tokens=12).bind_tools([get_weather])
+    with pytest.raises(ModelOutputError, match="cut at max_tokens=12") as caught:
+        llm.invoke("Weather in Lisbon?")
+    assert caught.value.raw.endswith('"Lis')
+
+
+def test_unicode_arguments_arrive_as_written():
+    generator = schema_checked(json.dumps({"tool": "get_weather", "arguments": {"city": "東京 São Paulo"}}))
+    reply = ChatMemLoRA(generator=generator).bind_tools([get_weather]).invoke("Weather in Tokyo?")
+    assert reply.tool_calls[0]["args"] == {"city": "東京 São Paulo"}

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 from li_fakes import extraction_calls
-from llama_index.core.base.llms.types import ChatMessage, MessageRole, ToolCallBlock
+from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock, ToolCallBlock
 from llama_index.core.memory import BaseMemory
 from llama_index.core.schema import BaseComponent
 
@@ -356,11 +356,15 @@ def test_get_never_returns_more_than_the_token_limit(engine, limit, initial) -> 
     assert sum(len((m.content or "").split()) for m in returned) <= max(limit - initial, 0)
 
 
-def test_a_trimmed_window_never_starts_with_a_tool_result(engine) -> None:
+# The call's own words: none, or enough that the budget cuts the call and could keep its result.
+@pytest.mark.parametrize("call_words", ["", "Let me book that."])
+def test_a_trimmed_window_never_starts_with_a_tool_result(engine, call_words) -> None:
     memory = MemLoRAMemory.from_defaults(engine, user_id="alice", token_limit=4, ingest=False)
     memory.put(user("Book a table in Oslo for two people tonight please"))
+    call_blocks = [TextBlock(text=call_words)] if call_words else []
     memory.put_messages([
-        ChatMessage(role="assistant", blocks=[ToolCallBlock(tool_call_id="c1", tool_name="book", tool_kwargs={})]),
+        ChatMessage(role="assistant",
+                    blocks=[*call_blocks, ToolCallBlock(tool_call_id="c1", tool_name="book", tool_kwargs={})]),
         ChatMessage(role="tool", content="booked", additional_kwargs={"tool_call_id": "c1"}),
         assistant("Done, booked."),
     ])

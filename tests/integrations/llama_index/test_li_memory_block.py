@@ -84,3 +84,20 @@ async def test_flushed_messages_reach_the_engine_and_come_back_in_the_system_mes
     # each extraction call saw whole turns: a user message with its reply
     first = extraction_calls(generator)[0].messages[-1]["content"]
     assert "user: I live in Oslo with my cat Miso\nassistant: Lovely." in first
+
+
+async def test_under_token_pressure_the_least_relevant_memories_go_first(engine) -> None:
+    for fact in ("I live in Oslo", "I live near the fjord in a small house", "I like green tea",
+                 "I work as a nurse at night"):
+        engine.add(fact, user_id="alice", infer=False)
+    block = MemLoRAMemoryBlock(memory=engine, user_id="alice", priority=1, k=4)
+    full = await block.aget(chat(("user", "Where do I live?")))
+    assert len(full.splitlines()) == 4
+    memory = LlamaMemory.from_defaults(session_id="s1", memory_blocks=[block], token_limit=30,
+                                       chat_history_token_ratio=0.5, tokenizer_fn=str.split)
+    await memory.aput(ChatMessage(role="user", content="Where do I live?"))
+    got = (await memory.aget())[0].content
+    kept = [line for line in full.splitlines() if line in got]
+    # some memories stay, the most relevant ones (LlamaIndex's default drops the whole block)
+    assert kept and kept == full.splitlines()[: len(kept)] and len(kept) < 4
+    assert len(got.split()) <= 30
