@@ -144,8 +144,9 @@ def _unanswerable(args: argparse.Namespace, selected: list[Any], out: Path, embe
     stats = write_unanswerable(out, sources, args.unanswerable, embedder, seed=args.synthetic_seed,
                                adversarial_share=args.unanswerable_adversarial_share)
     kinds = ", ".join(f"{k} {v}" for k, v in stats["kinds"].items())
-    print(f"unanswerable examples: {stats['count']} ({kinds}), target {stats['phrase']!r}, "
-          f"{stats['share_of_mix']:.0%} of the generation examples of {stats['conversations']}")
+    share = "" if stats["share_of_mix"] is None else f", {stats['share_of_mix']:.0%} of the generation examples"
+    print(f"unanswerable examples: {stats['count']} ({kinds}), target {stats['phrase']!r}{share} "
+          f"of {stats['conversations']}")
     print(f"  statistics: {out / 'generation' / 'unanswerable.stats.json'}")
 
 

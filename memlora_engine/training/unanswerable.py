@@ -198,7 +198,8 @@ def write_unanswerable(out_dir: str | Path, conversations: Sequence[Conversation
         "engine": {"answer_top_k": settings.answer_top_k, "search_mode": settings.search_mode,
                    "dated_memories": settings.dated_memories},
         "cached_answerable_examples": answerable,
-        "share_of_mix": round(len(examples) / (len(examples) + answerable), 3) if examples else 0.0,
+        # None until the conversations' answerable examples are distilled (`memlora distill` writes them first)
+        "share_of_mix": round(len(examples) / (len(examples) + answerable), 3) if answerable else None,
     }
     path.with_suffix(".stats.json").write_text(json.dumps(stats, indent=1), encoding="utf-8")
     manifest_path = out / "manifest.json"

@@ -18,7 +18,12 @@ from memlora_engine.errors import ConfigError
 from memlora_engine.evaluation.metrics import adversarial_score
 from memlora_engine.prompts import render_prompt
 from memlora_engine.training.cleaning import prompt_values
-from memlora_engine.training.unanswerable import KINDS, UNANSWERABLE_ID, generate_unanswerable_examples
+from memlora_engine.training.unanswerable import (
+    KINDS,
+    UNANSWERABLE_ID,
+    generate_unanswerable_examples,
+    write_unanswerable,
+)
 from memlora_engine.types import Operation
 
 _PEOPLE = {
@@ -143,6 +148,11 @@ def test_deterministic_per_seed(conversations, embedder):
 
     assert run(5) == run(5)
     assert run(5) != run(6)
+
+
+def test_share_of_the_mix_is_unknown_before_the_answerable_examples_are_distilled(conversations, embedder, tmp_path):
+    stats = write_unanswerable(tmp_path, conversations, 2, embedder)
+    assert stats["cached_answerable_examples"] == 0 and stats["share_of_mix"] is None
 
 
 def test_held_out_conversations_and_bad_settings_are_refused(conversations, embedder):
