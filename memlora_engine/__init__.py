@@ -36,6 +36,7 @@ _EXPORTS = {
     "MemoryRecord": "memlora_engine.types",
     "MetadataError": "memlora_engine.errors",
     "MissingDependencyError": "memlora_engine.errors",
+    "NOT_IN_MEMORY": "memlora_engine.answering",
     "ModelOutputError": "memlora_engine.errors",
     "Operation": "memlora_engine.types",
     "OpenAICompatibleGenerator": "memlora_engine.remote",
@@ -56,6 +57,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
+    from memlora_engine.answering import NOT_IN_MEMORY
     from memlora_engine.async_memory import AsyncMemory
     from memlora_engine.config import MemoryConfig
     from memlora_engine.embeddings.base import Embedder

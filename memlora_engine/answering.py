@@ -22,12 +22,24 @@ from memlora_engine.parsing import parse_vqa, strip_thinking
 from memlora_engine.steps import ModelCaller
 from memlora_engine.types import Answer, MemoryRecord, Operation, Scope
 
-__all__ = ["ROUTES", "Answerer", "memory_listing"]
+__all__ = ["NOT_IN_MEMORY", "ROUTES", "Answerer", "memory_listing"]
 
 logger = logging.getLogger(__name__)
 
 ROUTES = ("auto", "vqa", "text")
 """``route`` values of ``Memory.answer``: decide, force ``vqa``, force ``generation``."""
+
+NOT_IN_MEMORY = "No information available."
+"""The generation expert's answer when the retrieved memories do not support one.
+
+A fixed phrase, so a caller can tell a declined question from an answer by
+comparing ``Answer.text`` with it. It is what the unanswerable training examples
+teach (``memlora distill --unanswerable N``, :mod:`memlora_engine.training.unanswerable`),
+and LoCoMo's official scorer counts it as declined (category 5 looks for "no
+information available" or "not mentioned"). The engine does not produce it by a
+rule: the model does, so an expert not trained on those examples may answer
+anything.
+"""
 
 
 def _date_of(memory: MemoryRecord) -> str:

@@ -10,6 +10,7 @@ Examples::
     memlora distill --data locomo_dev.json --split train,validation --synthetic-update 1200
     memlora distill --data locomo_dev.json --conversations conv-41 --out data-checked \
         --outcome-check results/update_bench/candidate_perfact200
+    memlora distill --data locomo_dev.json --split train,validation --unanswerable 250
     memlora distill --check-labeler tests/training/data/update_cases.jsonl
 """
 
@@ -52,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write N synthetic update conflicts (known ADD/UPDATE/DELETE/NONE labels) from the "
                              "selected training conversations into <out>/update/synthetic-update.jsonl; train on "
                              "them with `memlora train update --with-synthetic` (docs/training.md)")
-    parser.add_argument("--synthetic-seed", type=int, default=0, help="seed of the synthetic update examples")
+    parser.add_argument("--synthetic-seed", type=int, default=0,
+                        help="seed of the synthetic update and the unanswerable examples")
     parser.add_argument("--synthetic-per-fact", action="store_true",
                         help="one new fact per synthetic example, as the engine's update step asks (one call per fact)")
     parser.add_argument("--outcome-check", metavar="ADAPTER_DIR",
@@ -60,6 +62,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "update adapter; where they disagree, keep the decision whose answers (the shipped "
                              "generation expert on the session's LoCoMo questions) score best (docs/training.md)")
     parser.add_argument("--threads", type=int, help="torch threads of the model behind --outcome-check")
+    parser.add_argument("--unanswerable", type=int, metavar="N", default=0,
+                        help="also write N generation examples whose retrieved memories do not hold the answer, "
+                             "target \"No information available.\" (category-5 questions of the training "
+                             "conversations and questions asked against another conversation's memory) into "
+                             "<out>/generation/unanswerable.jsonl; train on them with "
+                             "`memlora train generation --with-unanswerable` (docs/training.md)")
+    parser.add_argument("--unanswerable-adversarial-share", type=float, default=0.5, metavar="S",
+                        help="share of --unanswerable examples that are category-5 questions (default 0.5)")
     parser.add_argument("--check-labeler", metavar="CASES",
                         help="only report the update labeler's agreement with hand-labelled JSONL cases")
 
@@ -121,19 +131,26 @@ def _check_labeler(args: argparse.Namespace) -> int:
     return 0
 
 
-def _synthetic(args: argparse.Namespace, selected: list[Any], out: Path) -> None:
-    """Synthetic update examples from the selected conversations that are not held out."""
+def _training_sources(selected: list[Any], option: str, what: str) -> list[Any]:
+    """The selected conversations that are not held out (validation and test ones are left out, and said so)."""
     from memlora_engine.data.splits import DEV_SPLITS
     from memlora_engine.errors import ConfigError
-    from memlora_engine.training.synthetic_update import write_synthetic_update
 
     held_out = {*DEV_SPLITS["validation"], *DEV_SPLITS["test"]}
     sources = [c for c in selected if c.sample_id not in held_out]
     if not sources:
-        raise ConfigError("--synthetic-update needs training conversations (validation and test ones are left out)")
+        raise ConfigError(f"{option} needs training conversations (validation and test ones are left out)")
     skipped = [c.sample_id for c in selected if c.sample_id in held_out]
     if skipped:
-        print(f"synthetic update examples leave out the held-out conversations {skipped}")
+        print(f"{what} leave out the held-out conversations {skipped}")
+    return sources
+
+
+def _synthetic(args: argparse.Namespace, selected: list[Any], out: Path) -> None:
+    """Synthetic update examples from the selected conversations that are not held out."""
+    from memlora_engine.training.synthetic_update import write_synthetic_update
+
+    sources = _training_sources(selected, "--synthetic-update", "synthetic update examples")
     stats = write_synthetic_update(out, sources, args.synthetic_update, seed=args.synthetic_seed,
                                    per_fact=args.synthetic_per_fact)
     shares = ", ".join(f"{k} {v:.0%}" for k, v in stats["synthetic"]["event_shares"].items())
@@ -143,6 +160,20 @@ def _synthetic(args: argparse.Namespace, selected: list[Any], out: Path) -> None
           f"facts per call {stats['synthetic']['facts_per_call']}")
     print(f"  mix with the cached LoCoMo update examples of {[c.sample_id for c in sources]}: {mix}")
     print(f"  statistics: {out / 'update' / 'synthetic-update.stats.json'}")
+
+
+def _unanswerable(args: argparse.Namespace, selected: list[Any], out: Path, embedder: Any) -> None:
+    """Unanswerable generation examples from the selected conversations that are not held out."""
+    from memlora_engine.training.unanswerable import write_unanswerable
+
+    sources = _training_sources(selected, "--unanswerable", "unanswerable examples")
+    stats = write_unanswerable(out, sources, args.unanswerable, embedder, seed=args.synthetic_seed,
+                               adversarial_share=args.unanswerable_adversarial_share)
+    kinds = ", ".join(f"{k} {v}" for k, v in stats["kinds"].items())
+    share = "" if stats["share_of_mix"] is None else f", {stats['share_of_mix']:.0%} of the generation examples"
+    print(f"unanswerable examples: {stats['count']} ({kinds}), target {stats['phrase']!r}{share} "
+          f"of {stats['conversations']}")
+    print(f"  statistics: {out / 'generation' / 'unanswerable.stats.json'}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -176,6 +207,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"distilled data: {out}")
         if args.synthetic_update > 0:
             _synthetic(args, selected, out)
+        if args.unanswerable > 0:
+            _unanswerable(args, selected, out, embedder)
         return 0
     except MemLoRAError as exc:
         print(f"memlora distill: {exc}", file=sys.stderr)

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from memlora_engine.data.locomo import Conversation
 from memlora_engine.errors import ConfigError
 
-__all__ = ["DEV_SPLITS", "SPLIT_NAMES", "select_conversations", "select_split", "split_conversations"]
+__all__ = ["DEV_SPLITS", "SPLIT_NAMES", "require_training", "select_conversations", "select_split", "split_conversations"]
 
 SPLIT_NAMES = ("train", "validation", "test", "all")
 
@@ -90,3 +90,16 @@ def select_conversations(
             raise ConfigError(f"no conversation {missing} in {source}")
         return [by_id[w] for w in wanted]
     return [c for split in splits.split(",") for c in select_split(conversations, split.strip())]
+
+
+def require_training(conversations: Sequence[Conversation], what: str) -> None:
+    """Refuse a validation or test conversation of :data:`DEV_SPLITS` as a source of ``what``.
+
+    Raises:
+        ConfigError: naming the first held-out conversation found.
+    """
+    held_out = (*DEV_SPLITS["validation"], *DEV_SPLITS["test"])
+    for conversation in conversations:
+        if conversation.sample_id in held_out:
+            raise ConfigError(f"{conversation.sample_id} is a validation/test conversation: "
+                              f"{what} comes from training conversations only")

@@ -35,6 +35,8 @@ METRIC_DEFINITIONS = {
     "fact_precision": "extraction: share of extracted facts matching some observation (a lower bound: "
                       "observations are not exhaustive)",
     "adversarial": "category 5: official refusal score ('no information available' / 'not mentioned' in the answer)",
+    "false_refusal": "categories 1-4: share of answerable questions declined (the answer holds what category 5's "
+                     "refusal score looks for, e.g. NOT_IN_MEMORY = 'No information available.')",
 }
 
 
@@ -185,7 +187,7 @@ def _markdown(results: dict[str, Any], plots: Sequence[str]) -> str:
                      f"- **photos ({name})**: captions only (text-only generator)")
     lines += ["", "## Overall (categories 1-4; category 5 apart)", ""]
     header = ["config", "n", "LoCoMo F1", "Mem0 F1", "BLEU-1", "EM", "L", "J", "evidence recall", "evidence recall@k",
-              "cat 5 n", "cat 5 refusal"]
+              "cat 5 n", "cat 5 refusal", "false refusal 1-4"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, r in results["configs"].items():
         o, a = r["scores"]["overall"], r["scores"]["adversarial"]
@@ -193,7 +195,7 @@ def _markdown(results: dict[str, Any], plots: Sequence[str]) -> str:
         lines.append("| " + " | ".join([
             name, str(o["count"]), _fmt(o.get("locomo_f1")), _fmt(o.get("mem0_f1")), _fmt(o.get("bleu1")),
             _fmt(o.get("exact_match")), _fmt(o.get("L")), j, _fmt(o.get("evidence_recall")),
-            _fmt(o.get("evidence_hit")), str(a["count"]), _fmt(a.get("adversarial")),
+            _fmt(o.get("evidence_hit")), str(a["count"]), _fmt(a.get("adversarial")), _fmt(o.get("false_refusal")),
         ]) + " |")
     first = next(iter(results["configs"].values()), None)
     if first is not None:

@@ -94,31 +94,36 @@ def evidence_recall_at_k(
 ) -> dict[str, Any]:
     """Share of questions with an evidence-turn memory among the top ``k``, per category and overall (1-4).
 
-    Each question is searched once at ``max(ks)``; a smaller ``k`` takes the first
-    ``k`` hits (fusion with a candidate pool of at least 50 keeps the top ``k`` of a
-    longer list the same as a search at ``k`` for ``k`` <= 16).
+    Each question is searched once per ``k`` with ``limit=k``, as ``Memory.answer``
+    searches: hybrid fusion draws ``max(50, 3 * k)`` candidates from each ranking, so
+    the top ``k`` of a longer search is not always the search at ``k``.
 
     Returns:
         ``{"overall": {"count", "k=5": ...}, "per_category": {"1": {...}}, "questions": [...]}``
-        where ``questions`` lists, per question, the rank of the first evidence hit (or None).
+        where ``questions`` lists, per question, the rank of the first evidence hit in
+        the search at ``max(ks)`` (or None).
     """
-    top = max(ks)
     search = search or (lambda q, k: target.memory.search(q, user_id=target.scope, limit=k))
     rows = []
     for qa in questions:
-        hits = search(qa.question, top)
         evidence = set(qa.evidence)
-        first = next((rank for rank, h in enumerate(hits, 1) if evidence & set(target.provenance.get(h.id, []))), None)
-        rows.append({"question_index": qa.index, "category": qa.category, "first_hit_rank": first})
+        found: dict[int, bool] = {}
+        first = None
+        for k in sorted(set(ks)):
+            hits = search(qa.question, k)
+            first = next((rank for rank, h in enumerate(hits, 1) if evidence & set(target.provenance.get(h.id, []))),
+                         None)
+            found[k] = first is not None
+        rows.append({"question_index": qa.index, "category": qa.category, "first_hit_rank": first, "found": found})
 
     def summary(subset: list[dict[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {"count": len(subset)}
         for k in ks:
-            hit = sum(r["first_hit_rank"] is not None and r["first_hit_rank"] <= k for r in subset)
+            hit = sum(r["found"][k] for r in subset)
             out[f"k={k}"] = round(hit / len(subset), 4) if subset else None
         return out
 
     categories: set[int] = {qa.category for qa in questions}
     per_category = {str(c): summary([r for r in rows if r["category"] == c]) for c in sorted(categories)}
     return {"overall": summary([r for r in rows if r["category"] in (1, 2, 3, 4)]), "per_category": per_category,
-            "questions": rows}
+            "questions": [{k: v for k, v in r.items() if k != "found"} for r in rows]}

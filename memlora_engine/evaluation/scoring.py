@@ -39,7 +39,7 @@ _LEXICAL = {
     "meteor_exact_stem": lambda p, g, c: m.meteor(p, g),
 }
 SUMMARY_METRICS = ("locomo_f1", "mem0_f1", "bleu1", "exact_match", *L_COMPONENTS, "L", "J", "evidence_recall",
-                   "evidence_hit")
+                   "evidence_hit", "false_refusal")
 
 
 def _judge_key(record: dict[str, Any], judge_name: str) -> str:
@@ -76,6 +76,7 @@ def score_answers(
     for record in scored:
         pred, gold, cat = record["prediction"], record["reference"], record["category"]
         record["metrics"] = {name: float(fn(pred, gold, cat)) for name, fn in _LEXICAL.items()}
+        record["metrics"]["false_refusal"] = m.adversarial_score(pred)  # declined an answerable question
     if semantic is None:
         for name in ("bertscore_minilm_f1", "sbert_cosine"):
             unavailable[name] = "no embedding model configured (--no-semantic)"

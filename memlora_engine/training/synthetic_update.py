@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from memlora_engine.data.locomo import Conversation
-from memlora_engine.data.splits import DEV_SPLITS
+from memlora_engine.data.splits import require_training
 from memlora_engine.errors import ConfigError
 from memlora_engine.prompts import render_prompt
 from memlora_engine.training._synthetic_templates import (
@@ -415,14 +415,9 @@ def generate_update_examples(conversations: Iterable[Conversation], count: int, 
         ConfigError: a validation or test conversation of the dev split was given, or
             no conversation has observations.
     """
-    sources = []
-    for conversation in conversations:
-        if conversation.sample_id in (*DEV_SPLITS["validation"], *DEV_SPLITS["test"]):
-            raise ConfigError(f"{conversation.sample_id} is a validation/test conversation: "
-                              "synthetic training data comes from training conversations only")
-        source = _Source(conversation)
-        if len(source.observations) >= 4:
-            sources.append(source)
+    conversations = list(conversations)
+    require_training(conversations, "synthetic training data")
+    sources = [source for source in map(_Source, conversations) if len(source.observations) >= 4]
     if not sources:
         raise ConfigError("no conversation with observations to build synthetic update examples from")
     rng = random.Random(seed)

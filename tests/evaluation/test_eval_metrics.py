@@ -188,12 +188,14 @@ def test_scoring_tables_exclude_category_5_and_name_unavailable_parts():
         _record(4, "Miso", "Miso", 0, 1.0),
         _record(2, "Paris", "London", 1, 0.0),
         _record(5, "Not mentioned.", None, 2, 0.5),
+        _record(1, "No information available.", "Rome", 3, 0.5),
     ]
     scored = score_answers(answers, semantic=None, judge=None)
     table = aggregate(scored)
-    assert table["overall"]["count"] == 2
-    assert table["overall"]["locomo_f1"] == pytest.approx(0.5)
+    assert table["overall"]["count"] == 3
+    assert table["overall"]["locomo_f1"] == pytest.approx(1 / 3)
     assert table["overall"]["evidence_recall"] == pytest.approx(0.5)
+    assert table["overall"]["false_refusal"] == pytest.approx(1 / 3)  # the declined answerable question
     assert table["adversarial"] == {"count": 1, "adversarial": 1.0, "evidence_recall": 0.5}
     assert table["L_components"] == ["rouge1_f", "meteor_exact_stem"]
     assert set(table["unavailable"]) == {"bertscore_minilm_f1", "sbert_cosine", "J"}

@@ -61,6 +61,27 @@ def test_observation_memory_recall_at_k_per_category(synthetic_file):
     assert ranks[5] is None
 
 
+def test_recall_at_each_k_is_the_search_at_that_k(synthetic_file):
+    """Hybrid fusion's candidate pool grows with k, so a search at 30 cut to 5 is not the search at 5."""
+    conversation = load_locomo(synthetic_file)[0]
+    target = observation_memory(conversation, DeterministicEmbedder())
+    questions = scored_questions(conversation, target.sessions_done)[:1]
+    hit = next(iter(target.provenance))
+    target.provenance = {hit: list(questions[0].evidence)}  # this memory is the first question's evidence
+    limits: list[int] = []
+
+    class Hit:
+        id = hit
+
+    def search(question: str, k: int) -> list[object]:  # found only by the search at 5
+        limits.append(k)
+        return [Hit()] if k == 5 else []
+
+    recall = evidence_recall_at_k(target, questions, [5, 30], search=search)
+    assert sorted(limits) == [5, 30]
+    assert recall["overall"]["k=5"] == 1.0 and recall["overall"]["k=30"] == 0.0
+
+
 def test_scored_questions_keep_those_whose_evidence_was_ingested(synthetic_file):
     conversation = load_locomo(synthetic_file)[0]
     assert {q.index for q in scored_questions(conversation, 1)} == {0, 3}  # "D:1:3" is repaired to D1:3
