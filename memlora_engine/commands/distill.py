@@ -8,6 +8,7 @@ Examples::
     memlora distill --data locomo_dev.json --split train --teacher-url http://127.0.0.1:8000/v1 \\
         --teacher-model qwen3-8b --teacher-ops extraction,update
     memlora distill --data locomo_dev.json --split train,validation --synthetic-update 1200
+    memlora distill --data locomo_dev.json --split train,validation --multi-fact-windows 1500
     memlora distill --data locomo_dev.json --conversations conv-41 --out data-checked \
         --outcome-check results/update_bench/candidate_perfact200
     memlora distill --check-labeler tests/training/data/update_cases.jsonl
@@ -55,6 +56,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--synthetic-seed", type=int, default=0, help="seed of the synthetic update examples")
     parser.add_argument("--synthetic-per-fact", action="store_true",
                         help="one new fact per synthetic example, as the engine's update step asks (one call per fact)")
+    parser.add_argument("--multi-fact-windows", type=int, metavar="N", default=0,
+                        help="also write N multi-fact extraction calls (2-4 consecutive windows of a session, target "
+                             "the union of their observation facts) from the selected training conversations into "
+                             "<out>/extraction/multi-fact-windows.jsonl; train on them with `memlora train "
+                             "extraction --with-multi-fact` (docs/training.md)")
+    parser.add_argument("--multi-fact-seed", type=int, default=0, help="seed of the multi-fact extraction calls")
+    parser.add_argument("--multi-fact-speaker-share", type=float, default=0.25,
+                        help="share of multi-fact calls holding one speaker's turns only (default 0.25)")
     parser.add_argument("--outcome-check", metavar="ADAPTER_DIR",
                         help="outcome-checked update labels: put every update call to the rule labeler and to this "
                              "update adapter; where they disagree, keep the decision whose answers (the shipped "
@@ -121,19 +130,26 @@ def _check_labeler(args: argparse.Namespace) -> int:
     return 0
 
 
-def _synthetic(args: argparse.Namespace, selected: list[Any], out: Path) -> None:
-    """Synthetic update examples from the selected conversations that are not held out."""
+def _training_sources(selected: list[Any], option: str, what: str) -> list[Any]:
+    """The selected conversations that are not held out (validation and test of the dev split)."""
     from memlora_engine.data.splits import DEV_SPLITS
     from memlora_engine.errors import ConfigError
-    from memlora_engine.training.synthetic_update import write_synthetic_update
 
     held_out = {*DEV_SPLITS["validation"], *DEV_SPLITS["test"]}
     sources = [c for c in selected if c.sample_id not in held_out]
     if not sources:
-        raise ConfigError("--synthetic-update needs training conversations (validation and test ones are left out)")
+        raise ConfigError(f"{option} needs training conversations (validation and test ones are left out)")
     skipped = [c.sample_id for c in selected if c.sample_id in held_out]
     if skipped:
-        print(f"synthetic update examples leave out the held-out conversations {skipped}")
+        print(f"{what} leave out the held-out conversations {skipped}")
+    return sources
+
+
+def _synthetic(args: argparse.Namespace, selected: list[Any], out: Path) -> None:
+    """Synthetic update examples from the selected conversations that are not held out."""
+    from memlora_engine.training.synthetic_update import write_synthetic_update
+
+    sources = _training_sources(selected, "--synthetic-update", "synthetic update examples")
     stats = write_synthetic_update(out, sources, args.synthetic_update, seed=args.synthetic_seed,
                                    per_fact=args.synthetic_per_fact)
     shares = ", ".join(f"{k} {v:.0%}" for k, v in stats["synthetic"]["event_shares"].items())
@@ -143,6 +159,25 @@ def _synthetic(args: argparse.Namespace, selected: list[Any], out: Path) -> None
           f"facts per call {stats['synthetic']['facts_per_call']}")
     print(f"  mix with the cached LoCoMo update examples of {[c.sample_id for c in sources]}: {mix}")
     print(f"  statistics: {out / 'update' / 'synthetic-update.stats.json'}")
+
+
+def _multi_fact(args: argparse.Namespace, selected: list[Any], out: Path) -> None:
+    """Multi-fact extraction calls from the selected conversations that are not held out."""
+    from memlora_engine.training.multi_fact import write_multi_fact_windows
+
+    sources = _training_sources(selected, "--multi-fact-windows", "multi-fact extraction calls")
+    stats = write_multi_fact_windows(out, sources, args.multi_fact_windows, seed=args.multi_fact_seed,
+                                     speaker_share=args.multi_fact_speaker_share, captions=not args.no_captions)
+    synthetic, mix = stats["synthetic"], stats["mix"]
+    print(f"multi-fact extraction calls: {stats['count']} of {stats['requested']} asked "
+          f"({stats['candidates']} runs of 2-4 windows; skipped {stats['skipped']})")
+    print(f"  variants {stats['variants']}, windows per call {stats['windows_per_call']}, "
+          f"speaker calls left out {stats['speaker_dropped_facts']} facts of the other speaker")
+    print(f"  facts per call {synthetic['facts_per_call']}: {synthetic['facts']} facts, "
+          f"mean {synthetic['mean_facts_per_call']}, empty {synthetic['empty_share']:.0%}")
+    print(f"  mix with the cached two-turn extraction examples of {stats['locomo_cached']}: "
+          f"{mix['examples']} calls, mean {mix['mean_facts_per_call']} facts, empty {mix['empty_share']:.0%}")
+    print(f"  statistics: {out / 'extraction' / 'multi-fact-windows.stats.json'}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -176,6 +211,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"distilled data: {out}")
         if args.synthetic_update > 0:
             _synthetic(args, selected, out)
+        if args.multi_fact_windows > 0:
+            _multi_fact(args, selected, out)
         return 0
     except MemLoRAError as exc:
         print(f"memlora distill: {exc}", file=sys.stderr)

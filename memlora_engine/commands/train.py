@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--with-synthetic", action="store_true",
                         help="update: add the synthetic update conflicts (`memlora distill --synthetic-update N`) to "
                              "the training examples")
+    parser.add_argument("--with-multi-fact", action="store_true",
+                        help="extraction: add the multi-fact extraction calls (`memlora distill --multi-fact-windows "
+                             "N`) to the training examples")
     parser.add_argument("--lr", default="2e-4", help="learning rate(s), comma-separated: more than one is a search")
     parser.add_argument("--batch-size", default="4", help="batch size(s), comma-separated")
     parser.add_argument("--max-steps", type=int, default=200)
@@ -128,18 +131,24 @@ def _text_data(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dic
     """Distilled examples of a text operation, and what the card says about them."""
     from memlora_engine.commands.distill import default_data_dir
     from memlora_engine.data.splits import DEV_SPLITS
+    from memlora_engine.errors import ConfigError
     from memlora_engine.training.data import load_examples
 
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     train_ids = args.train_conversations.split(",") if args.train_conversations else list(DEV_SPLITS["train"])
     val_ids = args.val_conversations.split(",") if args.val_conversations else list(DEV_SPLITS["validation"])
     if args.with_synthetic:
-        from memlora_engine.errors import ConfigError
         from memlora_engine.training.synthetic_update import SYNTHETIC_ID
 
         if args.operation != "update":
             raise ConfigError("--with-synthetic applies to the update operation only")
         train_ids.append(SYNTHETIC_ID)
+    if args.with_multi_fact:
+        from memlora_engine.training.multi_fact import MULTI_FACT_ID
+
+        if args.operation != "extraction":
+            raise ConfigError("--with-multi-fact applies to the extraction operation only")
+        train_ids.append(MULTI_FACT_ID)
     train = load_examples(data_dir, args.operation, train_ids)
     val = load_examples(data_dir, args.operation, val_ids)
     manifest_path = data_dir / "manifest.json"
@@ -151,7 +160,7 @@ def _text_data(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dic
         "train_conversations": train_ids,
         "validation_conversations": val_ids,
     }
-    if args.with_synthetic:
+    if args.with_synthetic or args.with_multi_fact:
         card["synthetic"] = manifest.get("synthetic", {}).get(args.operation)
     return train, val, card
 
