@@ -8,6 +8,7 @@ Examples::
     memlora distill --data locomo_dev.json --split train --teacher-url http://127.0.0.1:8000/v1 \\
         --teacher-model qwen3-8b --teacher-ops extraction,update
     memlora distill --data locomo_dev.json --split train,validation --synthetic-update 1200
+    memlora distill --data locomo_dev.json --split train,validation --multi-fact-windows 1500
     memlora distill --data locomo_dev.json --conversations conv-41 --out data-checked \
         --outcome-check results/update_bench/candidate_perfact200
     memlora distill --data locomo_dev.json --split train,validation --unanswerable 250
@@ -57,6 +58,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seed of the synthetic update and the unanswerable examples")
     parser.add_argument("--synthetic-per-fact", action="store_true",
                         help="one new fact per synthetic example, as the engine's update step asks (one call per fact)")
+    parser.add_argument("--multi-fact-windows", type=int, metavar="N", default=0,
+                        help="also write N multi-fact extraction calls (2-4 consecutive windows of a session, target "
+                             "the union of their observation facts) from the selected training conversations into "
+                             "<out>/extraction/multi-fact-windows.jsonl; train on them with `memlora train "
+                             "extraction --with-multi-fact` (docs/training.md)")
+    parser.add_argument("--multi-fact-seed", type=int, default=0, help="seed of the multi-fact extraction calls")
+    parser.add_argument("--multi-fact-speaker-share", type=float, default=0.25,
+                        help="share of multi-fact calls holding one speaker's turns only (default 0.25)")
     parser.add_argument("--outcome-check", metavar="ADAPTER_DIR",
                         help="outcome-checked update labels: put every update call to the rule labeler and to this "
                              "update adapter; where they disagree, keep the decision whose answers (the shipped "
@@ -176,6 +185,25 @@ def _unanswerable(args: argparse.Namespace, selected: list[Any], out: Path, embe
     print(f"  statistics: {out / 'generation' / 'unanswerable.stats.json'}")
 
 
+def _multi_fact(args: argparse.Namespace, selected: list[Any], out: Path) -> None:
+    """Multi-fact extraction calls from the selected conversations that are not held out."""
+    from memlora_engine.training.multi_fact import write_multi_fact_windows
+
+    sources = _training_sources(selected, "--multi-fact-windows", "multi-fact extraction calls")
+    stats = write_multi_fact_windows(out, sources, args.multi_fact_windows, seed=args.multi_fact_seed,
+                                     speaker_share=args.multi_fact_speaker_share, captions=not args.no_captions)
+    synthetic, mix = stats["synthetic"], stats["mix"]
+    print(f"multi-fact extraction calls: {stats['count']} of {stats['requested']} asked "
+          f"({stats['candidates']} runs of 2-4 windows; skipped {stats['skipped']})")
+    print(f"  variants {stats['variants']}, windows per call {stats['windows_per_call']}, "
+          f"speaker calls left out {stats['speaker_dropped_facts']} facts of the other speaker")
+    print(f"  facts per call {synthetic['facts_per_call']}: {synthetic['facts']} facts, "
+          f"mean {synthetic['mean_facts_per_call']}, empty {synthetic['empty_share']:.0%}")
+    print(f"  mix with the cached two-turn extraction examples of {stats['locomo_cached']}: "
+          f"{mix['examples']} calls, mean {mix['mean_facts_per_call']} facts, empty {mix['empty_share']:.0%}")
+    print(f"  statistics: {out / 'extraction' / 'multi-fact-windows.stats.json'}")
+
+
 def run(args: argparse.Namespace) -> int:
     from memlora_engine.errors import ConfigError, MemLoRAError
 
@@ -209,6 +237,8 @@ def run(args: argparse.Namespace) -> int:
             _synthetic(args, selected, out)
         if args.unanswerable > 0:
             _unanswerable(args, selected, out, embedder)
+        if args.multi_fact_windows > 0:
+            _multi_fact(args, selected, out)
         return 0
     except MemLoRAError as exc:
         print(f"memlora distill: {exc}", file=sys.stderr)

@@ -56,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--with-unanswerable", action="store_true",
                         help="generation: add the unanswerable examples (`memlora distill --unanswerable N`, target "
                              "\"No information available.\") to the training examples")
+    parser.add_argument("--with-multi-fact", action="store_true",
+                        help="extraction: add the multi-fact extraction calls (`memlora distill --multi-fact-windows "
+                             "N`) to the training examples")
     parser.add_argument("--lr", default="2e-4", help="learning rate(s), comma-separated: more than one is a search")
     parser.add_argument("--batch-size", default="4", help="batch size(s), comma-separated")
     parser.add_argument("--max-steps", type=int, default=200)
@@ -149,6 +152,12 @@ def _text_data(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dic
         if args.operation != "generation":
             raise ConfigError("--with-unanswerable applies to the generation operation only")
         train_ids.append(UNANSWERABLE_ID)
+    if args.with_multi_fact:
+        from memlora_engine.training.multi_fact import MULTI_FACT_ID
+
+        if args.operation != "extraction":
+            raise ConfigError("--with-multi-fact applies to the extraction operation only")
+        train_ids.append(MULTI_FACT_ID)
     train = load_examples(data_dir, args.operation, train_ids)
     val = load_examples(data_dir, args.operation, val_ids)
     manifest_path = data_dir / "manifest.json"
@@ -160,7 +169,7 @@ def _text_data(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dic
         "train_conversations": train_ids,
         "validation_conversations": val_ids,
     }
-    if args.with_synthetic:
+    if args.with_synthetic or args.with_multi_fact:
         card["synthetic"] = manifest.get("synthetic", {}).get(args.operation)
     if args.with_unanswerable:
         card["unanswerable"] = manifest.get("unanswerable", {}).get(args.operation)

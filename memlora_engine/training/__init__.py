@@ -10,7 +10,8 @@ Pipeline (see ``docs/training.md``):
 1. :func:`build_distillation_data` runs the engine with teachers on LoCoMo conversations
    and caches every call as a (prompt, cleaned target) example;
    :func:`write_synthetic_update` adds update conflicts with known labels
-   (:mod:`~memlora_engine.training.synthetic_update`) to that cache;
+   (:mod:`~memlora_engine.training.synthetic_update`) and :func:`write_multi_fact_windows`
+   extraction calls of several windows (:mod:`~memlora_engine.training.multi_fact`) to that cache;
 2. :func:`train_adapter` trains one operation's LoRA expert, early-stopped on the
    validation loss; :func:`search_stage` wraps it in the two-tier search. The ``vqa``
    expert (MemLoRA-V) trains the same way on an image-text model, from the VQA
@@ -47,6 +48,7 @@ from memlora_engine.training.data import (
     load_examples,
     replay_conversation,
     window_facts,
+    window_observations,
 )
 from memlora_engine.training.encoding import (
     EncodedExample,
@@ -55,6 +57,12 @@ from memlora_engine.training.encoding import (
     encode_record,
     encode_vlm_example,
     record_inputs,
+)
+from memlora_engine.training.multi_fact import (
+    MULTI_FACT_ID,
+    facts_distribution,
+    generate_multi_fact_examples,
+    write_multi_fact_windows,
 )
 from memlora_engine.training.search import candidate_name, search_stage
 from memlora_engine.training.signals import (
@@ -86,6 +94,7 @@ __all__ = [
     "GeneratorTeacher",
     "LANGUAGE_MODEL_QV",
     "LabelerThresholds",
+    "MULTI_FACT_ID",
     "ObservationTeacher",
     "OpenAICompatibleTeacher",
     "ReferenceAnswerTeacher",
@@ -111,6 +120,8 @@ __all__ = [
     "encode_record",
     "encode_vlm_example",
     "evaluate_loss",
+    "facts_distribution",
+    "generate_multi_fact_examples",
     "generate_update_examples",
     "is_empty_extraction",
     "label_distribution",
@@ -129,5 +140,7 @@ __all__ = [
     "vqa_prompt",
     "window_facts",
     "window_messages",
+    "window_observations",
+    "write_multi_fact_windows",
     "write_synthetic_update",
 ]

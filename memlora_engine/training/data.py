@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from memlora_engine.config import MemoryConfig
-from memlora_engine.data.locomo import Conversation
+from memlora_engine.data.locomo import Conversation, Observation
 from memlora_engine.data.windows import session_windows, window_messages
 from memlora_engine.embeddings.base import Embedder
 from memlora_engine.errors import ModelOutputError
@@ -55,6 +55,7 @@ __all__ = [
     "load_examples",
     "replay_conversation",
     "window_facts",
+    "window_observations",
 ]
 
 logger = logging.getLogger(__name__)
@@ -62,20 +63,22 @@ logger = logging.getLogger(__name__)
 _STYLE = "memlora"
 
 
-def window_facts(conversation: Conversation) -> dict[tuple[str, ...], list[str]]:
-    """Observation facts per two-turn window (keyed by the window's dia_ids).
+def window_observations(conversation: Conversation) -> dict[tuple[str, ...], list[Observation]]:
+    """The observations of each two-turn window (keyed by the window's dia_ids), in file order.
 
     An observation belongs to the window holding its *last* evidence turn (when the
     fact is complete); most have a single evidence turn. Observations without valid
-    evidence are left out. Windows without observations map to ``[]``.
+    evidence, or with no text, are left out, and a text is kept once per window.
+    Windows without observations map to ``[]``.
     """
     position: dict[str, tuple[str, ...]] = {}
-    windows: dict[tuple[str, ...], list[str]] = {}
+    windows: dict[tuple[str, ...], list[Observation]] = {}
+    texts: dict[tuple[str, ...], set[str]] = {}
     order: dict[str, int] = {}
     for session in conversation.sessions:
         for turns in session_windows(session):
             key = tuple(t.dia_id for t in turns)
-            windows[key] = []
+            windows[key], texts[key] = [], set()
             for t in turns:
                 position[t.dia_id] = key
                 order[t.dia_id] = len(order)
@@ -83,11 +86,18 @@ def window_facts(conversation: Conversation) -> dict[tuple[str, ...], list[str]]
         known = [e for e in obs.evidence if e in position]
         if not known:
             continue
-        last = max(known, key=order.__getitem__)
+        key = position[max(known, key=order.__getitem__)]
         text = " ".join(obs.text.split())
-        if text and text not in windows[position[last]]:
-            windows[position[last]].append(text)
+        if text and text not in texts[key]:
+            texts[key].add(text)
+            windows[key].append(obs)
     return windows
+
+
+def window_facts(conversation: Conversation) -> dict[tuple[str, ...], list[str]]:
+    """Observation facts per two-turn window (see :func:`window_observations`), whitespace-normalised."""
+    return {key: [" ".join(o.text.split()) for o in observations]
+            for key, observations in window_observations(conversation).items()}
 
 
 class CachedEmbedder:

@@ -74,6 +74,7 @@ __all__ = [
     "EDIT_WEIGHTS",
     "SYNTHETIC_ID",
     "SyntheticCase",
+    "demo_free",
     "generate_update_examples",
     "label_distribution",
     "mix_distribution",
@@ -140,7 +141,8 @@ def _clean(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _allowed(text: str) -> bool:
+def demo_free(text: str) -> bool:
+    """True when ``text`` holds no word of ``memlora demo``'s story (:data:`~._synthetic_templates.BANNED_WORDS`)."""
     return not _BANNED.search(text)
 
 
@@ -167,7 +169,7 @@ class _Source:
         seen: dict[str, None] = {}
         for obs in conversation.observations:
             text = _clean(obs.text)
-            if text and len(text) <= 180 and _allowed(text):
+            if text and len(text) <= 180 and demo_free(text):
                 seen.setdefault(text, None)
         self.observations = list(seen)
 
@@ -492,7 +494,7 @@ def write_synthetic_update(out_dir: str | Path, conversations: Sequence[Conversa
     path.with_suffix(".stats.json").write_text(json.dumps(stats, indent=1), encoding="utf-8")
     manifest_path = out / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
-    manifest["synthetic"] = {Operation.UPDATE.value: {k: stats[k] for k in ("count", "seed", "max_chars",
-                                                                             "per_fact", "conversations")}}
+    manifest.setdefault("synthetic", {})[Operation.UPDATE.value] = {
+        k: stats[k] for k in ("count", "seed", "max_chars", "per_fact", "conversations")}
     manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
     return stats
