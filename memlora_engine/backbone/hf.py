@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from memlora_engine.backbone._prefix import PrefixCache
 from memlora_engine.backbone._render import render_messages
 from memlora_engine.backbone._switch import AdapterSwitch
 from memlora_engine.backbone._vocab import VOCABULARIES, latin_token_ids, reduced_head
@@ -63,6 +64,10 @@ class HFBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount, Suppo
             defaults to ``"latin"``).
         cache_dir: where the constrained-decoding tokenizer index is cached across
             processes; None (default) keeps it in memory only.
+        prefix_cache: reuse the keys and values of prompt prefixes shared between calls of
+            one adapter (the operation's system prompt, the update calls' old memories),
+            so a call prefills only its new tail (:mod:`memlora_engine.backbone._prefix`;
+            measured in docs/backbone.md). Greedy outputs are the same either way.
 
     Thread-safe: calls are serialised by a lock (one model, one set of adapter switches).
 
@@ -82,6 +87,7 @@ class HFBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount, Suppo
         name: str | None = None,
         vocabulary: str = "full",
         cache_dir: str | os.PathLike[str] | None = None,
+        prefix_cache: bool = True,
     ) -> None:
         if vocabulary not in VOCABULARIES:
             raise ConfigError(f"vocabulary must be one of {VOCABULARIES}, got {vocabulary!r}")
@@ -104,6 +110,7 @@ class HFBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount, Suppo
         self._kept_ids: list[int] | None = None
         self._head: tuple[tuple[Any, ...], Any] | None = None  # (full head's identity, reduced head)
         self._switch: AdapterSwitch | None = None
+        self.prefix_cache: PrefixCache | None = PrefixCache() if prefix_cache else None
         for operation, source in (adapters or {}).items():
             self.add_adapter(operation, source)
         self.model.eval()
@@ -135,6 +142,8 @@ class HFBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount, Suppo
             self.model.eval()
             self._adapters[op] = name
             self._switch = AdapterSwitch(self.model)
+            if self.prefix_cache is not None:  # states computed with the old weights
+                self.prefix_cache.clear()
         logger.info("loaded %s adapter from %s", op.value, path)
 
     def has_adapter(self, operation: Operation) -> bool:
@@ -208,6 +217,19 @@ class HFBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount, Suppo
         text, templated = render_messages(self.tokenizer, request.messages)
         return self.tokenizer(text, return_tensors="pt", add_special_tokens=not templated)
 
+    def _adapter_key(self, request: GenerationRequest) -> str | None:
+        """The adapter :meth:`operation` runs ``request`` with (None: the base model)."""
+        if self._switch is None or not request.use_adapter:
+            return None
+        return self._adapters.get(Operation(request.operation))
+
+    def _cached_prefix(self, model: Any, request: GenerationRequest, inputs: Any) -> dict[str, Any]:
+        """``cache`` (``generate``'s keyword) holding the longest cached prefix of the prompt (inside :meth:`operation`)."""
+        if self.prefix_cache is None:
+            return {}
+        past = self.prefix_cache.past_for(model, self._adapter_key(request), inputs["input_ids"][0].tolist())
+        return {} if past is None else {"cache": past}
+
     def _generate_kwargs(self, request: GenerationRequest, inputs: Any) -> dict[str, Any]:
         transformers = require("transformers", "hf")
         prompt_length = int(inputs["input_ids"].shape[1])
@@ -230,7 +252,7 @@ class HFBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount, Suppo
         kwargs = self._generate_kwargs(request, inputs)
         try:
             with self.operation(request.operation, use_adapter=request.use_adapter) as model:
-                output = model.generate(**kwargs)
+                output = model.generate(**kwargs, **self._cached_prefix(model, request, inputs))
         except (RuntimeError, ValueError, IndexError) as exc:
             raise GeneratorError(f"{self.name} failed on {request.operation.value}: {exc}") from exc
         new_tokens = output[0, prompt_length:]
@@ -258,7 +280,8 @@ class HFBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount, Suppo
             try:
                 with self.operation(request.operation, use_adapter=request.use_adapter) as model:
                     model.generate(
-                        **kwargs, streamer=streamer, stopping_criteria=transformers.StoppingCriteriaList([_Stop()])
+                        **kwargs, **self._cached_prefix(model, request, inputs), streamer=streamer,
+                        stopping_criteria=transformers.StoppingCriteriaList([_Stop()]),
                     )
             except BaseException as exc:  # re-raised in the consumer thread
                 errors.append(exc)
