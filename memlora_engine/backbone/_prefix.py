@@ -20,7 +20,7 @@ changed behind the backbone's back (training the model it holds) need a ``clear(
 
 The states of a prefix computed on their own equal those of the same tokens inside
 a longer prompt (a causal model), so greedy outputs are the uncached path's:
-``tests/test_backbone_prefix.py`` checks it token for token on a tiny model, and
+``tests/test_backbone_prefix_batch.py`` checks it token for token on a tiny model, and
 docs/backbone.md reports the real model.
 """
 
@@ -34,7 +34,7 @@ from typing import Any
 
 from memlora_engine.errors import ConfigError, require
 
-__all__ = ["PrefixCache"]
+__all__ = ["PrefixCache", "common_length"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,8 @@ AdapterKey = Hashable
 """Which weights computed a prefix: an adapter name, or None for the base model."""
 
 
-def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
+def common_length(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens ``a`` and ``b`` share."""
     n = min(len(a), len(b))
     for i in range(n):
         if a[i] != b[i]:
@@ -87,11 +88,11 @@ class PrefixCache:
         ``generate`` needs at least one token to prefill.
         """
         ids = tuple(int(i) for i in ids)
-        best = self._longest_stored(adapter, ids)
+        best = self._longest_stored(adapter, ids, limit=len(ids) - 1)
         previous = self._last.get(adapter)
         self._last[adapter] = ids
         if previous is not None:
-            shared = min(_common_length(previous, ids), len(ids) - 1)
+            shared = min(common_length(previous, ids), len(ids) - 1)
             base = 0 if best is None else len(best[1])
             if shared >= self.min_tokens and shared - base >= self.min_tokens:
                 best = self._store(model, adapter, ids[:shared], best)
@@ -102,11 +103,31 @@ class PrefixCache:
         self.reused_tokens += len(best[1])
         return copy.deepcopy(self._entries[best])
 
-    def _longest_stored(self, adapter: AdapterKey, ids: tuple[int, ...]) -> tuple[AdapterKey, tuple[int, ...]] | None:
+    def shared_past(self, model: Any, adapter: AdapterKey, prefix: Sequence[int]) -> tuple[int, Any | None]:
+        """States of ``prefix`` (stored first when new and long enough), or of its longest stored prefix.
+
+        For a batch of prompts that all start with ``prefix``. Returns ``(length, states)``:
+        the number of tokens the states cover, and a private copy of them (``(0, None)``: none).
+        """
+        prefix = tuple(int(i) for i in prefix)
+        best = self._longest_stored(adapter, prefix, limit=len(prefix))
+        base = 0 if best is None else len(best[1])
+        if len(prefix) >= self.min_tokens and len(prefix) - base >= self.min_tokens:
+            best = self._store(model, adapter, prefix, best)
+        if best is None:
+            return 0, None
+        self._entries.move_to_end(best)
+        self.hits += 1
+        self.reused_tokens += len(best[1])
+        return len(best[1]), copy.deepcopy(self._entries[best])
+
+    def _longest_stored(self, adapter: AdapterKey, ids: tuple[int, ...],
+                        limit: int) -> tuple[AdapterKey, tuple[int, ...]] | None:
+        """The longest stored prefix of ``ids`` of at most ``limit`` tokens."""
         best: tuple[AdapterKey, tuple[int, ...]] | None = None
         for key in self._entries:
             stored_adapter, prefix = key
-            if (stored_adapter == adapter and len(prefix) < len(ids) and ids[: len(prefix)] == prefix
+            if (stored_adapter == adapter and len(prefix) <= limit and ids[: len(prefix)] == prefix
                     and (best is None or len(prefix) > len(best[1]))):
                 best = key
         return best

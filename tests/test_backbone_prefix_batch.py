@@ -1,4 +1,4 @@
-"""Prefix caching on a tiny in-process model: the same greedy tokens as prefilling every prompt whole."""
+"""Prefix caching and batched generation on a tiny in-process model: the greedy tokens of one whole prompt at a time."""
 
 from __future__ import annotations
 
@@ -130,3 +130,70 @@ def test_entries_are_bounded_least_recently_used_first(adapter_dirs):
 def test_bad_sizes_are_config_errors(entries, tokens):
     with pytest.raises(ConfigError, match="max_entries"):
         PrefixCache(max_entries=entries, min_tokens=tokens)
+
+
+# -- batched generation: each row equals its own generate() -------------------------------------
+FACTS = [["Caroline moved to Oslo."], ["Mel has two kids and a dog named Bo."], ["Mel likes tea."], ["Caro runs."]]
+
+
+@pytest.mark.parametrize("prefix_cache", [True, False])
+@pytest.mark.parametrize("vocabulary", ["full", "latin"])
+def test_a_batch_gives_each_request_its_own_greedy_tokens(adapter_dirs, prefix_cache, vocabulary):
+    batched = _backbone(adapter_dirs, prefix_cache=prefix_cache, vocabulary=vocabulary)
+    plain = _backbone(adapter_dirs, prefix_cache=False, vocabulary=vocabulary)
+    plain.batch_generation = False
+    assert batched.supports_batch_generation and not plain.supports_batch_generation
+    batches = [
+        [GenerationRequest(Operation.UPDATE, _update(f), UPDATE_SCHEMA, 40) for f in FACTS],  # rows of several lengths
+        [GenerationRequest(Operation.UPDATE, _update(f, old="[]"), UPDATE_SCHEMA, 40) for f in FACTS[:2]],
+        [GenerationRequest(Operation.EXTRACTION, _chat(t), EXTRACTION_SCHEMA, 30) for t in ["Hi.", "Mel: we went camping."]],
+        # no schema; rows with their own token budgets
+        [GenerationRequest(Operation.GENERATION, _chat(q), None, n) for q, n in [("Where?", 5), ("What does Mel paint?", 12)]],
+        [GenerationRequest(Operation.VQA, _chat("Question: what colour?"), None, 8)] * 3,  # identical rows
+    ]
+    for requests in batches:
+        rows = batched.generate_batch(requests)
+        alone = plain.generate_batch(requests)
+        assert [(g.text, g.output_tokens, g.input_tokens) for g in rows] == [
+            (g.text, g.output_tokens, g.input_tokens) for g in alone
+        ]
+    if prefix_cache:
+        assert batched.prefix_cache is not None and batched.prefix_cache.hits >= 4
+
+
+def test_rows_stop_on_their_own_eos(adapter_dirs):
+    """Rows that finished keep their tokens while longer rows decode on (pads are not fed to their matchers)."""
+    batched = _backbone(adapter_dirs, prefix_cache=True)
+    plain = _backbone(adapter_dirs, prefix_cache=False)
+    requests = [GenerationRequest(Operation.UPDATE, _update(f), UPDATE_SCHEMA if i % 2 else None, 40)
+                for i, f in enumerate(FACTS)]
+    alone = [plain.generate(r) for r in requests]
+    assert len({g.output_tokens for g in alone}) > 1  # not vacuous: the rows end at different steps
+    assert [g.text for g in batched.generate_batch(requests)] == [g.text for g in alone]
+
+
+def test_mixed_operations_run_one_by_one(adapter_dirs):
+    backbone = _backbone(adapter_dirs, prefix_cache=False)
+    requests = [CALLS[0], CALLS[2]]
+    assert [g.text for g in backbone.generate_batch(requests)] == [backbone.generate(r).text for r in requests]
+
+
+def test_the_update_step_batches_its_per_fact_calls_with_the_one_by_one_plan(adapter_dirs):
+    from memlora_engine import MemoryConfig
+    from memlora_engine.repository import text_hash
+    from memlora_engine.stats import Stats
+    from memlora_engine.steps import ModelCaller, decide_updates
+    from memlora_engine.types import MemoryRecord
+
+    records = [MemoryRecord(id=f"m{i}", text=t, hash=text_hash(t), created_at="2024-01-01T00:00:00+00:00", user_id="u")
+               for i, t in enumerate(["Caroline likes tea.", "Mel paints."])]
+    facts = ["Caroline moved to Oslo.", "Mel has two kids.", "Mel likes tea."]
+    plans, calls = [], []
+    for batch in (True, False):
+        backbone = _backbone(adapter_dirs, prefix_cache=batch)
+        backbone.batch_generation = batch
+        caller = ModelCaller(MemoryConfig(store="memory"), backbone, Stats())
+        plans.append(decide_updates(caller, records, facts, date="2024-05-01"))
+        calls.append(caller.stats[Operation.UPDATE].calls)
+    assert plans[0] == plans[1]
+    assert calls == [3, 3]  # a batch still counts one call per fact
