@@ -61,7 +61,7 @@ def _backbone(adapter_dirs, *, prefix_cache: bool, vocabulary: str = "full") -> 
     tokenizer = tiny_tokenizer()
     adapters = {op: adapter_dirs[op] for op in ("extraction", "update", "vqa")}
     return HFBackbone(tiny_model(len(tokenizer)), tokenizer, adapters=adapters, name="tiny",
-                      prefix_cache=prefix_cache, vocabulary=vocabulary)
+                      prefix_cache=prefix_cache, vocabulary=vocabulary, batch_generation=True)
 
 
 def _tokens(backbone: HFBackbone, request: GenerationRequest) -> tuple[int, str]:
@@ -127,6 +127,12 @@ def test_entries_are_bounded_least_recently_used_first(adapter_dirs):
 
 
 @pytest.mark.parametrize(("entries", "tokens"), [(0, 16), (4, 0)])
+def test_both_are_off_by_default():
+    tokenizer = tiny_tokenizer()
+    backbone = HFBackbone(tiny_model(len(tokenizer)), tokenizer)
+    assert backbone.prefix_cache is None and not backbone.supports_batch_generation
+
+
 def test_bad_sizes_are_config_errors(entries, tokens):
     with pytest.raises(ConfigError, match="max_entries"):
         PrefixCache(max_entries=entries, min_tokens=tokens)

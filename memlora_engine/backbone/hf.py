@@ -67,10 +67,12 @@ class HFBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount, Suppo
             processes; None (default) keeps it in memory only.
         prefix_cache: reuse the keys and values of prompt prefixes shared between calls of
             one adapter (the operation's system prompt, the update calls' old memories),
-            so a call prefills only its new tail (:mod:`memlora_engine.backbone._prefix`;
-            measured in docs/backbone.md). Greedy outputs are the same either way.
+            so a call prefills only its new tail (:mod:`memlora_engine.backbone._prefix`).
+            Off by default: the same greedy tokens in float32 (tests), but in bfloat16 the
+            split prefill rounds differently and gemma-3-270m's greedy output changed on 1
+            of 5 conv-26 calls (docs/backbone.md).
         batch_generation: :meth:`generate_batch` decodes its requests in one padded batch
-            (else one by one); measured in docs/backbone.md.
+            (else one by one). Off by default until measured further (docs/backbone.md).
 
     Thread-safe: calls are serialised by a lock (one model, one set of adapter switches).
 
@@ -90,8 +92,8 @@ class HFBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount, Suppo
         name: str | None = None,
         vocabulary: str = "full",
         cache_dir: str | os.PathLike[str] | None = None,
-        prefix_cache: bool = True,
-        batch_generation: bool = True,
+        prefix_cache: bool = False,
+        batch_generation: bool = False,
     ) -> None:
         if vocabulary not in VOCABULARIES:
             raise ConfigError(f"vocabulary must be one of {VOCABULARIES}, got {vocabulary!r}")

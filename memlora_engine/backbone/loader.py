@@ -68,8 +68,8 @@ def load_backbone(
     device: str = "cpu",
     vision: bool | None = None,
     vocabulary: str = "latin",
-    prefix_cache: bool = True,
-    batch_generation: bool = True,
+    prefix_cache: bool = False,
+    batch_generation: bool = False,
 ) -> HFBackbone:
     """Load a backbone ready for :class:`~memlora_engine.Memory`.
 
@@ -95,9 +95,10 @@ def load_backbone(
             tokens (2-3x faster decoding for gemma-3's 262k vocabulary; greedy output is
             the full head's among those tokens, see docs/backbone.md); ``"full"``: every token.
         prefix_cache: reuse the states of prompt prefixes shared between calls (see
-            :class:`~memlora_engine.backbone.HFBackbone`; same greedy outputs).
+            :class:`~memlora_engine.backbone.HFBackbone`; off: in bfloat16 it can change
+            greedy outputs, see docs/backbone.md).
         batch_generation: decode the update step's per-fact calls in one batch (see
-            :meth:`~memlora_engine.backbone.HFBackbone.generate_batch`; same greedy outputs).
+            :meth:`~memlora_engine.backbone.HFBackbone.generate_batch`; off by default).
 
     Raises:
         ConfigError: an unknown model, dtype or adapter.
