@@ -126,13 +126,13 @@ def test_entries_are_bounded_least_recently_used_first(adapter_dirs):
     assert len(backbone.prefix_cache) == 2
 
 
-@pytest.mark.parametrize(("entries", "tokens"), [(0, 16), (4, 0)])
 def test_both_are_off_by_default():
     tokenizer = tiny_tokenizer()
     backbone = HFBackbone(tiny_model(len(tokenizer)), tokenizer)
     assert backbone.prefix_cache is None and not backbone.supports_batch_generation
 
 
+@pytest.mark.parametrize(("entries", "tokens"), [(0, 16), (4, 0)])
 def test_bad_sizes_are_config_errors(entries, tokens):
     with pytest.raises(ConfigError, match="max_entries"):
         PrefixCache(max_entries=entries, min_tokens=tokens)
