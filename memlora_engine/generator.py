@@ -8,7 +8,7 @@ backbone can activate that operation's LoRA adapter.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -21,6 +21,7 @@ __all__ = [
     "Generator",
     "SupportsAdapters",
     "SupportsAsyncGeneration",
+    "SupportsBatchGeneration",
     "SupportsImages",
     "SupportsJsonSchema",
     "SupportsStreaming",
@@ -108,6 +109,25 @@ class SupportsAsyncGeneration(Protocol):
 
     async def agenerate(self, request: GenerationRequest) -> Generation:
         """Run one call without blocking the running event loop."""
+        ...
+
+
+@runtime_checkable
+class SupportsBatchGeneration(Protocol):
+    """A generator that may decode several requests in one batch; ``supports_batch_generation`` says whether this one does.
+
+    Each output of :meth:`generate_batch` is the one :meth:`~Generator.generate` gives for
+    that request alone (greedy decoding). The engine batches the update step's per-fact
+    calls through it (:func:`~memlora_engine.steps.decide_updates`).
+    """
+
+    @property
+    def supports_batch_generation(self) -> bool:
+        """True when :meth:`generate_batch` runs the requests together."""
+        ...
+
+    def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        """Run ``requests`` (of one operation) and return their outputs in order."""
         ...
 
 

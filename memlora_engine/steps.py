@@ -23,7 +23,14 @@ from typing import Any
 
 from memlora_engine.config import MemoryConfig
 from memlora_engine.errors import GeneratorError
-from memlora_engine.generator import Generation, GenerationRequest, Generator, SupportsAdapters, SupportsImages
+from memlora_engine.generator import (
+    Generation,
+    GenerationRequest,
+    Generator,
+    SupportsAdapters,
+    SupportsBatchGeneration,
+    SupportsImages,
+)
 from memlora_engine.operations import operation_spec
 from memlora_engine.ops import PlannedOp, Rejection, plan_operations, text_hash, uncovered_facts
 from memlora_engine.parsing import RawOp, parse_facts, parse_update_ops
@@ -68,27 +75,51 @@ class ModelCaller:
         Raises:
             GeneratorError: no generator is configured, or the backend failed.
         """
+        generator = self._generator()
+        request = self._request(op, images, values)
+        start = time.perf_counter()
+        result = generator.generate(request)
+        self._record(op, result, time.perf_counter() - start)
+        return result
+
+    def call_many(self, op: Operation, values: Sequence[dict[str, str]]) -> list[Generation]:
+        """:meth:`call` for each of ``values``, in one batch when the generator runs batches.
+
+        A batch's seconds are shared evenly among its calls in the stats. The outputs are
+        the one-by-one calls' (see :class:`~memlora_engine.generator.SupportsBatchGeneration`).
+        """
+        generator = self._generator()
+        if len(values) < 2 or not (isinstance(generator, SupportsBatchGeneration)
+                                   and generator.supports_batch_generation):
+            return [self.call(op, **v) for v in values]
+        requests = [self._request(op, (), v) for v in values]
+        start = time.perf_counter()
+        results = generator.generate_batch(requests)
+        seconds = (time.perf_counter() - start) / len(requests)
+        for result in results:
+            self._record(op, result, seconds)
+        return results
+
+    def _generator(self) -> Generator:
         if self.generator is None:
             raise GeneratorError(
                 "no generator configured: pass generator= (the on-device backbone, or "
                 "memlora_engine.testing.ScriptedGenerator in tests)"
             )
-        request = GenerationRequest(
+        return self.generator
+
+    def _request(self, op: Operation, images: Sequence[Any], values: dict[str, str]) -> GenerationRequest:
+        return GenerationRequest(
             operation=op,
             messages=render_prompt(self.prompt_style(op), op, **values),
             json_schema=operation_spec(op).json_schema if self.config.constrained_json else None,
             max_new_tokens=self.config.max_new_tokens[op.value],
             images=tuple(images),
         )
-        start = time.perf_counter()
-        result = self.generator.generate(request)
-        self.stats.record_call(
-            op,
-            input_tokens=result.input_tokens,
-            output_tokens=result.output_tokens,
-            seconds=time.perf_counter() - start,
-        )
-        return result
+
+    def _record(self, op: Operation, result: Generation, seconds: float) -> None:
+        self.stats.record_call(op, input_tokens=result.input_tokens, output_tokens=result.output_tokens,
+                               seconds=seconds)
 
 
 def extract_facts(caller: ModelCaller, conversation: str, *, date: str, images: Sequence[Any] = ()) -> list[str]:
@@ -155,17 +186,16 @@ def decide_updates(caller: ModelCaller, old_records: Sequence[MemoryRecord], fac
     # can be validated together: two facts changing one memory is a conflict, and the
     # later fact is then undecided (ADDed by default), never lost.
     groups = [[f] for f in dict.fromkeys(facts)] if caller.config.update_calls == "per_fact" else [list(facts)]
-    outputs: list[tuple[list[str], list[RawOp]]] = []
-    raws: list[str] = []
-    for group in groups:
-        raw = caller.call(
-            Operation.UPDATE,
-            old_memories=old_json,
-            facts=json.dumps(group, ensure_ascii=False),
-            date=date,
-        ).text
-        raws.append(raw)
-        outputs.append((group, parse_update_ops(raw)))
+    # The calls are independent given the old memories: a generator that runs batches
+    # (SupportsBatchGeneration) decodes them together.
+    generations = caller.call_many(
+        Operation.UPDATE,
+        [{"old_memories": old_json, "facts": json.dumps(group, ensure_ascii=False), "date": date} for group in groups],
+    )
+    raws = [generation.text for generation in generations]
+    outputs: list[tuple[list[str], list[RawOp]]] = [
+        (group, parse_update_ops(raw)) for group, raw in zip(groups, raws, strict=True)
+    ]
     ops = [op for _, group_ops in outputs for op in group_ops]
     planned, rejected = plan_operations(ops, id_map)
     uncovered = [fact for group, group_ops in outputs

@@ -144,3 +144,37 @@ def test_async_memory_mirrors_every_public_method() -> None:
         assert inspect.iscoroutinefunction(coroutine), name
         assert inspect.signature(coroutine) == inspect.signature(getattr(Memory, name)), name
         assert coroutine.__doc__ == getattr(Memory, name).__doc__
+
+
+class _BatchingScript(ScriptedGenerator):
+    """The scripted fake, declaring batches: each batch's requests are recorded, then answered in order."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.batches: list[int] = []
+
+    @property
+    def supports_batch_generation(self) -> bool:
+        return True
+
+    def generate_batch(self, requests):
+        self.batches.append(len(requests))
+        return [self.generate(r) for r in requests]
+
+
+def test_a_generator_that_runs_batches_gets_the_per_fact_calls_in_one_batch() -> None:
+    from memlora_engine.generator import SupportsBatchGeneration
+
+    outputs = [_ops({"id": "0", "text": "Lives in Bergen", "event": "UPDATE"}), _ops({"id": "2", "text": "Has a cat", "event": "ADD"})]
+    plans = []
+    for gen in (_BatchingScript({"update": outputs}, strict=True), ScriptedGenerator({"update": outputs}, strict=True)):
+        caller = ModelCaller(MemoryConfig(store="memory"), gen, Stats())
+        plans.append(decide_updates(caller, [old("Lives in Oslo"), old("Has no pets")], ["Moved to Bergen", "Has a cat"],
+                                    date="2024-05-01"))
+        assert caller.stats[Operation.UPDATE].calls == 2
+    batching = _BatchingScript({"update": outputs})
+    assert isinstance(batching, SupportsBatchGeneration) and not isinstance(ScriptedGenerator({}), SupportsBatchGeneration)
+    assert plans[0] == plans[1]
+    caller = ModelCaller(MemoryConfig(store="memory"), batching, Stats())
+    decide_updates(caller, [old("Lives in Oslo")], ["Moved to Bergen", "Has a cat"], date="2024-05-01")
+    assert batching.batches == [2]

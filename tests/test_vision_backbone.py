@@ -74,3 +74,15 @@ def test_memory_on_a_tiny_vlm_answers_a_photo_question_with_the_vqa_adapter(tmp_
     answer = memory.answer("What is in the photo of the coffee?", user_id="c")
     assert answer.operation == "vqa" and len(answer.image_ids) == 1
     assert memory.stats[Operation.VQA].calls == 1 and memory.stats[Operation.EXTRACTION].calls == 1
+
+
+def test_a_photo_is_never_answered_from_another_photo_s_cached_states(vqa_adapter, photos):
+    """Image tokens have the same ids for every photo: the VLM backbone keeps no prefix cache and runs no batches."""
+    from memlora_engine.generator import GenerationRequest
+
+    backbone = tiny_vlm_backbone(adapters={"vqa": vqa_adapter})
+    assert backbone.prefix_cache is None and not backbone.supports_batch_generation
+    requests = [GenerationRequest(Operation.VQA, PROMPT, None, 12, images=(photos[name],)) for name in ("coffee", "chelsea")]
+    together = [backbone.generate(r).text for r in requests] + [g.text for g in backbone.generate_batch(requests)]
+    alone = [tiny_vlm_backbone(adapters={"vqa": vqa_adapter}).generate(r).text for r in requests]
+    assert together == alone + alone

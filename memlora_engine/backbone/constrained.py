@@ -20,6 +20,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,44 +79,77 @@ class JsonConstraint:
 
     def processor(self, schema: dict[str, Any], prompt_length: int) -> _JsonLogitsProcessor:
         """A fresh logits processor for one ``generate`` call whose prompt has ``prompt_length`` tokens."""
+        return self.batch_processor([schema], prompt_length, ())
+
+    def batch_processor(self, schemas: list[dict[str, Any] | None], prompt_length: int,
+                        stop_ids: Sequence[int]) -> _JsonLogitsProcessor:
+        """A logits processor for a batch of rows, row ``i`` under ``schemas[i]`` (None: unconstrained).
+
+        Every row's prompt (padded) has ``prompt_length`` tokens. A row that has produced one of
+        ``stop_ids`` is finished: what ``generate`` appends to it afterwards (padding) is not
+        fed to its matcher.
+        """
         llguidance = require("llguidance", "hf")
-        tokenizer = self._tokenizer()
-        matcher = llguidance.LLMatcher(tokenizer, self._grammar(schema), log_level=0)
-        if matcher.is_error():
-            raise ConfigError(f"invalid JSON schema for constrained decoding: {matcher.get_error()}")
-        return _JsonLogitsProcessor(matcher, prompt_length, self._eos)
+        matchers: list[Any] = []
+        for schema in schemas:
+            if schema is None:
+                matchers.append(None)
+                continue
+            matcher = llguidance.LLMatcher(self._tokenizer(), self._grammar(schema), log_level=0)
+            if matcher.is_error():
+                raise ConfigError(f"invalid JSON schema for constrained decoding: {matcher.get_error()}")
+            matchers.append(matcher)
+        return _JsonLogitsProcessor(matchers, prompt_length, self._eos, stop_ids)
 
 
 class _JsonLogitsProcessor:
-    """A transformers ``LogitsProcessor``: feeds each new token to the matcher, masks the rest."""
+    """A transformers ``LogitsProcessor``: feeds each row's new tokens to its matcher, masks the rest."""
 
-    def __init__(self, matcher: Any, prompt_length: int, eos_token_id: int) -> None:
-        self._matcher = matcher
+    def __init__(self, matchers: list[Any], prompt_length: int, eos_token_id: int, stop_ids: Sequence[int]) -> None:
+        self._matchers = matchers
         self._prompt_length = prompt_length
         self._consumed = 0
         self._eos = eos_token_id
+        self._stop_ids = frozenset(stop_ids)
+        self._finished = [False] * len(matchers)
         self._warned = False
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
-        import numpy as np
         import torch
 
         generated = input_ids.shape[1] - self._prompt_length
-        if generated > self._consumed:
-            self._matcher.consume_tokens(input_ids[0, self._prompt_length + self._consumed :].tolist())
-            self._consumed = generated
-        if self._matcher.is_error():
-            if not self._warned:  # should not happen: we only ever sample allowed tokens
-                logger.warning("constrained decoding left the grammar: %s", self._matcher.get_error())
-                self._warned = True
+        new = input_ids[:, self._prompt_length + self._consumed :].tolist() if generated > self._consumed else None
+        self._consumed = generated
+        masks = []
+        for row, matcher in enumerate(self._matchers):
+            if new is not None and not self._finished[row]:
+                tokens = new[row]
+                stop = next((i for i, t in enumerate(tokens) if t in self._stop_ids), None)
+                if stop is not None:
+                    self._finished[row] = True
+                    tokens = tokens[:stop]
+                if matcher is not None and tokens:
+                    matcher.consume_tokens(tokens)
+            masks.append(None if matcher is None or self._finished[row] else self._allowed(matcher, scores.shape[-1]))
+        if all(mask is None for mask in masks):
             return scores
-        vocab = scores.shape[-1]
-        if self._matcher.is_stopped():
-            allowed = torch.zeros(vocab, dtype=torch.bool)
+        allowed = torch.stack([torch.ones(scores.shape[-1], dtype=torch.bool) if m is None else m for m in masks])
+        return scores.masked_fill(~allowed, float("-inf"))
+
+    def _allowed(self, matcher: Any, vocab: int) -> Any | None:
+        import numpy as np
+        import torch
+
+        if matcher.is_error():
+            if not self._warned:  # should not happen: we only ever sample allowed tokens
+                logger.warning("constrained decoding left the grammar: %s", matcher.get_error())
+                self._warned = True
+            return None
+        allowed = torch.zeros(vocab, dtype=torch.bool)
+        if matcher.is_stopped():
             allowed[self._eos] = True
         else:
-            bits = np.unpackbits(np.frombuffer(self._matcher.compute_bitmask(), dtype=np.uint8), bitorder="little")
-            allowed = torch.zeros(vocab, dtype=torch.bool)
+            bits = np.unpackbits(np.frombuffer(matcher.compute_bitmask(), dtype=np.uint8), bitorder="little")
             n = min(vocab, bits.shape[0])
             allowed[:n] = torch.from_numpy(bits[:n].astype(bool))
-        return scores.masked_fill(~allowed, float("-inf"))
+        return allowed

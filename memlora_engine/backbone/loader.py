@@ -68,6 +68,8 @@ def load_backbone(
     device: str = "cpu",
     vision: bool | None = None,
     vocabulary: str = "latin",
+    prefix_cache: bool = False,
+    batch_generation: bool = False,
 ) -> HFBackbone:
     """Load a backbone ready for :class:`~memlora_engine.Memory`.
 
@@ -92,6 +94,11 @@ def load_backbone(
         vocabulary: ``"latin"`` (default): the output head computes only the Latin-script
             tokens (2-3x faster decoding for gemma-3's 262k vocabulary; greedy output is
             the full head's among those tokens, see docs/backbone.md); ``"full"``: every token.
+        prefix_cache: reuse the states of prompt prefixes shared between calls (see
+            :class:`~memlora_engine.backbone.HFBackbone`; off: in bfloat16 it can change
+            greedy outputs, see docs/backbone.md).
+        batch_generation: decode the update step's per-fact calls in one batch (see
+            :meth:`~memlora_engine.backbone.HFBackbone.generate_batch`; off by default).
 
     Raises:
         ConfigError: an unknown model, dtype or adapter.
@@ -130,7 +137,7 @@ def load_backbone(
     index_dir = (Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()) / "token-index"
     backbone = HFBackbone(
         hf_model, tokenizer, adapters=adapters, constrained=constrained, name=os.fspath(model),
-        vocabulary=vocabulary, cache_dir=index_dir,
+        vocabulary=vocabulary, cache_dir=index_dir, prefix_cache=prefix_cache, batch_generation=batch_generation,
     )
     logger.info(
         "loaded %s (%s, %d threads) in %.1f s%s",

@@ -87,6 +87,10 @@ class VLMBackbone(HFBackbone, SupportsImages):
         processor: its ``AutoProcessor`` (tokenizer, image processor, chat template).
         adapters, constrained, name: as for :class:`HFBackbone` (``"vqa"`` is one more
             operation).
+
+    No prefix cache and no batches: the states of image tokens depend on the pixels, not
+    on the token ids a cached prefix is keyed by, and a batch would have to carry each
+    row's pixels.
     """
 
     supports_images = True
@@ -104,7 +108,8 @@ class VLMBackbone(HFBackbone, SupportsImages):
         if tokenizer is None:
             raise ConfigError(f"{type(processor).__name__} has no tokenizer")
         self.processor = processor
-        super().__init__(model, tokenizer, adapters=adapters, constrained=constrained, name=name)
+        super().__init__(model, tokenizer, adapters=adapters, constrained=constrained, name=name,
+                         prefix_cache=False, batch_generation=False)
 
     def _encode(self, request: GenerationRequest) -> Any:
         images = list(request.images)
