@@ -128,7 +128,10 @@ def _outcome_checked(args: argparse.Namespace, labeler: Any, embedder: Any) -> A
     adapters: dict[str, Any] = {**shipped_adapters(DEFAULT_MODEL), "update": adapter}
     backbone = load_backbone(DEFAULT_MODEL, adapters=adapters, num_threads=args.threads)
     candidate = GeneratorTeacher(backbone, name=f"update-adapter:{adapter.name}")
-    return OutcomeCheckedTeacher([labeler, candidate], backbone, embedder)
+    from memlora_engine.evaluation.metrics import locomo_score
+
+    return OutcomeCheckedTeacher([labeler, candidate], backbone, embedder,
+                                 lambda answer, qa: locomo_score(answer, qa.answer, qa.category))
 
 
 def _check_labeler(args: argparse.Namespace) -> int:

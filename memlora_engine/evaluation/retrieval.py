@@ -21,36 +21,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from memlora_engine.data.locomo import QA, Conversation, session_of
+from memlora_engine.data.memories import RetrievalTarget, observation_memory
+from memlora_engine.data.memories import in_memory_memory as _memory
 from memlora_engine.embeddings.base import Embedder
 
 __all__ = ["RetrievalTarget", "cached_memory", "evidence_recall_at_k", "observation_memory", "scored_questions"]
-
-
-@dataclass
-class RetrievalTarget:
-    """A memory to search, the scope it holds a conversation in, and each memory's source turns.
-
-    Attributes:
-        provenance: memory id -> the dia_ids it came from.
-        sessions_done: how many sessions the memory has ingested.
-    """
-
-    memory: Any
-    scope: str
-    provenance: dict[str, list[str]]
-    sessions_done: int
-
-
-def _memory(embedder: Embedder, search_mode: str) -> Any:
-    from memlora_engine.config import MemoryConfig
-    from memlora_engine.memory import Memory
-
-    return Memory(MemoryConfig(store="memory", search_mode=search_mode, data_dir=None), embedder=embedder)
 
 
 def cached_memory(conversation_dir: str | Path, embedder: Embedder, *, search_mode: str = "vector") -> RetrievalTarget:
@@ -62,25 +41,6 @@ def cached_memory(conversation_dir: str | Path, embedder: Embedder, *, search_mo
     if (directory / "memories.jsonl").exists() and checkpoint["sessions_done"]:
         memory.import_(directory / "memories.jsonl", user_id=scope)
     return RetrievalTarget(memory, scope, checkpoint["provenance"], checkpoint["sessions_done"])
-
-
-def observation_memory(conversation: Conversation, embedder: Embedder, *, search_mode: str = "vector") -> RetrievalTarget:
-    """LoCoMo's observations of ``conversation`` as memories, written at their session's time."""
-    memory = _memory(embedder, search_mode)
-    scope = f"locomo-{conversation.sample_id}"
-    dates = {s.index: s.date_time for s in conversation.sessions}
-    provenance: dict[str, list[str]] = {}
-    for session in conversation.sessions:
-        texts = [o for o in conversation.observations if o.session == session.index]
-        if not texts:
-            continue
-        result = memory.add_many([o.text for o in texts], user_id=scope, timestamp=dates[session.index])
-        by_text = {o.text.strip(): o for o in texts}
-        for event in result.events:
-            source = by_text.get(event.text)
-            if source is not None:
-                provenance.setdefault(event.id, []).extend(source.evidence)
-    return RetrievalTarget(memory, scope, provenance, len(conversation.sessions))
 
 
 def scored_questions(conversation: Conversation, sessions_done: int) -> list[QA]:

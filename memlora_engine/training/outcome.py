@@ -9,7 +9,7 @@ ADD/UPDATE/DELETE ops with their target memories; NONE and silence change nothin
 decision is applied to a copy of the memory bank as it stands, the LoCoMo questions whose
 evidence lies in the current session and has been seen by now are answered from that copy
 by an answering generator (the generation expert), and the decision whose answers score
-best (LoCoMo F1, the benchmark's own metric) becomes the label. Ties keep the first
+best (the score passed in: LoCoMo F1, the benchmark's own metric, from ``memlora distill``) becomes the label. Ties keep the first
 candidate's label, so the check only changes a label when an outcome says it should.
 
 Nothing here needs a large model: the answers come from the same small generation expert
@@ -31,7 +31,6 @@ from memlora_engine.config import MemoryConfig
 from memlora_engine.data.locomo import QA
 from memlora_engine.embeddings.base import Embedder
 from memlora_engine.errors import GeneratorError, ModelOutputError
-from memlora_engine.evaluation.metrics import locomo_score
 from memlora_engine.generator import ChatMessage, Generator
 from memlora_engine.ops import PlannedOp, plan_operations
 from memlora_engine.parsing import parse_update_ops
@@ -93,6 +92,8 @@ class OutcomeCheckedTeacher:
         candidates: update teachers, the default label first (e.g. the rule labeler, then
             a trained expert behind :class:`~memlora_engine.teachers.GeneratorTeacher`).
         answerer: the generator that answers the questions (the generation expert).
+        score: scores one answer against its question (``memlora distill`` passes the
+            official LoCoMo score; training never imports evaluation, so it is passed in).
         embedder: the memory embedder of the copies (the replay's, so vectors are cached).
         answer_top_k: memories retrieved per question, as the pipeline does.
         style: the prompt style the update calls are rendered in.
@@ -100,13 +101,14 @@ class OutcomeCheckedTeacher:
 
     name = "outcome-checked"
 
-    def __init__(self, candidates: Sequence[Teacher], answerer: Generator, embedder: Embedder, *,
-                 answer_top_k: int = 10, style: str = "memlora") -> None:
+    def __init__(self, candidates: Sequence[Teacher], answerer: Generator, embedder: Embedder,
+                 score: Callable[[str, QA], float], *, answer_top_k: int = 10, style: str = "memlora") -> None:
         if len(candidates) < 2:
             raise ValueError("an outcome check needs at least two candidate update teachers")
         self.candidates = list(candidates)
         self.name = "outcome-checked(" + ", ".join(c.name for c in self.candidates) + ")"
         self.answerer = answerer
+        self.score = score
         self.embedder = embedder
         self.answer_top_k = answer_top_k
         self.style = style
@@ -188,7 +190,7 @@ class OutcomeCheckedTeacher:
             total = 0.0
             for qa in self._questions:
                 answer = copy.answer(qa.question, user_id="outcome", timestamp=self._when)
-                total += locomo_score(answer.text, qa.answer, qa.category)
+                total += self.score(answer.text, qa)
                 self.report.questions += 1
         return total / len(self._questions)
 

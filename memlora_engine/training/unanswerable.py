@@ -19,7 +19,7 @@ and whose target is the fixed phrase ``"No information available."``, from the d
   events. Retrieval brings the closest memories, which do not answer.
 
 The memory is each conversation's LoCoMo ``observation`` facts, written at their
-session's time (:func:`~memlora_engine.evaluation.retrieval.observation_memory`:
+session's time (:func:`~memlora_engine.data.memories.observation_memory`:
 model-free, the facts the extraction teacher distils). Every call is made by
 :meth:`Memory.answer <memlora_engine.Memory.answer>` at the time of the memory's
 last session with a recording teacher, so the prompt is the engine's exactly
@@ -122,7 +122,7 @@ def generate_unanswerable_examples(
         ConfigError: a validation or test conversation of the dev split, a
             ``count`` < 1, a share outside [0, 1], or too few questions to draw from.
     """
-    from memlora_engine.evaluation.retrieval import RetrievalTarget, observation_memory
+    from memlora_engine.data.memories import RetrievalTarget, observation_memory
 
     conversations = list(conversations)
     require_training(conversations, "unanswerable training data")

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from memlora_engine.evaluation.metrics import locomo_score
 from memlora_engine.generator import ChatMessage, GenerationRequest
 from memlora_engine.testing import ScriptedGenerator
 from memlora_engine.training import ObservationTeacher, ReferenceAnswerTeacher, UpdateLabeler
@@ -39,6 +40,10 @@ def _echo_memories(request: GenerationRequest) -> str:
     return " ".join(line[2:] for line in prompt.splitlines() if line.startswith("- "))
 
 
+def _score(answer: str, qa) -> float:
+    return locomo_score(answer, qa.answer, qa.category)
+
+
 def _teachers(update):
     return {"extraction": ObservationTeacher(), "update": update, "generation": ReferenceAnswerTeacher()}
 
@@ -49,7 +54,7 @@ def _events(examples) -> list[str]:
 
 def test_a_label_that_loses_the_answer_is_replaced_by_one_that_keeps_it(conversations, embedder):
     answerer = ScriptedGenerator({"generation": _echo_memories})
-    checked = OutcomeCheckedTeacher([KeepNothing(), UpdateLabeler(embedder)], answerer, embedder)
+    checked = OutcomeCheckedTeacher([KeepNothing(), UpdateLabeler(embedder)], answerer, embedder, _score)
     examples, _ = replay_conversation(conversations[0], _teachers(checked), embedder)
     report = checked.report
     assert report.calls == len(examples["update"])
@@ -66,7 +71,7 @@ def test_a_label_that_loses_the_answer_is_replaced_by_one_that_keeps_it(conversa
 
 def test_decisions_no_answer_tells_apart_keep_the_first_label(conversations, embedder):
     silent = ScriptedGenerator({"generation": ["I do not know."]})  # every decision scores 0
-    checked = OutcomeCheckedTeacher([KeepNothing(), UpdateLabeler(embedder)], silent, embedder)
+    checked = OutcomeCheckedTeacher([KeepNothing(), UpdateLabeler(embedder)], silent, embedder, _score)
     examples, _ = replay_conversation(conversations[0], _teachers(checked), embedder)
     assert checked.report.changed == 0
     assert checked.report.ties == checked.report.disagreements >= 1
@@ -75,7 +80,7 @@ def test_decisions_no_answer_tells_apart_keep_the_first_label(conversations, emb
 
 def test_an_unparsable_candidate_is_never_chosen_and_is_counted(conversations, embedder):
     answerer = ScriptedGenerator({"generation": _echo_memories})
-    checked = OutcomeCheckedTeacher([UpdateLabeler(embedder), Garbled()], answerer, embedder)
+    checked = OutcomeCheckedTeacher([UpdateLabeler(embedder), Garbled()], answerer, embedder, _score)
     alone, _ = replay_conversation(conversations[0], _teachers(UpdateLabeler(embedder)), embedder)
     examples, _ = replay_conversation(conversations[0], _teachers(checked), embedder)
     assert [e["target"] for e in examples["update"]] == [e["target"] for e in alone["update"]]
@@ -84,14 +89,14 @@ def test_an_unparsable_candidate_is_never_chosen_and_is_counted(conversations, e
 
 def test_an_outcome_check_needs_two_candidates(embedder):
     with pytest.raises(ValueError, match="at least two"):
-        OutcomeCheckedTeacher([UpdateLabeler(embedder)], ScriptedGenerator(), embedder)
+        OutcomeCheckedTeacher([UpdateLabeler(embedder)], ScriptedGenerator(), embedder, _score)
 
 
 def test_the_distillation_manifest_counts_the_changed_labels(tmp_path, conversations, embedder):
     from memlora_engine.training.data import build_distillation_data
 
     answerer = ScriptedGenerator({"generation": _echo_memories})
-    checked = OutcomeCheckedTeacher([KeepNothing(), UpdateLabeler(embedder)], answerer, embedder)
+    checked = OutcomeCheckedTeacher([KeepNothing(), UpdateLabeler(embedder)], answerer, embedder, _score)
     manifest = build_distillation_data(conversations, _teachers(checked), embedder, tmp_path)
     for sample_id in ("syn-1", "syn-2"):
         counts = manifest["conversations"][sample_id]["outcome_check"]
