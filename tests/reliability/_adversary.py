@@ -33,6 +33,9 @@ from rel_helpers import assert_consistent, files_containing, open_memory
 BARRIER_S = 900
 WRITERS = ("w0", "w1", "w2", "w3")
 SECRET_PREFIX = b"FORGET-ME-"
+# The counters of run_adversary that must stay 0.
+FAILURES = ("corrupt", "worker_errors", "lost", "resurrected", "duplicated", "invisible", "byte_hits",
+            "forgotten_listed", "store_history_mismatch")
 
 
 def secret(round_: int) -> str:

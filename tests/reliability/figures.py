@@ -29,10 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _adversary import forget_then_touch, run_adversary
-
-FAILURES = ("corrupt", "worker_errors", "lost", "resurrected", "duplicated", "invisible", "byte_hits",
-            "forgotten_listed", "store_history_mismatch")
+from _adversary import FAILURES, forget_then_touch, run_adversary
 
 
 def _machine() -> dict[str, Any]:

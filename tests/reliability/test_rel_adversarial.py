@@ -13,11 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from _adversary import run_adversary
+from _adversary import FAILURES, run_adversary
 from rel_helpers import trials
-
-FAILURES = ("corrupt", "worker_errors", "lost", "resurrected", "duplicated", "invisible", "byte_hits",
-            "forgotten_listed", "store_history_mismatch")
 
 
 def test_writers_beside_a_forgetter(data_dir: Path) -> None:
