@@ -42,9 +42,9 @@ def secret(round_: int) -> str:
     return f"FORGET-ME-{round_:04d}-Zq"
 
 
-def writer(data_dir: str, name: str, rounds: int, barrier: Any, results: Any) -> None:
+def writer(data_dir: str, name: str, rounds: int, barrier: Any, results: Any, seed: int = 0) -> None:
     """Adds (one by one and in bulk) and deletes in its own scope, and searches it, every round."""
-    rng = random.Random(name)
+    rng = random.Random(f"{seed}:{name}")
     added: dict[str, str] = {}
     deleted: list[str] = []
     try:
@@ -119,18 +119,19 @@ def scan(data_dir: Path) -> list[str]:
     return files_containing(data_dir, SECRET_PREFIX)
 
 
-def run_adversary(data_dir: Path, rounds: int, progress: Callable[[dict[str, Any]], None] | None = None
-                  ) -> dict[str, Any]:
+def run_adversary(data_dir: Path, rounds: int, progress: Callable[[dict[str, Any]], None] | None = None,
+                  seed: int = 0) -> dict[str, Any]:
     """Four writers + one forgetter for ``rounds`` rounds on ``data_dir``; the counters of what went wrong.
 
-    ``progress`` is called with the counters after every audited round.
+    ``progress`` is called with the counters after every audited round; ``seed``
+    chooses the writers' batch sizes and deletions.
 
     Each memory is searched by its own text once, in the audit after the round that
     wrote it; every memory is in the exhaustive search of every round's audit.
     """
     start = time.monotonic()
     counters: dict[str, Any] = {
-        "rounds": rounds, "rounds_done": 0, "corrupt": 0, "integrity": [], "worker_errors": 0, "errors": {},
+        "rounds": rounds, "seed": seed, "rounds_done": 0, "corrupt": 0, "integrity": [], "worker_errors": 0, "errors": {},
         "lost": 0, "resurrected": 0, "duplicated": 0, "invisible": 0, "invisible_ids": [], "byte_hits": 0,
         "byte_hit_files": [], "forgotten_listed": 0, "store_history_mismatch": 0, "searches": 0, "memories": 0,
     }
@@ -145,7 +146,8 @@ def run_adversary(data_dir: Path, rounds: int, progress: Callable[[dict[str, Any
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(len(WRITERS) + 2)
     results = ctx.Queue()
-    procs = [ctx.Process(target=writer, args=(str(data_dir), name, rounds, barrier, results)) for name in WRITERS]
+    procs = [ctx.Process(target=writer, args=(str(data_dir), name, rounds, barrier, results, seed))
+             for name in WRITERS]
     procs.append(ctx.Process(target=forgetter, args=(str(data_dir), rounds, barrier, results)))
     for proc in procs:
         proc.start()

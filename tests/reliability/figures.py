@@ -4,7 +4,7 @@
         --json results/reliability/figures.json
 
 * ``--runs`` x ``--rounds``: four writer processes + one forgetting process on a
-  fresh data directory per run (:func:`_adversary.run_adversary`), with per-run
+  fresh data directory per run, each run's writers seeded differently (:func:`_adversary.run_adversary`), with per-run
   counters: corrupt stores, worker errors, lost, resurrected, duplicated, invisible
   to search, byte hits, forgotten memories still listed, store/history mismatches.
 * ``--seeds``: byte scans after a forget + random reads/writes of other scopes
@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10, help="adversarial runs, each on a fresh store (default 10)")
     parser.add_argument("--rounds", type=int, default=200, help="rounds per run (default 200)")
+    parser.add_argument("--first-run-seed", type=int, default=0,
+                        help="seed of the first run's writers; run i uses this + i (default 0)")
     parser.add_argument("--seeds", type=int, default=50, help="byte-scan seeds (default 50)")
     parser.add_argument("--first-seed", type=int, default=0, help="first byte-scan seed (default 0)")
     parser.add_argument("--json", type=Path, required=True, help="where to write the summary")
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for run in range(args.runs):
         print(f"run {run + 1}/{args.runs}: {args.rounds} rounds", file=sys.stderr, flush=True)
-        counters = run_adversary(work / f"run{run}", args.rounds, progress)
+        counters = run_adversary(work / f"run{run}", args.rounds, progress, seed=args.first_run_seed + run)
         counters["load_average_end"] = _load()
         summary.pop("in_progress", None)
         summary["runs"].append({"run": run, **counters})
