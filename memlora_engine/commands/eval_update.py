@@ -38,6 +38,9 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--update-calls", choices=("per_fact", "batch"), default="per_fact",
                         help="one update call per new fact (default, as the engine runs) or one per case "
                              "(MemoryConfig.update_calls)")
+    parser.add_argument("--batch-generation", action="store_true",
+                        help="decode each case's per-fact update calls in one batch (load_backbone(batch_generation=True)); "
+                             "compare with a run without it to check the outputs stay the same")
     parser.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16")
     parser.add_argument("--threads", type=int, help="torch threads (default: all usable cores)")
     parser.add_argument("--out", help="write the summaries and per-case records (JSON) here")
@@ -60,7 +63,8 @@ def _load(spec: str, args: argparse.Namespace) -> Any:
         adapters = {"update": spec}
     else:
         raise ConfigError(f"--row wants base, shipped or an adapter directory, got {spec!r}")
-    return load_backbone(args.model, adapters=adapters, dtype=args.dtype, num_threads=args.threads)
+    return load_backbone(args.model, adapters=adapters, dtype=args.dtype, num_threads=args.threads,
+                         batch_generation=args.batch_generation)
 
 
 def run(args: argparse.Namespace) -> int:
