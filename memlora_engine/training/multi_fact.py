@@ -47,7 +47,7 @@ from typing import Any
 
 from memlora_engine.config import MemoryConfig
 from memlora_engine.data.locomo import Conversation, Observation, Session, Turn
-from memlora_engine.data.splits import DEV_SPLITS
+from memlora_engine.data.splits import require_training
 from memlora_engine.data.windows import session_windows, window_messages
 from memlora_engine.embeddings.hashing import HashingEmbedder
 from memlora_engine.errors import ConfigError
@@ -159,14 +159,6 @@ def _size(messages: Sequence[ChatMessage], target: str) -> int:
     return sum(len(str(m["content"])) for m in messages) + len(target)
 
 
-def _check_sources(conversations: Sequence[Conversation]) -> None:
-    held_out = {*DEV_SPLITS["validation"], *DEV_SPLITS["test"]}
-    for conversation in conversations:
-        if conversation.sample_id in held_out:
-            raise ConfigError(f"{conversation.sample_id} is a validation/test conversation: "
-                              "multi-fact windows come from training conversations only")
-
-
 def generate_multi_fact_examples(conversations: Sequence[Conversation], count: int, *, seed: int = 0,
                                  speaker_share: float = 0.25, max_chars: int = 2000,
                                  captions: bool = True) -> MultiFactExamples:
@@ -191,7 +183,7 @@ def generate_multi_fact_examples(conversations: Sequence[Conversation], count: i
         ConfigError: a validation or test conversation of the dev split was given, or a
             share outside [0, 1].
     """
-    _check_sources(conversations)
+    require_training(conversations, "the multi-fact window data")
     if not 0.0 <= speaker_share <= 1.0:
         raise ConfigError(f"speaker_share must be in [0, 1], got {speaker_share}")
     runs = _runs(conversations)
