@@ -98,3 +98,19 @@ def tiny_model_dir(tmp_path: Path, tiny) -> Path:
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture
+def train_one_step(tmp_path: Path, tiny_model_dir: Path):
+    """Run ``memlora train OPERATION`` for one step on the tiny model with ``options``; return the saved card."""
+    from memlora_engine.commands import main
+
+    def run(operation: str, data: Path, *options: str) -> dict[str, Any]:
+        target = tmp_path / "saved"
+        assert main(["train", operation, "--data-dir", str(data), "--out", str(tmp_path / "runs"),
+                     "--model", str(tiny_model_dir), *options, "--max-steps", "1", "--eval-every", "1",
+                     "--batch-size", "2", "--val-examples", "2", "--max-length", "8192", "--dtype", "float32",
+                     "--quiet", "--save-to", str(target)]) == 0
+        return json.loads((target / "card.json").read_text())
+
+    return run

@@ -204,7 +204,7 @@ def test_bad_speaker_share_is_refused(sources):
         generate_multi_fact_examples(sources, 5, speaker_share=1.5)
 
 
-def test_distill_writes_multi_fact_calls_and_train_mixes_them_in(tmp_path: Path, tiny_model_dir, capsys):
+def test_distill_writes_multi_fact_calls_and_train_mixes_them_in(tmp_path: Path, train_one_step, capsys):
     source = tmp_path / "locomo.json"
     source.write_text(json.dumps([_sample("syn-a"), _sample("conv-30")]), encoding="utf-8")
     data = tmp_path / "data"
@@ -226,13 +226,8 @@ def test_distill_writes_multi_fact_calls_and_train_mixes_them_in(tmp_path: Path,
     assert stats["locomo"]["examples"] == len(two_turn) and stats["mix"]["examples"] == len(two_turn) + 10
     assert json.loads((data / "manifest.json").read_text())["synthetic"]["extraction"]["count"] == 10
 
-    target = tmp_path / "saved"
-    assert main(["train", "extraction", "--data-dir", str(data), "--out", str(tmp_path / "runs"),
-                 "--model", str(tiny_model_dir), "--train-conversations", "syn-a", "--val-conversations", "conv-30",
-                 "--with-multi-fact", "--max-steps", "1", "--eval-every", "1", "--batch-size", "2",
-                 "--val-examples", "2", "--max-length", "8192", "--dtype", "float32", "--quiet",
-                 "--save-to", str(target)]) == 0
-    card = json.loads((target / "card.json").read_text())
+    card = train_one_step("extraction", data, "--train-conversations", "syn-a", "--val-conversations", "conv-30",
+                          "--with-multi-fact")
     assert card["data"]["train_conversations"] == ["syn-a", MULTI_FACT_ID]
     assert card["data"]["train_examples"] == len(two_turn) + 10
     assert card["data"]["synthetic"]["count"] == 10

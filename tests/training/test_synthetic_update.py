@@ -170,7 +170,7 @@ def test_held_out_conversations_are_refused():
         generate_update_examples(parse_locomo([_sample("conv-30")]), 5)
 
 
-def test_distill_writes_synthetic_examples_and_train_mixes_them_in(tmp_path: Path, tiny_model_dir, capsys):
+def test_distill_writes_synthetic_examples_and_train_mixes_them_in(tmp_path: Path, train_one_step, capsys):
     source = tmp_path / "locomo.json"
     source.write_text(json.dumps([_sample("syn-a"), _sample("syn-b")]), encoding="utf-8")
     data = tmp_path / "data"
@@ -186,13 +186,8 @@ def test_distill_writes_synthetic_examples_and_train_mixes_them_in(tmp_path: Pat
     assert stats["mix"]["examples"] == 24 + locomo - stats["locomo_left_out_as_too_long"]
     assert json.loads((data / "manifest.json").read_text())["synthetic"]["update"]["count"] == 24
 
-    target = tmp_path / "saved"
-    assert main(["train", "update", "--data-dir", str(data), "--out", str(tmp_path / "runs"),
-                 "--model", str(tiny_model_dir), "--train-conversations", "syn-a", "--val-conversations", "syn-b",
-                 "--with-synthetic", "--max-steps", "1", "--eval-every", "1", "--batch-size", "2",
-                 "--val-examples", "2", "--max-length", "8192", "--dtype", "float32", "--quiet",
-                 "--save-to", str(target)]) == 0
-    card = json.loads((target / "card.json").read_text())
+    card = train_one_step("update", data, "--train-conversations", "syn-a", "--val-conversations", "syn-b",
+                          "--with-synthetic")
     syn_a = len((data / "update" / "syn-a.jsonl").read_text().splitlines())
     assert card["data"]["train_conversations"] == ["syn-a", SYNTHETIC_ID]
     assert card["data"]["train_examples"] == syn_a + 24

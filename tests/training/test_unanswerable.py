@@ -168,7 +168,7 @@ def test_held_out_conversations_and_bad_settings_are_refused(conversations, embe
         generate_unanswerable_examples(conversations, 2, embedder, adversarial_share=1.5)
 
 
-def test_distill_writes_unanswerable_examples_and_train_mixes_them_in(tmp_path: Path, tiny_model_dir, capsys):
+def test_distill_writes_unanswerable_examples_and_train_mixes_them_in(tmp_path: Path, train_one_step, capsys):
     source = tmp_path / "locomo.json"
     source.write_text(json.dumps([_sample("syn-a"), _sample("syn-b"), _sample("conv-30")]), encoding="utf-8")
     data = tmp_path / "data"
@@ -185,13 +185,8 @@ def test_distill_writes_unanswerable_examples_and_train_mixes_them_in(tmp_path: 
     assert stats["share_of_mix"] == round(6 / (6 + answerable), 3)
     assert json.loads((data / "manifest.json").read_text())["unanswerable"]["generation"]["count"] == 6
 
-    target = tmp_path / "saved"
-    assert main(["train", "generation", "--data-dir", str(data), "--out", str(tmp_path / "runs"),
-                 "--model", str(tiny_model_dir), "--train-conversations", "syn-a", "--val-conversations", "syn-b",
-                 "--with-unanswerable", "--max-steps", "1", "--eval-every", "1", "--batch-size", "2",
-                 "--val-examples", "2", "--max-length", "8192", "--dtype", "float32", "--quiet",
-                 "--save-to", str(target)]) == 0
-    card = json.loads((target / "card.json").read_text())
+    card = train_one_step("generation", data, "--train-conversations", "syn-a", "--val-conversations", "syn-b",
+                          "--with-unanswerable")
     syn_a = len((data / "generation" / "syn-a.jsonl").read_text().splitlines())
     assert card["data"]["train_conversations"] == ["syn-a", UNANSWERABLE_ID]
     assert card["data"]["train_examples"] == syn_a + 6
