@@ -79,6 +79,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "`memlora train generation --with-unanswerable` (docs/training.md)")
     parser.add_argument("--unanswerable-adversarial-share", type=float, default=0.5, metavar="S",
                         help="share of --unanswerable examples that are category-5 questions (default 0.5)")
+    parser.add_argument("--dated-memories", action="store_true",
+                        help="generation prompts list each memory with its session date, newest first, as the "
+                             "engine does with MemoryConfig.dated_memories (the replay and --unanswerable); a "
+                             "cache distilled without it is refused: use a fresh --out")
     parser.add_argument("--check-labeler", metavar="CASES",
                         help="only report the update labeler's agreement with hand-labelled JSONL cases")
 
@@ -176,11 +180,13 @@ def _synthetic(args: argparse.Namespace, selected: list[Any], out: Path) -> None
 
 def _unanswerable(args: argparse.Namespace, selected: list[Any], out: Path, embedder: Any) -> None:
     """Unanswerable generation examples from the selected conversations that are not held out."""
+    from memlora_engine.config import MemoryConfig
     from memlora_engine.training.unanswerable import write_unanswerable
 
     sources = _training_sources(selected, "--unanswerable", "unanswerable examples")
     stats = write_unanswerable(out, sources, args.unanswerable, embedder, seed=args.synthetic_seed,
-                               adversarial_share=args.unanswerable_adversarial_share)
+                               adversarial_share=args.unanswerable_adversarial_share,
+                               config=MemoryConfig(dated_memories=args.dated_memories))
     kinds = ", ".join(f"{k} {v}" for k, v in stats["kinds"].items())
     share = "" if stats["share_of_mix"] is None else f", {stats['share_of_mix']:.0%} of the generation examples"
     print(f"unanswerable examples: {stats['count']} ({kinds}), target {stats['phrase']!r}{share} "
@@ -226,7 +232,8 @@ def run(args: argparse.Namespace) -> int:
         embedder = _embedder(args.embedder)
         manifest = build_distillation_data(
             selected, _teachers(args, embedder, out), embedder, out, captions=not args.no_captions,
-            limit_sessions=args.limit_sessions, progress=lambda line: print(line, flush=True),
+            limit_sessions=args.limit_sessions, dated_memories=args.dated_memories,
+            progress=lambda line: print(line, flush=True),
         )
         manifest["source"] = Path(args.data).name
         (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")

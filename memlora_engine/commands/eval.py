@@ -66,8 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     locomo.add_argument("--answer-top-k", type=int, help="memories given to the generation stage")
     locomo.add_argument("--search-mode", choices=("vector", "hybrid"),
                         help="how answers retrieve (MemoryConfig.search_mode; default: vector)")
-    locomo.add_argument("--dated-memories", action="store_true",
-                        help="list memories with their session date, newest first (MemoryConfig.dated_memories)")
+    locomo.add_argument("--dated-memories", action=argparse.BooleanOptionalAction,
+                        help="list memories with their session date, newest first, or not "
+                             "(MemoryConfig.dated_memories; default: MemoryConfig's)")
     locomo.add_argument("--max-new-tokens", metavar="STAGE=N,...",
                         help="per-stage output caps, e.g. extraction=96,update=160 (default: MemoryConfig's)")
     locomo.add_argument("--ingest-from", metavar="SPEC",
@@ -201,8 +202,8 @@ def _run_locomo(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {"answer_top_k": args.answer_top_k} if args.answer_top_k else {}
     if args.search_mode:
         overrides["search_mode"] = args.search_mode
-    if args.dated_memories:
-        overrides["dated_memories"] = True
+    if args.dated_memories is not None:
+        overrides["dated_memories"] = args.dated_memories
     caps = parse_token_caps(args.max_new_tokens)
     if caps:
         overrides["max_new_tokens"] = caps

@@ -39,6 +39,9 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--embedder", default="minilm", choices=("minilm", "hashing"),
                         help="memory embedder: minilm (the engine's default) or hashing (fast, offline, for tests)")
     parser.add_argument("--max-new-tokens", metavar="STAGE=N,...", help="per-stage output caps (default: MemoryConfig's)")
+    parser.add_argument("--dated-memories", action=argparse.BooleanOptionalAction,
+                        help="list memories with their session date, newest first, or not "
+                             "(MemoryConfig.dated_memories; default: MemoryConfig's)")
     parser.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16")
     parser.add_argument("--threads", type=int, help="torch threads (default: all usable cores)")
     parser.add_argument("--out", help="write the summary and per-history records (JSON) here")
@@ -114,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
     caps = parse_token_caps(args.max_new_tokens)
     config = MemoryConfig(store="memory")
     config.max_new_tokens.update(caps)
+    if args.dated_memories is not None:
+        config.dated_memories = args.dated_memories
     adapters, labels = _adapters(args)
     generator = load_backbone(args.model, adapters=adapters, dtype=args.dtype, num_threads=args.threads)
     embedder = _embedder(args.embedder)
@@ -134,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
             "command": command, "model": args.model, "adapters": labels, "embedder": args.embedder,
             "histories": Path(args.histories).name if args.histories else default_histories_path().name,
             "lengths": lengths, "limit": args.limit, "threads": args.threads, "dtype": args.dtype,
-            "max_new_tokens": config.max_new_tokens, **result,
+            "max_new_tokens": config.max_new_tokens, "dated_memories": config.dated_memories, **result,
         }
         out.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
         print(f"written: {out}")

@@ -40,7 +40,7 @@ from memlora_engine.config import MemoryConfig
 from memlora_engine.data.locomo import Conversation, Observation
 from memlora_engine.data.windows import session_windows, window_messages
 from memlora_engine.embeddings.base import Embedder
-from memlora_engine.errors import ModelOutputError
+from memlora_engine.errors import ConfigError, ModelOutputError
 from memlora_engine.operations import TRAINED_OPERATIONS
 from memlora_engine.teachers import Teacher, TeacherCall, TeacherGenerator
 from memlora_engine.training.cleaning import clean_output, prompt_values
@@ -185,11 +185,14 @@ def replay_conversation(
     update_top_k: int = 5,
     answer_top_k: int = 10,
     limit_sessions: int | None = None,
+    dated_memories: bool = False,
 ) -> tuple[dict[str, list[dict[str, Any]]], DistillReport]:
     """Run one conversation through the engine with ``teachers``; return examples per operation.
 
     Questions are asked at the time of the last ingested session, as the harness does;
     category-5 (adversarial) questions and questions without an answer are skipped.
+    ``dated_memories`` renders the generation prompts as the engine does with
+    ``MemoryConfig.dated_memories``: each memory with its session date, newest first.
     An :class:`~memlora_engine.training.outcome.OutcomeCheckedTeacher` as the update
     teacher is told, before each window, the memories stored and the questions that can
     judge its decisions (its report counts the labels it changed).
@@ -205,7 +208,7 @@ def replay_conversation(
             labeler.embedder = embedder  # type: ignore[attr-defined]
     embedder.prime([" ".join(o.text.split()) for o in conversation.observations] + [q.question.strip() for q in conversation.qa])
     config = MemoryConfig(store="memory", namespace=f"distill-{uuid.uuid4().hex[:12]}", prompt_style=_STYLE,
-                          update_top_k=update_top_k, answer_top_k=answer_top_k)
+                          update_top_k=update_top_k, answer_top_k=answer_top_k, dated_memories=dated_memories)
     scope = f"locomo-{conversation.sample_id}"
     report = DistillReport()
     facts_by_window = window_facts(conversation)
@@ -272,12 +275,19 @@ def build_distillation_data(
     *,
     captions: bool = True,
     limit_sessions: int | None = None,
+    dated_memories: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Build (or resume) the JSONL cache ``<out_dir>/<operation>/<sample_id>.jsonl``.
 
     A conversation whose files exist is skipped (delete them to rebuild). Writes and
     returns ``<out_dir>/manifest.json``: teachers, embedder, prompt version and counts.
+    ``dated_memories`` dates the memories of the generation prompts
+    (:func:`replay_conversation`).
+
+    Raises:
+        ConfigError: ``dated_memories`` differs from the cache's: its generation
+            prompts are in the other format (use a fresh ``out_dir``).
     """
     from memlora_engine.prompts import PROMPT_VERSION
 
@@ -285,6 +295,11 @@ def build_distillation_data(
     ops = [Operation(k) for k in teachers]
     manifest_path = out / "manifest.json"
     manifest: dict[str, Any] = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    cached_dated = bool(manifest.get("dated_memories", False))
+    if manifest.get("conversations") and cached_dated != dated_memories:
+        raise ConfigError(f"{out} holds generation prompts with dated_memories={cached_dated}; "
+                          f"distill dated_memories={dated_memories} into a fresh directory")
+    manifest["dated_memories"] = dated_memories
     manifest.update({
         "prompt_style": _STYLE,
         "prompt_version": PROMPT_VERSION,
@@ -301,7 +316,7 @@ def build_distillation_data(
                 progress(f"{conversation.sample_id}: cached")
             continue
         examples, report = replay_conversation(conversation, teachers, embedder, captions=captions,
-                                               limit_sessions=limit_sessions)
+                                               limit_sessions=limit_sessions, dated_memories=dated_memories)
         for op, path in paths.items():
             _write_jsonl(path, examples.get(op.value, []))
         counts[conversation.sample_id] = {"examples": report.examples, "unusable": report.unusable,

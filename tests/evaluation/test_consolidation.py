@@ -312,6 +312,28 @@ def test_cli_consolidation_backbone_options(tmp_path: Path, loaded: list[dict[st
     assert "adapters: none (base model)" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("dated", [True, False])
+def test_cli_consolidation_dated_memories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dated: bool) -> None:
+    generators: list[ScriptedGenerator] = []
+
+    def load(model: str, adapters: object = "shipped", **options: object) -> ScriptedGenerator:
+        generators.append(_generator(_hoarding))
+        return generators[-1]
+
+    monkeypatch.setattr(backbone, "load_backbone", load)
+    out = tmp_path / "consolidation.json"
+    flag = "--dated-memories" if dated else "--no-dated-memories"
+    assert _run(["--lengths", "2", "--limit", "1", "--embedder", "hashing", "--quiet", flag, "--out", str(out)]) == 0
+    assert json.loads(out.read_text(encoding="utf-8"))["dated_memories"] is dated
+    (answer,) = [c for c in generators[0].calls if c.operation.value == "generation"]
+    listing = _user_text(answer).split("Memories:\n", 1)[1].split("\n\nQuestion:", 1)[0].splitlines()
+    assert len(listing) == 2  # the hoarding update keeps both values
+    if dated:  # a week apart, the newest first
+        assert [line[:15] for line in listing] == ["- [2025-03-10] ", "- [2025-03-03] "]
+    else:
+        assert not any(line.startswith("- [20") for line in listing)
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--lengths", "two"], "--lengths wants"),
     (["--lengths", "4"], "no history of length"),

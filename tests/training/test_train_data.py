@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
-from memlora_engine.errors import GeneratorError, ModelOutputError
+from memlora_engine.errors import ConfigError, GeneratorError, ModelOutputError
 from memlora_engine.prompts import render_prompt
 from memlora_engine.training import (
     CachedTeacher,
@@ -198,6 +199,29 @@ def test_replay_records_engine_prompts_and_clean_targets(conversations, signal_t
     assert [e["target"] for e in examples["generation"]] == ["Miso", "the cello", "Lisbon"]
     assert examples["generation"][0]["messages"][1]["content"].startswith("Memories:\n- ")
     assert report.examples == {"extraction": 5, "update": len(examples["update"]), "generation": 3}
+
+
+def test_replay_dates_the_generation_memories_as_the_engine_does(conversations, signal_teachers, embedder):
+    plain, _ = replay_conversation(conversations[0], signal_teachers, embedder)
+    dated, _ = replay_conversation(conversations[0], signal_teachers, embedder, dated_memories=True)
+    for example in dated["generation"]:
+        lines = [line for line in example["messages"][1]["content"].splitlines() if line.startswith("- ")]
+        dates = [re.match(r"- \[(\d{4}-\d{2}-\d{2})\] ", line).group(1) for line in lines]  # type: ignore[union-attr]
+        assert dates and dates == sorted(dates, reverse=True)  # newest first
+    # the same memories and targets, only the listing differs
+    assert [e["target"] for e in dated["generation"]] == [e["target"] for e in plain["generation"]]
+    assert [e["messages"] for e in dated["extraction"]] == [e["messages"] for e in plain["extraction"]]
+    assert dated["generation"][0]["messages"] != plain["generation"][0]["messages"]
+
+
+def test_build_distillation_data_refuses_a_cache_of_the_other_listing(tmp_path, conversations, signal_teachers,
+                                                                     embedder):
+    out = tmp_path / "data"
+    manifest = build_distillation_data(conversations[:1], signal_teachers, embedder, out, dated_memories=True)
+    assert manifest["dated_memories"] is True
+    with pytest.raises(ConfigError, match="dated_memories=True"):
+        build_distillation_data(conversations, signal_teachers, embedder, out)
+    assert set(json.loads((out / "manifest.json").read_text())["conversations"]) == {"syn-1"}  # nothing written
 
 
 def test_build_distillation_data_caches_and_resumes(tmp_path, conversations, signal_teachers, embedder, monkeypatch):
