@@ -220,7 +220,7 @@ def _run_locomo(args: argparse.Namespace) -> int:
         meta={"command": command, "data": Path(args.data).name, "split": args.conversations or args.split,
               "dtype": args.dtype, "threads": args.threads},
         plots=not args.no_plots, cache_dir=args.cache,
-        ingest_from=parse_config(args.ingest_from).name if args.ingest_from else None,
+        ingest_from=parse_config(args.ingest_from).name if args.ingest_from else None, adapters=adapter_paths,
     )
     _print_summary(results, Path(args.out))
     return 0

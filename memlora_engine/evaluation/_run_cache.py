@@ -8,7 +8,9 @@ ingest alike (same model, options and extraction/update stages).
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ from memlora_engine.errors import ConfigError
 from memlora_engine.evaluation.recording import read_jsonl, rewrite_jsonl
 from memlora_engine.operations import INGEST_OPERATIONS
 
-__all__ = ["check_fingerprint", "check_ingest_source", "reuse_ingestion", "write_checkpoint"]
+__all__ = ["adapter_digests", "check_fingerprint", "check_ingest_source", "reuse_ingestion", "write_checkpoint"]
 
 _INGEST_STAGES = frozenset(op.value for op in INGEST_OPERATIONS)
 
@@ -26,6 +28,30 @@ def write_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(checkpoint, ensure_ascii=False, indent=1), encoding="utf-8")
     tmp.replace(path)
+
+
+def adapter_digests(adapters: Mapping[str, str | Path]) -> dict[str, str]:
+    """Each stage's adapter as a digest of its weights and config, for the run fingerprint.
+
+    The stage names alone say *that* a stage runs on an adapter, not *which*: two
+    runs with other weights in one cache would otherwise resume each other's outputs.
+
+    Raises:
+        ConfigError: a directory without ``adapter_config.json``.
+    """
+    digests: dict[str, str] = {}
+    for stage, directory in sorted(adapters.items()):
+        files = sorted(p for p in Path(directory).glob("adapter_*") if p.is_file())
+        if not any(p.name == "adapter_config.json" for p in files):
+            raise ConfigError(f"{stage} adapter: no adapter_config.json in {directory}")
+        sha = hashlib.sha256()
+        for path in files:
+            sha.update(path.name.encode())
+            with path.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    sha.update(chunk)
+        digests[stage] = sha.hexdigest()[:16]
+    return digests
 
 
 def _changed_keys(a: dict[str, Any], b: dict[str, Any]) -> str:
@@ -55,10 +81,11 @@ def _ingest_fingerprint(fingerprint: dict[str, Any]) -> dict[str, Any]:
     config = fingerprint["config"]
     overrides = fingerprint.get("memory_overrides") or {}
     return {
-        **{k: v for k, v in fingerprint.items() if k not in ("config", "memory_overrides")},
+        **{k: v for k, v in fingerprint.items() if k not in ("config", "memory_overrides", "adapter_weights")},
         "memory_overrides": {k: v for k, v in overrides.items() if k not in _ANSWER_ONLY_OVERRIDES},
         "full_context": config["full_context"],
         "ingest_adapters": sorted(set(config["adapters"]) & _INGEST_STAGES),
+        "adapter_weights": {k: v for k, v in (fingerprint.get("adapter_weights") or {}).items() if k in _INGEST_STAGES},
         "ingest_prompts": {k: v for k, v in config["prompts"].items() if k in _INGEST_STAGES},
     }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ def evaluate_locomo(
     plots: bool = True,
     cache_dir: str | Path | None = None,
     ingest_from: str | None = None,
+    adapters: Mapping[str, str | Path] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) every configuration and write ``results.json``, ``report.md`` and plots.
 
@@ -66,6 +67,8 @@ def evaluate_locomo(
         ingest_from: a configuration name in the cache whose finished ingestion the
             other configurations take instead of ingesting (it may be one of
             ``configs``, listed first; see :func:`~memlora_engine.evaluation.runner.run_config`).
+        adapters: each stage's adapter directory, fingerprinted by content
+            (:func:`~memlora_engine.evaluation.runner.run_config`).
     """
     options = options or RunOptions()
     out = Path(out_dir)
@@ -76,7 +79,7 @@ def evaluate_locomo(
         result = run_config(
             conversations, config, functools.partial(generator_factory, config), out,
             embedder=embedder, options=options, model_name=model_name, cache_dir=cache,
-            ingest_from=ingest_from if ingest_from != config.name else None,
+            ingest_from=ingest_from if ingest_from != config.name else None, adapters=adapters,
         )
         if options.image_dir is not None:
             images[config.name] = result["images"]

@@ -42,7 +42,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -53,6 +53,7 @@ from memlora_engine.data.locomo import QA, Conversation, Turn
 from memlora_engine.data.windows import session_windows, window_messages
 from memlora_engine.embeddings.base import Embedder
 from memlora_engine.evaluation._run_cache import (
+    adapter_digests,
     check_fingerprint,
     check_ingest_source,
     reuse_ingestion,
@@ -463,6 +464,7 @@ def run_config(
     model_name: str = "unknown",
     cache_dir: str | Path | None = None,
     ingest_from: str | None = None,
+    adapters: Mapping[str, str | Path] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) ``config`` on ``conversations``; returns answers, stats, photo counts and call counts.
 
@@ -481,13 +483,18 @@ def run_config(
         ingest_from: the name of another configuration in the same cache whose
             finished ingestion this run takes instead of ingesting (see the module
             docstring); used for conversations this run has not started.
+        adapters: the adapter directory of each stage (the configuration's stages are
+            used): their digests go into the fingerprint, so a cached run of other
+            weights is neither resumed nor taken by ``ingest_from``.
     """
     options = options or RunOptions()
     directory = (Path(cache_dir) if cache_dir is not None else Path(out_dir) / "runs") / config.name
     from memlora_engine.prompts import PROMPT_VERSION
 
     fingerprint = {"config": config.describe(), "model": model_name, "prompt_version": PROMPT_VERSION, **options.fingerprint()}
-    check_fingerprint(directory, fingerprint)
+    if adapters is not None:
+        fingerprint["adapter_weights"] = adapter_digests(
+            {op.value: adapters[op.value] for op in config.adapters if op.value in adapters})
     cache: dict[str, Any] = {}
 
     def get_generator() -> Generator:
@@ -514,7 +521,8 @@ def run_config(
 
     source = directory.parent / ingest_from if ingest_from is not None else None
     if source is not None and not all(started(c) for c in conversations):
-        check_ingest_source(source, fingerprint)
+        check_ingest_source(source, fingerprint)  # before run.json is written: a refused run leaves nothing
+    check_fingerprint(directory, fingerprint)
     for conversation in conversations:
         if source is not None and not started(conversation):
             reuse_ingestion(source, directory, conversation.sample_id)

@@ -251,3 +251,40 @@ def test_ingestion_is_not_taken_from_a_run_that_ingests_differently(tmp_path, sy
         run_config([conversation], partial, make_model(adapters=partial.adapters), tmp_path / "elsewhere",
                    embedder=DeterministicEmbedder(), options=options, ingest_from="memlora")
     assert not (tmp_path / "runs" / partial.name / conversation.sample_id / "checkpoint.json").exists()
+
+
+def _adapter_dir(path, weights: bytes):
+    path.mkdir(parents=True)
+    (path / "adapter_config.json").write_text('{"r": 8}')
+    (path / "adapter_model.safetensors").write_bytes(weights)
+    return path
+
+
+def test_a_cached_run_of_other_adapter_weights_is_neither_resumed_nor_taken(tmp_path, synthetic_file, make_model):
+    conversation = load_locomo(synthetic_file)[0]
+    options = RunOptions(progress=False, limit_sessions=1)
+    full = parse_config("memlora")
+    stages = {stage: _adapter_dir(tmp_path / "a" / stage, stage.encode()) for stage in ("extraction", "update", "generation")}
+    run_config([conversation], full, make_model(adapters=full.adapters), tmp_path, embedder=DeterministicEmbedder(),
+               options=options, adapters=stages)
+    saved = json.loads((tmp_path / "runs" / "memlora" / "run.json").read_text())
+    assert set(saved["adapter_weights"]) == {"extraction", "update", "generation"}
+    # the same stages on other update weights: the cached run is not resumed
+    other_update = {**stages, "update": _adapter_dir(tmp_path / "b" / "update", b"retrained")}
+    with pytest.raises(ConfigError, match="other settings.*adapter_weights"):
+        run_config([conversation], full, make_model(adapters=full.adapters), tmp_path,
+                   embedder=DeterministicEmbedder(), options=options, adapters=other_update)
+    # nor is its ingestion taken; another generation adapter may take it
+    partial = parse_config("adapters=extraction,update,generation")
+    with pytest.raises(ConfigError, match="ingests differently.*adapter_weights"):
+        run_config([conversation], partial, make_model(adapters=partial.adapters), tmp_path,
+                   embedder=DeterministicEmbedder(), options=options, ingest_from="memlora", adapters=other_update)
+    assert not (tmp_path / "runs" / partial.name / "run.json").exists()  # a refused run leaves nothing behind
+    other_generation = {**stages, "generation": _adapter_dir(tmp_path / "b" / "generation", b"retrained")}
+    result = run_config([conversation], partial, make_model(adapters=partial.adapters), tmp_path,
+                        embedder=DeterministicEmbedder(), options=options, ingest_from="memlora",
+                        adapters=other_generation)
+    assert result["answers"]
+    with pytest.raises(ConfigError, match="no adapter_config.json"):
+        run_config([conversation], full, make_model(adapters=full.adapters), tmp_path / "c",
+                   embedder=DeterministicEmbedder(), options=options, adapters={**stages, "update": tmp_path})
