@@ -23,7 +23,7 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -71,14 +71,13 @@ class OutcomeCheckReport:
     changes: list[dict[str, Any]] = field(default_factory=list)
 
     def merge(self, other: OutcomeCheckReport) -> None:
-        for name in ("calls", "disagreements", "unchecked", "changed", "ties", "questions", "unusable"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for counter in fields(self):  # every field but the list of changes is a count
+            if counter.name != "changes":
+                setattr(self, counter.name, getattr(self, counter.name) + getattr(other, counter.name))
         self.changes.extend(other.changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"calls": self.calls, "disagreements": self.disagreements, "unchecked": self.unchecked,
-                "changed": self.changed, "ties": self.ties, "questions": self.questions, "unusable": self.unusable,
-                "changes": self.changes}
+        return asdict(self)
 
 
 class OutcomeCheckedTeacher:
