@@ -101,6 +101,25 @@ def tiny_model_dir(tmp_path: Path, tiny) -> Path:
 
 
 @pytest.fixture
+def distill_samples(tmp_path: Path):
+    """Write LoCoMo-format ``samples`` to a file and run ``memlora distill`` on all of them with ``options``.
+
+    The replay uses the deterministic embedder; returns the data directory.
+    """
+    from memlora_engine.commands import main
+
+    def run(samples: list[dict[str, Any]], *options: str) -> Path:
+        source, data = tmp_path / "locomo.json", tmp_path / "data"
+        source.write_text(json.dumps(samples), encoding="utf-8")
+        ids = ",".join(sample["sample_id"] for sample in samples)
+        assert main(["distill", "--data", str(source), "--conversations", ids, "--out", str(data),
+                     "--embedder", "deterministic", *options]) == 0
+        return data
+
+    return run
+
+
+@pytest.fixture
 def train_one_step(tmp_path: Path, tiny_model_dir: Path):
     """Run ``memlora train OPERATION`` for one step on the tiny model with ``options``; return the saved card."""
     from memlora_engine.commands import main

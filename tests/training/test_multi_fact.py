@@ -204,12 +204,8 @@ def test_bad_speaker_share_is_refused(sources):
         generate_multi_fact_examples(sources, 5, speaker_share=1.5)
 
 
-def test_distill_writes_multi_fact_calls_and_train_mixes_them_in(tmp_path: Path, train_one_step, capsys):
-    source = tmp_path / "locomo.json"
-    source.write_text(json.dumps([_sample("syn-a"), _sample("conv-30")]), encoding="utf-8")
-    data = tmp_path / "data"
-    assert main(["distill", "--data", str(source), "--conversations", "syn-a,conv-30", "--out", str(data),
-                 "--embedder", "deterministic", "--multi-fact-windows", "10"]) == 0
+def test_distill_writes_multi_fact_calls_and_train_mixes_them_in(distill_samples, train_one_step, capsys):
+    data = distill_samples([_sample("syn-a"), _sample("conv-30")], "--multi-fact-windows", "10")
     out = capsys.readouterr().out
     assert "multi-fact extraction calls leave out the held-out conversations ['conv-30']" in out
     assert "multi-fact extraction calls: 10 of 10 asked (24 runs of 2-4 windows" in out

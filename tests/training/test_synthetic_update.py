@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -170,12 +169,8 @@ def test_held_out_conversations_are_refused():
         generate_update_examples(parse_locomo([_sample("conv-30")]), 5)
 
 
-def test_distill_writes_synthetic_examples_and_train_mixes_them_in(tmp_path: Path, train_one_step, capsys):
-    source = tmp_path / "locomo.json"
-    source.write_text(json.dumps([_sample("syn-a"), _sample("syn-b")]), encoding="utf-8")
-    data = tmp_path / "data"
-    assert main(["distill", "--data", str(source), "--conversations", "syn-a,syn-b", "--out", str(data),
-                 "--embedder", "deterministic", "--synthetic-update", "24"]) == 0
+def test_distill_writes_synthetic_examples_and_train_mixes_them_in(distill_samples, train_one_step, capsys):
+    data = distill_samples([_sample("syn-a"), _sample("syn-b")], "--synthetic-update", "24")
     out = capsys.readouterr().out
     assert "synthetic update examples: 24" in out and "mix with the cached LoCoMo update examples" in out
     lines = (data / "update" / f"{SYNTHETIC_ID}.jsonl").read_text(encoding="utf-8").splitlines()

@@ -6,7 +6,6 @@ All conversation text here is invented (no LoCoMo text).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -168,12 +167,8 @@ def test_held_out_conversations_and_bad_settings_are_refused(conversations, embe
         generate_unanswerable_examples(conversations, 2, embedder, adversarial_share=1.5)
 
 
-def test_distill_writes_unanswerable_examples_and_train_mixes_them_in(tmp_path: Path, train_one_step, capsys):
-    source = tmp_path / "locomo.json"
-    source.write_text(json.dumps([_sample("syn-a"), _sample("syn-b"), _sample("conv-30")]), encoding="utf-8")
-    data = tmp_path / "data"
-    assert main(["distill", "--data", str(source), "--conversations", "syn-a,syn-b,conv-30", "--out", str(data),
-                 "--embedder", "deterministic", "--unanswerable", "6"]) == 0
+def test_distill_writes_unanswerable_examples_and_train_mixes_them_in(distill_samples, train_one_step, capsys):
+    data = distill_samples([_sample("syn-a"), _sample("syn-b"), _sample("conv-30")], "--unanswerable", "6")
     out = capsys.readouterr().out
     assert "unanswerable examples leave out the held-out conversations ['conv-30']" in out
     assert "unanswerable examples: 6 (adversarial 3, other_conversation 3)" in out
