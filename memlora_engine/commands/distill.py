@@ -149,14 +149,13 @@ def _check_labeler(args: argparse.Namespace) -> int:
 
 def _training_sources(selected: list[Any], option: str, what: str) -> list[Any]:
     """The selected conversations that are not held out (validation and test ones are left out, and said so)."""
-    from memlora_engine.data.splits import DEV_SPLITS
+    from memlora_engine.data.splits import HELD_OUT
     from memlora_engine.errors import ConfigError
 
-    held_out = {*DEV_SPLITS["validation"], *DEV_SPLITS["test"]}
-    sources = [c for c in selected if c.sample_id not in held_out]
+    sources = [c for c in selected if c.sample_id not in HELD_OUT]
     if not sources:
         raise ConfigError(f"{option} needs training conversations (validation and test ones are left out)")
-    skipped = [c.sample_id for c in selected if c.sample_id in held_out]
+    skipped = [c.sample_id for c in selected if c.sample_id in HELD_OUT]
     if skipped:
         print(f"{what} leave out the held-out conversations {skipped}")
     return sources

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from memlora_engine.data.locomo import Conversation
 from memlora_engine.errors import ConfigError
 
-__all__ = ["DEV_SPLITS", "SPLIT_NAMES", "require_training", "select_conversations", "select_split", "split_conversations"]
+__all__ = ["DEV_SPLITS", "HELD_OUT", "SPLIT_NAMES", "require_training", "select_conversations", "select_split", "split_conversations"]
 
 SPLIT_NAMES = ("train", "validation", "test", "all")
 
@@ -29,6 +29,9 @@ DEV_SPLITS: Mapping[str, tuple[str, ...]] = {
     "test": ("conv-26",),
 }
 """The dev file's split, by ``sample_id`` (6 train / 1 validation / 1 test)."""
+
+HELD_OUT: frozenset[str] = frozenset((*DEV_SPLITS["validation"], *DEV_SPLITS["test"]))
+"""The validation and test conversations: never a source of training data."""
 
 
 def _check_disjoint(splits: Mapping[str, Sequence[str]]) -> None:
@@ -98,8 +101,7 @@ def require_training(conversations: Sequence[Conversation], what: str) -> None:
     Raises:
         ConfigError: naming the first held-out conversation found.
     """
-    held_out = (*DEV_SPLITS["validation"], *DEV_SPLITS["test"])
     for conversation in conversations:
-        if conversation.sample_id in held_out:
+        if conversation.sample_id in HELD_OUT:
             raise ConfigError(f"{conversation.sample_id} is a validation/test conversation: "
                               f"{what} comes from training conversations only")
