@@ -136,28 +136,22 @@ def _text_data(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dic
     from memlora_engine.data.splits import DEV_SPLITS
     from memlora_engine.errors import ConfigError
     from memlora_engine.training.data import load_examples
+    from memlora_engine.training.multi_fact import MULTI_FACT_ID
+    from memlora_engine.training.synthetic_update import SYNTHETIC_ID
+    from memlora_engine.training.unanswerable import UNANSWERABLE_ID
 
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     train_ids = args.train_conversations.split(",") if args.train_conversations else list(DEV_SPLITS["train"])
     val_ids = args.val_conversations.split(",") if args.val_conversations else list(DEV_SPLITS["validation"])
-    if args.with_synthetic:
-        from memlora_engine.training.synthetic_update import SYNTHETIC_ID
-
-        if args.operation != "update":
-            raise ConfigError("--with-synthetic applies to the update operation only")
-        train_ids.append(SYNTHETIC_ID)
-    if args.with_unanswerable:
-        from memlora_engine.training.unanswerable import UNANSWERABLE_ID
-
-        if args.operation != "generation":
-            raise ConfigError("--with-unanswerable applies to the generation operation only")
-        train_ids.append(UNANSWERABLE_ID)
-    if args.with_multi_fact:
-        from memlora_engine.training.multi_fact import MULTI_FACT_ID
-
-        if args.operation != "extraction":
-            raise ConfigError("--with-multi-fact applies to the extraction operation only")
-        train_ids.append(MULTI_FACT_ID)
+    # Each generated data set is read like one more training conversation of its operation.
+    generated = [(args.with_synthetic, "--with-synthetic", "update", SYNTHETIC_ID),
+                 (args.with_unanswerable, "--with-unanswerable", "generation", UNANSWERABLE_ID),
+                 (args.with_multi_fact, "--with-multi-fact", "extraction", MULTI_FACT_ID)]
+    for wanted, option, operation, source_id in generated:
+        if wanted:
+            if args.operation != operation:
+                raise ConfigError(f"{option} applies to the {operation} operation only")
+            train_ids.append(source_id)
     train = load_examples(data_dir, args.operation, train_ids)
     val = load_examples(data_dir, args.operation, val_ids)
     manifest_path = data_dir / "manifest.json"
