@@ -250,13 +250,14 @@ class HFBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount, Suppo
         processors = transformers.LogitsProcessorList()
         if request.json_schema is not None and self.constrained:
             processors.append(self._constraint.processor(request.json_schema, prompt_length))
-        config = transformers.GenerationConfig(
-            max_new_tokens=request.max_new_tokens,
-            do_sample=False,
-            eos_token_id=self._eos_ids,
-            pad_token_id=self._pad_id,
+        return {**inputs, "generation_config": self._greedy_config(request.max_new_tokens), "logits_processor": processors}
+
+    def _greedy_config(self, max_new_tokens: int) -> Any:
+        """The ``GenerationConfig`` of every call: greedy, stopping at the model's eos tokens."""
+        transformers = require("transformers", "hf")
+        return transformers.GenerationConfig(
+            max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=self._eos_ids, pad_token_id=self._pad_id,
         )
-        return {**inputs, "generation_config": config, "logits_processor": processors}
 
     # -- generation -------------------------------------------------------------------------
     def generate(self, request: GenerationRequest) -> Generation:
@@ -310,13 +311,10 @@ class HFBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount, Suppo
                 processors = transformers.LogitsProcessorList()
                 if any(schema is not None for schema in schemas):
                     processors.append(self._constraint.batch_processor(schemas, shared + width, self._eos_ids))
-                config = transformers.GenerationConfig(
-                    max_new_tokens=max(r.max_new_tokens for r in requests), do_sample=False,
-                    eos_token_id=self._eos_ids, pad_token_id=self._pad_id,
-                )
                 output = model.generate(
                     input_ids=torch.tensor(rows, device=device), attention_mask=torch.tensor(mask, device=device),
-                    generation_config=config, logits_processor=processors,
+                    generation_config=self._greedy_config(max(r.max_new_tokens for r in requests)),
+                    logits_processor=processors,
                     **({} if past is None else {"cache": past}),
                 )
         except (RuntimeError, ValueError, IndexError) as exc:
