@@ -84,6 +84,13 @@ class MemoryConfig:
         max_conversation_chars: the most characters of conversation sent to the
             extraction operation; a longer one keeps its latest turns, with a
             warning (None: no limit, for models with a long context).
+        extraction_window: messages per extraction call. An ``add`` of more user
+            and assistant messages is read in overlapping windows of this many
+            (each message beside its neighbours; the facts of all windows united, a
+            fact once), since the shipped extraction expert was trained on
+            two-message windows and drops facts from longer ones. None: the whole
+            conversation in one call (fewer calls, for a large model). An ``add``
+            with images is always one call.
         search_mode: ``"vector"`` (cosine search in the store) or ``"hybrid"``
             (BM25 over the memory texts fused with the vector hits by reciprocal
             rank, :mod:`memlora_engine.hybrid`; needs ``memlora[hybrid]``).
@@ -111,6 +118,7 @@ class MemoryConfig:
     constrained_json: bool = True
     max_new_tokens: dict[str, int] = field(default_factory=default_max_new_tokens)
     max_conversation_chars: int | None = 16_000
+    extraction_window: int | None = 2
     uncovered_facts: str = "add"
     update_calls: str = "per_fact"
     search_mode: str = "vector"
@@ -122,6 +130,9 @@ class MemoryConfig:
         for name in ("prompt_style", "base_prompt_style"):
             if getattr(self, name) not in PROMPT_STYLES:
                 raise ConfigError(f"{name} must be one of {PROMPT_STYLES}, got {getattr(self, name)!r}")
+        if self.extraction_window is not None and (isinstance(self.extraction_window, bool) or not isinstance(
+                self.extraction_window, int) or self.extraction_window < 1):
+            raise ConfigError(f"extraction_window must be a positive integer or None, got {self.extraction_window!r}")
         for name in ("update_top_k", "search_limit", "answer_top_k"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -31,11 +31,11 @@ from memlora_engine.history import HistoryStore
 from memlora_engine.hybrid import LexicalIndex, hybrid_search
 from memlora_engine.images import ImageStore, load_image
 from memlora_engine.jsonl import read_records, write_records
-from memlora_engine.messages import check_text, normalize_messages, render_conversation
+from memlora_engine.messages import check_text, normalize_messages
 from memlora_engine.repository import FaultHook, Repository, check_id, text_hash
 from memlora_engine.sessions import SessionStore
 from memlora_engine.stats import Stats
-from memlora_engine.steps import ModelCaller, decide_updates, extract_facts, fit_conversation
+from memlora_engine.steps import ModelCaller, decide_updates, extract_facts, extraction_conversations
 from memlora_engine.store.base import Store, validate_metadata
 from memlora_engine.store.chroma import ChromaStore
 from memlora_engine.types import AddResult, Answer, Event, HistoryEntry, MemoryEvent, MemoryRecord, Operation, Scope
@@ -256,30 +256,34 @@ class Memory:
             result = AddResult(events=self._repo.add_texts(scope, texts, meta, now), facts=texts)
             result.events += self._add_images(scope, prepared.images, meta, now)
             return result
-        # stacklevel 3: the warning names the caller of add()
-        conversation = fit_conversation(render_conversation(prepared.messages), self.config.max_conversation_chars,
-                                        stacklevel=3)
+        # One call when images come along: the pixels belong to the whole conversation.
+        # stacklevel 3: the warning names the caller of add().
+        window = None if prepared.images else self.config.extraction_window
+        conversations = extraction_conversations(prepared.messages, window, self.config.max_conversation_chars,
+                                                 stacklevel=3)
         result = AddResult()
-        if conversation:
+        if conversations:
             fact_meta = meta
             if prepared.images:
                 fact_meta = {**meta, "image_ids": ",".join(dict.fromkeys(p.image.id for p in prepared.images))}
-            self._infer(scope, conversation, prepared.images, fact_meta, now, result)
+            self._infer(scope, conversations, prepared.images, fact_meta, now, result)
         # Image memories hold the user's input, not model output: stored even when a parse failed.
         result.events += self._add_images(scope, prepared.images, meta, now)
         return result
 
-    def _infer(self, scope: Scope, conversation: str, images: list[PreparedImage], meta: dict[str, Any],
+    def _infer(self, scope: Scope, conversations: list[str], images: list[PreparedImage], meta: dict[str, Any],
                now: datetime, result: AddResult) -> None:
         """Extraction, retrieval, update and apply for one ``add`` (results go into ``result``)."""
         date = now.date().isoformat()
         # Extraction reads nothing from the store, so it runs outside the scope lock.
         pixels = [p.image.pil() for p in images] if self.sees_images else []
-        try:
-            result.facts = extract_facts(self._model, conversation, date=date, images=pixels)
-        except ModelOutputError as exc:
-            self._failed(Operation.EXTRACTION, exc, result)
-            return
+        facts: dict[str, None] = {}  # the windows' facts in order, each once
+        for conversation in conversations:
+            try:
+                facts.update(dict.fromkeys(extract_facts(self._model, conversation, date=date, images=pixels)))
+            except ModelOutputError as exc:  # this window gives nothing; the others still count
+                self._failed(Operation.EXTRACTION, exc, result)
+        result.facts = list(facts)
         if not result.facts:
             return
         fact_vectors = dict(zip(result.facts, self.embedder.embed(result.facts)))

@@ -31,6 +31,7 @@ from memlora_engine.generator import (
     SupportsBatchGeneration,
     SupportsImages,
 )
+from memlora_engine.messages import render_conversation
 from memlora_engine.operations import operation_spec
 from memlora_engine.ops import PlannedOp, Rejection, plan_operations, text_hash, uncovered_facts
 from memlora_engine.parsing import RawOp, parse_facts, parse_update_ops
@@ -38,7 +39,8 @@ from memlora_engine.prompts import render_prompt
 from memlora_engine.stats import Stats
 from memlora_engine.types import Event, MemoryRecord, Operation
 
-__all__ = ["ModelCaller", "UpdatePlan", "decide_updates", "extract_facts", "fit_conversation"]
+__all__ = ["ModelCaller", "UpdatePlan", "decide_updates", "extract_facts", "extraction_conversations",
+           "fit_conversation"]
 
 logger = logging.getLogger(__name__)
 
@@ -221,6 +223,40 @@ def decide_updates(caller: ModelCaller, old_records: Sequence[MemoryRecord], fac
         logger.info("%d fact(s) left undecided by the update output (%s): %s", len(uncovered),
                     caller.config.uncovered_facts, uncovered)
     return plan
+
+
+def extraction_conversations(messages: Sequence[dict[str, Any]], window: int | None, budget: int | None, *,
+                             stacklevel: int = 2) -> list[str]:
+    """The rendered conversations the extraction step is called on, one call each.
+
+    With ``window``, a conversation of more than ``window`` user and assistant messages
+    is read in overlapping windows (messages ``i .. i + window - 1`` for each ``i``):
+    every message beside its neighbours, as the extraction expert was trained on
+    two-message windows. ``budget`` (``max_conversation_chars``) bounds the messages
+    read: the latest windows whose new messages fit it, with a warning when older ones
+    are left out; a single window longer than it is cut by :func:`fit_conversation`.
+    Without ``window`` (or with no more messages), one conversation, cut to ``budget``.
+    ``stacklevel`` is passed to :func:`warnings.warn` (2: the caller of this function).
+    """
+    kept = [m for m in messages if m["role"] in ("user", "assistant") and m["content"].strip()]
+    if window is None or len(kept) <= window:
+        conversation = fit_conversation(render_conversation(kept), budget, stacklevel=stacklevel + 1)
+        return [conversation] if conversation else []
+    windows = [kept[i : i + window] for i in range(len(kept) - window + 1)]
+    chosen: list[list[dict[str, Any]]] = []
+    used = 0
+    for index in range(len(windows) - 1, -1, -1):  # newest first: a cut keeps the latest turns
+        new = windows[index] if not chosen else windows[index][:1]  # the message this window adds
+        used += len(render_conversation(new))
+        if chosen and budget is not None and used > budget:
+            warnings.warn(
+                f"conversation of {len(kept)} messages exceeds max_conversation_chars={budget}; only its last "
+                f"{len(chosen) + window - 1} messages are read for extraction", stacklevel=stacklevel)
+            logger.warning("conversation cut from %d to %d messages for extraction", len(kept),
+                           len(chosen) + window - 1)
+            break
+        chosen.append(windows[index])
+    return [fit_conversation(render_conversation(w), budget, stacklevel=stacklevel + 1) for w in reversed(chosen)]
 
 
 def fit_conversation(conversation: str, budget: int | None, *, stacklevel: int = 2) -> str:

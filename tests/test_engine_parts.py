@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import warnings
 
 import pytest
 
@@ -12,7 +13,7 @@ from memlora_engine.errors import ModelOutputError
 from memlora_engine.ops import PlannedOp
 from memlora_engine.repository import FAULT_POINTS, text_hash
 from memlora_engine.stats import Stats
-from memlora_engine.steps import ModelCaller, UpdatePlan, decide_updates, extract_facts
+from memlora_engine.steps import ModelCaller, UpdatePlan, decide_updates, extract_facts, extraction_conversations
 from memlora_engine.testing import DeterministicEmbedder, InMemoryStore, ScriptedGenerator
 from memlora_engine.types import Event, MemoryRecord, Operation, Scope
 
@@ -178,3 +179,41 @@ def test_a_generator_that_runs_batches_gets_the_per_fact_calls_in_one_batch() ->
     caller = ModelCaller(MemoryConfig(store="memory"), batching, Stats())
     decide_updates(caller, [old("Lives in Oslo")], ["Moved to Bergen", "Has a cat"], date="2024-05-01")
     assert batching.batches == [2]
+
+
+_TURNS = [{"role": "user", "content": "u1"}, {"role": "assistant", "content": "a1"},
+          {"role": "system", "content": "s"}, {"role": "user", "content": "u2"}, {"role": "assistant", "content": " "},
+          {"role": "user", "content": "u3", "name": "Ana"}]
+
+
+@pytest.mark.parametrize(
+    ("window", "budget", "expected"),
+    [
+        (None, None, ["user: u1\nassistant: a1\nuser: u2\nAna: u3"]),
+        (2, None, ["user: u1\nassistant: a1", "assistant: a1\nuser: u2", "user: u2\nAna: u3"]),
+        (3, None, ["user: u1\nassistant: a1\nuser: u2", "assistant: a1\nuser: u2\nAna: u3"]),
+        (4, None, ["user: u1\nassistant: a1\nuser: u2\nAna: u3"]),  # no more messages than the window
+        (2, 30, ["assistant: a1\nuser: u2", "user: u2\nAna: u3"]),  # the latest windows whose messages fit
+        (2, 28, ["user: u2\nAna: u3"]),
+        (2, 5, ["user: u2\nAna: u3"[-5:]]),  # one window longer than the budget: cut, as one call is
+    ],
+)
+def test_extraction_reads_overlapping_windows(window, budget, expected) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the cut's warning is checked in tests/reliability
+        assert extraction_conversations(_TURNS, window, budget) == expected
+    assert extraction_conversations([{"role": "system", "content": "s"}], window, budget) == []
+
+
+def test_add_unites_the_windows_facts_and_counts_a_garbled_window() -> None:
+    generator = ScriptedGenerator({"extraction": ['{"facts": ["Ana lives in Oslo."]}', "not json",
+                                                 '{"facts": ["Ana lives in Oslo.", "Ana has a cat."]}']},
+                                  strict=True)
+    memory = Memory(MemoryConfig(store="memory"), generator=generator, embedder=DeterministicEmbedder(384))
+    messages = [{"role": "user", "content": "I live in Oslo.", "name": "Ana"}, {"role": "assistant", "content": "Nice."},
+                {"role": "user", "content": "Also I have a cat.", "name": "Ana"}, {"role": "assistant", "content": "Ok."}]
+    result = memory.add(messages, user_id="ana")
+    assert [c.operation for c in generator.calls] == [Operation.EXTRACTION] * 3  # first facts: no update call
+    assert result.facts == ["Ana lives in Oslo.", "Ana has a cat."]  # in order, a fact once
+    assert sorted(r.text for r in memory.get_all(user_id="ana")) == ["Ana has a cat.", "Ana lives in Oslo."]
+    assert len(result.failures) == 1 and memory.stats["extraction"].parse_failures == 1

@@ -20,30 +20,33 @@ from memlora_engine.generator import SupportsAdapters
 __all__ = ["QUESTIONS", "SESSIONS", "add_arguments", "run"]
 
 # A short story written for the demo: a fact changes (Paris -> Lisbon; the cat dies,
-# a dog arrives) so the update operation has something to UPDATE or DELETE.
+# a dog arrives) so the update operation has something to UPDATE or DELETE. The user's
+# messages carry her name, as an app that knows its user sends them: the extraction
+# expert writes "Alice moved to ..." from named turns and "I moved to ..." or nothing
+# from role-only ones (README, "How add reads a conversation").
 SESSIONS: list[tuple[str, list[dict[str, str]]]] = [
     (
         "2026-03-02T09:15:00",
         [
-            {"role": "user", "content": "Hi! I'm Alice. I live in Paris and I work as a nurse at a children's hospital."},
+            {"role": "user", "name": "Alice", "content": "Hi! I'm Alice. I live in Paris and I work as a nurse at a children's hospital."},
             {"role": "assistant", "content": "Nice to meet you, Alice! Nursing with children must be rewarding."},
-            {"role": "user", "content": "It is. At home I have a cat called Miso, and I'm vegetarian."},
+            {"role": "user", "name": "Alice", "content": "It is. At home I have a cat called Miso, and I'm vegetarian."},
         ],
     ),
     (
         "2026-05-18T19:40:00",
         [
-            {"role": "user", "content": "Big news: I moved from Paris to Lisbon last week for a new job."},
+            {"role": "user", "name": "Alice", "content": "Big news: I moved from Paris to Lisbon last week for a new job."},
             {"role": "assistant", "content": "Congratulations! What is the new job?"},
-            {"role": "user", "content": "I'm now a nurse at the Lisbon university hospital. I'm learning Portuguese."},
+            {"role": "user", "name": "Alice", "content": "I'm now a nurse at the Lisbon university hospital. I'm learning Portuguese."},
         ],
     ),
     (
         "2026-08-09T11:05:00",
         [
-            {"role": "user", "content": "Sadly Miso died in July. I adopted a dog named Pico."},
+            {"role": "user", "name": "Alice", "content": "Sadly Miso died in July. I adopted a dog named Pico."},
             {"role": "assistant", "content": "I'm sorry about Miso. Welcome, Pico!"},
-            {"role": "user", "content": "Thanks. Also, I'm not vegetarian anymore; I eat fish now."},
+            {"role": "user", "name": "Alice", "content": "Thanks. Also, I'm not vegetarian anymore; I eat fish now."},
         ],
     ),
 ]

@@ -101,17 +101,22 @@ def test_reads_with_malformed_arguments(memory, filters, query, memory_id, limit
             pass
 
 
-def test_conversation_over_budget_is_cut_with_a_warning() -> None:
+@pytest.mark.parametrize("window", [None, 2], ids=["one-call", "windows"])
+def test_conversation_over_budget_is_cut_with_a_warning(window: int | None) -> None:
     generator = ScriptedGenerator({"extraction": ['{"facts": ["tail fact"]}']})
-    memory = Memory(MemoryConfig(store="memory", max_conversation_chars=1000), generator=generator,
-                    embedder=DeterministicEmbedder(384))
+    memory = Memory(MemoryConfig(store="memory", max_conversation_chars=1000, extraction_window=window),
+                    generator=generator, embedder=DeterministicEmbedder(384))
     messages = [{"role": "user", "content": f"line {i} " + "x" * 100} for i in range(100)]
     with pytest.warns(UserWarning, match="max_conversation_chars=1000") as caught:
         memory.add(messages, user_id="u")
     assert caught[0].filename == __file__  # stacklevel points at the caller
-    prompt = "\n".join(m["content"] for m in generator.calls[0].messages)
-    assert "line 99" in prompt and "line 0 " not in prompt
-    assert [r.text for r in memory.get_all(user_id="u")] == ["tail fact"]
+    prompts = ["\n".join(m["content"] for m in call.messages) for call in generator.calls]
+    read = "\n".join(prompts)
+    assert "line 99" in read and "line 0 " not in read
+    # Windows: the latest messages that fit, never all hundred, each read beside a neighbour.
+    assert len(prompts) == 1 if window is None else 2 <= len(prompts) <= 9  # ~105 characters a message
+    assert sum(len(p) for p in prompts) < 5 * 1000
+    assert [r.text for r in memory.get_all(user_id="u")] == ["tail fact"]  # one fact once, whatever the calls
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,10 @@ adapters, the engine's prompt and JSON constraint) on each demo session:
 * ``single``: each user message alone, roles only;
 * ``roles``: two-message windows (the first user message with its reply; the reply with
   the next user message), rendered ``user:`` / ``assistant:`` as the integrations send them;
-* ``named``: the same windows with the user's name as the speaker (a message ``name``).
+* ``named``: the same windows with the user's name as the speaker (a message ``name``);
+* ``whole-named``: the whole session in one call with the user's name (session 7);
+* ``capitals``: the two-message windows with the speakers named ``User`` / ``Assistant``
+  (a name where a role was: does any name help, or the person's?) (session 7).
 
 Usage: ``python results/answers/scripts/extraction_roles_probe.py [--threads 1]``.
 """
@@ -34,17 +37,20 @@ def main() -> None:
     for when, messages in SESSIONS:
         date = when[:10]
         named = [dict(m, name="Alice") if m["role"] == "user" else m for m in messages]
+        capitals = [dict(m, name=m["role"].capitalize()) for m in messages]
         variants = {
             "whole": [messages],
             "single": [[m] for m in messages if m["role"] == "user"],
             "roles": [messages[0:2], messages[1:3]],
             "named": [named[0:2], named[1:3]],
+            "whole-named": [named],
+            "capitals": [capitals[0:2], capitals[1:3]],
         }
         print(f"=== session of {date}")
         for label, windows in variants.items():
             facts = [f for w in windows for f in extract_facts(caller, render_conversation(w), date=date)]
             totals[label] = totals.get(label, 0) + len(facts)
-            print(f"  {label:7s} {len(windows)} call(s): {facts}")
+            print(f"  {label:11s} {len(windows)} call(s): {facts}")
     print("facts in all:", totals)
 
 
