@@ -58,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seed of the synthetic update and the unanswerable examples")
     parser.add_argument("--synthetic-per-fact", action="store_true",
                         help="one new fact per synthetic example, as the engine's update step asks (one call per fact)")
+    parser.add_argument("--synthetic-rich", action="store_true",
+                        help="the richer synthetic update recipe: more attributes, new facts and stored memories with "
+                             "a second clause, calls over one old memory, same-person distractors (docs/training.md)")
     parser.add_argument("--multi-fact-windows", type=int, metavar="N", default=0,
                         help="also write N multi-fact extraction calls (2-4 consecutive windows of a session, target "
                              "the union of their observation facts) from the selected training conversations into "
@@ -167,7 +170,7 @@ def _synthetic(args: argparse.Namespace, selected: list[Any], out: Path) -> None
 
     sources = _training_sources(selected, "--synthetic-update", "synthetic update examples")
     stats = write_synthetic_update(out, sources, args.synthetic_update, seed=args.synthetic_seed,
-                                   per_fact=args.synthetic_per_fact)
+                                   per_fact=args.synthetic_per_fact, rich=args.synthetic_rich)
     shares = ", ".join(f"{k} {v:.0%}" for k, v in stats["synthetic"]["event_shares"].items())
     mix = ", ".join(f"{k} {v:.0%}" for k, v in stats["mix"]["event_shares"].items())
     print(f"synthetic update examples: {stats['count']} ({stats['synthetic']['facts']} facts: {shares})")

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ATTRIBUTES", "BANNED_WORDS", "FREQUENCIES", "PARAPHRASE_SWAPS", "PET_KINDS"]
+__all__ = [
+    "ATTRIBUTES", "BANNED_WORDS", "BASE_DETAILS", "CHANGE_DETAILS", "EXTRA_ATTRIBUTES", "FREQUENCIES",
+    "PARAPHRASE_SWAPS", "PET_KINDS",
+]
 
 BANNED_WORDS: tuple[str, ...] = (
     "Alice", "Paris", "Lisbon", "Miso", "Pico", "fish", "vegetarian", "nurse", "Portuguese",
@@ -174,3 +177,110 @@ ATTRIBUTES: dict[str, dict[str, Any]] = {
     },
 }
 """Per attribute: ``values`` and wordings per edit (``change``/``refine``: ``(fact, text)``)."""
+
+# ---------------------------------------------------------------------------------------
+# The richer recipe (``rich=True``; ``memlora distill --synthetic-rich``): more attributes,
+# facts written the way the extraction expert writes them (a second clause), old memories
+# with a detail. Values were chosen apart from the consolidation check's histories
+# (memlora_engine/evaluation/data/consolidation.jsonl): a test checks that none of its
+# values appears in these lists.
+
+_EMPLOYERS = ["Unilever", "Philips", "Ericsson", "Heineken", "Adidas", "Airbus", "Maersk", "Novartis", "Accenture",
+              "Canon", "Oracle", "Pfizer", "Danone", "Nintendo"]
+_UNIVERSITIES = ["Leiden University", "the University of Porto", "McGill University", "Trinity College",
+                 "Kyoto University", "ETH Zurich", "the University of Ghana", "Monash University", "Rice University"]
+_PHONES = ["a Motorola Edge", "a Sony Xperia", "a Huawei P30", "a Xiaomi Redmi", "a Nothing Phone", "an Asus Zenfone",
+           "an LG Velvet", "a Honor Magic"]
+_SPORTS = ["tennis", "basketball", "rugby", "table tennis", "golf", "handball", "netball", "water polo", "baseball"]
+_HOBBIES = ["knitting", "painting", "gardening", "birdwatching", "woodworking", "photography", "calligraphy",
+            "sewing", "origami", "model trains"]
+_DRINKS = ["green tea", "espresso", "black coffee", "lemonade", "chai", "sparkling water", "cola", "hot chocolate"]
+_TEAMS = ["Arsenal", "Ajax", "Boca Juniors", "Celtic", "Juventus", "Galatasaray", "Feyenoord", "Napoli"]
+_FLATMATES = ["Jonas", "Amelie", "Kenji", "Yara", "Felix", "Ines", "Malik", "Chloe", "Bruno", "Noor"]
+
+EXTRA_ATTRIBUTES: dict[str, dict[str, Any]] = {
+    "employer": {
+        "values": _EMPLOYERS,
+        "base": ["{n} works at {v}.", "{n} is employed by {v}."],
+        "change": [("{n} now works at {w}.", None), ("{n} left {v} and joined {w}.", None),
+                   ("{n} started a new job at {w}.", None), ("{n} has just finished the first week at {w}.", None),
+                   ("{n} accepted an offer from {w}.", None)],
+        "refine": [("{n} works at {v} in the marketing team.", None), ("{n} has worked at {v} for four years.", None)],
+        "end": ["{n} left {v}.", "{n} no longer works at {v}.", "{n} was let go from {v}."],
+        "paraphrase": ["{n}'s employer is {v}.", "{n} has a job at {v}.", "{n} is on the staff of {v}."],
+    },
+    "university": {
+        "values": _UNIVERSITIES,
+        "base": ["{n} studies at {v}."],
+        "change": [("{n} transferred to {w}.", None), ("{n} now studies at {w}.", None),
+                   ("{n} switched universities and is at {w} now.", None)],
+        "refine": [("{n} studies economics at {v}.", None), ("{n} is in the second year at {v}.", None)],
+        "end": ["{n} dropped out of {v}.", "{n} no longer studies at {v}."],
+        "paraphrase": ["{n} is a student at {v}.", "{n} attends {v}.", "{n} is enrolled at {v}."],
+    },
+    "phone": {
+        "values": _PHONES,
+        "base": ["{n} uses {v}.", "{n}'s phone is {v}."],
+        "change": [("{n} got a new phone, {w}.", None), ("{n} replaced the old phone with {w}.", None),
+                   ("{n} now uses {w}.", None), ("{n} switched to {w}.", None)],
+        "refine": [("{n} uses {v} with a cracked screen.", None)],
+        "end": ["{n} no longer uses {v}.", "{n} lost {v} and has no phone for now."],
+        "paraphrase": ["{n} has {v} as a phone.", "{n}'s mobile is {v}."],
+    },
+    "sport": {
+        "values": _SPORTS,
+        "base": ["{n} plays {v}.", "{n} plays {v} at a local club."],
+        "change": [("{n} took up {w} instead of {v}.", None), ("{n} now plays {w}.", None),
+                   ("{n} switched from {v} to {w}.", None), ("{n} joined a {w} club.", None)],
+        "refine": [("{n} plays {v} every Saturday morning.", None)],
+        "end": ["{n} stopped playing {v}.", "{n} no longer plays {v}.", "{n} gave up {v} after a knee injury."],
+        "paraphrase": ["{n} is a keen {v} player.", "{n} enjoys playing {v}."],
+    },
+    "hobby": {
+        "values": _HOBBIES,
+        "base": ["{n}'s hobby is {v}.", "{n} spends free time on {v}."],
+        "change": [("{n} picked up {w} as a new hobby.", None), ("{n}'s new hobby is {w}.", None),
+                   ("{n} has moved on from {v} to {w}.", None)],
+        "refine": [("{n} has been into {v} since school.", None)],
+        "end": ["{n} lost interest in {v}.", "{n} no longer does {v}."],
+        "paraphrase": ["{n} enjoys {v} in free time.", "{n} is into {v}."],
+    },
+    "drink": {
+        "values": _DRINKS,
+        "base": ["{n}'s usual drink is {v}."],
+        "change": [("{n} now drinks {w} instead of {v}.", None), ("{n} switched to {w}.", None),
+                   ("{n}'s usual drink is {w} these days.", None)],
+        "end": ["{n} cut out {v} completely.", "{n} no longer drinks {v}."],
+        "paraphrase": ["{n} usually drinks {v}.", "{n} mostly orders {v}."],
+    },
+    "team": {
+        "values": _TEAMS,
+        "base": ["{n} supports {v}."],
+        "change": [("{n} now supports {w}.", None), ("{n} switched allegiance to {w}.", None)],
+        "end": ["{n} stopped following {v}.", "{n} no longer supports {v}."],
+        "paraphrase": ["{n} is a {v} fan.", "{n} cheers for {v}."],
+    },
+    "flatmate": {
+        "values": _FLATMATES,
+        "base": ["{n} shares a flat with {v}."],
+        "change": [("{n}'s new flatmate is {w}.", None), ("{v} moved out and {w} took the room in {n}'s flat.", None),
+                   ("{n} now lives with {w}.", None)],
+        "end": ["{v} moved out of {n}'s flat.", "{n} no longer lives with {v}."],
+        "paraphrase": ["{n} and {v} are flatmates.", "{n} lives with {v}."],
+    },
+}
+"""Attributes the richer recipe adds to :data:`ATTRIBUTES`."""
+
+CHANGE_DETAILS: tuple[str, ...] = (
+    ", and it has been great so far", " and is still settling in", " after a lot of thought",
+    ", which was a big decision", " last month", " at the start of the year", " and is really happy about it",
+    ", though it took some getting used to", " a few weeks ago", ", and the change is going well",
+    " to save some money", " for a fresh start", ", which nobody expected", " and has no regrets",
+)
+"""A second clause the richer recipe appends to a new fact (the extraction expert writes such facts)."""
+
+BASE_DETAILS: tuple[str, ...] = (
+    ", at least for now", ", as far as anyone knows", ", and it comes up often", ", something mentioned more than once",
+    ", and that suits {n} well", " these days", ", and {n} seems happy with it",
+)
+"""A detail the richer recipe appends to a stored memory."""

@@ -61,6 +61,9 @@ from memlora_engine.prompts import render_prompt
 from memlora_engine.training._synthetic_templates import (
     ATTRIBUTES,
     BANNED_WORDS,
+    BASE_DETAILS,
+    CHANGE_DETAILS,
+    EXTRA_ATTRIBUTES,
     FREQUENCIES,
     PARAPHRASE_SWAPS,
     PET_KINDS,
@@ -72,6 +75,7 @@ from memlora_engine.types import Event, Operation
 __all__ = [
     "EDIT_EVENTS",
     "EDIT_WEIGHTS",
+    "RICH_EDIT_WEIGHTS",
     "SYNTHETIC_ID",
     "SyntheticCase",
     "demo_free",
@@ -102,6 +106,9 @@ EDIT_WEIGHTS: dict[str, float] = {
     "repeat": 0.07, "paraphrase": 0.14, "repeat_part": 0.08, "unrelated": 0.11,
 }
 """How often each edit type is drawn per fact slot: few ADDs, since LoCoMo brings plenty."""
+
+RICH_EDIT_WEIGHTS: dict[str, float] = {**EDIT_WEIGHTS, "change": 0.22, "end": 0.2, "paraphrase": 0.11}
+"""The richer recipe's weights: more changed values, the consolidation case the plain recipe under-serves."""
 
 _FACTS_PER_CALL = {1: 0.3, 2: 0.35, 3: 0.2, 4: 0.15}
 _STYLE = "memlora"
@@ -134,6 +141,21 @@ class SyntheticCase:
     old: str | None
     text: str
     topic: str
+
+
+@dataclass(frozen=True)
+class _Recipe:
+    """What a recipe draws from (see :func:`generate_update_examples`'s ``rich``)."""
+
+    attributes: dict[str, dict[str, Any]]
+    edit_weights: dict[str, float]
+    detail_share: float  # new facts (change, end_with_state) and stored memories given a second clause
+    single_share: float  # calls of one fact over only its own old memory
+    siblings: bool  # old memories about other attributes of the same person among the distractors
+
+
+_PLAIN = _Recipe(ATTRIBUTES, EDIT_WEIGHTS, 0.0, 0.0, False)
+_RICH = _Recipe({**ATTRIBUTES, **EXTRA_ATTRIBUTES}, RICH_EDIT_WEIGHTS, 0.5, 0.3, True)
 
 
 def _clean(text: str) -> str:
@@ -174,9 +196,10 @@ class _Source:
         self.observations = list(seen)
 
 
-def _fill(rng: random.Random, attribute: str, name: str) -> tuple[dict[str, str], str]:
+def _fill(rng: random.Random, attributes: dict[str, dict[str, Any]], attribute: str,
+          name: str) -> tuple[dict[str, str], str]:
     """Placeholder values for one person's attribute (``{v}`` stored, ``{w}`` another), and its topic."""
-    spec = ATTRIBUTES[attribute]
+    spec = attributes[attribute]
     values = spec["values"]
     slots: dict[str, str] = {"n": name}
     if attribute == "preference":
@@ -193,13 +216,20 @@ def _fill(rng: random.Random, attribute: str, name: str) -> tuple[dict[str, str]
     return slots, f"{name}/{attribute}"
 
 
-def _attribute_cases(rng: random.Random, source: _Source, edit: str) -> list[SyntheticCase]:
+def _with_detail(text: str, detail: str) -> str:
+    return text.rstrip(".") + detail + "."
+
+
+def _attribute_cases(rng: random.Random, source: _Source, edit: str, recipe: _Recipe) -> list[SyntheticCase]:
     """Cases for ``edit`` on a made-up attribute of one speaker ([] when no attribute has that edit)."""
-    attributes = sorted(a for a, spec in ATTRIBUTES.items() if edit in spec or edit in ("repeat", "unrelated"))
+    attributes = sorted(a for a, spec in recipe.attributes.items() if edit in spec or edit in ("repeat", "unrelated"))
     attribute = rng.choice(attributes)
-    spec = ATTRIBUTES[attribute]
-    slots, topic = _fill(rng, attribute, rng.choice(source.names))
+    spec = recipe.attributes[attribute]
+    slots, topic = _fill(rng, recipe.attributes, attribute, rng.choice(source.names))
     base = _clean(rng.choice(spec["base"]).format(**slots))
+    # A stored memory with a detail; never under a refinement, whose merged text is written for the bare one.
+    if recipe.detail_share and edit != "refine" and rng.random() < recipe.detail_share:
+        base = _with_detail(base, rng.choice(BASE_DETAILS).format(**slots))
     if edit == "unrelated":
         return [SyntheticCase(base, Event.ADD, edit, None, base, topic)]
     if edit == "repeat":
@@ -207,6 +237,8 @@ def _attribute_cases(rng: random.Random, source: _Source, edit: str) -> list[Syn
     if edit in ("change", "refine"):
         fact, text = rng.choice(spec[edit])
         fact = _clean(fact.format(**slots))
+        if recipe.detail_share and edit == "change" and rng.random() < recipe.detail_share:
+            fact = _with_detail(fact, rng.choice(CHANGE_DETAILS))
         return [SyntheticCase(fact, Event.UPDATE, edit, base, _clean(text.format(**slots)) if text else fact, topic)]
     if edit == "end":
         fact = _clean(rng.choice(spec["end"]).format(**slots))
@@ -281,18 +313,17 @@ _OBSERVATION_SHARE = {"change": 0.0, "refine": 0.4, "end": 0.35, "end_with_state
                       "repeat": 0.6, "paraphrase": 0.5, "repeat_part": 1.0, "unrelated": 0.8}
 
 
-def _draw_cases(rng: random.Random, source: _Source) -> list[SyntheticCase]:
-    wanted = rng.choices(list(_FACTS_PER_CALL), weights=list(_FACTS_PER_CALL.values()))[0]
-    edits = list(EDIT_WEIGHTS)
+def _draw_cases(rng: random.Random, source: _Source, recipe: _Recipe, wanted: int) -> list[SyntheticCase]:
+    edits = list(recipe.edit_weights)
     cases: list[SyntheticCase] = []
     for _ in range(wanted * 6):  # some draws do not fit; give up after a few tries per slot
         if len(cases) >= wanted:
             break
-        edit = rng.choices(edits, weights=[EDIT_WEIGHTS[e] for e in edits])[0]
+        edit = rng.choices(edits, weights=[recipe.edit_weights[e] for e in edits])[0]
         if edit == "end_and_new" and len(cases) + 2 > wanted:
             continue
         from_obs = rng.random() < _OBSERVATION_SHARE[edit]
-        drawn = _observation_cases(rng, source, edit) if from_obs else _attribute_cases(rng, source, edit)
+        drawn = _observation_cases(rng, source, edit) if from_obs else _attribute_cases(rng, source, edit, recipe)
         if drawn and _compatible(drawn, cases):
             cases.extend(drawn)
     return cases
@@ -315,15 +346,32 @@ def _compatible(new: Sequence[SyntheticCase], cases: Sequence[SyntheticCase]) ->
     return True
 
 
-def _distractors(rng: random.Random, source: _Source, cases: Sequence[SyntheticCase], count: int) -> list[str]:
+def _siblings(rng: random.Random, recipe: _Recipe, cases: Sequence[SyntheticCase]) -> list[str]:
+    """Stored memories about *other* attributes of the persons the attribute cases are about."""
+    used = {tuple(c.topic.split("/")[:2]) for c in cases}
+    memories = []
+    for name in dict.fromkeys(c.topic.split("/")[0] for c in cases if not c.topic.startswith("obs/")):
+        free = sorted(a for a in recipe.attributes if (name, a) not in used and a != "habit")
+        for attribute in rng.sample(free, min(2, len(free))):
+            slots, _ = _fill(rng, recipe.attributes, attribute, name)
+            memories.append(_clean(rng.choice(recipe.attributes[attribute]["base"]).format(**slots)))
+    return memories
+
+
+def _distractors(rng: random.Random, source: _Source, cases: Sequence[SyntheticCase], count: int,
+                 recipe: _Recipe) -> list[str]:
     """``count`` observations: about half the closest in words to the facts, the rest random.
 
     None is near any case's fact or old memory (content-word Jaccard below 0.4, and below
-    0.3 for an ADD fact, which must find nothing it repeats), so no label changes.
+    0.3 for an ADD fact, which must find nothing it repeats), so no label changes. With
+    ``recipe.siblings`` the pool also holds memories about the same persons' other
+    attributes (a new value of one attribute must not touch the others).
     """
     taken = {c.old for c in cases if c.old} | {c.fact for c in cases}
     probes = [(t, 0.3 if c.event is Event.ADD else 0.4) for c in cases for t in (c.fact, c.old) if t]
-    pool = [o for o in source.observations if o not in taken and all(_jaccard(o, p) < limit for p, limit in probes)]
+    siblings = _siblings(rng, recipe, cases) if recipe.siblings else []
+    pool = [o for o in [*siblings, *source.observations]
+            if o not in taken and all(_jaccard(o, p) < limit for p, limit in probes)]
     if any(c.topic.endswith("/pet") and c.event is Event.DELETE for c in cases):
         pool = [o for o in pool if "adopt" not in o.lower() and "puppy" not in o.lower()]
     similar = sorted(pool, key=lambda o: -max(_jaccard(o, p) for p, _ in probes))
@@ -359,13 +407,18 @@ def _size(messages: Sequence[dict[str, str]], target: str) -> int:
 
 
 def _examples(rng: random.Random, source: _Source, number: int, max_chars: int,
-              per_fact: bool) -> list[dict[str, Any]]:
-    cases = _draw_cases(rng, source)
+              per_fact: bool, recipe: _Recipe) -> list[dict[str, Any]]:
+    # A single call: one fact over its own old memory alone (one memory for an ADD), as a
+    # user's first memories are retrieved; otherwise 1-4 facts among 1-6 distractors.
+    single = bool(recipe.single_share) and rng.random() < recipe.single_share
+    wanted = 1 if single else rng.choices(list(_FACTS_PER_CALL), weights=list(_FACTS_PER_CALL.values()))[0]
+    cases = _draw_cases(rng, source, recipe, wanted)
     if not cases:
         return []
     old = list(dict.fromkeys(c.old for c in cases if c.old))
-    distractors = _distractors(rng, source, cases, rng.randint(1, 6))
-    if not distractors:
+    count = (0 if old else 1) if single else rng.randint(1, 6)
+    distractors = _distractors(rng, source, cases, count, recipe) if count else []
+    if not distractors and not old:
         return []
     while True:
         old_texts = old + distractors
@@ -373,7 +426,7 @@ def _examples(rng: random.Random, source: _Source, number: int, max_chars: int,
         messages, target = _render(cases, old_texts)
         if _size(messages, target) <= max_chars:
             break
-        if len(distractors) > 1:
+        if len(distractors) > (0 if single and old else 1):
             distractors = distractors[:-1]
         elif len(cases) > 1 and cases[-1].edit != "end_and_new":
             cases = cases[:-1]
@@ -394,13 +447,15 @@ def _examples(rng: random.Random, source: _Source, number: int, max_chars: int,
             "target": target,
             "raw": target,
             "context": {"source": source.sample_id, "edits": [c.edit for c in group],
-                        "events": [c.event.value for c in group], "old_memories": len(old_texts)},
+                        "events": [c.event.value for c in group], "old_memories": len(old_texts),
+                        **({"single": single} if recipe is _RICH else {})},
         })
     return examples
 
 
 def generate_update_examples(conversations: Iterable[Conversation], count: int, *, seed: int = 0,
-                             max_chars: int = 1500, per_fact: bool = False) -> list[dict[str, Any]]:
+                             max_chars: int = 1500, per_fact: bool = False,
+                             rich: bool = False) -> list[dict[str, Any]]:
     """``count`` synthetic update examples, drawn round-robin over ``conversations``.
 
     Args:
@@ -412,6 +467,12 @@ def generate_update_examples(conversations: Iterable[Conversation], count: int, 
             facts, are dropped until an example fits.
         per_fact: one new fact per example (the drawn facts of a call become separate
             examples over the same old memories), as the engine's update step asks.
+        rich: the richer recipe (docs/training.md): the attributes of
+            :data:`~._synthetic_templates.EXTRA_ATTRIBUTES` too, half the changed values
+            and stored memories with a second clause (as the extraction expert writes
+            facts), 30 % of the calls one fact over its own old memory alone, same-person
+            memories of other attributes among the distractors, and more changed values
+            (:data:`RICH_EDIT_WEIGHTS`). Off, the examples are the plain recipe's, unchanged.
 
     Raises:
         ConfigError: a validation or test conversation of the dev split was given, or
@@ -423,11 +484,12 @@ def generate_update_examples(conversations: Iterable[Conversation], count: int, 
     if not sources:
         raise ConfigError("no conversation with observations to build synthetic update examples from")
     rng = random.Random(seed)
+    recipe = _RICH if rich else _PLAIN
     examples: list[dict[str, Any]] = []
     attempts = 0
     while len(examples) < count and attempts < count * 20:
         attempts += 1
-        examples.extend(_examples(rng, sources[attempts % len(sources)], len(examples), max_chars, per_fact))
+        examples.extend(_examples(rng, sources[attempts % len(sources)], len(examples), max_chars, per_fact, recipe))
     return examples[:count]
 
 
@@ -469,7 +531,8 @@ def mix_distribution(locomo: Sequence[dict[str, Any]], synthetic: Sequence[dict[
 
 
 def write_synthetic_update(out_dir: str | Path, conversations: Sequence[Conversation], count: int, *,
-                           seed: int = 0, max_chars: int = 1500, per_fact: bool = False) -> dict[str, Any]:
+                           seed: int = 0, max_chars: int = 1500, per_fact: bool = False,
+                           rich: bool = False) -> dict[str, Any]:
     """Write ``count`` synthetic examples into the distillation cache; return their statistics.
 
     Writes ``<out_dir>/update/synthetic-update.jsonl`` (read by the trainer like a
@@ -479,7 +542,8 @@ def write_synthetic_update(out_dir: str | Path, conversations: Sequence[Conversa
     examples of the same conversations when they are in the cache.
     """
     out = Path(out_dir)
-    examples = generate_update_examples(conversations, count, seed=seed, max_chars=max_chars, per_fact=per_fact)
+    examples = generate_update_examples(conversations, count, seed=seed, max_chars=max_chars, per_fact=per_fact,
+                                        rich=rich)
     path = out / Operation.UPDATE.value / f"{SYNTHETIC_ID}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in examples), encoding="utf-8")
@@ -488,13 +552,13 @@ def write_synthetic_update(out_dir: str | Path, conversations: Sequence[Conversa
         cached = out / Operation.UPDATE.value / f"{conversation.sample_id}.jsonl"
         if cached.exists():
             locomo.extend(json.loads(line) for line in cached.read_text(encoding="utf-8").splitlines() if line.strip())
-    stats = {"count": len(examples), "seed": seed, "max_chars": max_chars, "per_fact": per_fact,
+    stats = {"count": len(examples), "seed": seed, "max_chars": max_chars, "per_fact": per_fact, "rich": rich,
              "conversations": [c.sample_id for c in conversations],
              **mix_distribution(locomo, examples, max_chars=max_chars)}
     path.with_suffix(".stats.json").write_text(json.dumps(stats, indent=1), encoding="utf-8")
     manifest_path = out / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
     manifest.setdefault("synthetic", {})[Operation.UPDATE.value] = {
-        k: stats[k] for k in ("count", "seed", "max_chars", "per_fact", "conversations")}
+        k: stats[k] for k in ("count", "seed", "max_chars", "per_fact", "rich", "conversations")}
     manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
     return stats

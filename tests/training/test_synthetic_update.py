@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from importlib.resources import files
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from memlora_engine.errors import ConfigError
 from memlora_engine.ops import plan_operations
 from memlora_engine.parsing import parse_update_ops
 from memlora_engine.prompts import render_prompt
+from memlora_engine.training._synthetic_templates import CHANGE_DETAILS, EXTRA_ATTRIBUTES
 from memlora_engine.training.cleaning import clean_output, prompt_values
 from memlora_engine.training.synthetic_update import (
     EDIT_EVENTS,
@@ -65,9 +67,10 @@ def _sample(sample_id: str) -> dict[str, Any]:
                              "session_1_date_time": "9:05 am on 3 March, 2024", "session_1": turns}}
 
 
-@pytest.fixture(scope="module")
-def examples() -> list[dict[str, Any]]:
-    return generate_update_examples(parse_locomo([_sample("syn-a"), _sample("syn-b")]), 300, seed=7)
+@pytest.fixture(scope="module", params=[False, True], ids=["plain", "rich"])
+def examples(request) -> list[dict[str, Any]]:
+    return generate_update_examples(parse_locomo([_sample("syn-a"), _sample("syn-b")]), 300, seed=7,
+                                    rich=request.param)
 
 
 def _record(text: str, number: int) -> MemoryRecord:
@@ -138,7 +141,8 @@ def test_edits_mean_what_they_say(examples):
                     "memlora", Operation.UPDATE, example["messages"])["old_memories"]) if o["id"] == op.id)
             if edit == "end" and op.event == "DELETE":
                 assert re.search(r"no longer|quit|died|broke up|sold|stopped|gave|split|ended|laid off|retired|"
-                                 r"moved out|anymore|passed away|resigned|gone off|not care", fact), fact
+                                 r"moved out|anymore|passed away|resigned|gone off|not care|let go|left|dropped out|lost|"
+                                 r"cut out", fact), fact
 
 
 def test_distribution_is_balanced_and_reported(examples):
@@ -192,3 +196,37 @@ def test_distill_writes_synthetic_examples_and_train_mixes_them_in(distill_sampl
 def test_with_synthetic_is_for_update_only(tmp_path, capsys):
     assert main(["train", "extraction", "--data-dir", str(tmp_path), "--with-synthetic"]) == 2
     assert "update operation only" in capsys.readouterr().err
+
+
+def test_rich_recipe_writes_long_facts_single_calls_and_same_person_memories():
+    examples = generate_update_examples(parse_locomo([_sample("syn-a"), _sample("syn-b")]), 300, seed=7,
+                                        per_fact=True, rich=True)
+    single = [x for x in examples if x["context"]["single"]]
+    assert 0.1 <= len(single) / len(examples) <= 0.35
+    assert all(x["context"]["old_memories"] == 1 for x in single)  # the fact's own memory, or one for an ADD
+    changed = [json.loads(prompt_values("memlora", Operation.UPDATE, x["messages"])["facts"])[0]
+               for x in examples if x["context"]["edits"] == ["change"]]
+    with_clause = [f for f in changed if any(f.endswith(d + ".") for d in CHANGE_DETAILS)]
+    assert 0.3 <= len(with_clause) / len(changed) <= 0.7
+    extra = [x for x in examples if any(f"{a}" in json.dumps(x) for a in ("works at", "studies at", "supports"))]
+    assert extra  # the added attributes are drawn
+    # An ADD over a memory about the same person's other attribute: a new value of one
+    # attribute must not touch the others.
+    adds = [x for x in examples if x["context"]["edits"] == ["unrelated"]]
+    assert any(
+        json.loads(prompt_values("memlora", Operation.UPDATE, x["messages"])["facts"])[0].split()[0]
+        in {o["text"].split()[0].removesuffix("'s") for o in
+            json.loads(prompt_values("memlora", Operation.UPDATE, x["messages"])["old_memories"])}
+        for x in adds)
+
+
+def test_rich_values_stay_apart_from_the_consolidation_check():
+    """The added value lists share no value with `memlora eval consolidation`'s histories (own benchmark cases)."""
+    histories = files("memlora_engine.evaluation") / "data" / "consolidation.jsonl"
+    held = {v.lower() for line in histories.read_text(encoding="utf-8").splitlines()
+            for v in json.loads(line)["values"]}
+    for attribute, spec in EXTRA_ATTRIBUTES.items():
+        for value in spec["values"]:
+            words = re.sub(r"^(a|an|the) ", "", value.lower())
+            assert words not in held and not any(re.search(rf"\b{re.escape(h)}\b", words) for h in held), (
+                attribute, value)
