@@ -80,8 +80,16 @@ def to_engine(message: ChatMessage) -> dict[str, Any]:
 
 
 def to_engine_turn(message: ChatMessage) -> dict[str, Any]:
-    """:func:`to_engine` for ``add``: a message with images gets its text part then its image parts."""
+    """:func:`to_engine` for ``add``: a message with images gets its text part then its image parts.
+
+    A speaker's name in ``additional_kwargs["name"]`` (where LlamaIndex's OpenAI LLM
+    takes the OpenAI message ``name`` from) becomes the engine message's ``name``: the
+    speaker the extraction model sees ("Alice: ..." instead of "user: ...").
+    """
     row = to_engine(message)
+    name = message.additional_kwargs.get("name")
+    if isinstance(name, str) and name.strip():
+        row["name"] = name.strip()
     images = _image_parts(message)
     if images:
         row["content"] = [{"type": "text", "text": row["content"]}, *images]

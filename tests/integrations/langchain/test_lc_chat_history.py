@@ -87,6 +87,13 @@ def test_system_and_tool_messages_are_not_ingested(lc_memory):
     assert texts(lc_memory.get_all(user_id="alice")) == ["I am Alice"]
 
 
+def test_a_named_human_message_reaches_extraction_under_its_name(lc_memory):
+    history = MemLoRAChatMessageHistory(lc_memory, "s", user_id="alice")
+    history.add_messages([HumanMessage("I moved to Oslo", name="Alice"), AIMessage("Nice")])
+    prompt = [c for c in lc_memory.generator.calls if c.operation.value == "extraction"][-1].messages[-1]["content"]
+    assert "Alice: I moved to Oslo\nassistant: Nice" in prompt
+
+
 @pytest.mark.parametrize(
     ("mode", "expected"),
     [("turns", []), ("messages", ["I like jazz"]), ("off", [])],

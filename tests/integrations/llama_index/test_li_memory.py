@@ -154,6 +154,13 @@ def test_one_extraction_per_user_turn_with_its_reply(engine, generator) -> None:
     assert "I live in Oslo" not in calls[1].messages[-1]["content"]  # each turn is extracted once
 
 
+def test_a_speakers_name_reaches_extraction(engine, generator) -> None:
+    memory = MemLoRAMemory.from_defaults(engine, user_id="alice")
+    memory.put(ChatMessage(role=MessageRole.USER, content="I live in Oslo", additional_kwargs={"name": "Alice"}))
+    memory.put(assistant("Nice."))
+    assert "Alice: I live in Oslo\nassistant: Nice." in extraction_calls(generator)[0].messages[-1]["content"]
+
+
 def test_tool_calls_and_results_belong_to_the_turn_of_the_final_reply(engine, generator) -> None:
     memory = MemLoRAMemory.from_defaults(engine, user_id="alice")
     memory.put(user("Book a table in Oslo"))
