@@ -110,6 +110,7 @@ ATTRIBUTES: dict[str, dict[str, Any]] = {
         "end": ["{n}'s {k} {v} died.", "{n} no longer has the {k} {v}.",
                 "{n} gave {v} the {k} away to a neighbour.", "{n}'s {k} {v} passed away last month."],
         "paraphrase": ["{n} owns a {k} called {v}.", "{v} is {n}'s {k}.", "{n} has a pet {k}, {v}."],
+        "addition": ["{n} also has a {k} named {w}.", "{n} got a second {k}, {w}."],
     },
     "partner": {
         "values": _PARTNERS,
@@ -164,6 +165,7 @@ ATTRIBUTES: dict[str, dict[str, Any]] = {
                    ("{n} is learning {v} to prepare for a trip next year.", None)],
         "end": ["{n} gave up learning {v}.", "{n} stopped studying {v}.", "{n} is no longer learning {v}."],
         "paraphrase": ["{n} is studying {v}.", "{n} takes {v} lessons.", "{n} has been learning {v}."],
+        "addition": ["{n} is also learning {w}.", "{n} started learning {w} as well."],
     },
     "instrument": {
         "values": _INSTRUMENTS,
@@ -174,6 +176,7 @@ ATTRIBUTES: dict[str, dict[str, Any]] = {
         "end": ["{n} no longer plays the {v}.", "{n} quit playing the {v}.", "{n} sold the {v} and stopped playing."],
         "end_and_new": [("{n} quit the {v} lessons.", "{n} started taking {w} lessons.")],
         "paraphrase": ["{n} is a {v} player.", "{n} knows how to play the {v}.", "{n} plays {v} as a hobby."],
+        "addition": ["{n} also plays the {w}.", "{n} is learning the {w} too."],
     },
 }
 """Per attribute: ``values`` and wordings per edit (``change``/``refine``: ``(fact, text)``)."""
@@ -235,6 +238,7 @@ EXTRA_ATTRIBUTES: dict[str, dict[str, Any]] = {
         "refine": [("{n} plays {v} every Saturday morning.", None)],
         "end": ["{n} stopped playing {v}.", "{n} no longer plays {v}.", "{n} gave up {v} after a knee injury."],
         "paraphrase": ["{n} is a keen {v} player.", "{n} enjoys playing {v}."],
+        "addition": ["{n} also plays {w} on weekends.", "{n} plays {w} as well."],
     },
     "hobby": {
         "values": _HOBBIES,
@@ -244,6 +248,7 @@ EXTRA_ATTRIBUTES: dict[str, dict[str, Any]] = {
         "refine": [("{n} has been into {v} since school.", None)],
         "end": ["{n} lost interest in {v}.", "{n} no longer does {v}."],
         "paraphrase": ["{n} enjoys {v} in free time.", "{n} is into {v}."],
+        "addition": ["{n} has also taken up {w}.", "Besides {v}, {n} enjoys {w}."],
     },
     "drink": {
         "values": _DRINKS,

@@ -28,7 +28,9 @@ per call, as :func:`~memlora_engine.ops.plan_operations` requires):
   *different* thing ("sold the car" + "bought a bicycle") -> DELETE old + ADD new;
 * ``repeat`` / ``paraphrase`` / ``repeat_part`` -- the fact is already known (exact,
   reworded, or a part of the old memory) -> NONE with the old id, text = the fact;
-* ``unrelated`` -- nothing in the old memories is about it -> ADD.
+* ``unrelated`` -- nothing in the old memories is about it -> ADD;
+* ``addition`` (richer recipe only) -- a second value beside the stored one ("also plays
+  the cello", "got a second cat") -> ADD, the old memory stays.
 
 Ids follow the labeler's (and so the LoCoMo-derived examples') form: old memories
 ``"0".."n-1"`` in shuffled order, each ADD the next free id. Every call has 1-4 facts
@@ -98,6 +100,7 @@ EDIT_EVENTS: dict[str, tuple[Event, ...]] = {
     "paraphrase": (Event.NONE,),
     "repeat_part": (Event.NONE,),
     "unrelated": (Event.ADD,),
+    "addition": (Event.ADD,),
 }
 """The event(s) each edit type is labelled with (see the module docstring)."""
 
@@ -107,8 +110,11 @@ EDIT_WEIGHTS: dict[str, float] = {
 }
 """How often each edit type is drawn per fact slot: few ADDs, since LoCoMo brings plenty."""
 
-RICH_EDIT_WEIGHTS: dict[str, float] = {**EDIT_WEIGHTS, "change": 0.22, "end": 0.2, "paraphrase": 0.11}
-"""The richer recipe's weights: more changed values, the consolidation case the plain recipe under-serves."""
+RICH_EDIT_WEIGHTS: dict[str, float] = {**EDIT_WEIGHTS, "change": 0.2, "end": 0.18, "paraphrase": 0.11,
+                                        "unrelated": 0.15, "addition": 0.08}
+"""The richer recipe's weights: more changed values (the consolidation case the plain recipe
+under-serves), and more ADDs beside memories of the same person, a second value included
+(``addition``), so that a new value of *another* attribute is not taken for a change."""
 
 _FACTS_PER_CALL = {1: 0.3, 2: 0.35, 3: 0.2, 4: 0.15}
 _STYLE = "memlora"
@@ -149,13 +155,12 @@ class _Recipe:
 
     attributes: dict[str, dict[str, Any]]
     edit_weights: dict[str, float]
+    observation_share: dict[str, float]  # per edit: the share drawn from LoCoMo observations
     detail_share: float  # new facts (change, end_with_state) and stored memories given a second clause
     single_share: float  # calls of one fact over only its own old memory
     siblings: bool  # old memories about other attributes of the same person among the distractors
 
 
-_PLAIN = _Recipe(ATTRIBUTES, EDIT_WEIGHTS, 0.0, 0.0, False)
-_RICH = _Recipe({**ATTRIBUTES, **EXTRA_ATTRIBUTES}, RICH_EDIT_WEIGHTS, 0.5, 0.3, True)
 
 
 def _clean(text: str) -> str:
@@ -253,6 +258,9 @@ def _attribute_cases(rng: random.Random, source: _Source, edit: str, recipe: _Re
     if edit == "paraphrase":
         fact = _clean(rng.choice(spec["paraphrase"]).format(**slots))
         return [SyntheticCase(fact, Event.NONE, edit, base, fact, topic)]
+    if edit == "addition":
+        fact = _clean(rng.choice(spec["addition"]).format(**slots))
+        return [SyntheticCase(fact, Event.ADD, edit, base, fact, topic)]
     raise ConfigError(f"unknown edit type {edit!r}")
 
 
@@ -312,6 +320,11 @@ def _observation_cases(rng: random.Random, source: _Source, edit: str) -> list[S
 _OBSERVATION_SHARE = {"change": 0.0, "refine": 0.4, "end": 0.35, "end_with_state": 0.0, "end_and_new": 0.0,
                       "repeat": 0.6, "paraphrase": 0.5, "repeat_part": 1.0, "unrelated": 0.8}
 
+_PLAIN = _Recipe(ATTRIBUTES, EDIT_WEIGHTS, _OBSERVATION_SHARE, 0.0, 0.0, False)
+# Half the unrelated facts from the attributes: those get memories of the same person beside them.
+_RICH = _Recipe({**ATTRIBUTES, **EXTRA_ATTRIBUTES}, RICH_EDIT_WEIGHTS,
+                {**_OBSERVATION_SHARE, "unrelated": 0.5, "addition": 0.0}, 0.5, 0.3, True)
+
 
 def _draw_cases(rng: random.Random, source: _Source, recipe: _Recipe, wanted: int) -> list[SyntheticCase]:
     edits = list(recipe.edit_weights)
@@ -322,7 +335,7 @@ def _draw_cases(rng: random.Random, source: _Source, recipe: _Recipe, wanted: in
         edit = rng.choices(edits, weights=[recipe.edit_weights[e] for e in edits])[0]
         if edit == "end_and_new" and len(cases) + 2 > wanted:
             continue
-        from_obs = rng.random() < _OBSERVATION_SHARE[edit]
+        from_obs = rng.random() < recipe.observation_share[edit]
         drawn = _observation_cases(rng, source, edit) if from_obs else _attribute_cases(rng, source, edit, recipe)
         if drawn and _compatible(drawn, cases):
             cases.extend(drawn)
