@@ -124,7 +124,8 @@ class _Renderer:
 
         self.captions = captions
         self.generator = TeacherGenerator({Operation.EXTRACTION: ObservationTeacher()})
-        config = MemoryConfig(store="memory", namespace=f"multi-fact-{uuid.uuid4().hex[:12]}", prompt_style=_STYLE)
+        config = MemoryConfig(store="memory", namespace=f"multi-fact-{uuid.uuid4().hex[:12]}", prompt_style=_STYLE,
+                              extraction_window=None)  # one call per run of windows: the multi-fact format
         # Nothing is ever stored (extraction answers no fact): the pure-Python store spares Chroma's start-up.
         self.memory = Memory(config, generator=self.generator, embedder=HashingEmbedder(), store=InMemoryStore())
 
