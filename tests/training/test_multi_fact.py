@@ -102,7 +102,7 @@ def _turns(conversation: Conversation, example: dict[str, Any]) -> tuple[Any, li
 def test_calls_are_rendered_as_the_engine_renders_them(sources, drawn):
     by_id = {c.sample_id: c for c in sources}
     generator = ScriptedGenerator({"extraction": ['{"facts": []}']})
-    with Memory(MemoryConfig(store="memory", namespace="mf-check"), generator=generator,
+    with Memory(MemoryConfig(store="memory", namespace="mf-check", extraction_window=None), generator=generator,
                 embedder=DeterministicEmbedder()) as memory:  # real Chroma, the engine's own add path
         for example in drawn.examples:
             conversation = by_id[example["context"]["source"]]
