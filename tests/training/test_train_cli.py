@@ -173,7 +173,7 @@ def test_gemma_loads_its_shipped_adapters():
         assert memory.add(first, user_id="alice", timestamp=first_time).ok
         old = {m.text for m in memory.get_all(user_id="alice")}
         result = memory.add(second, user_id="alice", timestamp=second_time)
-        assert result.ok and memory.stats["update"].calls == 1  # the old memory went to the update expert
+        assert result.ok and memory.stats["update"].calls == len(result.facts) >= 1  # per fact, old memory shown
         # The new fact is stored -- ADDed, or (the per-fact expert shipped since 2026-12-02)
         # written over the old job memory -- and no event writes an old memory's text again.
         stored = {e.text for e in result.events if e.event in (Event.ADD, Event.UPDATE)}
