@@ -8,7 +8,7 @@ from typing import Any
 from memlora_engine.errors import InvalidInputError
 from memlora_engine.images import ImageInput
 
-__all__ = ["check_text", "normalize_messages", "one_system_message", "render_conversation"]
+__all__ = ["check_text", "normalize_messages", "one_system_message", "render_conversation", "spoken_messages"]
 
 _ROLE_ALIASES = {
     "user": "user",
@@ -131,14 +131,14 @@ def normalize_messages(messages: Any, *, images: bool = False) -> list[dict[str,
     return [_one(m, images) for m in messages]
 
 
+def spoken_messages(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The user and assistant messages with text: what the extraction prompt shows."""
+    return [m for m in messages if m["role"] in ("user", "assistant") and m["content"].strip()]
+
+
 def render_conversation(messages: Sequence[dict[str, Any]]) -> str:
     """``speaker: text`` lines for the extraction prompt; system and tool messages are left out."""
-    lines = []
-    for m in messages:
-        if m["role"] not in ("user", "assistant") or not m["content"].strip():
-            continue
-        lines.append(f"{m.get('name') or m['role']}: {m['content'].strip()}")
-    return "\n".join(lines)
+    return "\n".join(f"{m.get('name') or m['role']}: {m['content'].strip()}" for m in spoken_messages(messages))
 
 
 def one_system_message(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

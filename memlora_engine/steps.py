@@ -31,7 +31,7 @@ from memlora_engine.generator import (
     SupportsBatchGeneration,
     SupportsImages,
 )
-from memlora_engine.messages import render_conversation
+from memlora_engine.messages import render_conversation, spoken_messages
 from memlora_engine.operations import operation_spec
 from memlora_engine.ops import PlannedOp, Rejection, plan_operations, text_hash, uncovered_facts
 from memlora_engine.parsing import RawOp, parse_facts, parse_update_ops
@@ -238,7 +238,7 @@ def extraction_conversations(messages: Sequence[dict[str, Any]], window: int | N
     Without ``window`` (or with no more messages), one conversation, cut to ``budget``.
     ``stacklevel`` is passed to :func:`warnings.warn` (2: the caller of this function).
     """
-    kept = [m for m in messages if m["role"] in ("user", "assistant") and m["content"].strip()]
+    kept = spoken_messages(messages)
     if window is None or len(kept) <= window:
         conversation = fit_conversation(render_conversation(kept), budget, stacklevel=stacklevel + 1)
         return [conversation] if conversation else []

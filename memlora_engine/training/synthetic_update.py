@@ -161,8 +161,6 @@ class _Recipe:
     siblings: bool  # old memories about other attributes of the same person among the distractors
 
 
-
-
 def _clean(text: str) -> str:
     text = " ".join(text.split())
     return text[:1].upper() + text[1:]
@@ -233,6 +231,8 @@ def _attribute_cases(rng: random.Random, source: _Source, edit: str, recipe: _Re
     slots, topic = _fill(rng, recipe.attributes, attribute, rng.choice(source.names))
     base = _clean(rng.choice(spec["base"]).format(**slots))
     # A stored memory with a detail; never under a refinement, whose merged text is written for the bare one.
+    # (Each share is tested before drawing: a recipe without it draws nothing, so the plain
+    # recipe's random stream, and its examples, stay as they were.)
     if recipe.detail_share and edit != "refine" and rng.random() < recipe.detail_share:
         base = _with_detail(base, rng.choice(BASE_DETAILS).format(**slots))
     if edit == "unrelated":
@@ -461,7 +461,7 @@ def _examples(rng: random.Random, source: _Source, number: int, max_chars: int,
             "raw": target,
             "context": {"source": source.sample_id, "edits": [c.edit for c in group],
                         "events": [c.event.value for c in group], "old_memories": len(old_texts),
-                        **({"single": single} if recipe is _RICH else {})},
+                        **({"single": single} if recipe.single_share else {})},
         })
     return examples
 
@@ -484,7 +484,8 @@ def generate_update_examples(conversations: Iterable[Conversation], count: int, 
             :data:`~._synthetic_templates.EXTRA_ATTRIBUTES` too, half the changed values
             and stored memories with a second clause (as the extraction expert writes
             facts), 30 % of the calls one fact over its own old memory alone, same-person
-            memories of other attributes among the distractors, and more changed values
+            memories of other attributes among the distractors, a second value beside the
+            stored one (``addition``, ADD), and more changed values and same-person ADDs
             (:data:`RICH_EDIT_WEIGHTS`). Off, the examples are the plain recipe's, unchanged.
 
     Raises:
