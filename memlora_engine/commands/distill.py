@@ -12,6 +12,7 @@ Examples::
     memlora distill --data locomo_dev.json --conversations conv-41 --out data-checked \
         --outcome-check results/update_bench/candidate_perfact200
     memlora distill --data locomo_dev.json --split train,validation --unanswerable 250
+    memlora distill --data locomo_dev.json --split train,validation --current-state 300
     memlora distill --check-labeler tests/training/data/update_cases.jsonl
 """
 
@@ -55,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "selected training conversations into <out>/update/synthetic-update.jsonl; train on "
                              "them with `memlora train update --with-synthetic` (docs/training.md)")
     parser.add_argument("--synthetic-seed", type=int, default=0,
-                        help="seed of the synthetic update and the unanswerable examples")
+                        help="seed of the synthetic update, the unanswerable and the current-state examples")
     parser.add_argument("--synthetic-per-fact", action="store_true",
                         help="one new fact per synthetic example, as the engine's update step asks (one call per fact)")
     parser.add_argument("--synthetic-rich", action="store_true",
@@ -82,6 +83,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "`memlora train generation --with-unanswerable` (docs/training.md)")
     parser.add_argument("--unanswerable-adversarial-share", type=float, default=0.5, metavar="S",
                         help="share of --unanswerable examples that are category-5 questions (default 0.5)")
+    parser.add_argument("--current-state", type=int, metavar="N", default=0,
+                        help="also write N generation examples whose answer is an attribute's current value (a memory "
+                             "that names an old and a new value, an old memory and a later change, a chain of changes, "
+                             "or a value never changed; built from the synthetic update templates with the training "
+                             "conversations' observations as distractors) into <out>/generation/current-state.jsonl; "
+                             "train on them with `memlora train generation --with-current-state` (docs/training.md)")
     parser.add_argument("--dated-memories", action="store_true",
                         help="generation prompts list each memory with its session date, newest first, as the "
                              "engine does with MemoryConfig.dated_memories (the replay and --unanswerable); a "
@@ -196,6 +203,19 @@ def _unanswerable(args: argparse.Namespace, selected: list[Any], out: Path, embe
     print(f"  statistics: {out / 'generation' / 'unanswerable.stats.json'}")
 
 
+def _current_state(args: argparse.Namespace, selected: list[Any], out: Path, embedder: Any) -> None:
+    """Current-state generation examples from the selected conversations that are not held out."""
+    from memlora_engine.config import MemoryConfig
+    from memlora_engine.training.current_state import write_current_state
+
+    sources = _training_sources(selected, "--current-state", "current-state examples")
+    stats = write_current_state(out, sources, args.current_state, embedder, seed=args.synthetic_seed,
+                                config=MemoryConfig(dated_memories=args.dated_memories))
+    kinds = ", ".join(f"{k} {v}" for k, v in stats["kinds"].items())
+    print(f"current-state examples: {stats['count']} ({kinds}) of {stats['conversations']}")
+    print(f"  statistics: {out / 'generation' / 'current-state.stats.json'}")
+
+
 def _multi_fact(args: argparse.Namespace, selected: list[Any], out: Path) -> None:
     """Multi-fact extraction calls from the selected conversations that are not held out."""
     from memlora_engine.training.multi_fact import write_multi_fact_windows
@@ -249,6 +269,8 @@ def run(args: argparse.Namespace) -> int:
             _synthetic(args, selected, out)
         if args.unanswerable > 0:
             _unanswerable(args, selected, out, embedder)
+        if args.current_state > 0:
+            _current_state(args, selected, out, embedder)
         if args.multi_fact_windows > 0:
             _multi_fact(args, selected, out)
         return 0

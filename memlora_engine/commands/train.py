@@ -56,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--with-unanswerable", action="store_true",
                         help="generation: add the unanswerable examples (`memlora distill --unanswerable N`, target "
                              "\"No information available.\") to the training examples")
+    parser.add_argument("--with-current-state", action="store_true",
+                        help="generation: add the current-state examples (`memlora distill --current-state N`, target "
+                             "the attribute's newest value) to the training examples")
     parser.add_argument("--with-multi-fact", action="store_true",
                         help="extraction: add the multi-fact extraction calls (`memlora distill --multi-fact-windows "
                              "N`) to the training examples")
@@ -135,6 +138,7 @@ def _text_data(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dic
     from memlora_engine.commands.distill import default_data_dir
     from memlora_engine.data.splits import DEV_SPLITS
     from memlora_engine.errors import ConfigError
+    from memlora_engine.training.current_state import CURRENT_STATE_ID
     from memlora_engine.training.data import load_examples
     from memlora_engine.training.multi_fact import MULTI_FACT_ID
     from memlora_engine.training.synthetic_update import SYNTHETIC_ID
@@ -146,6 +150,7 @@ def _text_data(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dic
     # Each generated data set is read like one more training conversation of its operation.
     generated = [(args.with_synthetic, "--with-synthetic", "update", SYNTHETIC_ID),
                  (args.with_unanswerable, "--with-unanswerable", "generation", UNANSWERABLE_ID),
+                 (args.with_current_state, "--with-current-state", "generation", CURRENT_STATE_ID),
                  (args.with_multi_fact, "--with-multi-fact", "extraction", MULTI_FACT_ID)]
     for wanted, option, operation, source_id in generated:
         if wanted:
@@ -167,6 +172,8 @@ def _text_data(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dic
         card["synthetic"] = manifest.get("synthetic", {}).get(args.operation)
     if args.with_unanswerable:
         card["unanswerable"] = manifest.get("unanswerable", {}).get(args.operation)
+    if args.with_current_state:
+        card["current_state"] = manifest.get("current_state", {}).get(args.operation)
     return train, val, card
 
 
