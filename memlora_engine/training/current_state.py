@@ -55,9 +55,9 @@ KINDS: dict[str, float] = {"from_to": 0.3, "old_and_new": 0.3, "chain": 0.15, "s
 """The kinds (see the module docstring) and how often each is drawn."""
 
 QUESTIONS: dict[str, list[str]] = {
-    "city": ["Where does {n} live?", "Which city is {n} based in?", "What city is {n}'s home?"],
-    "job": ["What is {n}'s job?", "What does {n} work as?", "What is {n}'s profession?"],
-    "pet": ["What is the name of {n}'s {k}?", "What is {n}'s {k} called?"],
+    "city": ["Which city is {n} based in?", "What city is {n}'s home?", "Which city does {n} call home?"],
+    "job": ["What does {n} work as?", "What is {n}'s profession?", "What line of work is {n} in?"],
+    "pet": ["What is {n}'s {k} called?", "What name does {n}'s {k} have?"],
     "partner": ["Who is {n} dating?", "Who is {n}'s partner?"],
     "preference": ["Which {c} does {n} like best?", "What {c} does {n} prefer?"],
     "car": ["What car does {n} drive?", "What does {n} drive?"],
@@ -73,7 +73,9 @@ QUESTIONS: dict[str, list[str]] = {
     "flatmate": ["Who does {n} share a flat with?", "Who is {n}'s flatmate?"],
 }
 """Question wordings per attribute (``{n}`` the person; the answer is the attribute's value).
-Half of the questions get "now" or "currently"; habits are left out (their value is two slots)."""
+Half of the questions get "now", "currently" or "these days"; habits are left out (their
+value is two slots). ``memlora demo``'s question wordings are not among them, so the demo
+measures what the expert generalises to."""
 
 _ATTRIBUTES = {**ATTRIBUTES, **EXTRA_ATTRIBUTES}
 _TIMELY = ("now", "currently", "these days")
@@ -110,9 +112,9 @@ def _question(rng: random.Random, attribute: str, slots: dict[str, str]) -> str:
     return question[:-1] + f" {rng.choice(_TIMELY)}?" if rng.random() < 0.5 else question
 
 
-def _case(rng: random.Random, kind: str, name: str) -> tuple[str, list[list[str]], str, str] | None:
-    """(attribute, memories per write (oldest first), question, answer) of one case; None when ``kind`` cannot use the attribute drawn."""
-    attribute = rng.choice(sorted(QUESTIONS))
+def _case(rng: random.Random, kind: str, name: str) -> tuple[str, list[list[str]], str, str]:
+    """(attribute, memories per write (oldest first), question, answer) of one case."""
+    attribute = rng.choice([a for a in sorted(QUESTIONS) if kind != "from_to" or _changes(a, both=True)])
     spec = _ATTRIBUTES[attribute]
     if kind == "stable":
         slots = _slots(rng, attribute, name, 2)[0]
@@ -120,10 +122,8 @@ def _case(rng: random.Random, kind: str, name: str) -> tuple[str, list[list[str]
         return attribute, [[rng.choice(wordings).format(**slots)]], _question(rng, attribute, slots), slots["v"]
     if kind == "from_to":
         slots = _slots(rng, attribute, name, 2)[0]
-        wordings = _changes(attribute, both=True)
-        if not wordings:
-            return None
-        return attribute, [[rng.choice(wordings).format(**slots)]], _question(rng, attribute, slots), slots["w"]
+        fact = rng.choice(_changes(attribute, both=True)).format(**slots)
+        return attribute, [[fact]], _question(rng, attribute, slots), slots["w"]
     steps = _slots(rng, attribute, name, 3 if kind == "chain" else 2)[: 2 if kind == "chain" else 1]
     writes = [[rng.choice(spec["base"]).format(**steps[0])]]
     writes += [[rng.choice(_changes(attribute, both=False)).format(**s)] for s in steps]
@@ -171,7 +171,7 @@ def generate_current_state_examples(
             kind = rng.choices(kinds, weights)[0]
             name = rng.choice([conversation.speaker_a, conversation.speaker_b])
             case = _case(rng, kind, name)
-            if case is None or not all(demo_free(t) for w in case[1] for t in w):
+            if not all(demo_free(t) for w in case[1] for t in w):
                 continue
             attribute, writes, question, answer = case
             scope = f"{CURRENT_STATE_ID}-{len(examples)}"
