@@ -1,4 +1,4 @@
-"""Throwaway servers on loopback for ``memlora bench-load`` and the server-mode tests: ``chroma run`` and PostgreSQL.
+"""Throwaway servers on loopback for ``memlora bench-load`` and the server-mode tests: ``chroma run``, PostgreSQL, ``memlora serve``.
 
 Each is started in a temporary directory on a free port and stopped by its pid.
 PostgreSQL refuses to run as root, so as root the cluster runs as the
@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ChromaServer", "PostgresServer", "free_port", "postgres_binaries"]
+__all__ = ["ChromaServer", "ModelServer", "PostgresServer", "free_port", "postgres_binaries"]
 
 _PG_BIN = ("/usr/local/bin", "/usr/lib/postgresql/15/bin")
 
@@ -135,3 +135,37 @@ class PostgresServer:
         except RuntimeError:
             pass  # already stopped
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@dataclass
+class ModelServer:
+    """``memlora serve`` (the shipped experts) on 127.0.0.1; the port opens once the model is loaded."""
+
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @classmethod
+    def launch(cls, *, threads: int | None = None, timeout: float = 600) -> ModelServer:
+        server = cls(free_port())
+        command = [sys.executable, "-m", "memlora_engine.commands", "serve", "--port", str(server.port),
+                   "--log-level", "warning"]
+        if threads is not None:
+            command += ["--threads", str(threads)]
+        server.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_for_port(server.port, server.proc, "memlora serve", timeout=timeout)
+        return server
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None

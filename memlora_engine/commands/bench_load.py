@@ -4,18 +4,26 @@ The deployment it measures (docs/scaling.md, "Load test"): one Chroma server
 (``chroma run``) holds the memories, one PostgreSQL holds the audit history and
 the chat sessions, and ``--workers`` processes each run a
 :class:`~memlora_engine.Memory` over both, serving ``--users`` users on threads.
-Each simulated user runs ``--turns`` turns of ``add`` (a new fact naming the
-user) then ``answer``. By default both servers are throwaway ones started here on
-loopback (``--chroma`` and ``--database-url`` point at running ones instead).
+Each simulated user runs ``--turns`` turns of ``add`` (a user message stating a
+new fact naming the user, and the assistant's reply) then ``answer``. By default
+both servers are throwaway ones started here on loopback (``--chroma`` and
+``--database-url`` point at running ones instead).
 
-The model is a fake (an extraction and update that echo the turn's fact) unless
-``--generator URL`` names an OpenAI-compatible server (``memlora serve``, vLLM),
-so by default the figures are those of the shared services and the engine alone.
+The model (``--generator``):
 
-Reported per worker count: turns/s, p50/p99 of ``add`` and of ``answer``,
-memories lost (a fact some ``add`` acknowledged that the store does not hold)
-and cross-tenant reads (a memory of another user among an answer's memories);
-the last two must be 0.
+* ``fake`` (default): extraction and update echo the turn's fact, in microseconds,
+  so the figures are those of the shared services and the engine alone;
+* ``serve``: a throwaway ``memlora serve`` (the shipped experts) on loopback, one
+  model that every worker sends its operations to;
+* ``in-process``: every worker loads its own backbone with the shipped experts
+  (the single-machine deployment, for the ratio);
+* a URL: a running OpenAI-compatible server (``memlora serve``, vLLM).
+
+Reported per worker count: turns/s, p50/p99 of ``add`` and of ``answer``, the
+memories stored, memories lost (an acknowledged ADD or UPDATE whose text the store
+does not hold at the end, or an acknowledged DELETE it still holds) and
+cross-tenant reads (a memory of another user among an answer's memories); the
+last two must be 0.
 """
 
 from __future__ import annotations
@@ -44,19 +52,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-seconds", type=float, default=120.0, help="stop starting turns after this long per run")
     parser.add_argument("--chroma", default=None, help="HOST:PORT of a running Chroma server (default: start one)")
     parser.add_argument("--database-url", default=None, help="a running PostgreSQL (default: start one)")
-    parser.add_argument("--generator", default=None,
-                        help="base URL of an OpenAI-compatible server (memlora serve, vLLM); default: the fake model")
+    parser.add_argument("--generator", default="fake",
+                        help="fake (default: an echo model), serve (start memlora serve with the shipped experts), "
+                             "in-process (each worker loads the shipped experts), or the base URL of a running "
+                             "OpenAI-compatible server (memlora serve, vLLM)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads of each in-process model, or of the started memlora serve (default: 1)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
 
 
-_FACT = re.compile(r"lt-[0-9a-f]{8}-u\d+ turn \d+ likes item\d+")
+# One turn per template, in order: a user message stating a fact and a reply that follows
+# up on it, the two-message window the shipped extraction expert was trained on (a bare
+# "Noted." reply gets no fact out of it).
+_TURNS = (
+    ("I just adopted a cat named Tofu.", "That's wonderful! How is Tofu settling in?"),
+    ("I moved to Oslo last month for a new job.", "Exciting! How do you like Oslo so far?"),
+    ("I started playing the violin in September.", "That's great! Is it hard to learn?"),
+    ("I work as a nurse at the city hospital.", "That must be demanding. Do you enjoy it?"),
+    ("I eat ramen every Friday with my brother.", "Yum! Do you have a favourite place for it?"),
+    ("I run five kilometres every morning before work.", "Impressive! How long have you been running?"),
+    ("I am learning Portuguese for a trip to Brazil.", "Fun! When are you going?"),
+    ("I bought a red bicycle for my commute.", "Nice! Is the ride to work long?"),
+)
+_NAMES = ("Kai", "Mira", "Tomas", "Leila", "Ravi", "Greta", "Jonah", "Ines")
+_SPEAKER = re.compile(r"^(\w+): I (.+)$", re.MULTILINE)
 
 
 class _EchoModel:
-    """The fake model: extraction returns the turn's fact; update ADDs every fact it is shown.
+    """The fake model: extraction restates the user's sentence with the speaker's name; update ADDs each new fact.
 
-    The engine itself drops the ADDs of facts already stored, so the load is the
-    engine's and the services', in microseconds of "model" time.
+    So the load is the engine's and the services', in microseconds of "model" time.
     """
 
     def has_adapter(self, operation: Any) -> bool:
@@ -67,57 +92,60 @@ class _EchoModel:
         from memlora_engine.types import Operation
 
         prompt = "\n".join(str(m.get("content", "")) for m in request.messages)
-        facts = sorted(set(_FACT.findall(prompt)))
         if request.operation is Operation.EXTRACTION:
-            return Generation(json.dumps({"facts": facts[-1:]}))
+            return Generation(json.dumps({"facts": [f"{name} {rest}" for name, rest in _SPEAKER.findall(prompt)]}))
         if request.operation is Operation.UPDATE:
+            facts = json.loads(prompt.split("New facts:\n", 1)[1].splitlines()[0])
             return Generation(json.dumps({"memory": [{"id": "new", "text": f, "event": "ADD"} for f in facts]}))
         return Generation("noted")
 
 
-def _generator(url: str | None) -> Any:
-    if url is None:
+def _generator(kind: str, threads: int) -> Any:
+    if kind == "fake":
         return _EchoModel()
-    try:
-        from memlora_engine import OpenAICompatibleGenerator  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise SystemExit("--generator needs memlora_engine.OpenAICompatibleGenerator (issue 22, item 1)") from exc
-    return OpenAICompatibleGenerator(base_url=url)
+    if kind == "in-process":
+        from memlora_engine.backbone import load_backbone
+
+        return load_backbone(num_threads=threads)
+    from memlora_engine import OpenAICompatibleGenerator
+
+    return OpenAICompatibleGenerator(kind)
 
 
 def _worker(config: dict[str, Any], worker: int, users: int, turns: int, seconds: float, tag: str,
-            generator_url: str | None, out: Any, go: Any) -> None:
+            generator: str, threads: int, out: Any, go: Any) -> None:
     """One worker process: ``users`` threads, each running its user's turns once every worker is ready."""
     from memlora_engine import Memory, MemoryConfig
     from memlora_engine.embeddings.hashing import HashingEmbedder
 
-    memory = Memory(MemoryConfig.from_dict(config), generator=_generator(generator_url),
+    memory = Memory(MemoryConfig.from_dict(config), generator=_generator(generator, threads),
                     embedder=HashingEmbedder(384))
     out.put("ready")
     go.wait()
     deadline = time.monotonic() + seconds
     adds: list[float] = []
     answers: list[float] = []
-    acknowledged: dict[str, list[str]] = {}
-    cross = 0
+    events: dict[str, list[tuple[str, str, str]]] = {}
+    answered: list[tuple[str, str, str | None]] = []
     errors: list[str] = []
     lock = threading.Lock()
 
     def user(number: int) -> None:
-        nonlocal cross
         user_id = f"{tag}-u{worker * 1000 + number}"
-        mine: list[str] = []
+        mine: list[tuple[str, str, str]] = []  # (event, id, text) in the order they were acknowledged
         for turn in range(turns):
             if time.monotonic() > deadline:
                 break
-            fact = f"{user_id} turn {turn} likes item{turn}"
+            said, reply = _TURNS[turn % len(_TURNS)]
+            turn_messages = [{"role": "user", "name": _NAMES[number % len(_NAMES)], "content": said},
+                             {"role": "assistant", "content": reply}]
             try:
                 start = time.perf_counter()
-                result = memory.add(f"user: remember: {fact}", user_id=user_id)
+                result = memory.add(turn_messages, user_id=user_id)
                 took_add = time.perf_counter() - start
-                mine += [e.text for e in result.events]
+                mine += [(e.event.value, e.id, e.text) for e in result.events]
                 start = time.perf_counter()
-                answer = memory.answer(f"What does {user_id} like?", user_id=user_id)
+                answer = memory.answer("What do you know about me?", user_id=user_id)
                 took_answer = time.perf_counter() - start
             except Exception as exc:  # counted, the run goes on
                 with lock:
@@ -126,14 +154,25 @@ def _worker(config: dict[str, Any], worker: int, users: int, turns: int, seconds
             with lock:
                 adds.append(took_add)
                 answers.append(took_answer)
-                cross += sum(not m.text.startswith(user_id + " ") for m in answer.memories)
+                answered.extend((user_id, m.id, m.user_id) for m in answer.memories)
         with lock:
-            acknowledged[user_id] = mine
+            events[user_id] = mine
 
     with ThreadPoolExecutor(users) as pool:
         list(pool.map(user, range(users)))
     memory.close()
-    out.put({"adds": adds, "answers": answers, "acknowledged": acknowledged, "cross": cross, "errors": errors})
+    out.put({"adds": adds, "answers": answers, "events": events, "answered": answered, "errors": errors})
+
+
+def _expected(events: list[tuple[str, str, str]]) -> dict[str, str | None]:
+    """Each memory id's state after a user's acknowledged events: its text, or None once deleted."""
+    state: dict[str, str | None] = {}
+    for event, memory_id, text in events:
+        if event in ("ADD", "UPDATE"):
+            state[memory_id] = text
+        elif event == "DELETE":
+            state[memory_id] = None
+    return state
 
 
 def _percentiles(samples: list[float]) -> dict[str, float | None]:
@@ -144,7 +183,7 @@ def _percentiles(samples: list[float]) -> dict[str, float | None]:
             "p99_ms": round(1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1)}
 
 
-def _one_run(config: dict[str, Any], workers: int, args: argparse.Namespace) -> dict[str, Any]:
+def _one_run(config: dict[str, Any], workers: int, generator: str, args: argparse.Namespace) -> dict[str, Any]:
     from memlora_engine import Memory, MemoryConfig
     from memlora_engine.embeddings.hashing import HashingEmbedder
 
@@ -153,7 +192,7 @@ def _one_run(config: dict[str, Any], workers: int, args: argparse.Namespace) -> 
     queue = context.Queue()
     go = context.Event()
     procs = [context.Process(target=_worker, args=(config, w, args.users, args.turns, args.max_seconds, tag,
-                                                    args.generator, queue, go)) for w in range(workers)]
+                                                    generator, args.threads, queue, go)) for w in range(workers)]
     for proc in procs:
         proc.start()
     for _ in procs:  # the clock starts once every worker has imported and connected
@@ -167,19 +206,25 @@ def _one_run(config: dict[str, Any], workers: int, args: argparse.Namespace) -> 
     elapsed = time.monotonic() - start
     adds = [s for r in results for s in r["adds"]]
     answers = [s for r in results for s in r["answers"]]
-    # Every acknowledged fact must be in its user's store (read back by a fresh client).
+    # Every acknowledged change must hold in its user's store (read back by a fresh client),
+    # and every memory an answer showed must be one of the asking user's.
     reader = Memory(MemoryConfig.from_dict(config), embedder=HashingEmbedder(384))
-    lost = 0
+    lost = stored = 0
+    owner: dict[str, str] = {}
     for result in results:
-        for user_id, facts in result["acknowledged"].items():
-            stored = {r.text for r in reader.get_all(user_id=user_id)}
-            lost += sum(f not in stored for f in facts)
+        for user_id, acknowledged in result["events"].items():
+            held = {r.id: r.text for r in reader.get_all(user_id=user_id)}
+            stored += len(held)
+            owner.update((memory_id, user_id) for memory_id in held)
+            lost += sum(held.get(memory_id) != text for memory_id, text in _expected(acknowledged).items())
     reader.close()
+    cross = sum(record_user != user_id or owner.get(memory_id, user_id) != user_id
+                for result in results for user_id, memory_id, record_user in result["answered"])
     return {
         "workers": workers, "users_per_worker": args.users, "turns": len(adds), "seconds": round(elapsed, 1),
         "turns_per_s": round(len(adds) / elapsed, 2),
         "add": _percentiles(adds), "answer": _percentiles(answers),
-        "memories_lost": lost, "cross_tenant_reads": sum(r["cross"] for r in results),
+        "memories_stored": stored, "memories_lost": lost, "cross_tenant_reads": cross,
         "errors": [e for r in results for e in r["errors"]][:5],
     }
 
@@ -195,11 +240,12 @@ def _machine() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from memlora_engine.commands._loopback import ChromaServer, PostgresServer
+    from memlora_engine.commands._loopback import ChromaServer, ModelServer, PostgresServer
 
     counts = [int(n) for n in str(args.workers).split(",") if n.strip()]
     chroma: ChromaServer | None = None
     postgres: PostgresServer | None = None
+    model_server: ModelServer | None = None
     with tempfile.TemporaryDirectory(prefix="memlora-load-") as tmp:
         try:
             if args.chroma:
@@ -215,21 +261,29 @@ def run(args: argparse.Namespace) -> int:
                 url = postgres.url
             config = {"store": "http", "chroma_host": chroma_host, "chroma_port": chroma_port,
                       "database_url": url, "namespace": "loadtest"}
-            runs = [_one_run(config, n, args) for n in counts]
+            generator = args.generator
+            if generator == "serve":
+                model_server = ModelServer.launch(threads=args.threads)
+                generator = model_server.url
+            runs = [_one_run(config, n, generator, args) for n in counts]
         finally:
+            if model_server is not None:
+                model_server.stop()
             if chroma is not None:
                 chroma.stop()
             if postgres is not None:
                 postgres.destroy()
     report = {"machine": _machine(), "cpus": multiprocessing.cpu_count(),
-              "generator": args.generator or "fake (echo)", "runs": runs}
-    print(f"{report['machine']} ({report['cpus']} CPUs), generator: {report['generator']}")
-    print("| workers | users | turns | turns/s | add p50 / p99 ms | answer p50 / p99 ms | memories lost | cross-tenant reads |")
-    print("|---|---|---|---|---|---|---|---|")
+              "generator": args.generator, "model_threads": args.threads, "runs": runs}
+    print(f"{report['machine']} ({report['cpus']} CPUs), generator: {report['generator']}, "
+          f"model threads: {args.threads}")
+    print("| workers | users | turns | turns/s | add p50 / p99 ms | answer p50 / p99 ms | memories stored "
+          "| memories lost | cross-tenant reads |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in runs:
         print(f"| {r['workers']} | {r['workers'] * r['users_per_worker']} | {r['turns']} | {r['turns_per_s']} | "
               f"{r['add']['p50_ms']} / {r['add']['p99_ms']} | {r['answer']['p50_ms']} / {r['answer']['p99_ms']} | "
-              f"{r['memories_lost']} | {r['cross_tenant_reads']} |")
+              f"{r['memories_stored']} | {r['memories_lost']} | {r['cross_tenant_reads']} |")
         for error in r["errors"]:
             print("   error:", error)
     if args.json:
