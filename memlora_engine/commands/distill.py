@@ -13,6 +13,7 @@ Examples::
         --outcome-check results/update_bench/candidate_perfact200
     memlora distill --data locomo_dev.json --split train,validation --unanswerable 250
     memlora distill --data locomo_dev.json --split train,validation --current-state 300
+    memlora distill --data locomo_dev.json --split train,validation --chat-windows 1200
     memlora distill --check-labeler tests/training/data/update_cases.jsonl
 """
 
@@ -68,6 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "<out>/extraction/multi-fact-windows.jsonl; train on them with `memlora train "
                              "extraction --with-multi-fact` (docs/training.md)")
     parser.add_argument("--multi-fact-seed", type=int, default=0, help="seed of the multi-fact extraction calls")
+    parser.add_argument("--chat-windows", type=int, metavar="N", default=0,
+                        help="also write N chat-shaped extraction calls (one person's turn as the named user's "
+                             "message, then a short assistant acknowledgement, no reply, or the other speaker's "
+                             "turn as the assistant's; target: that turn's own facts) into "
+                             "<out>/extraction/chat-windows.jsonl; train on them with `memlora train extraction "
+                             "--with-chat-windows` (docs/training.md)")
     parser.add_argument("--multi-fact-speaker-share", type=float, default=0.25,
                         help="share of multi-fact calls holding one speaker's turns only (default 0.25)")
     parser.add_argument("--outcome-check", metavar="ADAPTER_DIR",
@@ -235,6 +242,21 @@ def _multi_fact(args: argparse.Namespace, selected: list[Any], out: Path) -> Non
     print(f"  statistics: {out / 'extraction' / 'multi-fact-windows.stats.json'}")
 
 
+def _chat_windows(args: argparse.Namespace, selected: list[Any], out: Path) -> None:
+    """Chat-shaped extraction calls from the selected conversations that are not held out."""
+    from memlora_engine.training.chat_windows import write_chat_windows
+
+    sources = _training_sources(selected, "--chat-windows", "chat-window extraction calls")
+    stats = write_chat_windows(out, sources, args.chat_windows, seed=args.multi_fact_seed,
+                               captions=not args.no_captions)
+    facts = stats["facts"]
+    print(f"chat-window extraction calls: {stats['count']} of {stats['requested']} asked "
+          f"({stats['candidates']} turns; skipped {stats['skipped']})")
+    print(f"  kinds {stats['kinds']}, facts per call {facts['facts_per_call']}, empty {facts['empty_share']:.0%}, "
+          f"reply turns' facts left out {stats['reply_dropped_facts']}")
+    print(f"  statistics: {out / 'extraction' / 'chat-windows.stats.json'}")
+
+
 def run(args: argparse.Namespace) -> int:
     from memlora_engine.errors import ConfigError, MemLoRAError
 
@@ -273,6 +295,8 @@ def run(args: argparse.Namespace) -> int:
             _current_state(args, selected, out, embedder)
         if args.multi_fact_windows > 0:
             _multi_fact(args, selected, out)
+        if args.chat_windows > 0:
+            _chat_windows(args, selected, out)
         return 0
     except MemLoRAError as exc:
         print(f"memlora distill: {exc}", file=sys.stderr)

@@ -59,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--with-current-state", action="store_true",
                         help="generation: add the current-state examples (`memlora distill --current-state N`, target "
                              "the attribute's newest value) to the training examples")
+    parser.add_argument("--with-chat-windows", action="store_true",
+                        help="extraction: add the chat-shaped extraction calls (`memlora distill --chat-windows N`, "
+                             "target <data>/extraction/chat-windows.jsonl)")
     parser.add_argument("--with-multi-fact", action="store_true",
                         help="extraction: add the multi-fact extraction calls (`memlora distill --multi-fact-windows "
                              "N`) to the training examples")
@@ -138,6 +141,7 @@ def _text_data(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dic
     from memlora_engine.commands.distill import default_data_dir
     from memlora_engine.data.splits import DEV_SPLITS
     from memlora_engine.errors import ConfigError
+    from memlora_engine.training.chat_windows import CHAT_WINDOWS_ID
     from memlora_engine.training.current_state import CURRENT_STATE_ID
     from memlora_engine.training.data import load_examples
     from memlora_engine.training.multi_fact import MULTI_FACT_ID
@@ -151,7 +155,8 @@ def _text_data(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dic
     generated = [(args.with_synthetic, "--with-synthetic", "update", SYNTHETIC_ID),
                  (args.with_unanswerable, "--with-unanswerable", "generation", UNANSWERABLE_ID),
                  (args.with_current_state, "--with-current-state", "generation", CURRENT_STATE_ID),
-                 (args.with_multi_fact, "--with-multi-fact", "extraction", MULTI_FACT_ID)]
+                 (args.with_multi_fact, "--with-multi-fact", "extraction", MULTI_FACT_ID),
+                 (args.with_chat_windows, "--with-chat-windows", "extraction", CHAT_WINDOWS_ID)]
     for wanted, option, operation, source_id in generated:
         if wanted:
             if args.operation != operation:
@@ -174,6 +179,8 @@ def _text_data(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dic
         card["unanswerable"] = manifest.get("unanswerable", {}).get(args.operation)
     if args.with_current_state:
         card["current_state"] = manifest.get("current_state", {}).get(args.operation)
+    if args.with_chat_windows:
+        card["chat_windows"] = manifest.get("chat_windows", {}).get(args.operation)
     return train, val, card
 
 

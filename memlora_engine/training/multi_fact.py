@@ -64,6 +64,7 @@ __all__ = [
     "MULTI_FACT_ID",
     "VARIANTS",
     "WINDOWS_PER_CALL",
+    "ExtractionRenderer",
     "MultiFactExamples",
     "facts_distribution",
     "generate_multi_fact_examples",
@@ -112,7 +113,7 @@ class _Run:
     windows: tuple[tuple[Turn, ...], ...]
 
 
-class _Renderer:
+class ExtractionRenderer:
     """Renders extraction calls through a real :class:`~memlora_engine.Memory`.
 
     The recorded teacher answers ``{"facts": []}``, so ``add`` stops after extraction
@@ -131,9 +132,12 @@ class _Renderer:
 
     def render(self, conversation: Conversation, turns: Sequence[Turn], session: Session) -> list[ChatMessage] | None:
         """The extraction prompt of ``turns`` (None when the engine makes no call: no text)."""
+        return self.render_messages(window_messages(conversation, turns, captions=self.captions), session)
+
+    def render_messages(self, messages: list[dict[str, Any]], session: Session) -> list[ChatMessage] | None:
+        """The extraction prompt of ``messages`` added at the session's time (None: no call, no text)."""
         before = len(self.generator.calls)
-        self.memory.add(window_messages(conversation, turns, captions=self.captions), user_id=_SCOPE,
-                        timestamp=session.date_time)
+        self.memory.add(messages, user_id=_SCOPE, timestamp=session.date_time)
         if len(self.generator.calls) == before:
             return None
         return self.generator.calls[-1].messages
@@ -196,7 +200,7 @@ def generate_multi_fact_examples(conversations: Sequence[Conversation], count: i
     skipped: Counter[str] = Counter()
     rng = random.Random(seed)
     rng.shuffle(runs)
-    renderer = _Renderer(captions)
+    renderer = ExtractionRenderer(captions)
     try:
         for run in runs:
             if len(result.examples) >= count:
@@ -219,7 +223,7 @@ def generate_multi_fact_examples(conversations: Sequence[Conversation], count: i
     return result
 
 
-def _example(renderer: _Renderer, run: _Run, observations: dict[tuple[str, ...], list[Observation]], variant: str,
+def _example(renderer: ExtractionRenderer, run: _Run, observations: dict[tuple[str, ...], list[Observation]], variant: str,
              speaker: str, max_chars: int, number: int) -> tuple[dict[str, Any] | None, str, int]:
     """One example of ``run`` (or None and why), and the facts a speaker example left out."""
     turns = [t for window in run.windows for t in window]
