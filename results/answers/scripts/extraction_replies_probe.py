@@ -15,14 +15,17 @@ constraint) as a two-message window with each kind of reply:
 It prints, per kind, how many statements gave a fact, and how many of those name the
 speaker. The statements are this probe's own (not training data, not the demo's).
 
-Usage: ``python results/answers/scripts/extraction_replies_probe.py [--threads 1]``.
+Usage: ``python results/answers/scripts/extraction_replies_probe.py [--adapter DIR] [--threads 1]``
+(``--adapter``: an extraction adapter instead of the shipped one).
 """
 
 from __future__ import annotations
 
 import argparse
 
+from memlora_engine.adapters import shipped_adapters
 from memlora_engine.backbone import load_backbone
+from memlora_engine.backbone.models import DEFAULT_MODEL
 from memlora_engine.config import MemoryConfig
 from memlora_engine.messages import render_conversation
 from memlora_engine.stats import Stats
@@ -49,8 +52,12 @@ REPLIES = {"none": None, "noted": "Noted.", "remember": "Got it, I will remember
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--adapter", help="an extraction adapter dir (default: the shipped one)")
     args = parser.parse_args()
-    caller = ModelCaller(MemoryConfig(), load_backbone(num_threads=args.threads), Stats())
+    adapters = dict(shipped_adapters(DEFAULT_MODEL))
+    if args.adapter:
+        adapters["extraction"] = args.adapter
+    caller = ModelCaller(MemoryConfig(), load_backbone(adapters=adapters, num_threads=args.threads), Stats())
     for kind, reply in REPLIES.items():
         with_fact = naming = 0
         for name, said, follow_up in STATEMENTS:
