@@ -42,6 +42,18 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout:
     raise RuntimeError(f"{what} did not start in {timeout:.0f} s")
 
 
+def _stop(proc: subprocess.Popen[bytes] | None, *, timeout: float) -> None:
+    """Terminate ``proc`` (if running) and wait; kill it when it does not exit within ``timeout``."""
+    if proc is None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @dataclass
 class ChromaServer:
     """``chroma run --path DIR`` on 127.0.0.1; :meth:`stop` and :meth:`start` again keep the data."""
@@ -65,14 +77,7 @@ class ChromaServer:
         _wait_for_port(self.port, self.proc, "chroma run")
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        _stop(self.proc, timeout=20)
         self.proc = None
 
 
@@ -160,12 +165,5 @@ class ModelServer:
         return server
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        _stop(self.proc, timeout=30)
         self.proc = None

@@ -46,6 +46,7 @@ from memlora_engine.data.locomo import Conversation, Session, Turn
 from memlora_engine.data.splits import require_training
 from memlora_engine.errors import ConfigError
 from memlora_engine.training.cleaning import clean_output, dump_json
+from memlora_engine.training.data import call_chars, record_in_manifest
 from memlora_engine.training.multi_fact import ExtractionRenderer, facts_distribution
 from memlora_engine.training.synthetic_update import demo_free
 from memlora_engine.types import Operation
@@ -186,7 +187,7 @@ def generate_chat_window_examples(conversations: Sequence[Conversation], count: 
             if not demo_free(json.dumps(prompt, ensure_ascii=False) + raw):
                 skipped["demo_story"] += 1
                 continue
-            if sum(len(str(m["content"])) for m in prompt) + len(target) > max_chars:
+            if call_chars(prompt, target) > max_chars:
                 skipped["too_long"] += 1
                 continue
             if reply is not None:
@@ -230,9 +231,6 @@ def write_chat_windows(out_dir: str | Path, conversations: Sequence[Conversation
         "facts": facts_distribution(drawn.examples),
     }
     path.with_suffix(".stats.json").write_text(json.dumps(stats, indent=1), encoding="utf-8")
-    manifest_path = out / "manifest.json"
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
-    manifest.setdefault("chat_windows", {})[Operation.EXTRACTION.value] = {
-        k: stats[k] for k in ("count", "seed", "empty_share", "captions", "conversations")}
-    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+    record_in_manifest(out, "chat_windows", Operation.EXTRACTION,
+                       {k: stats[k] for k in ("count", "seed", "empty_share", "captions", "conversations")})
     return stats

@@ -42,6 +42,7 @@ from memlora_engine.embeddings.base import Embedder
 from memlora_engine.errors import ConfigError
 from memlora_engine.teachers import TeacherGenerator
 from memlora_engine.training._synthetic_templates import ATTRIBUTES, EXTRA_ATTRIBUTES, PET_KINDS
+from memlora_engine.training.data import record_in_manifest
 from memlora_engine.training.signals import ReferenceAnswerTeacher
 from memlora_engine.training.synthetic_update import demo_free
 from memlora_engine.types import Operation
@@ -228,9 +229,6 @@ def write_current_state(out_dir: str | Path, conversations: Sequence[Conversatio
                    "dated_memories": settings.dated_memories},
     }
     path.with_suffix(".stats.json").write_text(json.dumps(stats, indent=1), encoding="utf-8")
-    manifest_path = out / "manifest.json"
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
-    manifest["current_state"] = {Operation.GENERATION.value: {k: stats[k] for k in (
-        "count", "seed", "conversations", "kinds", "engine")}}
-    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+    record_in_manifest(out, "current_state", Operation.GENERATION,
+                       {k: stats[k] for k in ("count", "seed", "conversations", "kinds", "engine")})
     return stats

@@ -52,7 +52,9 @@ __all__ = [
     "CachedEmbedder",
     "DistillReport",
     "build_distillation_data",
+    "call_chars",
     "load_examples",
+    "record_in_manifest",
     "replay_conversation",
     "window_facts",
     "window_observations",
@@ -61,6 +63,25 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _STYLE = "memlora"
+
+
+def call_chars(messages: Sequence[Mapping[str, Any]], target: str) -> int:
+    """Prompt + target characters of one example (what the generated data sets' ``max_chars`` bounds)."""
+    return sum(len(str(m["content"])) for m in messages) + len(target)
+
+
+def record_in_manifest(out_dir: str | os.PathLike[str], section: str, operation: Operation,
+                       entry: Mapping[str, Any]) -> None:
+    """Record a generated data set's settings in the cache's ``manifest.json`` as ``section`` -> ``operation``.
+
+    The manifest is read, changed and written back whole (other sections and other
+    operations of ``section`` are kept); ``memlora train --with-...`` copies the entry
+    into the adapter card.
+    """
+    manifest_path = Path(out_dir) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
+    manifest.setdefault(section, {})[operation.value] = dict(entry)
+    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
 
 
 def window_observations(conversation: Conversation) -> dict[tuple[str, ...], list[Observation]]:

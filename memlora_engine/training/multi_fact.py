@@ -55,7 +55,7 @@ from memlora_engine.generator import ChatMessage
 from memlora_engine.store.in_memory import InMemoryStore
 from memlora_engine.teachers import TeacherGenerator
 from memlora_engine.training.cleaning import clean_output, dump_json
-from memlora_engine.training.data import window_observations
+from memlora_engine.training.data import call_chars, record_in_manifest, window_observations
 from memlora_engine.training.signals import ObservationTeacher
 from memlora_engine.training.synthetic_update import demo_free
 from memlora_engine.types import Operation
@@ -160,10 +160,6 @@ def _runs(conversations: Iterable[Conversation]) -> list[_Run]:
     return runs
 
 
-def _size(messages: Sequence[ChatMessage], target: str) -> int:
-    return sum(len(str(m["content"])) for m in messages) + len(target)
-
-
 def generate_multi_fact_examples(conversations: Sequence[Conversation], count: int, *, seed: int = 0,
                                  speaker_share: float = 0.25, max_chars: int = 2000,
                                  captions: bool = True) -> MultiFactExamples:
@@ -251,7 +247,7 @@ def _example(renderer: ExtractionRenderer, run: _Run, observations: dict[tuple[s
         return None, "no_text", 0
     if not demo_free(json.dumps(messages, ensure_ascii=False) + raw):  # the turns, names, captions and facts
         return None, "demo_story", 0
-    if _size(messages, target) > max_chars:
+    if call_chars(messages, target) > max_chars:
         return None, "too_long", 0
     return {
         "id": f"{MULTI_FACT_ID}/{Operation.EXTRACTION.value}/{number}",
@@ -319,9 +315,6 @@ def write_multi_fact_windows(out_dir: str | Path, conversations: Sequence[Conver
         "mix": facts_distribution([*cached, *examples]),
     }
     path.with_suffix(".stats.json").write_text(json.dumps(stats, indent=1), encoding="utf-8")
-    manifest_path = out / "manifest.json"
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
-    manifest.setdefault("synthetic", {})[Operation.EXTRACTION.value] = {
-        k: stats[k] for k in ("count", "seed", "speaker_share", "max_chars", "captions", "conversations")}
-    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+    record_in_manifest(out, "synthetic", Operation.EXTRACTION, {
+        k: stats[k] for k in ("count", "seed", "speaker_share", "max_chars", "captions", "conversations")})
     return stats

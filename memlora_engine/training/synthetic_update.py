@@ -71,6 +71,7 @@ from memlora_engine.training._synthetic_templates import (
     PET_KINDS,
 )
 from memlora_engine.training.cleaning import clean_output, dump_json
+from memlora_engine.training.data import call_chars, record_in_manifest
 from memlora_engine.training.signals import content_words
 from memlora_engine.types import Event, Operation
 
@@ -415,10 +416,6 @@ def _render(cases: Sequence[SyntheticCase], old_texts: Sequence[str]) -> tuple[l
     return messages, clean_output(Operation.UPDATE, dump_json({"memory": ops}), new_facts=facts)
 
 
-def _size(messages: Sequence[dict[str, str]], target: str) -> int:
-    return sum(len(m["content"]) for m in messages) + len(target)
-
-
 def _examples(rng: random.Random, source: _Source, number: int, max_chars: int,
               per_fact: bool, recipe: _Recipe) -> list[dict[str, Any]]:
     # A single call: one fact over its own old memory alone (one memory for an ADD), as a
@@ -437,7 +434,7 @@ def _examples(rng: random.Random, source: _Source, number: int, max_chars: int,
         old_texts = old + distractors
         rng.shuffle(old_texts)
         messages, target = _render(cases, old_texts)
-        if _size(messages, target) <= max_chars:
+        if call_chars(messages, target) <= max_chars:
             break
         if len(distractors) > (0 if single and old else 1):
             distractors = distractors[:-1]
@@ -539,7 +536,7 @@ def mix_distribution(locomo: Sequence[dict[str, Any]], synthetic: Sequence[dict[
     With ``max_chars``, LoCoMo examples longer than that are left out, as the trainer's
     ``--max-length`` leaves them out (characters stand in for tokens here).
     """
-    kept = [r for r in locomo if max_chars is None or _size(r["messages"], r["target"]) <= max_chars]
+    kept = [r for r in locomo if max_chars is None or call_chars(r["messages"], r["target"]) <= max_chars]
     return {"locomo": label_distribution(kept), "locomo_left_out_as_too_long": len(locomo) - len(kept),
             "synthetic": label_distribution(synthetic), "mix": label_distribution([*kept, *synthetic])}
 
@@ -570,9 +567,6 @@ def write_synthetic_update(out_dir: str | Path, conversations: Sequence[Conversa
              "conversations": [c.sample_id for c in conversations],
              **mix_distribution(locomo, examples, max_chars=max_chars)}
     path.with_suffix(".stats.json").write_text(json.dumps(stats, indent=1), encoding="utf-8")
-    manifest_path = out / "manifest.json"
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
-    manifest.setdefault("synthetic", {})[Operation.UPDATE.value] = {
-        k: stats[k] for k in ("count", "seed", "max_chars", "per_fact", "rich", "conversations")}
-    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+    record_in_manifest(out, "synthetic", Operation.UPDATE,
+                       {k: stats[k] for k in ("count", "seed", "max_chars", "per_fact", "rich", "conversations")})
     return stats

@@ -51,6 +51,7 @@ from memlora_engine.embeddings.base import Embedder
 from memlora_engine.errors import ConfigError
 from memlora_engine.teachers import TeacherGenerator
 from memlora_engine.training.cleaning import clean_output
+from memlora_engine.training.data import record_in_manifest
 from memlora_engine.training.signals import ReferenceAnswerTeacher
 from memlora_engine.types import Operation
 
@@ -202,9 +203,6 @@ def write_unanswerable(out_dir: str | Path, conversations: Sequence[Conversation
         "share_of_mix": round(len(examples) / (len(examples) + answerable), 3) if answerable else None,
     }
     path.with_suffix(".stats.json").write_text(json.dumps(stats, indent=1), encoding="utf-8")
-    manifest_path = out / "manifest.json"
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
-    manifest["unanswerable"] = {Operation.GENERATION.value: {k: stats[k] for k in (
-        "count", "seed", "phrase", "adversarial_share", "conversations", "kinds", "engine")}}
-    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+    record_in_manifest(out, "unanswerable", Operation.GENERATION, {k: stats[k] for k in (
+        "count", "seed", "phrase", "adversarial_share", "conversations", "kinds", "engine")})
     return stats
