@@ -1,7 +1,9 @@
 """The on-device backbone: a small transformers model with per-operation peft LoRA adapters.
 
 Importing this package is cheap: torch, transformers and peft load when a backbone
-is built (they come with ``pip install "memlora[hf]"``).
+is built (they come with ``pip install "memlora[hf]"``). A second runtime,
+:class:`LlamaCppBackbone` (``load_backbone(..., runtime="llama.cpp")``, ``pip install
+"memlora[llamacpp]"``), runs the GGUF file and the experts on llama.cpp.
 
 Example:
     >>> from memlora_engine import Memory, MemoryConfig  # doctest: +SKIP
@@ -14,7 +16,8 @@ from __future__ import annotations
 
 from memlora_engine.backbone.constrained import JsonConstraint
 from memlora_engine.backbone.hf import HFBackbone
-from memlora_engine.backbone.loader import DTYPES, cpu_count, load_backbone, resolve_dtype
+from memlora_engine.backbone.llamacpp import LlamaCppBackbone
+from memlora_engine.backbone.loader import DTYPES, RUNTIMES, cpu_count, load_backbone, resolve_dtype
 from memlora_engine.backbone.models import (
     DEFAULT_MODEL,
     MODELS,
@@ -29,11 +32,13 @@ __all__ = [
     "DEFAULT_MODEL",
     "DTYPES",
     "MODELS",
+    "RUNTIMES",
     "BuiltinModel",
     "HFBackbone",
     "JsonConstraint",
-    "VLMBackbone",
+    "LlamaCppBackbone",
     "ResolvedModel",
+    "VLMBackbone",
     "cpu_count",
     "default_cache_dir",
     "encode_vlm",

@@ -1,4 +1,4 @@
-"""``load_backbone``: model name in, ready :class:`HFBackbone` out."""
+"""``load_backbone``: model name in, ready backbone out (:class:`HFBackbone`, or :class:`LlamaCppBackbone`)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,22 @@ import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal, overload
 
 from memlora_engine.backbone.hf import AdapterSource, HFBackbone
+from memlora_engine.backbone.llamacpp import LlamaCppBackbone
 from memlora_engine.backbone.models import DEFAULT_MODEL, MODELS, default_cache_dir, load_gguf, resolve_model
 from memlora_engine.backbone.vlm import is_vision_model, load_vlm_backbone
 from memlora_engine.errors import ConfigError, GeneratorError, require
 from memlora_engine.types import Operation
 
-__all__ = ["DTYPES", "cpu_count", "load_backbone", "resolve_dtype"]
+__all__ = ["DTYPES", "RUNTIMES", "cpu_count", "load_backbone", "resolve_dtype"]
 
 logger = logging.getLogger(__name__)
 
 DTYPES = ("auto", "float32", "bfloat16")
+RUNTIMES = ("transformers", "llama.cpp")
+"""What runs the model: transformers + peft (default; training needs it), or llama.cpp on the GGUF file."""
 
 
 def cpu_count() -> int:
@@ -57,6 +61,7 @@ def _cpu_has(flag: str) -> bool:
     return False
 
 
+@overload
 def load_backbone(
     model: str | os.PathLike[str] = DEFAULT_MODEL,
     adapters: Mapping[str | Operation, AdapterSource] | str | None = "shipped",
@@ -70,7 +75,43 @@ def load_backbone(
     vocabulary: str = "latin",
     prefix_cache: bool = False,
     batch_generation: bool = False,
-) -> HFBackbone:
+    runtime: Literal["transformers"] = "transformers",
+) -> HFBackbone: ...
+
+
+@overload
+def load_backbone(
+    model: str | os.PathLike[str] = DEFAULT_MODEL,
+    adapters: Mapping[str | Operation, AdapterSource] | str | None = "shipped",
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    dtype: str = "auto",
+    constrained: bool = True,
+    num_threads: int | None = None,
+    device: str = "cpu",
+    vision: bool | None = None,
+    vocabulary: str = "latin",
+    prefix_cache: bool = False,
+    batch_generation: bool = False,
+    runtime: str,
+) -> HFBackbone | LlamaCppBackbone: ...
+
+
+def load_backbone(
+    model: str | os.PathLike[str] = DEFAULT_MODEL,
+    adapters: Mapping[str | Operation, AdapterSource] | str | None = "shipped",
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    dtype: str = "auto",
+    constrained: bool = True,
+    num_threads: int | None = None,
+    device: str = "cpu",
+    vision: bool | None = None,
+    vocabulary: str = "latin",
+    prefix_cache: bool = False,
+    batch_generation: bool = False,
+    runtime: str = "transformers",
+) -> HFBackbone | LlamaCppBackbone:
     """Load a backbone ready for :class:`~memlora_engine.Memory`.
 
     Args:
@@ -99,18 +140,34 @@ def load_backbone(
             greedy outputs, see docs/backbone.md).
         batch_generation: decode the update step's per-fact calls in one batch (see
             :meth:`~memlora_engine.backbone.HFBackbone.generate_batch`; off by default).
+        runtime: ``"transformers"`` (default): an :class:`HFBackbone`; ``"llama.cpp"``: a
+            :class:`~memlora_engine.backbone.LlamaCppBackbone` on the model's GGUF file as
+            shipped (a built-in model or a ``.gguf`` file), the adapters converted to GGUF
+            LoRA files in the cache; ``dtype``, ``device``, ``vision``, ``prefix_cache`` and
+            ``batch_generation`` are the transformers runtime's and must stay at their
+            defaults (see docs/backbone.md, "llama.cpp runtime").
 
     Raises:
         ConfigError: an unknown model, dtype or adapter.
         GeneratorError: the model files cannot be loaded.
-        MissingDependencyError: ``memlora[hf]`` is not installed.
+        MissingDependencyError: ``memlora[hf]`` (or, for llama.cpp, ``memlora[llamacpp]``) is not installed.
     """
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
     if isinstance(adapters, str):
         if adapters != "shipped":
             raise ConfigError(f'adapters must be a mapping, None or "shipped", got {adapters!r}')
         from memlora_engine.adapters import shipped_adapters
 
         adapters = dict(shipped_adapters(os.fspath(model))) or None
+    if runtime == "llama.cpp":
+        transformers_only = {"dtype": (dtype, "auto"), "device": (device, "cpu"), "vision": (vision, None),
+                             "prefix_cache": (prefix_cache, False), "batch_generation": (batch_generation, False)}
+        changed = [f"{key}={value!r}" for key, (value, default) in transformers_only.items() if value != default]
+        if changed:
+            raise ConfigError(f"{', '.join(changed)}: not an option of the llama.cpp runtime (transformers only)")
+        return _load_llamacpp(model, adapters, cache_dir=cache_dir, constrained=constrained,
+                              num_threads=num_threads, vocabulary=vocabulary)
     torch = require("torch", "hf")
     transformers = require("transformers", "hf")
     torch_dtype = getattr(torch, resolve_dtype(dtype, device))
@@ -144,4 +201,56 @@ def load_backbone(
         backbone.name, torch_dtype, threads, time.perf_counter() - start,
         " (converted from GGUF)" if resolved.converted_now else "",
     )
+    return backbone
+
+
+def _load_llamacpp(
+    model: str | os.PathLike[str],
+    adapters: Mapping[str | Operation, AdapterSource] | None,
+    *,
+    cache_dir: str | os.PathLike[str] | None,
+    constrained: bool,
+    num_threads: int | None,
+    vocabulary: str,
+) -> LlamaCppBackbone:
+    """A :class:`LlamaCppBackbone` on ``model``'s GGUF file, with the tokenizer the transformers runtime uses."""
+    from memlora_engine.backbone._gguf_cache import builtin_gguf
+
+    require("llama_cpp", "llamacpp")
+    transformers = require("transformers", "hf")
+    torch = require("torch", "hf")
+    # torch only masks one logits row per token here (llguidance's mask, the latin vocabulary): on more than one
+    # thread its OpenMP pool contends with llama.cpp's, and on a busy 2-core machine a torch.zeros(262144) took
+    # 8 ms instead of 0.014 ms (a 64-token call: 6.3 s instead of 2.2 s). As the transformers runtime does, the
+    # loader sets torch's (process-wide) thread count for its runtime.
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+    start = time.perf_counter()
+    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    name = os.fspath(model)
+    # The tokenizer (and stop tokens) of the converted model: the very ids the transformers runtime feeds.
+    resolved = resolve_model(model, cache_dir)
+    if name in MODELS:
+        gguf = builtin_gguf(name, root)
+        tokenizer_kwargs: dict[str, str] = {}
+    elif resolved.gguf_file is not None:
+        gguf = Path(resolved.source) / resolved.gguf_file
+        tokenizer_kwargs = {"gguf_file": resolved.gguf_file}
+    else:
+        raise ConfigError(f"the llama.cpp runtime runs GGUF models: a built-in name or a .gguf file, not {name!r}")
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(resolved.source, **tokenizer_kwargs)
+    except (OSError, ValueError) as exc:
+        raise GeneratorError(f"cannot load the tokenizer of {name!r} from {resolved.source}: {exc}") from exc
+    try:
+        eos_ids = transformers.GenerationConfig.from_pretrained(resolved.source).eos_token_id
+    except OSError:  # no generation_config.json (a bare .gguf file): the tokenizer's eos only
+        eos_ids = None
+    backbone = LlamaCppBackbone(
+        gguf, tokenizer, adapters=adapters,
+        eos_token_ids=[] if eos_ids is None else [eos_ids] if isinstance(eos_ids, int) else list(eos_ids),
+        constrained=constrained, name=name, vocabulary=vocabulary, cache_dir=root, num_threads=num_threads,
+    )
+    logger.info("loaded %s on llama.cpp (%s, %d threads) in %.1f s%s", name, gguf.name, backbone.num_threads,
+                time.perf_counter() - start, " (converted from GGUF)" if resolved.converted_now else "")
     return backbone

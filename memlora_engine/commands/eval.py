@@ -57,8 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     locomo.add_argument("--model", default="gemma-3-270m", help="backbone model (default: gemma-3-270m)")
     locomo.add_argument("--adapters-dir", help="directory with one adapter per stage: extraction/, update/, generation/")
     locomo.add_argument("--adapter", action="append", default=[], metavar="STAGE=PATH", help="one stage's adapter")
-    locomo.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16")
-    locomo.add_argument("--threads", type=int, help="torch threads (default: all usable cores)")
+    locomo.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 (the transformers runtime's)")
+    locomo.add_argument("--threads", type=int, help="torch (or llama.cpp) threads (default: all usable cores)")
+    locomo.add_argument("--runtime", default="transformers",
+                        help="transformers | llama.cpp: what runs the model (default: transformers; llama.cpp runs the "
+                             "GGUF file with the adapters converted to GGUF LoRA, pip install \"memlora[llamacpp]\")")
     locomo.add_argument("--no-captions", action="store_true", help="leave photo captions out of the turns")
     locomo.add_argument("--image-dir", help="LoCoMo photo cache (see `memlora eval fetch-images`): a model that takes "
                                             "images sees the photos; missing ones fall back to their captions")
@@ -196,7 +199,8 @@ def _run_locomo(args: argparse.Namespace) -> int:
         if key not in loaded:
             loaded.clear()  # one model in memory at a time
             adapters = {op.value: adapter_paths[op.value] for op in config.adapters}
-            loaded[key] = load_backbone(args.model, adapters=adapters or None, dtype=args.dtype, num_threads=args.threads)
+            loaded[key] = load_backbone(args.model, adapters=adapters or None, dtype=args.dtype, num_threads=args.threads,
+                                        runtime=args.runtime)
         return loaded[key]
 
     overrides: dict[str, Any] = {"answer_top_k": args.answer_top_k} if args.answer_top_k else {}
@@ -213,12 +217,14 @@ def _run_locomo(args: argparse.Namespace) -> int:
         image_dir=args.image_dir,
     )
     command = "memlora eval " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else None
+    # The model name is in each cached run's fingerprint: a llama.cpp run never resumes a transformers one.
+    model_name = args.model if args.runtime == "transformers" else f"{args.model}@{args.runtime}"
     results = evaluate_locomo(
-        conversations, configs, generator_factory, args.out, options=options, model_name=args.model,
+        conversations, configs, generator_factory, args.out, options=options, model_name=model_name,
         model_size=lambda config: model_size_bytes(args.model, {op.value: adapter_paths[op.value] for op in config.adapters}),
         semantic=_semantic(args), judge=_judge(args),
         meta={"command": command, "data": Path(args.data).name, "split": args.conversations or args.split,
-              "dtype": args.dtype, "threads": args.threads},
+              "dtype": args.dtype, "threads": args.threads, "runtime": args.runtime},
         plots=not args.no_plots, cache_dir=args.cache,
         ingest_from=parse_config(args.ingest_from).name if args.ingest_from else None, adapters=adapter_paths,
     )

@@ -41,8 +41,11 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--batch-generation", action="store_true",
                         help="decode each case's per-fact update calls in one batch (load_backbone(batch_generation=True)); "
                              "compare with a run without it to check the outputs stay the same")
-    parser.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16")
-    parser.add_argument("--threads", type=int, help="torch threads (default: all usable cores)")
+    parser.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 (the transformers runtime's)")
+    parser.add_argument("--threads", type=int, help="torch (or llama.cpp) threads (default: all usable cores)")
+    parser.add_argument("--runtime", default="transformers",
+                        help="transformers | llama.cpp: what runs the model (default: transformers; llama.cpp runs the "
+                             "GGUF file with the adapter converted to GGUF LoRA, pip install \"memlora[llamacpp]\")")
     parser.add_argument("--out", help="write the summaries and per-case records (JSON) here")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
@@ -64,7 +67,7 @@ def _load(spec: str, args: argparse.Namespace) -> Any:
     else:
         raise ConfigError(f"--row wants base, shipped or an adapter directory, got {spec!r}")
     return load_backbone(args.model, adapters=adapters, dtype=args.dtype, num_threads=args.threads,
-                         batch_generation=args.batch_generation)
+                         batch_generation=args.batch_generation, runtime=args.runtime)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         command = "memlora eval " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else None
-        report = {"model": args.model, "cases": Path(args.cases).name if args.cases else default_cases_path().name,
+        report = {"model": args.model, "runtime": args.runtime, "cases": Path(args.cases).name if args.cases else default_cases_path().name,
                   "count": len(cases), "command": command, "max_new_tokens": config.max_new_tokens["update"],
                   "uncovered_facts": config.uncovered_facts, "update_calls": config.update_calls,
                   "rows": results}

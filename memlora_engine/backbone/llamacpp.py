@@ -1,0 +1,341 @@
+"""The llama.cpp runtime: the shipped GGUF as it is, one GGUF LoRA adapter per operation.
+
+:class:`LlamaCppBackbone` is the second runtime behind the engine's
+:class:`~memlora_engine.generator.Generator` protocol (the first is
+:class:`~memlora_engine.backbone.HFBackbone`, which training keeps using). It runs the
+model's GGUF file through llama.cpp (``llama-cpp-python``) with its own quantisation
+(Q4_K_M for gemma-3-270m) and does everything around the model as the transformers
+runtime does, with the same code:
+
+* prompts: :func:`~memlora_engine.backbone._render.render_messages` and the Hugging Face
+  tokenizer the project builds from the same GGUF, so llama.cpp is fed the token ids the
+  transformers runtime prefills (it never tokenises a prompt itself);
+* adapters: the peft experts converted once to llama.cpp's GGUF LoRA format
+  (:mod:`memlora_engine.backbone._gguf_cache`), all loaded at start, and switched per call
+  with llama.cpp's adapter API (``llama_set_adapters_lora``) inside :meth:`operation`, which
+  restores the previous adapter in ``finally``;
+* decoding: greedy, the request's ``max_new_tokens``, the same stop tokens; a request's
+  JSON schema applied to llama.cpp's logits by :class:`~memlora_engine.backbone.JsonConstraint`
+  (llguidance), and ``vocabulary="latin"`` restricting the choice to the tokens the
+  transformers runtime's reduced head computes;
+* output: the tokenizer's ``decode(..., skip_special_tokens=True)``.
+
+Install: ``pip install "memlora[llamacpp]"`` (``llama-cpp-python`` compiles from source).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from memlora_engine.backbone._gguf_cache import gguf_lora
+from memlora_engine.backbone._render import render_messages
+from memlora_engine.backbone._vocab import VOCABULARIES, latin_token_ids
+from memlora_engine.backbone.constrained import JsonConstraint
+from memlora_engine.errors import ConfigError, GeneratorError, require
+from memlora_engine.generator import (
+    Generation,
+    GenerationRequest,
+    SupportsAdapters,
+    SupportsBatchGeneration,
+    SupportsJsonSchema,
+    SupportsStreaming,
+    SupportsTokenCount,
+)
+from memlora_engine.types import Operation
+
+__all__ = ["LlamaCppBackbone"]
+
+logger = logging.getLogger(__name__)
+
+EXTRA = "llamacpp"
+
+
+class LlamaCppBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount, SupportsStreaming,
+                       SupportsBatchGeneration):
+    """A :class:`~memlora_engine.generator.Generator` on llama.cpp.
+
+    Args:
+        model_path: the model's GGUF file.
+        tokenizer: the Hugging Face tokenizer of the same vocabulary (it renders and encodes
+            prompts, decodes outputs and indexes the vocabulary for llguidance).
+        adapters: LoRA adapter per operation: a llama.cpp GGUF LoRA file, or a peft adapter
+            directory (converted into ``cache_dir``, or into a temporary file without one).
+            Operations left out run the base model.
+        eos_token_ids: stop tokens besides the tokenizer's eos (the model's
+            ``generation_config``; ``load_backbone`` passes them).
+        constrained: decode requests that carry a ``json_schema`` under that schema.
+        name: a label for logs and benchmarks.
+        vocabulary: ``"full"`` (default) or ``"latin"``: the tokens greedy decoding may pick
+            (see :mod:`memlora_engine.backbone._vocab`; ``load_backbone`` defaults to ``"latin"``,
+            as for the transformers runtime, whose reduced head it then matches).
+        cache_dir: the MemLoRA cache root: converted adapters go to ``gguf-lora/``, the
+            constrained-decoding tokenizer index to ``token-index/``; None writes nothing there.
+        num_threads: llama.cpp threads (prefill and decode); every usable core by default.
+        n_ctx: the context length llama.cpp allocates (prompt + output of one call).
+
+    Thread-safe: calls are serialised by a lock (one context, one set of adapters).
+
+    Example:
+        >>> from memlora_engine.backbone import load_backbone  # doctest: +SKIP
+        >>> backbone = load_backbone("gemma-3-270m", runtime="llama.cpp")  # doctest: +SKIP
+        >>> memory = Memory(generator=backbone)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        tokenizer: Any,
+        *,
+        adapters: Mapping[str | Operation, str | os.PathLike[str]] | None = None,
+        eos_token_ids: Sequence[int] = (),
+        constrained: bool = True,
+        name: str | None = None,
+        vocabulary: str = "full",
+        cache_dir: str | os.PathLike[str] | None = None,
+        num_threads: int | None = None,
+        n_ctx: int = 8192,
+    ) -> None:
+        llama_cpp = require("llama_cpp", EXTRA)
+        if vocabulary not in VOCABULARIES:
+            raise ConfigError(f"vocabulary must be one of {VOCABULARIES}, got {vocabulary!r}")
+        eos = tokenizer.eos_token_id
+        if eos is None:
+            raise ConfigError(f"tokenizer of {model_path} has no eos token")
+        from memlora_engine.backbone.loader import cpu_count
+
+        self.model_path = Path(model_path)
+        self.tokenizer = tokenizer
+        self.constrained = constrained
+        self.name = name or self.model_path.stem
+        self.vocabulary = vocabulary
+        self.num_threads = num_threads or cpu_count()
+        self._cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._eos_ids = sorted({int(eos), *(int(i) for i in eos_token_ids)})
+        self._constraint = JsonConstraint(
+            tokenizer, int(eos), cache_dir=self._cache_dir / "token-index" if self._cache_dir is not None else None
+        )
+        self._lock = threading.RLock()
+        try:
+            self._llm = llama_cpp.Llama(
+                model_path=str(self.model_path), n_ctx=n_ctx, n_batch=512, n_threads=self.num_threads,
+                n_threads_batch=self.num_threads, logits_all=False, verbose=False,
+            )
+        except ValueError as exc:  # llama-cpp-python's "Failed to load model from file"
+            raise GeneratorError(f"llama.cpp cannot load {self.model_path}: {exc}") from exc
+        self._n_vocab = int(self._llm.n_vocab())
+        if self._n_vocab != len(tokenizer):
+            raise ConfigError(
+                f"{self.model_path.name} has {self._n_vocab} tokens but its tokenizer {len(tokenizer)}: "
+                "they must be the same vocabulary"
+            )
+        self._excluded: Any = None  # bool tensor: the tokens vocabulary="latin" never picks
+        self._adapters: dict[Operation, tuple[Path, Any]] = {}  # op -> (GGUF file, llama_adapter_lora_p)
+        self._active: Operation | None = None  # whose adapter llama.cpp applies now
+        for operation, source in (adapters or {}).items():
+            self.add_adapter(operation, source)
+
+    # -- adapters ---------------------------------------------------------------------------
+    @property
+    def adapters(self) -> dict[Operation, Path]:
+        """Operation -> the GGUF LoRA file loaded for it."""
+        return {op: path for op, (path, _) in self._adapters.items()}
+
+    @property
+    def active_adapter(self) -> Operation | None:
+        """The operation whose adapter llama.cpp applies now (None: the base model)."""
+        return self._active
+
+    def add_adapter(self, operation: str | Operation, source: str | os.PathLike[str]) -> None:
+        """Load ``operation``'s LoRA adapter (a GGUF LoRA file or a peft directory); not activated."""
+        llama_cpp = require("llama_cpp", EXTRA)
+        op = Operation(operation)
+        path = Path(source)
+        with self._lock, tempfile.TemporaryDirectory(prefix="memlora-lora-") as scratch:
+            if path.is_dir():  # a peft adapter: llama.cpp copies the tensors at load, so a scratch file will do
+                path = gguf_lora(path, self._cache_dir / "gguf-lora" if self._cache_dir is not None else Path(scratch))
+            elif not path.is_file():
+                raise ConfigError(f"the {op.value} adapter {source!r} is neither a GGUF file nor a peft directory")
+            handle = llama_cpp.llama_adapter_lora_init(self._llm.model, str(path).encode())
+            if not handle:
+                raise ConfigError(f"llama.cpp cannot load the {op.value} adapter {path} (see its log on stderr)")
+            if op in self._adapters:
+                if self._active == op:
+                    self._apply(None)
+                llama_cpp.llama_adapter_lora_free(self._adapters[op][1])
+            self._adapters[op] = (Path(source) if path.is_relative_to(scratch) else path, handle)
+        logger.info("loaded %s adapter from %s", op.value, source)
+
+    def has_adapter(self, operation: Operation) -> bool:
+        """True when ``operation`` runs on its own adapter (else: the base model)."""
+        return Operation(operation) in self._adapters
+
+    @property
+    def supports_json_schema(self) -> bool:
+        """True when requests with a ``json_schema`` are decoded under it (``constrained``)."""
+        return self.constrained
+
+    @property
+    def supports_batch_generation(self) -> bool:
+        """False: :meth:`generate_batch` runs its requests one by one."""
+        return False
+
+    def _apply(self, operation: Operation | None) -> None:
+        """Make llama.cpp apply ``operation``'s adapter (None: none) from the next decode on."""
+        llama_cpp = require("llama_cpp", EXTRA)
+        if operation is None:
+            status = llama_cpp.llama_set_adapters_lora(self._llm.ctx, None, 0, None)
+        else:
+            handles = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(self._adapters[operation][1])
+            status = llama_cpp.llama_set_adapters_lora(self._llm.ctx, handles, 1, (ctypes.c_float * 1)(1.0))
+        if status != 0:
+            raise GeneratorError(f"llama.cpp refused to switch adapters (status {status})")
+        self._active = operation
+
+    @contextmanager
+    def operation(self, operation: str | Operation, *, use_adapter: bool = True) -> Iterator[Any]:
+        """Apply ``operation``'s adapter (or none) for the calls inside; restore the previous one on exit.
+
+        ``use_adapter=False`` (or an operation without an adapter) runs the base model.
+        Yields the ``llama_cpp.Llama``. Holds the backbone lock for the duration.
+        """
+        op = Operation(operation)
+        target = op if use_adapter and op in self._adapters else None
+        with self._lock:
+            previous = self._active
+            if target == previous:  # already applied: nothing to switch or restore
+                yield self._llm
+                return
+            self._apply(target)
+            try:
+                yield self._llm
+            finally:
+                self._apply(previous)
+
+    # -- tokens -----------------------------------------------------------------------------
+    def count_tokens(self, text: str) -> int:
+        """Number of tokens ``text`` encodes to (no special tokens)."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def encode(self, request: GenerationRequest) -> list[int]:
+        """The prompt's token ids, rendered and encoded as the transformers runtime does."""
+        text, templated = render_messages(self.tokenizer, request.messages)
+        return [int(i) for i in self.tokenizer(text, add_special_tokens=not templated)["input_ids"]]
+
+    def _excluded_tokens(self) -> Any:
+        """For ``vocabulary="latin"``: a bool tensor, True for the tokens the reduced head leaves out."""
+        if self.vocabulary == "full":
+            return None
+        if self._excluded is None:
+            torch = require("torch", "hf")
+            table = self._constraint.token_table()
+            excluded = torch.ones(self._n_vocab, dtype=torch.bool)
+            excluded[latin_token_ids(table.tokens, table.special_ids, self._eos_ids)] = False
+            self._excluded = excluded.unsqueeze(0)
+            logger.info("%s: decoding restricted to %d of %d tokens", self.name,
+                        int((~excluded).sum()), self._n_vocab)
+        return self._excluded
+
+    # -- generation -------------------------------------------------------------------------
+    def _tokens(self, request: GenerationRequest, prompt: list[int]) -> Iterator[int]:
+        """Yield the greedy tokens of ``request`` (the last one is a stop token unless the budget ran out)."""
+        llama_cpp = require("llama_cpp", EXTRA)
+        np = require("numpy", "hf")
+        torch = require("torch", "hf")
+        if len(prompt) + request.max_new_tokens > self._llm.n_ctx():
+            raise GeneratorError(
+                f"{request.operation.value}: {len(prompt)} prompt tokens + {request.max_new_tokens} new tokens "
+                f"exceed the llama.cpp context ({self._llm.n_ctx()}; load it with a larger n_ctx)"
+            )
+        processor = None
+        if request.json_schema is not None and self.constrained:
+            processor = self._constraint.processor(request.json_schema, len(prompt))
+        excluded = self._excluded_tokens()
+        ids = list(prompt)
+        with self.operation(request.operation, use_adapter=request.use_adapter) as llm:
+            try:
+                llm.reset()
+                llm.eval(prompt)
+                for _ in range(request.max_new_tokens):
+                    # The last position's logits, as llama.cpp keeps them (valid until the next eval).
+                    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(self._n_vocab,))
+                    scores = torch.from_numpy(logits).unsqueeze(0)
+                    if excluded is not None:
+                        scores = scores.masked_fill(excluded, float("-inf"))
+                    if processor is not None:
+                        scores = processor(torch.tensor([ids]), scores)
+                    token = int(scores.argmax())
+                    yield token
+                    if token in self._eos_ids:
+                        return
+                    ids.append(token)
+                    llm.eval([token])
+            except RuntimeError as exc:  # llama_decode failures
+                raise GeneratorError(f"{self.name} failed on {request.operation.value}: {exc}") from exc
+
+    def _decode(self, tokens: Sequence[int]) -> str:
+        return str(self.tokenizer.decode(list(tokens), skip_special_tokens=True))
+
+    def generate(self, request: GenerationRequest) -> Generation:
+        """Greedy-decode one request with its operation's adapter (see :meth:`operation`)."""
+        prompt = self.encode(request)
+        tokens = list(self._tokens(request, prompt))
+        return Generation(text=self._decode(tokens), input_tokens=len(prompt), output_tokens=len(tokens))
+
+    def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        """Decode ``requests`` one by one (llama.cpp batching is not wired up here)."""
+        return [self.generate(request) for request in requests]
+
+    def stream(self, request: GenerationRequest) -> Generator[str, None, Generation]:
+        """Yield the generated text in chunks as it is decoded (whole characters only).
+
+        Run to the end, the generator returns the whole :class:`Generation`; closing it
+        early stops decoding and restores the adapter state.
+        """
+        prompt = self.encode(request)
+        tokens: list[int] = []
+        sent = ""
+        for token in self._tokens(request, prompt):
+            tokens.append(token)
+            text = self._decode(tokens)
+            if text.endswith("\ufffd") or not text.startswith(sent):  # half a character so far
+                continue
+            if len(text) > len(sent):
+                yield text[len(sent):]
+                sent = text
+        text = self._decode(tokens)
+        if len(text) > len(sent):
+            yield text[len(sent):]
+        return Generation(text=text, input_tokens=len(prompt), output_tokens=len(tokens))
+
+    # -- info -------------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """Runtime, model file, threads and adapters, for logs and the CLI."""
+        return {
+            "name": self.name,
+            "runtime": "llama.cpp",
+            "gguf": str(self.model_path),
+            "threads": self.num_threads,
+            "n_ctx": int(self._llm.n_ctx()),
+            "adapters": {op.value: str(path) for op, path in self.adapters.items()},
+            "constrained": self.constrained,
+            "vocabulary": self.vocabulary,
+        }
+
+    def close(self) -> None:
+        """Free the model, its context and its adapters (the backbone is unusable afterwards)."""
+        with self._lock:
+            self._adapters.clear()  # llama.cpp frees adapters with their model
+            self._active = None
+            self._llm.close()
+
+    def __repr__(self) -> str:
+        adapters = ",".join(op.value for op in self._adapters) or "none"
+        return f"LlamaCppBackbone({self.name!r}, adapters={adapters}, constrained={self.constrained})"
