@@ -137,7 +137,7 @@ class LlamaCppBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount,
                 "they must be the same vocabulary"
             )
         self._excluded: Any = None  # bool tensor: the tokens vocabulary="latin" never picks
-        self._adapters: dict[Operation, tuple[Path, Any]] = {}  # op -> (GGUF file, llama_adapter_lora_p)
+        self._adapters: dict[Operation, tuple[Path, Any]] = {}  # op -> (source, llama_adapter_lora_p)
         self._active: Operation | None = None  # whose adapter llama.cpp applies now
         for operation, source in (adapters or {}).items():
             self.add_adapter(operation, source)
@@ -145,7 +145,7 @@ class LlamaCppBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount,
     # -- adapters ---------------------------------------------------------------------------
     @property
     def adapters(self) -> dict[Operation, Path]:
-        """Operation -> the GGUF LoRA file loaded for it."""
+        """Operation -> the adapter loaded for it, as given (a GGUF LoRA file or a peft directory)."""
         return {op: path for op, (path, _) in self._adapters.items()}
 
     @property
@@ -154,24 +154,36 @@ class LlamaCppBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount,
         return self._active
 
     def add_adapter(self, operation: str | Operation, source: str | os.PathLike[str]) -> None:
-        """Load ``operation``'s LoRA adapter (a GGUF LoRA file or a peft directory); not activated."""
-        llama_cpp = require("llama_cpp", EXTRA)
+        """Load ``operation``'s LoRA adapter (a GGUF LoRA file or a peft directory); not activated.
+
+        A peft directory is converted to a GGUF LoRA file in ``cache_dir`` (once per content),
+        or, without a cache, in a temporary directory removed after loading: llama.cpp copies
+        the tensors when it loads them.
+        """
         op = Operation(operation)
         path = Path(source)
-        with self._lock, tempfile.TemporaryDirectory(prefix="memlora-lora-") as scratch:
-            if path.is_dir():  # a peft adapter: llama.cpp copies the tensors at load, so a scratch file will do
-                path = gguf_lora(path, self._cache_dir / "gguf-lora" if self._cache_dir is not None else Path(scratch))
-            elif not path.is_file():
+        with self._lock:
+            if path.is_file():
+                handle = self._load_lora(op, path)
+            elif path.is_dir() and self._cache_dir is not None:
+                handle = self._load_lora(op, gguf_lora(path, self._cache_dir / "gguf-lora"))
+            elif path.is_dir():
+                with tempfile.TemporaryDirectory(prefix="memlora-lora-") as scratch:
+                    handle = self._load_lora(op, gguf_lora(path, Path(scratch)))
+            else:
                 raise ConfigError(f"the {op.value} adapter {source!r} is neither a GGUF file nor a peft directory")
-            handle = llama_cpp.llama_adapter_lora_init(self._llm.model, str(path).encode())
-            if not handle:
-                raise ConfigError(f"llama.cpp cannot load the {op.value} adapter {path} (see its log on stderr)")
-            if op in self._adapters:
+            if op in self._adapters:  # replaced: free the old one (switched off first if applied)
                 if self._active == op:
                     self._apply(None)
-                llama_cpp.llama_adapter_lora_free(self._adapters[op][1])
-            self._adapters[op] = (Path(source) if path.is_relative_to(scratch) else path, handle)
+                require("llama_cpp", EXTRA).llama_adapter_lora_free(self._adapters[op][1])
+            self._adapters[op] = (path, handle)
         logger.info("loaded %s adapter from %s", op.value, source)
+
+    def _load_lora(self, operation: Operation, gguf_file: Path) -> Any:
+        handle = require("llama_cpp", EXTRA).llama_adapter_lora_init(self._llm.model, str(gguf_file).encode())
+        if not handle:
+            raise ConfigError(f"llama.cpp cannot load the {operation.value} adapter {gguf_file} (its log is on stderr)")
+        return handle
 
     def has_adapter(self, operation: Operation) -> bool:
         """True when ``operation`` runs on its own adapter (else: the base model)."""

@@ -184,6 +184,19 @@ def test_an_adapter_changes_the_output_and_is_restored_after_an_exception(backbo
 
 @needs_llama_cpp
 @pytest.mark.slow
+def test_replacing_an_adapter_with_its_gguf_file_keeps_the_output(backbone, tmp_path) -> None:
+    request = _request(Operation.EXTRACTION, **EXTRACTION)
+    before = backbone.generate(request).text
+    gguf_file = gguf_lora(SHIPPED["extraction"], tmp_path)
+    with backbone.operation(Operation.EXTRACTION):  # replacing the applied adapter switches it off first
+        backbone.add_adapter(Operation.EXTRACTION, gguf_file)
+        assert backbone.active_adapter is None
+    assert backbone.adapters[Operation.EXTRACTION] == gguf_file
+    assert backbone.generate(request).text == before
+
+
+@needs_llama_cpp
+@pytest.mark.slow
 def test_stream_yields_the_generated_text(backbone) -> None:
     request = _request(Operation.GENERATION, date="2026-05-18", memories="- Alice lives in Lisbon.",
                        question="Where does Alice live?")
