@@ -6,7 +6,8 @@ and, for the update benchmark's agreement, after the two `memlora eval update` r
     python results/backbone/llamacpp_check.py --compare-update A.json B.json
 
 What it measures:
-* load seconds and RSS after load (and after one call of each operation), each runtime in a fresh child process;
+* load seconds and RSS after load, and after the demo's calls (then its first 6 replayed), each runtime in a
+  fresh child process;
 * the calls: the demo's three sessions and four questions run through Memory (default MemoryConfig: budgets,
   per-fact update calls, constrained JSON) on the llama.cpp backbone, every GenerationRequest the engine makes
   recorded; then each recorded request replayed on both runtimes, interleaved (transformers, llama.cpp, next
@@ -51,7 +52,7 @@ def _load(runtime: str) -> Any:
 
 
 def _memory_child(runtime: str) -> None:
-    """In a fresh process: load, RSS, one call of each operation, RSS again; print JSON."""
+    """In a fresh process: load, RSS, the demo's calls (its first 6 replayed), RSS again; print JSON."""
     start = time.perf_counter()
     backbone = _load(runtime)
     loaded = time.perf_counter() - start
