@@ -180,9 +180,12 @@ class LlamaCppBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount,
         logger.info("loaded %s adapter from %s", op.value, source)
 
     def _load_lora(self, operation: Operation, gguf_file: Path) -> Any:
-        handle = require("llama_cpp", EXTRA).llama_adapter_lora_init(self._llm.model, str(gguf_file).encode())
+        llama_cpp = require("llama_cpp", EXTRA)
+        with _llama_warnings_hidden():
+            handle = llama_cpp.llama_adapter_lora_init(self._llm.model, str(gguf_file).encode())
         if not handle:
-            raise ConfigError(f"llama.cpp cannot load the {operation.value} adapter {gguf_file} (its log is on stderr)")
+            raise ConfigError(f"llama.cpp cannot load the {operation.value} adapter {gguf_file} "
+                              "(load it with llama_cpp's verbose logging for the reason)")
         return handle
 
     def has_adapter(self, operation: Operation) -> bool:
@@ -351,3 +354,23 @@ class LlamaCppBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount,
     def __repr__(self) -> str:
         adapters = ",".join(op.value for op in self._adapters) or "none"
         return f"LlamaCppBackbone({self.name!r}, adapters={adapters}, constrained={self.constrained})"
+
+
+@contextmanager
+def _llama_warnings_hidden() -> Iterator[None]:
+    """Keep llama.cpp's warnings off stderr for the duration (loading an adapter).
+
+    Loading a LoRA adapter warns once per tensor whose base weight llama.cpp repacked for
+    the CPU ("cannot use buft 'CPU_REPACK', fallback to CPU": 54 lines for the three experts),
+    which is expected and harmless. llama-cpp-python 0.3.36 prints them although the model was
+    opened with ``verbose=False``: its table of ggml's log levels predates their renumbering,
+    so warnings pass as errors. Its log callback prints only what its ``llama-cpp-python``
+    logger's level lets through, so that level is raised here and restored afterwards.
+    """
+    log = logging.getLogger("llama-cpp-python")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)

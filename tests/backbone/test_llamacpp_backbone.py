@@ -113,6 +113,7 @@ def _request(operation: Operation, *, use_adapter: bool = True, **values: str) -
                              use_adapter=use_adapter)
 
 
+ANSWER = {"date": "2026-05-18", "memories": "- Alice lives in Lisbon.", "question": "Where does Alice live?"}
 EXTRACTION = {"date": "2026-03-02", "conversation": "Alice: Hi! I'm Alice. I live in Paris and I work as a nurse.\n"
                                                     "assistant: Nice to meet you, Alice! Do you like it there?"}
 
@@ -184,22 +185,23 @@ def test_an_adapter_changes_the_output_and_is_restored_after_an_exception(backbo
 
 @needs_llama_cpp
 @pytest.mark.slow
-def test_replacing_an_adapter_with_its_gguf_file_keeps_the_output(backbone, tmp_path) -> None:
-    request = _request(Operation.EXTRACTION, **EXTRACTION)
+def test_replacing_an_adapter_with_its_gguf_file_keeps_the_output(backbone, tmp_path, capfd) -> None:
+    request = _request(Operation.GENERATION, **ANSWER)
     before = backbone.generate(request).text
-    gguf_file = gguf_lora(SHIPPED["extraction"], tmp_path)
-    with backbone.operation(Operation.EXTRACTION):  # replacing the applied adapter switches it off first
-        backbone.add_adapter(Operation.EXTRACTION, gguf_file)
+    gguf_file = gguf_lora(SHIPPED["generation"], tmp_path)  # all linear layers: o_proj/down_proj are repacked
+    capfd.readouterr()
+    with backbone.operation(Operation.GENERATION):  # replacing the applied adapter switches it off first
+        backbone.add_adapter(Operation.GENERATION, gguf_file)
         assert backbone.active_adapter is None
-    assert backbone.adapters[Operation.EXTRACTION] == gguf_file
+    assert "CPU_REPACK" not in capfd.readouterr().err  # llama.cpp's per-tensor load warnings stay quiet
+    assert backbone.adapters[Operation.GENERATION] == gguf_file
     assert backbone.generate(request).text == before
 
 
 @needs_llama_cpp
 @pytest.mark.slow
 def test_stream_yields_the_generated_text(backbone) -> None:
-    request = _request(Operation.GENERATION, date="2026-05-18", memories="- Alice lives in Lisbon.",
-                       question="Where does Alice live?")
+    request = _request(Operation.GENERATION, **ANSWER)
     stream = backbone.stream(request)
     chunks = []
     while True:
