@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from memlora_engine.commands import eval_consolidation, eval_retrieval, eval_update
+from memlora_engine.commands._options import add_runtime_argument
 
 __all__ = ["add_arguments", "run"]
 
@@ -59,9 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     locomo.add_argument("--adapter", action="append", default=[], metavar="STAGE=PATH", help="one stage's adapter")
     locomo.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 (the transformers runtime's)")
     locomo.add_argument("--threads", type=int, help="torch (or llama.cpp) threads (default: all usable cores)")
-    locomo.add_argument("--runtime", default="transformers",
-                        help="transformers | llama.cpp: what runs the model (default: transformers; llama.cpp runs the "
-                             "GGUF file with the adapters converted to GGUF LoRA, pip install \"memlora[llamacpp]\")")
+    add_runtime_argument(locomo)
     locomo.add_argument("--no-captions", action="store_true", help="leave photo captions out of the turns")
     locomo.add_argument("--image-dir", help="LoCoMo photo cache (see `memlora eval fetch-images`): a model that takes "
                                             "images sees the photos; missing ones fall back to their captions")

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from memlora_engine.commands._options import add_runtime_argument
+
 __all__ = ["add_parser", "run"]
 
 
@@ -43,7 +45,8 @@ def add_parser(sub: Any) -> None:
                         help="list memories with their session date, newest first, or not "
                              "(MemoryConfig.dated_memories; default: MemoryConfig's)")
     parser.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16")
-    parser.add_argument("--threads", type=int, help="torch threads (default: all usable cores)")
+    parser.add_argument("--threads", type=int, help="torch (or llama.cpp) threads (default: all usable cores)")
+    add_runtime_argument(parser)
     parser.add_argument("--out", help="write the summary and per-history records (JSON) here")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
@@ -120,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
     if args.dated_memories is not None:
         config.dated_memories = args.dated_memories
     adapters, labels = _adapters(args)
-    generator = load_backbone(args.model, adapters=adapters, dtype=args.dtype, num_threads=args.threads)
+    generator = load_backbone(args.model, adapters=adapters, dtype=args.dtype, num_threads=args.threads,
+                              runtime=args.runtime)
     embedder = _embedder(args.embedder)
 
     def progress(done: int, total: int) -> None:
@@ -138,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         report = {
             "command": command, "model": args.model, "adapters": labels, "embedder": args.embedder,
             "histories": Path(args.histories).name if args.histories else default_histories_path().name,
-            "lengths": lengths, "limit": args.limit, "threads": args.threads, "dtype": args.dtype,
+            "lengths": lengths, "limit": args.limit, "threads": args.threads, "dtype": args.dtype, "runtime": args.runtime,
             "max_new_tokens": config.max_new_tokens, "dated_memories": config.dated_memories, **result,
         }
         out.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")

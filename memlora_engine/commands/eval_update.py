@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from memlora_engine.commands._options import add_runtime_argument
+
 __all__ = ["add_parser", "run"]
 
 
@@ -43,9 +45,7 @@ def add_parser(sub: Any) -> None:
                              "compare with a run without it to check the outputs stay the same")
     parser.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 (the transformers runtime's)")
     parser.add_argument("--threads", type=int, help="torch (or llama.cpp) threads (default: all usable cores)")
-    parser.add_argument("--runtime", default="transformers",
-                        help="transformers | llama.cpp: what runs the model (default: transformers; llama.cpp runs the "
-                             "GGUF file with the adapter converted to GGUF LoRA, pip install \"memlora[llamacpp]\")")
+    add_runtime_argument(parser)
     parser.add_argument("--out", help="write the summaries and per-case records (JSON) here")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 

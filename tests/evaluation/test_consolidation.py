@@ -290,7 +290,8 @@ def test_cli_consolidation_end_to_end(tmp_path: Path, loaded: list[dict[str, obj
     out = tmp_path / "r" / "consolidation.json"
     assert _run(["--lengths", "2,5", "--limit", "2", "--embedder", "hashing", "--threads", "1", "--quiet",
                  "--out", str(out)]) == 0
-    assert loaded == [{"model": "gemma-3-270m", "adapters": "shipped", "dtype": "auto", "num_threads": 1}]
+    assert loaded == [{"model": "gemma-3-270m", "adapters": "shipped", "dtype": "auto", "num_threads": 1,
+                       "runtime": "transformers"}]
     printed = capsys.readouterr().out
     assert "gemma-3-270m, adapters: " in printed and "newest" in printed
     report = json.loads(out.read_text(encoding="utf-8"))
