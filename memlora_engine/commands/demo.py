@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from memlora_engine.commands._options import add_runtime_argument
 from memlora_engine.generator import SupportsAdapters
 
 __all__ = ["QUESTIONS", "SESSIONS", "add_arguments", "run"]
@@ -87,6 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-constrained", action="store_true", help="decode JSON without the schema constraint")
     parser.add_argument("--cache-dir", type=Path, help="model conversion cache (default: $MEMLORA_CACHE_DIR or user cache)")
+    add_runtime_argument(parser)
 
 
 def _quiet_progress_bars() -> None:
@@ -195,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
     with _Timer(f"loading {args.model} (the first run converts the GGUF from PyPI, ~1 min; later runs take seconds)"):
         backbone = load_backbone(
             args.model, _adapters(args), cache_dir=args.cache_dir, constrained=not args.no_constrained,
+            runtime=args.runtime,
         )
     on_adapters = [op.value for op in Operation if backbone.has_adapter(op)]
     if on_adapters:
