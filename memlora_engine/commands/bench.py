@@ -22,7 +22,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from memlora_engine.backbone.llamacpp import LlamaCppBackbone
 
 __all__ = ["add_arguments", "run"]
 
@@ -43,6 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--repeat", type=int, default=3, help="repetitions per timing (the median is kept)")
     parser.add_argument("--skip-turns", action="store_true", help="do not time Memory.add / Memory.answer")
+    parser.add_argument(
+        "--runtime", default="transformers", choices=("transformers", "llama.cpp"),
+        help="what runs the model (default: %(default)s); llama.cpp: the shipped GGUF through llama-cpp-python "
+             "(pip install \"memlora[llamacpp]\"): load, our decode against llama.cpp's own, the per-turn and "
+             "per-answer rows and the operation rows on it; the dtype/head and adapter-switch rows are transformers only",
+    )
+    parser.add_argument("--threads", type=int, help="threads of the llama.cpp runtime (default: all usable cores)")
 
 
 def _quiet_progress_bars() -> None:
@@ -173,6 +183,80 @@ def _operation_rows(backbone: Any) -> list[tuple[str, str, float, int, int]]:
     return rows
 
 
+def _turn_rows(backbone: Any, rows: list[tuple[str, str]]) -> None:
+    """Seconds per ingested turn and per answer through ``Memory`` on ``backbone`` (median, p95)."""
+    from memlora_engine.commands._bench_compare import percentile, turn_and_answer_seconds
+
+    _say("timing Memory.add per turn and Memory.answer per question (shipped adapters) ...")
+    adds, answers = turn_and_answer_seconds(backbone, _say)
+    rows.append((f"seconds per ingested turn (Memory.add, {len(adds)} turns)",
+                 f"median {statistics.median(adds):.2f} s, p95 {percentile(adds, 0.95):.2f} s"))
+    rows.append((f"seconds per answer (Memory.answer, {len(answers)} questions)",
+                 f"median {statistics.median(answers):.2f} s, p95 {percentile(answers, 0.95):.2f} s"))
+
+
+def _llama_cpp_decode(backbone: Any, repeat: int) -> tuple[float, int]:
+    """Our decode tok/s on the llama.cpp runtime: the MemLoRA update call (its adapter, JSON schema, vocabulary).
+
+    (output tokens - 1) / (seconds of the call - seconds of the same call cut to one new token),
+    medians of ``repeat`` runs, so the prefill is left out.
+    """
+    from dataclasses import replace
+
+    from memlora_engine.generator import GenerationRequest
+    from memlora_engine.operations import OPERATIONS
+    from memlora_engine.prompts import render_prompt
+    from memlora_engine.types import Operation
+
+    old = json.dumps([{"id": "0", "text": "Alice lives in Paris"}, {"id": "1", "text": "Alice is a nurse"}], indent=2)
+    facts = json.dumps(["Alice moved to Lisbon", "Alice is learning Portuguese"])
+    messages = render_prompt("memlora", Operation.UPDATE, date="2026-05-18", old_memories=old, facts=facts)
+    spec = OPERATIONS[Operation.UPDATE]
+    request = GenerationRequest(Operation.UPDATE, messages, spec.json_schema, spec.max_new_tokens)
+    tokens = backbone.generate(request).output_tokens  # warm-up
+    full = _median(lambda: backbone.generate(request), repeat)
+    first = _median(lambda: backbone.generate(replace(request, max_new_tokens=1)), repeat)
+    return (tokens - 1) / max(full - first, 1e-9), tokens
+
+
+def _run_llama_cpp(args: argparse.Namespace, rows: list[tuple[str, str]]) -> None:
+    """``memlora bench --runtime llama.cpp``: load, decode against llama.cpp's own, turns, operations."""
+    from memlora_engine.backbone import load_backbone
+    from memlora_engine.backbone.models import MODELS
+    from memlora_engine.commands._bench_compare import LLAMA_CPP_MISSING, llama_cpp_speeds
+
+    _say("timing a warm load (llama.cpp) ...")
+    start = time.perf_counter()
+    backbone = cast("LlamaCppBackbone", load_backbone(args.model, cache_dir=args.cache_dir, runtime="llama.cpp",
+                                                      num_threads=args.threads))
+    rows.append((f"load, warm (llama.cpp, {backbone.model_path.name}, {backbone.num_threads} threads)",
+                 f"{time.perf_counter() - start:.1f} s"))
+    rows.append(("model size on disk (GGUF, as shipped)", f"{backbone.model_path.stat().st_size / 2**20:.0f} MiB"))
+    rows.append(("resident memory (RSS) after load", f"{_rss_mib():.0f} MiB"))
+    _say("timing our decode on llama.cpp (update call: adapter, JSON schema, vocabulary) ...")
+    ours, tokens = _llama_cpp_decode(backbone, args.repeat)
+    rows.append((f"decode, llama.cpp runtime ({backbone.vocabulary} vocabulary, constrained update call, "
+                 f"{tokens} tokens)", f"{ours:.1f} tok/s"))
+    if args.model in MODELS:
+        _say("timing llama.cpp's own prefill/decode on the same GGUF ...")
+        ids = [int(i) for i in range(2000, 2000 + args.prompt_tokens)]
+        speeds = llama_cpp_speeds(backbone.model_path, ids, args.decode_tokens, backbone.num_threads, args.repeat)
+        if speeds is None:  # pragma: no cover - the runtime itself needs llama-cpp-python
+            rows.append(("llama.cpp (same GGUF, threads, prompt; greedy)", LLAMA_CPP_MISSING))
+        else:
+            rows.append((f"llama.cpp prefill, {backbone.num_threads} threads ({args.prompt_tokens}-token prompt)",
+                         f"{speeds[0]:.0f} tok/s"))
+            rows.append(("llama.cpp decode (its own greedy sampler, batch 1)", f"{speeds[1]:.1f} tok/s"))
+            rows.append(("our decode / llama.cpp decode", f"{ours / speeds[1]:.2f}"))
+    if not args.skip_turns:
+        _turn_rows(backbone, rows)
+    _say("timing pipeline operations (llama.cpp, constrained JSON) ...")
+    for style, op, seconds, tokens_in, tokens_out in _operation_rows(backbone):
+        rows.append((f"{op} with {style} prompts", f"{seconds:.2f} s, {tokens_in} tokens in / {tokens_out} out"))
+    rows.append(("resident memory (RSS) at the end", f"{_rss_mib():.0f} MiB"))
+    backbone.close()
+
+
 def _switch_overhead(backbone: Any, scratch: Path, repeat: int) -> tuple[float, float, float, float]:
 
     from memlora_engine.backbone.tiny import make_lora_adapter
@@ -271,13 +355,7 @@ def run(args: argparse.Namespace) -> int:
 
     from memlora_engine.backbone import cpu_count, load_backbone, resolve_dtype, resolve_model
     from memlora_engine.backbone.models import MODELS
-    from memlora_engine.commands._bench_compare import (
-        LLAMA_CPP_MISSING,
-        llama_cpp_speeds,
-        memory_bandwidth_gbs,
-        percentile,
-        turn_and_answer_seconds,
-    )
+    from memlora_engine.commands._bench_compare import LLAMA_CPP_MISSING, llama_cpp_speeds, memory_bandwidth_gbs
     from memlora_engine.types import Operation
 
     _quiet_progress_bars()
@@ -286,6 +364,10 @@ def run(args: argparse.Namespace) -> int:
         return _parse_failures(load_backbone(args.model, None, cache_dir=args.cache_dir), "mem0")
     rows = _Rows()
     rows.append(("machine", _machine()))
+    if args.runtime == "llama.cpp":
+        _run_llama_cpp(args, rows)
+        _print_table(f"memlora bench --model {args.model} --runtime llama.cpp", rows)
+        return 0
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
     chosen = resolve_dtype("auto")
     with tempfile.TemporaryDirectory(prefix="memlora-bench-") as tmp:
@@ -359,12 +441,7 @@ def run(args: argparse.Namespace) -> int:
                     rows.append(("our decode / llama.cpp decode", f"{ours / speeds[1]:.2f}"))
         rows.append(("resident memory (RSS) after loading + timing", f"{_rss_mib():.0f} MiB"))
         if not args.skip_turns:
-            _say("timing Memory.add per turn and Memory.answer per question (shipped adapters) ...")
-            adds, answers = turn_and_answer_seconds(backbone, _say)
-            rows.append((f"seconds per ingested turn (Memory.add, {len(adds)} turns)",
-                         f"median {statistics.median(adds):.2f} s, p95 {percentile(adds, 0.95):.2f} s"))
-            rows.append((f"seconds per answer (Memory.answer, {len(answers)} questions)",
-                         f"median {statistics.median(answers):.2f} s, p95 {percentile(answers, 0.95):.2f} s"))
+            _turn_rows(backbone, rows)
         _say(f"timing pipeline operations ({chosen}, constrained JSON) ...")
         for style, op, seconds, tokens_in, tokens_out in _operation_rows(backbone):
             rows.append((f"{op} with {style} prompts", f"{seconds:.1f} s, {tokens_in} tokens in / {tokens_out} out"))
@@ -374,8 +451,12 @@ def run(args: argparse.Namespace) -> int:
         rows.append(("1-token forward: base (adapters disabled) vs LoRA active", f"{base_ms:.1f} ms vs {lora_ms:.1f} ms"))
         rows.append(("adapter size on disk (r=16, q/v)", f"{adapter_mib:.1f} MiB each"))
         rows.append(("resident memory (RSS) at the end", f"{_rss_mib():.0f} MiB"))
-    print(f"memlora bench --model {args.model}  (auto dtype: {chosen})\n")
+    _print_table(f"memlora bench --model {args.model}  (auto dtype: {chosen})", rows)
+    return 0
+
+
+def _print_table(title: str, rows: list[tuple[str, str]]) -> None:
+    print(f"{title}\n")
     print("| measure | value |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")
-    return 0
