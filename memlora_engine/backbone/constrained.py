@@ -27,7 +27,7 @@ from typing import Any
 from memlora_engine.backbone._token_index import TokenTable, ll_tokenizer
 from memlora_engine.errors import ConfigError, require
 
-__all__ = ["JsonConstraint"]
+__all__ = ["JsonConstraint", "JsonTokenMask"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,13 @@ class JsonConstraint:
         """A fresh logits processor for one ``generate`` call whose prompt has ``prompt_length`` tokens."""
         return self.batch_processor([schema], prompt_length, ())
 
+    def _matcher(self, schema: dict[str, Any]) -> Any:
+        llguidance = require("llguidance", "hf")
+        matcher = llguidance.LLMatcher(self._tokenizer(), self._grammar(schema), log_level=0)
+        if matcher.is_error():
+            raise ConfigError(f"invalid JSON schema for constrained decoding: {matcher.get_error()}")
+        return matcher
+
     def batch_processor(self, schemas: list[dict[str, Any] | None], prompt_length: int,
                         stop_ids: Sequence[int]) -> _JsonLogitsProcessor:
         """A logits processor for a batch of rows, row ``i`` under ``schemas[i]`` (None: unconstrained).
@@ -89,67 +96,94 @@ class JsonConstraint:
         ``stop_ids`` is finished: what ``generate`` appends to it afterwards (padding) is not
         fed to its matcher.
         """
-        llguidance = require("llguidance", "hf")
-        matchers: list[Any] = []
-        for schema in schemas:
-            if schema is None:
-                matchers.append(None)
-                continue
-            matcher = llguidance.LLMatcher(self._tokenizer(), self._grammar(schema), log_level=0)
-            if matcher.is_error():
-                raise ConfigError(f"invalid JSON schema for constrained decoding: {matcher.get_error()}")
-            matchers.append(matcher)
-        return _JsonLogitsProcessor(matchers, prompt_length, self._eos, stop_ids)
+        matchers = [None if schema is None else self._matcher(schema) for schema in schemas]
+        return _JsonLogitsProcessor(matchers, self._tokenizer().vocab_size, prompt_length, self._eos, stop_ids)
+
+    def token_mask(self, schema: dict[str, Any], vocab: int) -> JsonTokenMask:
+        """One call's grammar state as numpy masks, for a runtime that picks its tokens itself (llama.cpp)."""
+        return JsonTokenMask(self._matcher(schema), self._tokenizer().vocab_size, vocab, self._eos)
+
+
+class JsonTokenMask:
+    """One ``generate`` call's grammar state: the tokens allowed next, as a numpy bool array.
+
+    The numpy counterpart of the logits processor below, for a runtime that reads its
+    logits as a numpy array and picks the token itself: :meth:`allowed` before each pick,
+    :meth:`consume` with the token picked (unless it is a stop token).
+    """
+
+    def __init__(self, matcher: Any, grammar_vocab: int, vocab: int, eos_token_id: int) -> None:
+        from llguidance.numpy import allocate_token_bitmask
+
+        self._matcher = matcher
+        self._vocab = vocab
+        self._eos = eos_token_id
+        # llguidance's packed mask (int32 words; bit j of word i is token 32 i + j), filled in place at each step
+        self._bitmask = allocate_token_bitmask(1, grammar_vocab)
+        self._warned = False
+
+    def allowed(self) -> Any | None:
+        """Bool array over the vocabulary: the tokens the schema allows next; None when the matcher failed."""
+        if self._matcher.is_error():
+            if not self._warned:  # should not happen: we only ever pick allowed tokens
+                logger.warning("constrained decoding left the grammar: %s", self._matcher.get_error())
+                self._warned = True
+            return None
+        import numpy as np
+        from llguidance.numpy import fill_next_token_bitmask
+
+        allowed = np.zeros(self._vocab, dtype=bool)
+        if self._matcher.is_stopped():
+            allowed[self._eos] = True
+            return allowed
+        fill_next_token_bitmask(self._matcher, self._bitmask)
+        bits = np.unpackbits(self._bitmask.view(np.uint8), bitorder="little")
+        n = min(self._vocab, bits.shape[0])
+        allowed[:n] = bits[:n]
+        return allowed
+
+    def consume(self, tokens: list[int]) -> None:
+        """Advance the grammar past ``tokens`` (the ones picked since the last call)."""
+        self._matcher.consume_tokens(tokens)
 
 
 class _JsonLogitsProcessor:
     """A transformers ``LogitsProcessor``: feeds each row's new tokens to its matcher, masks the rest."""
 
-    def __init__(self, matchers: list[Any], prompt_length: int, eos_token_id: int, stop_ids: Sequence[int]) -> None:
+    def __init__(self, matchers: list[Any], grammar_vocab: int, prompt_length: int, eos_token_id: int,
+                 stop_ids: Sequence[int]) -> None:
         self._matchers = matchers
+        self._grammar_vocab = grammar_vocab
+        self._masks: list[JsonTokenMask | None] | None = None  # one per matcher, made at the first call (vocab size)
         self._prompt_length = prompt_length
         self._consumed = 0
         self._eos = eos_token_id
         self._stop_ids = frozenset(stop_ids)
         self._finished = [False] * len(matchers)
-        self._warned = False
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
+        vocab = scores.shape[-1]
+        if self._masks is None:
+            self._masks = [None if m is None else JsonTokenMask(m, self._grammar_vocab, vocab, self._eos)
+                           for m in self._matchers]
         generated = input_ids.shape[1] - self._prompt_length
         new = input_ids[:, self._prompt_length + self._consumed :].tolist() if generated > self._consumed else None
         self._consumed = generated
         masks = []
-        for row, matcher in enumerate(self._matchers):
+        for row, state in enumerate(self._masks):
             if new is not None and not self._finished[row]:
                 tokens = new[row]
                 stop = next((i for i, t in enumerate(tokens) if t in self._stop_ids), None)
                 if stop is not None:
                     self._finished[row] = True
                     tokens = tokens[:stop]
-                if matcher is not None and tokens:
-                    matcher.consume_tokens(tokens)
-            masks.append(None if matcher is None or self._finished[row] else self._allowed(matcher, scores.shape[-1]))
+                if state is not None and tokens:
+                    state.consume(tokens)
+            allowed = None if state is None or self._finished[row] else state.allowed()
+            masks.append(None if allowed is None else torch.from_numpy(allowed))
         if all(mask is None for mask in masks):
             return scores
-        allowed = torch.stack([torch.ones(scores.shape[-1], dtype=torch.bool) if m is None else m for m in masks])
+        allowed = torch.stack([torch.ones(vocab, dtype=torch.bool) if m is None else m for m in masks])
         return scores.masked_fill(~allowed, float("-inf"))
-
-    def _allowed(self, matcher: Any, vocab: int) -> Any | None:
-        import numpy as np
-        import torch
-
-        if matcher.is_error():
-            if not self._warned:  # should not happen: we only ever sample allowed tokens
-                logger.warning("constrained decoding left the grammar: %s", matcher.get_error())
-                self._warned = True
-            return None
-        allowed = torch.zeros(vocab, dtype=torch.bool)
-        if matcher.is_stopped():
-            allowed[self._eos] = True
-        else:
-            bits = np.unpackbits(np.frombuffer(matcher.compute_bitmask(), dtype=np.uint8), bitorder="little")
-            n = min(vocab, bits.shape[0])
-            allowed[:n] = torch.from_numpy(bits[:n].astype(bool))
-        return allowed

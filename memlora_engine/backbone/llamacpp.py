@@ -80,6 +80,8 @@ class LlamaCppBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount,
             constrained-decoding tokenizer index to ``token-index/``; None writes nothing there.
         num_threads: llama.cpp threads (prefill and decode); every usable core by default.
         n_ctx: the context length llama.cpp allocates (prompt + output of one call).
+        reuse_prefix: keep the previous call's KV cache and, when the next call runs under the
+            same adapter, prefill only the part of its prompt past the common prefix.
 
     Thread-safe: calls are serialised by a lock (one context, one set of adapters).
 
@@ -102,6 +104,7 @@ class LlamaCppBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount,
         cache_dir: str | os.PathLike[str] | None = None,
         num_threads: int | None = None,
         n_ctx: int = 8192,
+        reuse_prefix: bool = True,
     ) -> None:
         llama_cpp = require("llama_cpp", EXTRA)
         if vocabulary not in VOCABULARIES:
@@ -117,6 +120,7 @@ class LlamaCppBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount,
         self.name = name or self.model_path.stem
         self.vocabulary = vocabulary
         self.num_threads = num_threads or cpu_count()
+        self.reuse_prefix = reuse_prefix
         self._cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._eos_ids = sorted({int(eos), *(int(i) for i in eos_token_ids)})
         self._constraint = JsonConstraint(
@@ -136,9 +140,11 @@ class LlamaCppBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount,
                 f"{self.model_path.name} has {self._n_vocab} tokens but its tokenizer {len(tokenizer)}: "
                 "they must be the same vocabulary"
             )
-        self._excluded: Any = None  # bool tensor: the tokens vocabulary="latin" never picks
+        self._kept: Any = None  # int64 array: the ids vocabulary="latin" may pick
         self._adapters: dict[Operation, tuple[Path, Any]] = {}  # op -> (source, llama_adapter_lora_p)
         self._active: Operation | None = None  # whose adapter llama.cpp applies now
+        # what llama.cpp's KV cache holds after the last call: (the adapter applied, its token ids); None: unknown
+        self._kv: tuple[Operation | None, list[int]] | None = None
         for operation, source in (adapters or {}).items():
             self.add_adapter(operation, source)
 
@@ -224,6 +230,7 @@ class LlamaCppBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount,
         op = Operation(operation)
         target = op if use_adapter and op in self._adapters else None
         with self._lock:
+            self._kv = None  # whatever runs inside may change llama.cpp's KV cache
             previous = self._active
             if target == previous:  # already applied: nothing to switch or restore
                 yield self._llm
@@ -244,56 +251,96 @@ class LlamaCppBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount,
         text, templated = render_messages(self.tokenizer, request.messages)
         return [int(i) for i in self.tokenizer(text, add_special_tokens=not templated)["input_ids"]]
 
-    def _excluded_tokens(self) -> Any:
-        """For ``vocabulary="latin"``: a bool tensor, True for the tokens the reduced head leaves out."""
+    def _kept_ids(self) -> Any:
+        """For ``vocabulary="latin"``: the sorted numpy array of the ids the reduced head computes (else None)."""
         if self.vocabulary == "full":
             return None
-        if self._excluded is None:
-            torch = require("torch", "hf")
+        if self._kept is None:
+            np = require("numpy", "hf")
             table = self._constraint.token_table()
-            excluded = torch.ones(self._n_vocab, dtype=torch.bool)
-            excluded[latin_token_ids(table.tokens, table.special_ids, self._eos_ids)] = False
-            self._excluded = excluded.unsqueeze(0)
-            logger.info("%s: decoding restricted to %d of %d tokens", self.name,
-                        int((~excluded).sum()), self._n_vocab)
-        return self._excluded
+            self._kept = np.asarray(latin_token_ids(table.tokens, table.special_ids, self._eos_ids), dtype=np.int64)
+            logger.info("%s: decoding restricted to %d of %d tokens", self.name, self._kept.size, self._n_vocab)
+        return self._kept
 
     # -- generation -------------------------------------------------------------------------
     def _tokens(self, request: GenerationRequest, prompt: list[int]) -> Iterator[int]:
-        """Yield the greedy tokens of ``request`` (the last one is a stop token unless the budget ran out)."""
+        """Yield the greedy tokens of ``request`` (the last one is a stop token unless the budget ran out).
+
+        Each step reads llama.cpp's last-position logits in place (a numpy view, no copy) and
+        looks only at the candidates: the kept ids (``vocabulary="latin"``), narrowed to the
+        schema's allowed tokens when the request is constrained. ``argmax`` over the sorted
+        candidates returns the lowest id among equal maxima, as an argmax over the full row
+        with every other token at ``-inf`` does.
+        """
         llama_cpp = require("llama_cpp", EXTRA)
         np = require("numpy", "hf")
-        torch = require("torch", "hf")
         if len(prompt) + request.max_new_tokens > self._llm.n_ctx():
             raise GeneratorError(
                 f"{request.operation.value}: {len(prompt)} prompt tokens + {request.max_new_tokens} new tokens "
                 f"exceed the llama.cpp context ({self._llm.n_ctx()}; load it with a larger n_ctx)"
             )
-        processor = None
+        grammar = None
         if request.json_schema is not None and self.constrained:
-            processor = self._constraint.processor(request.json_schema, len(prompt))
-        excluded = self._excluded_tokens()
-        ids = list(prompt)
+            grammar = self._constraint.token_mask(request.json_schema, self._n_vocab)
+        kept = self._kept_ids()
+        cached = self._kv if self.reuse_prefix else None
         with self.operation(request.operation, use_adapter=request.use_adapter) as llm:
+            failed = False
             try:
-                llm.reset()
-                llm.eval(prompt)
+                self._prefill(llm, prompt, cached)
                 for _ in range(request.max_new_tokens):
                     # The last position's logits, as llama.cpp keeps them (valid until the next eval).
                     logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(self._n_vocab,))
-                    scores = torch.from_numpy(logits).unsqueeze(0)
-                    if excluded is not None:
-                        scores = scores.masked_fill(excluded, float("-inf"))
-                    if processor is not None:
-                        scores = processor(torch.tensor([ids]), scores)
-                    token = int(scores.argmax())
+                    allowed = grammar.allowed() if grammar is not None else None
+                    if allowed is None:
+                        candidates = kept
+                    else:
+                        candidates = np.flatnonzero(allowed) if kept is None else kept[allowed[kept]]
+                    if candidates is None:
+                        token = int(logits.argmax())
+                    elif candidates.size:
+                        token = int(candidates[logits[candidates].argmax()])
+                    else:  # nothing allowed (cannot happen: eos is always kept): the full row's argmax at -inf
+                        token = 0
                     yield token
                     if token in self._eos_ids:
                         return
-                    ids.append(token)
+                    if grammar is not None:
+                        grammar.consume([token])
                     llm.eval([token])
             except RuntimeError as exc:  # llama_decode failures
+                failed = True
                 raise GeneratorError(f"{self.name} failed on {request.operation.value}: {exc}") from exc
+            finally:  # the prompt's KV is complete once the prefill returned (a stream closed early too)
+                if not failed and llm.n_tokens >= len(prompt):
+                    # its prompt only: generated tokens were computed one by one, not as a prefill computes them
+                    self._kv = (self._active, list(prompt))
+
+    def _prefill(self, llm: Any, prompt: list[int], cached: tuple[Operation | None, list[int]] | None) -> None:
+        """Evaluate ``prompt``, reusing the KV cache of the previous prompt's common prefix under the same adapter.
+
+        llama-cpp-python's ``eval`` removes the KV cache from position ``n_tokens`` on
+        (``llama_memory_seq_rm``) before it decodes, so setting ``n_tokens`` to the common
+        prefix keeps exactly that prefix. The rest must be computed as a whole prefill computes
+        it: llama.cpp's CPU matmuls take a batch's rows in groups of 4 (the repacked Q4_K
+        weights) and small batches another way, and a prompt row computed in another grouping
+        got logits up to 2.0 apart on gemma-3-270m. So the reused prefix is a multiple of 4
+        tokens, at least 8 tokens are prefilled again, and only prompts of one llama.cpp batch
+        (``n_batch``) reuse anything; with that, the last position's logits were bit-identical to
+        a whole prefill in every split checked (docs/backbone.md).
+        """
+        common = 0
+        if cached is not None and cached[0] == self._active and len(prompt) <= llm.n_batch:
+            for old, new in zip(cached[1], prompt):
+                if old != new:
+                    break
+                common += 1
+            common = max(0, min(common, len(prompt) - 8)) // 4 * 4
+        if common:
+            llm.n_tokens = common
+        else:
+            llm.reset()
+        llm.eval(prompt[common:])
 
     def _decode(self, tokens: Sequence[int]) -> str:
         return str(self.tokenizer.decode(list(tokens), skip_special_tokens=True))

