@@ -181,6 +181,7 @@ class LlamaCppBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount,
             if op in self._adapters:  # replaced: free the old one (switched off first if applied)
                 if self._active == op:
                     self._apply(None)
+                self._kv = None  # a prompt kept for reuse was computed under the old weights
                 require("llama_cpp", EXTRA).llama_adapter_lora_free(self._adapters[op][1])
             self._adapters[op] = (path, handle)
         logger.info("loaded %s adapter from %s", op.value, source)

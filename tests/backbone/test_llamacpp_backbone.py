@@ -262,3 +262,22 @@ def test_reusing_the_previous_prompt_prefix_keeps_the_output(backbone) -> None:
     firsts = [n for n in prefills if n > 1]  # the prefills (decoding evaluates one token at a time)
     assert firsts[1] < prompts[1] and firsts[3] < prompts[3]  # the second call of each adapter reused a prefix
     assert all(n >= 8 for n in firsts)
+
+
+@needs_llama_cpp
+@pytest.mark.slow
+def test_replacing_an_adapter_drops_the_prompt_kept_for_reuse(backbone) -> None:
+    """The KV of a prompt computed under an operation's old weights is not reused under its new ones."""
+    request = _request(Operation.EXTRACTION, **EXTRACTION)
+    backbone.generate(request)  # keeps this prompt's KV, computed under the shipped extraction expert
+    backbone.add_adapter(Operation.EXTRACTION, SHIPPED["update"])  # other weights for the same operation
+    try:
+        after = backbone.generate(request).text
+        backbone.reuse_prefix = False
+        try:
+            whole = backbone.generate(request).text
+        finally:
+            backbone.reuse_prefix = True
+        assert after == whole
+    finally:
+        backbone.add_adapter(Operation.EXTRACTION, SHIPPED["extraction"])
