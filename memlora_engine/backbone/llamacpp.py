@@ -284,38 +284,40 @@ class LlamaCppBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount,
         if request.json_schema is not None and self.constrained:
             grammar = self._constraint.token_mask(request.json_schema, self._n_vocab)
         kept = self._kept_ids()
-        cached = self._kv if self.reuse_prefix else None
-        with self.operation(request.operation, use_adapter=request.use_adapter) as llm:
-            failed = False
-            try:
-                self._prefill(llm, prompt, cached)
-                for _ in range(request.max_new_tokens):
-                    # The last position's logits, as llama.cpp keeps them (valid until the next eval).
-                    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(self._n_vocab,))
-                    allowed = grammar.allowed() if grammar is not None else None
-                    if allowed is None:
-                        candidates = kept
-                    else:
-                        candidates = np.flatnonzero(allowed) if kept is None else kept[allowed[kept]]
-                    if candidates is None:
-                        token = int(logits.argmax())
-                    elif candidates.size:
-                        token = int(candidates[logits[candidates].argmax()])
-                    else:  # nothing allowed (cannot happen: eos is always kept): the full row's argmax at -inf
-                        token = 0
-                    yield token
-                    if token in self._eos_ids:
-                        return
-                    if grammar is not None:
-                        grammar.consume([token])
-                    llm.eval([token])
-            except RuntimeError as exc:  # llama_decode failures
-                failed = True
-                raise GeneratorError(f"{self.name} failed on {request.operation.value}: {exc}") from exc
-            finally:  # the prompt's KV is complete once the prefill returned (a stream closed early too)
-                if not failed and llm.n_tokens >= len(prompt):
-                    # its prompt only: generated tokens were computed one by one, not as a prefill computes them
-                    self._kv = (self._active, list(prompt))
+        # Read under the lock: another thread's call may change llama.cpp's KV cache meanwhile.
+        with self._lock:
+            cached = self._kv if self.reuse_prefix else None
+            with self.operation(request.operation, use_adapter=request.use_adapter) as llm:
+                failed = False
+                try:
+                    self._prefill(llm, prompt, cached)
+                    for _ in range(request.max_new_tokens):
+                        # The last position's logits, as llama.cpp keeps them (valid until the next eval).
+                        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(self._n_vocab,))
+                        allowed = grammar.allowed() if grammar is not None else None
+                        if allowed is None:
+                            candidates = kept
+                        else:
+                            candidates = np.flatnonzero(allowed) if kept is None else kept[allowed[kept]]
+                        if candidates is None:
+                            token = int(logits.argmax())
+                        elif candidates.size:
+                            token = int(candidates[logits[candidates].argmax()])
+                        else:  # nothing allowed (cannot happen: eos is always kept): the full row's argmax at -inf
+                            token = 0
+                        yield token
+                        if token in self._eos_ids:
+                            return
+                        if grammar is not None:
+                            grammar.consume([token])
+                        llm.eval([token])
+                except RuntimeError as exc:  # llama_decode failures
+                    failed = True
+                    raise GeneratorError(f"{self.name} failed on {request.operation.value}: {exc}") from exc
+                finally:  # the prompt's KV is complete once the prefill returned (a stream closed early too)
+                    if not failed and llm.n_tokens >= len(prompt):
+                        # its prompt only: generated tokens were computed one by one, not as a prefill computes them
+                        self._kv = (self._active, list(prompt))
 
     def _prefill(self, llm: Any, prompt: list[int], cached: tuple[Operation | None, list[int]] | None) -> None:
         """Evaluate ``prompt``, reusing the KV cache of the previous prompt's common prefix under the same adapter.
