@@ -219,10 +219,10 @@ def _load_llamacpp(
     require("llama_cpp", "llamacpp")
     transformers = require("transformers", "hf")
     torch = require("torch", "hf")
-    # torch only masks one logits row per token here (llguidance's mask, the latin vocabulary): on more than one
-    # thread its OpenMP pool contends with llama.cpp's, and on a busy 2-core machine a torch.zeros(262144) took
-    # 8 ms instead of 0.014 ms (a 64-token call: 6.3 s instead of 2.2 s). As the transformers runtime does, the
-    # loader sets torch's (process-wide) thread count for its runtime.
+    # The decode loop no longer runs torch per token (numpy on llama.cpp's logits buffer), but torch still runs
+    # in this process (the embedder): with more than one thread its OpenMP pool contended with llama.cpp's (on a
+    # busy 2-core machine a torch.zeros(262144) took 8 ms instead of 0.014 ms when the loop still used torch).
+    # As the transformers runtime does, the loader sets torch's (process-wide) thread count for its runtime.
     if torch.get_num_threads() != 1:
         torch.set_num_threads(1)
     start = time.perf_counter()
