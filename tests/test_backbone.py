@@ -9,6 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
+from stream_helpers import drain  # noqa: E402
+
 from memlora_engine.backbone import HFBackbone  # noqa: E402
 from memlora_engine.backbone.tiny import make_lora_adapter, tiny_backbone, tiny_model, tiny_tokenizer  # noqa: E402
 from memlora_engine.errors import ConfigError  # noqa: E402
@@ -126,14 +128,7 @@ def test_stream_matches_generate(backbone):
 
 def test_a_stream_run_to_its_end_returns_the_generation_with_its_counts(backbone):
     request = GenerationRequest(Operation.GENERATION, PROMPT, max_new_tokens=10)
-    stream = backbone.stream(request)
-    chunks = []
-    while True:
-        try:
-            chunks.append(next(stream))
-        except StopIteration as done:
-            streamed = done.value
-            break
+    chunks, streamed = drain(backbone.stream(request))
     assert streamed == backbone.generate(request)
     assert streamed.text == "".join(chunks)
 

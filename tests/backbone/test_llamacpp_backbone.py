@@ -17,6 +17,8 @@ pytest.importorskip("safetensors")
 gguf = pytest.importorskip("gguf")
 np = pytest.importorskip("numpy")
 
+from stream_helpers import drain  # noqa: E402
+
 from memlora_engine import Memory, MemoryConfig  # noqa: E402
 from memlora_engine.adapters import shipped_adapters  # noqa: E402
 from memlora_engine.adapters.export import lora_tensors  # noqa: E402
@@ -202,14 +204,7 @@ def test_replacing_an_adapter_with_its_gguf_file_keeps_the_output(backbone, tmp_
 @pytest.mark.slow
 def test_stream_yields_the_generated_text(backbone) -> None:
     request = _request(Operation.GENERATION, **ANSWER)
-    stream = backbone.stream(request)
-    chunks = []
-    while True:
-        try:
-            chunks.append(next(stream))
-        except StopIteration as stop:
-            generation = stop.value
-            break
+    chunks, generation = drain(backbone.stream(request))
     assert "".join(chunks) == generation.text == backbone.generate(request).text
     assert generation.output_tokens > 0 and generation.input_tokens == len(backbone.encode(request))
 
