@@ -234,11 +234,17 @@ def test_bench_times_turns_answers_and_decode_on_the_llama_cpp_runtime(capsys) -
 
 @needs_llama_cpp
 @pytest.mark.slow
-def test_reusing_the_previous_prompt_prefix_keeps_the_output(backbone) -> None:
-    """Calls under one adapter that share a prompt prefix give what whole prefills give."""
+@pytest.mark.parametrize("order", [(0, 1, 2, 3), (0, 2, 1, 3)], ids=["consecutive", "interleaved"])
+def test_reusing_the_previous_prompt_prefix_keeps_the_output(backbone, order) -> None:
+    """Calls under one adapter that share a prompt prefix give what whole prefills give.
+
+    Interleaved, each adapter's prefix comes back from where it was parked while the other ran.
+    """
     later = {**EXTRACTION, "conversation": EXTRACTION["conversation"] + "\nAlice: I also have a dog named Rex."}
-    requests = [_request(Operation.EXTRACTION, **EXTRACTION), _request(Operation.EXTRACTION, **later),
-                _request(Operation.GENERATION, **ANSWER), _request(Operation.GENERATION, **{**ANSWER, "question": "Who is Alice?"})]
+    pairs = [_request(Operation.EXTRACTION, **EXTRACTION), _request(Operation.EXTRACTION, **later),
+             _request(Operation.GENERATION, **ANSWER), _request(Operation.GENERATION, **{**ANSWER, "question": "Who is Alice?"})]
+    requests = [pairs[i] for i in order]
+    seconds = [order.index(1), order.index(3)]  # where the second call of each adapter runs
     backbone.reuse_prefix = False
     try:
         whole = [backbone.generate(request).text for request in requests]
@@ -255,16 +261,19 @@ def test_reusing_the_previous_prompt_prefix_keeps_the_output(backbone) -> None:
     assert reused == whole
     prompts = [len(backbone.encode(request)) for request in requests]
     firsts = [n for n in prefills if n > 1]  # the prefills (decoding evaluates one token at a time)
-    assert firsts[1] < prompts[1] and firsts[3] < prompts[3]  # the second call of each adapter reused a prefix
+    assert all(firsts[i] < prompts[i] for i in seconds)  # the second call of each adapter reused a prefix
     assert all(n >= 8 for n in firsts)
 
 
 @needs_llama_cpp
 @pytest.mark.slow
-def test_replacing_an_adapter_drops_the_prompt_kept_for_reuse(backbone) -> None:
+@pytest.mark.parametrize("parked", [False, True], ids=["kept", "parked"])
+def test_replacing_an_adapter_drops_the_prompt_kept_for_reuse(backbone, parked) -> None:
     """The KV of a prompt computed under an operation's old weights is not reused under its new ones."""
     request = _request(Operation.EXTRACTION, **EXTRACTION)
     backbone.generate(request)  # keeps this prompt's KV, computed under the shipped extraction expert
+    if parked:  # another adapter's call parks it
+        backbone.generate(_request(Operation.GENERATION, **ANSWER))
     backbone.add_adapter(Operation.EXTRACTION, SHIPPED["update"])  # other weights for the same operation
     try:
         after = backbone.generate(request).text
