@@ -17,7 +17,7 @@ from __future__ import annotations
 from memlora_engine.backbone.constrained import JsonConstraint
 from memlora_engine.backbone.hf import HFBackbone
 from memlora_engine.backbone.llamacpp import LlamaCppBackbone
-from memlora_engine.backbone.loader import DTYPES, RUNTIMES, cpu_count, load_backbone, resolve_dtype
+from memlora_engine.backbone.loader import DTYPES, RUNTIMES, cpu_count, load_backbone, resolve_dtype, resolve_runtime
 from memlora_engine.backbone.models import (
     DEFAULT_MODEL,
     MODELS,
@@ -46,4 +46,5 @@ __all__ = [
     "load_vlm_backbone",
     "resolve_dtype",
     "resolve_model",
+    "resolve_runtime",
 ]

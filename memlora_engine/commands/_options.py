@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import argparse
 
-from memlora_engine.backbone.loader import RUNTIMES
+from memlora_engine.backbone.loader import RUNTIMES, resolve_runtime
 
-__all__ = ["add_runtime_argument"]
+__all__ = ["add_runtime_argument", "chosen_runtime"]
 
 
 def add_runtime_argument(parser: argparse.ArgumentParser) -> None:
     """``--runtime``: what runs the model (``load_backbone(..., runtime=...)``)."""
-    parser.add_argument("--runtime", default="transformers", choices=RUNTIMES,
-                        help="what runs the model (default: transformers; llama.cpp runs the GGUF file with the "
-                             "adapters converted to GGUF LoRA, pip install \"memlora[llamacpp]\")")
+    parser.add_argument("--runtime", default="auto", choices=RUNTIMES,
+                        help="what runs the model (default: auto = llama.cpp for a GGUF model when llama-cpp-python "
+                             "is installed and no transformers-only option is set, else transformers; llama.cpp runs "
+                             "the GGUF file with the adapters converted to GGUF LoRA, pip install \"memlora[llamacpp]\")")
+
+
+def chosen_runtime(args: argparse.Namespace, *, dtype: str = "auto", batch_generation: bool = False) -> str:
+    """The runtime ``--runtime`` asks for, ``auto`` resolved for ``args.model`` and these options.
+
+    Commands store it back in ``args.runtime`` before loading, so their reports and run
+    caches name the runtime that ran, never ``auto``.
+    """
+    return resolve_runtime(args.runtime, args.model, dtype=dtype, batch_generation=batch_generation)

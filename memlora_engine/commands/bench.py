@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from memlora_engine.commands._options import add_runtime_argument, chosen_runtime
+
 if TYPE_CHECKING:
     from memlora_engine.backbone.llamacpp import LlamaCppBackbone
 
@@ -46,12 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--repeat", type=int, default=3, help="repetitions per timing (the median is kept)")
     parser.add_argument("--skip-turns", action="store_true", help="do not time Memory.add / Memory.answer")
-    parser.add_argument(
-        "--runtime", default="transformers", choices=("transformers", "llama.cpp"),
-        help="what runs the model (default: %(default)s); llama.cpp: the shipped GGUF through llama-cpp-python "
-             "(pip install \"memlora[llamacpp]\"): load, our decode against llama.cpp's own, the per-turn and "
-             "per-answer rows and the operation rows on it; the dtype/head and adapter-switch rows are transformers only",
-    )
+    add_runtime_argument(parser)  # llama.cpp: its own rows; the dtype/head rows are the transformers runtime's
     parser.add_argument("--threads", type=int, help="threads of the llama.cpp runtime (default: all usable cores)")
 
 
@@ -223,7 +220,8 @@ def _run_llama_cpp(args: argparse.Namespace, rows: list[tuple[str, str]]) -> Non
     """``memlora bench --runtime llama.cpp``: load, decode against llama.cpp's own, turns, operations."""
     from memlora_engine.backbone import load_backbone
     from memlora_engine.backbone.models import MODELS
-    from memlora_engine.commands._bench_compare import LLAMA_CPP_MISSING, llama_cpp_speeds
+    from memlora_engine.commands._bench_compare import LLAMA_CPP_MISSING, llama_cpp_speeds, memory_bandwidth_gbs
+    from memlora_engine.types import Operation
 
     _say("timing a warm load (llama.cpp) ...")
     start = time.perf_counter()
@@ -233,10 +231,32 @@ def _run_llama_cpp(args: argparse.Namespace, rows: list[tuple[str, str]]) -> Non
                  f"{time.perf_counter() - start:.1f} s"))
     rows.append(("model size on disk (GGUF, as shipped)", f"{backbone.model_path.stat().st_size / 2**20:.0f} MiB"))
     rows.append(("resident memory (RSS) after load", f"{_rss_mib():.0f} MiB"))
+    _say("measuring memory bandwidth (numpy copy) ...")
+    bandwidth = memory_bandwidth_gbs()
+    rows.append(("memory bandwidth (numpy copy of 256 MiB, read + write)", f"{bandwidth:.1f} GB/s"))
+    _say("timing the constrained-decoding tokenizer index ...")
+    start = time.perf_counter()
+    kept = len(backbone._constraint.token_table().tokens)
+    rows.append(("tokenizer index for constrained decoding (first use in this process)",
+                 f"{time.perf_counter() - start:.2f} s ({kept} tokens; cached on disk after the first run)"))
+    switch = [op for op in (Operation.EXTRACTION, Operation.UPDATE, Operation.GENERATION) if backbone.has_adapter(op)]
+    if switch:
+        def switch_and_restore() -> None:
+            for op in switch:
+                with backbone.operation(op):
+                    pass
+        rows.append((f"adapter switch (activate + restore, shipped {'/'.join(op.value for op in switch)})",
+                     f"{_median(switch_and_restore, max(args.repeat, 20)) / len(switch) * 1e6:.1f} us"))
     _say("timing our decode on llama.cpp (update call: adapter, JSON schema, vocabulary) ...")
     ours, tokens = _llama_cpp_decode(backbone, args.repeat)
     rows.append((f"decode, llama.cpp runtime ({backbone.vocabulary} vocabulary, constrained update call, "
                  f"{tokens} tokens)", f"{ours:.1f} tok/s"))
+    # Every weight of the GGUF is read once per decoded token (the tied head included); the adapter's few MiB
+    # are left out, so this is a lower bound.
+    per_token = backbone.model_path.stat().st_size
+    rows.append(("bytes read per decoded token (the GGUF's weights, read once; adapter left out)",
+                 f"{per_token / 2**20:.0f} MiB -> {per_token * ours / 1e9:.1f} GB/s "
+                 f"= {per_token * ours / 1e9 / bandwidth:.0%} of the copy bandwidth"))
     if args.model in MODELS:
         _say("timing llama.cpp's own prefill/decode on the same GGUF ...")
         ids = [int(i) for i in range(2000, 2000 + args.prompt_tokens)]
@@ -364,6 +384,7 @@ def run(args: argparse.Namespace) -> int:
         return _parse_failures(load_backbone(args.model, None, cache_dir=args.cache_dir), "mem0")
     rows = _Rows()
     rows.append(("machine", _machine()))
+    args.runtime = chosen_runtime(args)
     if args.runtime == "llama.cpp":
         _run_llama_cpp(args, rows)
         _print_table(f"memlora bench --model {args.model} --runtime llama.cpp", rows)
@@ -375,7 +396,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.skip_cold and args.model in MODELS:
             _say("timing a cold load (GGUF -> safetensors conversion into a scratch cache) ...")
             start = time.perf_counter()
-            load_backbone(args.model, cache_dir=scratch / "cold", dtype=chosen)
+            load_backbone(args.model, cache_dir=scratch / "cold", dtype=chosen, runtime="transformers")
             rows.append(("load, cold (GGUF from PyPI -> safetensors cache)", f"{time.perf_counter() - start:.1f} s"))
             import shutil
 
@@ -383,7 +404,7 @@ def run(args: argparse.Namespace) -> int:
         _say("timing a warm load ...")
         resolve_model(args.model, args.cache_dir)  # make sure the cache exists before timing
         start = time.perf_counter()
-        backbone = load_backbone(args.model, cache_dir=args.cache_dir, dtype=chosen)
+        backbone = load_backbone(args.model, cache_dir=args.cache_dir, dtype=chosen, runtime="transformers")
         rows.append((f"load, warm (converted cache, {chosen})", f"{time.perf_counter() - start:.1f} s"))
         resolved = resolve_model(args.model, args.cache_dir)
         if Path(resolved.source).is_dir():
@@ -451,7 +472,7 @@ def run(args: argparse.Namespace) -> int:
         rows.append(("1-token forward: base (adapters disabled) vs LoRA active", f"{base_ms:.1f} ms vs {lora_ms:.1f} ms"))
         rows.append(("adapter size on disk (r=16, q/v)", f"{adapter_mib:.1f} MiB each"))
         rows.append(("resident memory (RSS) at the end", f"{_rss_mib():.0f} MiB"))
-    _print_table(f"memlora bench --model {args.model}  (auto dtype: {chosen})", rows)
+    _print_table(f"memlora bench --model {args.model} --runtime transformers  (auto dtype: {chosen})", rows)
     return 0
 
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from memlora_engine.commands._options import add_runtime_argument
+from memlora_engine.commands._options import add_runtime_argument, chosen_runtime
 from memlora_engine.generator import SupportsAdapters
 
 __all__ = ["QUESTIONS", "SESSIONS", "add_arguments", "run"]
@@ -193,8 +193,9 @@ def run(args: argparse.Namespace) -> int:
     _quiet_progress_bars()
 
     style = args.prompt_style or "mem0"
+    args.runtime = chosen_runtime(args)
     print("MemLoRA demo: on-device memory for an agent talking to Alice over three sessions.")
-    with _Timer(f"loading {args.model} (the first run converts the GGUF from PyPI, ~1 min; later runs take seconds)"):
+    with _Timer(f"loading {args.model} on {args.runtime} (the first run converts the GGUF from PyPI, ~1 min; later runs take seconds)"):
         backbone = load_backbone(
             args.model, _adapters(args), cache_dir=args.cache_dir, constrained=not args.no_constrained,
             runtime=args.runtime,

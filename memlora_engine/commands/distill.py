@@ -147,7 +147,8 @@ def _outcome_checked(args: argparse.Namespace, labeler: Any, embedder: Any) -> A
     if not (adapter / "adapter_config.json").is_file():
         raise ConfigError(f"--outcome-check wants an update adapter directory, got {adapter}")
     adapters: dict[str, Any] = {**shipped_adapters(DEFAULT_MODEL), "update": adapter}
-    backbone = load_backbone(DEFAULT_MODEL, adapters=adapters, num_threads=args.threads)
+    # the runtime the labels in docs/training.md were made on (a training-data step: transformers, as training)
+    backbone = load_backbone(DEFAULT_MODEL, adapters=adapters, num_threads=args.threads, runtime="transformers")
     candidate = GeneratorTeacher(backbone, name=f"update-adapter:{adapter.name}")
     from memlora_engine.evaluation.metrics import locomo_score
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from memlora_engine.commands import eval_consolidation, eval_retrieval, eval_update
-from memlora_engine.commands._options import add_runtime_argument
+from memlora_engine.commands._options import add_runtime_argument, chosen_runtime
 
 __all__ = ["add_arguments", "run"]
 
@@ -177,6 +177,7 @@ def _run_locomo(args: argparse.Namespace) -> int:
     from memlora_engine.evaluation.locomo import evaluate_locomo
     from memlora_engine.evaluation.runner import RunOptions
 
+    args.runtime = chosen_runtime(args, dtype=args.dtype)
     configs = [parse_config(spec) for spec in (args.configs or ["memlora"])]
     conversations = select_conversations(
         load_locomo(args.data), ids=args.conversations, splits=args.split, source=str(args.data)

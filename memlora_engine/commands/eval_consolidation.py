@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from memlora_engine.commands._options import add_runtime_argument
+from memlora_engine.commands._options import add_runtime_argument, chosen_runtime
 
 __all__ = ["add_parser", "run"]
 
@@ -109,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         load_histories,
     )
 
+    args.runtime = chosen_runtime(args, dtype=args.dtype)
     lengths = _lengths(args.lengths)
     per_length: dict[int, list[Any]] = defaultdict(list)
     for history in load_histories(args.histories, lengths):

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from memlora_engine.commands._options import add_runtime_argument
+from memlora_engine.commands._options import add_runtime_argument, chosen_runtime
 
 __all__ = ["add_parser", "run"]
 
@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from memlora_engine.evaluation.update_bench import default_cases_path, evaluate_update, load_update_cases
     from memlora_engine.evaluation.update_scoring import format_summary
 
+    args.runtime = chosen_runtime(args, dtype=args.dtype, batch_generation=args.batch_generation)
     cases = load_update_cases(args.cases)[: args.limit]
     if not cases:
         raise ConfigError("no update case to run")

@@ -108,7 +108,8 @@ def heldout_losses(
     from memlora_engine.training.data import load_examples
     from memlora_engine.training.trainer import encode_example, evaluate_loss
 
-    backbone = load_backbone(model, adapters=dict(adapters), dtype=dtype, num_threads=num_threads, constrained=False)
+    backbone = load_backbone(model, adapters=dict(adapters), dtype=dtype, num_threads=num_threads, constrained=False,
+                             runtime="transformers")  # the trainer's loss, on the trainer's runtime
     tokenizer = backbone.tokenizer
     pad = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
     results: dict[str, Any] = {}

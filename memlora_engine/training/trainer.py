@@ -181,7 +181,8 @@ def _load_model(config: TrainConfig) -> tuple[Any, Any]:
     try:
         # adapters={}: the bare base model, also once shipped adapters load by default.
         backbone = load_backbone(config.model, adapters={}, dtype=config.dtype, num_threads=config.num_threads,
-                                 constrained=False, device=config.device, vision=True if vqa else None)
+                                 constrained=False, device=config.device, vision=True if vqa else None,
+                                 runtime="transformers")  # training runs on torch
     except (ConfigError, GeneratorError) as exc:
         if vqa:
             raise type(exc)(f"{exc}\n(the vqa adapter trains on an image-text model: pass --model a local model "

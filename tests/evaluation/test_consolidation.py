@@ -290,13 +290,17 @@ def test_cli_consolidation_end_to_end(tmp_path: Path, loaded: list[dict[str, obj
     out = tmp_path / "r" / "consolidation.json"
     assert _run(["--lengths", "2,5", "--limit", "2", "--embedder", "hashing", "--threads", "1", "--quiet",
                  "--out", str(out)]) == 0
+    from memlora_engine.backbone import resolve_runtime
+
+    runtime = resolve_runtime("auto", "gemma-3-270m")  # llama.cpp where llama-cpp-python is installed
     assert loaded == [{"model": "gemma-3-270m", "adapters": "shipped", "dtype": "auto", "num_threads": 1,
-                       "runtime": "transformers"}]
+                       "runtime": runtime}]
     printed = capsys.readouterr().out
     assert "gemma-3-270m, adapters: " in printed and "newest" in printed
     report = json.loads(out.read_text(encoding="utf-8"))
     assert [r["id"] for r in report["rows"]] == ["l2-01", "l2-02", "l5-01", "l5-02"]
     assert list(report["summary"]) == ["2", "5"]
+    assert report["runtime"] == runtime  # the runtime that ran, never "auto"
     assert report["summary"]["5"]["newest"] == 1.0  # the scripted update consolidates
     assert report["summary"]["5"]["applied"] == {"ADD": 2, "UPDATE": 8, "DELETE": 0}
     assert (report["lengths"], report["limit"], report["embedder"]) == ([2, 5], 2, "hashing")
