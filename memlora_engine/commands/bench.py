@@ -221,7 +221,6 @@ def _run_llama_cpp(args: argparse.Namespace, rows: list[tuple[str, str]]) -> Non
     from memlora_engine.backbone import load_backbone
     from memlora_engine.backbone.models import MODELS
     from memlora_engine.commands._bench_compare import LLAMA_CPP_MISSING, llama_cpp_speeds, memory_bandwidth_gbs
-    from memlora_engine.types import Operation
 
     _say("timing a warm load (llama.cpp) ...")
     start = time.perf_counter()
@@ -239,7 +238,7 @@ def _run_llama_cpp(args: argparse.Namespace, rows: list[tuple[str, str]]) -> Non
     kept = len(backbone._constraint.token_table().tokens)
     rows.append(("tokenizer index for constrained decoding (first use in this process)",
                  f"{time.perf_counter() - start:.2f} s ({kept} tokens; cached on disk after the first run)"))
-    switch = [op for op in (Operation.EXTRACTION, Operation.UPDATE, Operation.GENERATION) if backbone.has_adapter(op)]
+    switch = list(backbone.adapters)  # the operations with an expert loaded (the shipped ones)
     if switch:
         def switch_and_restore() -> None:
             for op in switch:
