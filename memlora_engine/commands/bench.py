@@ -192,6 +192,21 @@ def _turn_rows(backbone: Any, rows: list[tuple[str, str]]) -> None:
                  f"median {statistics.median(answers):.2f} s, p95 {percentile(answers, 0.95):.2f} s"))
 
 
+def _bandwidth_and_index_rows(backbone: Any, rows: list[tuple[str, str]]) -> float:
+    """The machine's copy bandwidth (returned, GB/s) and the first use of ``backbone``'s tokenizer index, as rows."""
+    from memlora_engine.commands._bench_compare import memory_bandwidth_gbs
+
+    _say("measuring memory bandwidth (numpy copy) ...")
+    bandwidth = memory_bandwidth_gbs()
+    rows.append(("memory bandwidth (numpy copy of 256 MiB, read + write)", f"{bandwidth:.1f} GB/s"))
+    _say("timing the constrained-decoding tokenizer index ...")
+    start = time.perf_counter()
+    kept = len(backbone._constraint.token_table().tokens)
+    rows.append(("tokenizer index for constrained decoding (first use in this process)",
+                 f"{time.perf_counter() - start:.2f} s ({kept} tokens; cached on disk after the first run)"))
+    return bandwidth
+
+
 def _llama_cpp_decode(backbone: Any, repeat: int) -> tuple[float, int]:
     """Our decode tok/s on the llama.cpp runtime: the MemLoRA update call (its adapter, JSON schema, vocabulary).
 
@@ -220,7 +235,7 @@ def _run_llama_cpp(args: argparse.Namespace, rows: list[tuple[str, str]]) -> Non
     """``memlora bench --runtime llama.cpp``: load, decode against llama.cpp's own, turns, operations."""
     from memlora_engine.backbone import load_backbone
     from memlora_engine.backbone.models import MODELS
-    from memlora_engine.commands._bench_compare import LLAMA_CPP_MISSING, llama_cpp_speeds, memory_bandwidth_gbs
+    from memlora_engine.commands._bench_compare import LLAMA_CPP_MISSING, llama_cpp_speeds
 
     _say("timing a warm load (llama.cpp) ...")
     start = time.perf_counter()
@@ -230,14 +245,7 @@ def _run_llama_cpp(args: argparse.Namespace, rows: list[tuple[str, str]]) -> Non
                  f"{time.perf_counter() - start:.1f} s"))
     rows.append(("model size on disk (GGUF, as shipped)", f"{backbone.model_path.stat().st_size / 2**20:.0f} MiB"))
     rows.append(("resident memory (RSS) after load", f"{_rss_mib():.0f} MiB"))
-    _say("measuring memory bandwidth (numpy copy) ...")
-    bandwidth = memory_bandwidth_gbs()
-    rows.append(("memory bandwidth (numpy copy of 256 MiB, read + write)", f"{bandwidth:.1f} GB/s"))
-    _say("timing the constrained-decoding tokenizer index ...")
-    start = time.perf_counter()
-    kept = len(backbone._constraint.token_table().tokens)
-    rows.append(("tokenizer index for constrained decoding (first use in this process)",
-                 f"{time.perf_counter() - start:.2f} s ({kept} tokens; cached on disk after the first run)"))
+    bandwidth = _bandwidth_and_index_rows(backbone, rows)
     switch = list(backbone.adapters)  # the operations with an expert loaded (the shipped ones)
     if switch:
         def switch_and_restore() -> None:
@@ -374,7 +382,7 @@ def run(args: argparse.Namespace) -> int:
 
     from memlora_engine.backbone import cpu_count, load_backbone, resolve_dtype, resolve_model
     from memlora_engine.backbone.models import MODELS
-    from memlora_engine.commands._bench_compare import LLAMA_CPP_MISSING, llama_cpp_speeds, memory_bandwidth_gbs
+    from memlora_engine.commands._bench_compare import LLAMA_CPP_MISSING, llama_cpp_speeds
     from memlora_engine.types import Operation
 
     _quiet_progress_bars()
@@ -413,14 +421,7 @@ def run(args: argparse.Namespace) -> int:
         rows.append(("resident memory (RSS) after load", f"{_rss_mib():.0f} MiB"))
         info = backbone.describe()
         rows.append(("parameters", f"{info['parameters'] / 1e6:.0f} M"))
-        _say("measuring memory bandwidth (numpy copy) ...")
-        bandwidth = memory_bandwidth_gbs()
-        rows.append(("memory bandwidth (numpy copy of 256 MiB, read + write)", f"{bandwidth:.1f} GB/s"))
-        _say("timing the constrained-decoding tokenizer index ...")
-        start = time.perf_counter()
-        kept = len(backbone._constraint.token_table().tokens)
-        rows.append(("tokenizer index for constrained decoding (first use in this process)",
-                     f"{time.perf_counter() - start:.2f} s ({kept} tokens; cached on disk after the first run)"))
+        bandwidth = _bandwidth_and_index_rows(backbone, rows)
         original_dtype, original_vocabulary = backbone.model.dtype, backbone.vocabulary
         decode_by_vocabulary: dict[str, float] = {}
         for dtype in dtypes:
