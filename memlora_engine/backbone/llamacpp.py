@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from memlora_engine.backbone._gguf_cache import gguf_lora
+from memlora_engine.backbone._prefix import common_length
 from memlora_engine.backbone._render import render_messages
 from memlora_engine.backbone._vocab import VOCABULARIES, latin_token_ids
 from memlora_engine.backbone.constrained import JsonConstraint
@@ -371,11 +372,7 @@ class LlamaCppBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount,
         """
         common = 0
         if cached is not None and cached[0] == self._active and len(prompt) <= llm.n_batch:
-            for old, new in zip(cached[1], prompt):
-                if old != new:
-                    break
-                common += 1
-            common = max(0, min(common, len(prompt) - 8)) // 4 * 4
+            common = max(0, min(common_length(cached[1], prompt), len(prompt) - 8)) // 4 * 4
         if common:
             llm.n_tokens = common
         else:
