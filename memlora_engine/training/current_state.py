@@ -12,7 +12,9 @@ each with a question about one attribute of one person and its known answer. Kin
   the violin to the cello."): the answer is the new value.
 * ``old_and_new`` -- the old value's memory, written first, and a later memory
   with the change: the new value.
-* ``chain`` -- three values, each change a week after the one before: the last.
+* ``chain`` -- three to five values (:data:`CHAIN_VALUES`), each change a week after
+  the one before: the last. Real histories change a job or a city more than twice, and
+  an expert trained on three values only answered a middle one of five.
 * ``stable`` -- the value stated once (sometimes with a detail) and never changed:
   that value, so the expert does not learn to answer "the other one".
 
@@ -47,13 +49,16 @@ from memlora_engine.training.signals import ReferenceAnswerTeacher
 from memlora_engine.training.synthetic_update import demo_free
 from memlora_engine.types import Operation
 
-__all__ = ["CURRENT_STATE_ID", "KINDS", "QUESTIONS", "generate_current_state_examples", "write_current_state"]
+__all__ = ["CHAIN_VALUES", "CURRENT_STATE_ID", "KINDS", "QUESTIONS", "generate_current_state_examples", "write_current_state"]
 
 CURRENT_STATE_ID = "current-state"
 """The pseudo-conversation id of these examples (``<data>/generation/current-state.jsonl``)."""
 
-KINDS: dict[str, float] = {"from_to": 0.3, "old_and_new": 0.3, "chain": 0.15, "stable": 0.25}
+KINDS: dict[str, float] = {"from_to": 0.3, "old_and_new": 0.2, "chain": 0.25, "stable": 0.25}
 """The kinds (see the module docstring) and how often each is drawn."""
+
+CHAIN_VALUES = (3, 5)
+"""The fewest and most values of a ``chain`` (drawn uniformly; fewer where an attribute has fewer)."""
 
 QUESTIONS: dict[str, list[str]] = {
     "city": ["Which city is {n} based in?", "What city is {n}'s home?", "Which city does {n} call home?"],
@@ -88,7 +93,8 @@ def _article(value: str) -> str:
 
 
 def _slots(rng: random.Random, attribute: str, name: str, count: int) -> list[dict[str, str]]:
-    """``count`` - 1 successive (stored ``{v}``, new ``{w}``) slot sets over ``count`` distinct values."""
+    """Successive (stored ``{v}``, new ``{w}``) slot sets over ``count`` distinct values (fewer where
+    the attribute has fewer); the last set wraps around to the first value."""
     spec = _ATTRIBUTES[attribute]
     shared: dict[str, str] = {"n": name}
     values = spec["values"]
@@ -97,7 +103,7 @@ def _slots(rng: random.Random, attribute: str, name: str, count: int) -> list[di
         values = values[shared["c"]]
     if attribute == "pet":
         shared["k"] = rng.choice(PET_KINDS)
-    chosen = rng.sample(values, count)
+    chosen = rng.sample(values, min(count, len(values)))
     return [{**shared, "v": v, "w": w, "a_v": _article(v), "a_w": _article(w)}
             for v, w in zip(chosen, chosen[1:] + chosen[:1])]
 
@@ -125,7 +131,8 @@ def _case(rng: random.Random, kind: str, name: str) -> tuple[str, list[list[str]
         slots = _slots(rng, attribute, name, 2)[0]
         fact = rng.choice(_changes(attribute, both=True)).format(**slots)
         return attribute, [[fact]], _question(rng, attribute, slots), slots["w"]
-    steps = _slots(rng, attribute, name, 3 if kind == "chain" else 2)[: 2 if kind == "chain" else 1]
+    slots = _slots(rng, attribute, name, rng.randint(*CHAIN_VALUES) if kind == "chain" else 2)
+    steps = slots[:-1]  # the last slot set wraps around to the first value
     writes = [[rng.choice(spec["base"]).format(**steps[0])]]
     writes += [[rng.choice(_changes(attribute, both=False)).format(**s)] for s in steps]
     return attribute, writes, _question(rng, attribute, steps[-1]), steps[-1]["w"]
@@ -187,7 +194,8 @@ def generate_current_state_examples(
                 memory.add_many([t[:1].upper() + t[1:] for t in texts], user_id=scope,
                                 timestamp=_START + timedelta(days=7 * step))
             teacher.current = answer
-            generator.context = {"kind": kind, "attribute": attribute, "source": conversation.sample_id}
+            generator.context = {"kind": kind, "attribute": attribute, "source": conversation.sample_id,
+                                 "writes": len(writes)}
             answered = memory.answer(question, user_id=scope,
                                      timestamp=_START + timedelta(days=7 * len(writes) + 3))
             call = generator.calls.pop()
@@ -225,6 +233,8 @@ def write_current_state(out_dir: str | Path, conversations: Sequence[Conversatio
     stats = {
         "count": len(examples), "seed": seed, "conversations": [c.sample_id for c in conversations],
         "kinds": {kind: kinds[kind] for kind in KINDS}, "attributes": dict(sorted(attributes.items())),
+        "chain_values": dict(sorted(Counter(str(e["context"]["writes"]) for e in examples
+                                            if e["context"]["kind"] == "chain").items())),
         "engine": {"answer_top_k": settings.answer_top_k, "search_mode": settings.search_mode,
                    "dated_memories": settings.dated_memories},
     }

@@ -20,6 +20,7 @@ from memlora_engine.prompts import render_prompt
 from memlora_engine.training._synthetic_templates import ATTRIBUTES, EXTRA_ATTRIBUTES
 from memlora_engine.training.cleaning import prompt_values
 from memlora_engine.training.current_state import (
+    CHAIN_VALUES,
     CURRENT_STATE_ID,
     KINDS,
     QUESTIONS,
@@ -105,6 +106,20 @@ def test_each_kind_states_older_values_before_the_answer(conversations, embedder
         assert example["target"] in stated
         assert len(stated - {example["target"]}) >= stale_values_stated
         assert len(about) >= memories_with_a_value
+
+
+def test_chains_run_from_three_to_five_values_and_answer_the_last(conversations, embedder):
+    examples = [e for e in generate_current_state_examples(conversations, 120, embedder, seed=3)
+                if e["context"]["kind"] == "chain"]
+    assert {e["context"]["writes"] for e in examples} == set(range(CHAIN_VALUES[0], CHAIN_VALUES[1] + 1))
+    attributes = {**ATTRIBUTES, **EXTRA_ATTRIBUTES}
+    for example in examples:
+        spec = attributes[example["context"]["attribute"]]
+        values = spec["values"] if isinstance(spec["values"], list) else [
+            v for group in spec["values"].values() for v in group]
+        stated = {v for m in _memories(example) for v in values if _mentions(m, v)}
+        assert example["target"] in stated
+        assert len(stated - {example["target"]}) >= example["context"]["writes"] - 1
 
 
 def test_kinds_follow_their_weights(conversations, embedder):
