@@ -18,7 +18,7 @@ from typing import Any
 from memlora_engine._vision import image_ids_of, refers_to_image
 from memlora_engine.errors import ConfigError, InvalidInputError, ModelOutputError
 from memlora_engine.images import ImageStore, LoadedImage
-from memlora_engine.parsing import parse_vqa, strip_thinking
+from memlora_engine.parsing import collapse_repeated_items, parse_vqa, strip_thinking
 from memlora_engine.steps import ModelCaller
 from memlora_engine.types import Answer, MemoryRecord, Operation, Scope
 
@@ -119,7 +119,10 @@ class Answerer:
             Operation.GENERATION, memories="\n".join(listing) or "(no memories)", question=question.strip(),
             date=clock().date().isoformat(),
         ).text
-        return Answer(text=text.strip(), memories=memories, image_ids=[i.id for i in given])
+        text, looped = collapse_repeated_items(text.strip())
+        if looped:
+            self._caller.stats.record_collapsed_loop(Operation.GENERATION)
+        return Answer(text=text, memories=memories, image_ids=[i.id for i in given])
 
     def _retrieved_image(self, scope: Scope, memories: Sequence[MemoryRecord]) -> list[LoadedImage]:
         """The stored image of the best-ranked retrieved memory that has one (or none)."""

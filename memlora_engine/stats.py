@@ -1,4 +1,5 @@
-"""Per-operation counters: calls, tokens, seconds, parse failures, rejected ops, undecided facts; image counts."""
+"""Per-operation counters: calls, tokens, seconds, parse failures, rejected ops, undecided facts, collapsed loops;
+image counts."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ class OperationStats:
     rejected_ops: int = 0
     uncovered_facts: int = 0
     duplicate_adds: int = 0
+    collapsed_loops: int = 0
 
 
 class Stats:
@@ -55,6 +57,11 @@ class Stats:
             s = self._ops[Operation.UPDATE]
             s.uncovered_facts += uncovered
             s.duplicate_adds += duplicates
+
+    def record_collapsed_loop(self, op: Operation) -> None:
+        """Count an answer whose looping list was cut back (:func:`~memlora_engine.parsing.collapse_repeated_items`)."""
+        with self._lock:
+            self._ops[op].collapsed_loops += 1
 
     def record_images(self, kind: str, count: int = 1) -> None:
         """Count images by ``kind``: ``stored``, ``uncaptioned`` (a text-only model saw no caption)..."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from memlora_engine.errors import ModelOutputError
-from memlora_engine.parsing import RawOp, parse_facts, parse_update_ops, strip_thinking
+from memlora_engine.parsing import RawOp, collapse_repeated_items, parse_facts, parse_update_ops, strip_thinking
 
 
 @pytest.mark.parametrize(
@@ -75,3 +75,20 @@ def test_parse_update_ops_rejects(raw: str) -> None:
 def test_strip_thinking_keeps_text_outside_blocks() -> None:
     assert strip_thinking("<THINKING>x</THINKING>{}") == "{}"
     assert strip_thinking('{"a": 1}') == '{"a": 1}'
+
+
+@pytest.mark.parametrize(
+    ("text", "collapsed", "looped"),
+    [
+        ("Bach, Mozart", "Bach, Mozart", False),  # a list: as it is
+        ("red, green, blue.", "red, green, blue.", False),
+        ("Lisbon", "Lisbon", False),
+        ("fish, chicken, fish, chicken, fish, chicken,", "fish, chicken", True),  # cut at a separator
+        ("painting, drawing, painting, drawing, painting, pai", "painting, drawing", True),  # cut inside an item
+        ("a bowl, a bowl with a lid, a bowl with a lid, a bowl wi", "a bowl, a bowl with a lid", True),
+        ("Kind; caring; Caring;  caring", "Kind, caring", True),  # case, spacing, semicolons
+        ("music, art, music, jazz", "music, art, jazz", True),  # a last item never written before is kept
+    ],
+)
+def test_collapse_repeated_items(text: str, collapsed: str, looped: bool) -> None:
+    assert collapse_repeated_items(text) == (collapsed, looped)

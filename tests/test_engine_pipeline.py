@@ -286,6 +286,15 @@ def test_answer_uses_retrieved_memories(make_memory) -> None:
     assert memory.stats["generation"].calls == 1
 
 
+def test_a_looping_answer_is_cut_back_to_its_items_and_counted(make_memory) -> None:
+    loop = "fish, chicken, " * 12 + "fi"
+    memory = make_memory({"extraction": [facts("Eats fish", "Eats chicken")], "generation": [loop, "fish"]})
+    memory.add("I eat fish and chicken", user_id="alice")
+    assert memory.answer("What does she eat?", user_id="alice").text == "fish, chicken"
+    assert memory.answer("What does she eat?", user_id="alice").text == "fish"
+    assert memory.stats["generation"].collapsed_loops == 1
+
+
 def test_stats_count_tokens_and_time(make_memory) -> None:
     memory = make_memory({"extraction": [facts("Likes tea")]})
     memory.add("I like tea", user_id="alice")
