@@ -131,8 +131,8 @@ def _case(rng: random.Random, kind: str, name: str) -> tuple[str, list[list[str]
         slots = _slots(rng, attribute, name, 2)[0]
         fact = rng.choice(_changes(attribute, both=True)).format(**slots)
         return attribute, [[fact]], _question(rng, attribute, slots), slots["w"]
-    slots = _slots(rng, attribute, name, rng.randint(*CHAIN_VALUES) if kind == "chain" else 2)
-    steps = slots[:-1]  # the last slot set wraps around to the first value
+    sets = _slots(rng, attribute, name, rng.randint(*CHAIN_VALUES) if kind == "chain" else 2)
+    steps = sets[:-1]  # the last slot set wraps around to the first value
     writes = [[rng.choice(spec["base"]).format(**steps[0])]]
     writes += [[rng.choice(_changes(attribute, both=False)).format(**s)] for s in steps]
     return attribute, writes, _question(rng, attribute, steps[-1]), steps[-1]["w"]
