@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from _adversary import FAILURES
+from _adversary import run_totals
 
 
 def main(out: str, *parts: str) -> None:
@@ -28,12 +28,7 @@ def main(out: str, *parts: str) -> None:
                                                                 "load_average_start", "load_average_now")}
                                 | {"seeds_kept": [r["seed"] for r in kept], "file": Path(name).name})
     summary["runs"] = [runs[seed] for seed in sorted(runs)]
-    summary["totals"] = {
-        "runs": len(runs), "rounds": sum(r["rounds_done"] for r in runs.values()),
-        **{k: sum(r[k] for r in runs.values()) for k in FAILURES},
-        "memories_at_end": sum(r["memories"] for r in runs.values()),
-        "searches": sum(r["searches"] for r in runs.values()),
-    }
+    summary["totals"] = run_totals(summary["runs"])
     Path(out).write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(summary["totals"]))
 

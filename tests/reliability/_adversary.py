@@ -38,6 +38,15 @@ FAILURES = ("corrupt", "worker_errors", "lost", "resurrected", "duplicated", "in
             "forgotten_listed", "store_history_mismatch")
 
 
+def run_totals(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The totals over finished :func:`run_adversary` runs: runs, rounds, every failure counter, memories, searches."""
+    return {
+        "runs": len(runs), "rounds": sum(r["rounds_done"] for r in runs),
+        **{k: sum(r[k] for r in runs) for k in FAILURES},
+        "memories_at_end": sum(r["memories"] for r in runs), "searches": sum(r["searches"] for r in runs),
+    }
+
+
 def secret(round_: int) -> str:
     return f"FORGET-ME-{round_:04d}-Zq"
 
@@ -117,7 +126,7 @@ def audit(memory: Any, scope: str, checked: set[str] | frozenset[str] = frozense
     invisible = set(stored) - found
     searches = 1
     for memory_id in sorted(set(stored) - checked):
-        for limit in (min(OWN_TEXT_LIMIT, len(stored)), len(stored)):
+        for limit in dict.fromkeys((min(OWN_TEXT_LIMIT, len(stored)), len(stored))):  # once when they are equal
             searches += 1
             if memory_id in {h.id for h in memory.search(stored[memory_id], user_id=scope, limit=limit)}:
                 break

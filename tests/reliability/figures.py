@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _adversary import FAILURES, forget_then_touch, run_adversary
+from _adversary import FAILURES, forget_then_touch, run_adversary, run_totals
 
 
 def _machine() -> dict[str, Any]:
@@ -68,10 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     def save() -> None:
         runs, seeds = summary["runs"], summary["seeds"]
         summary["totals"] = {
-            "runs": len(runs), "rounds": sum(r["rounds_done"] for r in runs),
-            **{k: sum(r[k] for r in runs) for k in FAILURES},
-            "memories_at_end": sum(r["memories"] for r in runs), "searches": sum(r["searches"] for r in runs),
-            "seeds": len(seeds), "seed_byte_hits": sum(len(s["hits"]) for s in seeds),
+            **run_totals(runs), "seeds": len(seeds), "seed_byte_hits": sum(len(s["hits"]) for s in seeds),
             "seed_steps": sum(len(s["steps"]) for s in seeds),
         }
         summary["load_average_now"] = _load()
