@@ -13,8 +13,9 @@ each with a question about one attribute of one person and its known answer. Kin
 * ``old_and_new`` -- the old value's memory, written first, and a later memory
   with the change: the new value.
 * ``chain`` -- three to five values (:data:`CHAIN_VALUES`), each change a week after
-  the one before: the last. Real histories change a job or a city more than twice, and
-  an expert trained on three values only answered a middle one of five.
+  the one before: the last. Real histories change a job or a city more than twice; an
+  expert trained on three-value chains only answered the newest of five values in 3 of
+  12 consolidation histories (results/consolidation/README.md, "Session 11").
 * ``stable`` -- the value stated once (sometimes with a detail) and never changed:
   that value, so the expert does not learn to answer "the other one".
 

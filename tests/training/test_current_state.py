@@ -81,6 +81,12 @@ def _mentions(text: str, value: str) -> bool:
     return re.search(rf"\b{re.escape(value)}\b", text, re.IGNORECASE) is not None
 
 
+def _values(attribute: str) -> list[str]:
+    """Every value the templates draw for ``attribute`` (a preference's values are grouped by category)."""
+    values = {**ATTRIBUTES, **EXTRA_ATTRIBUTES}[attribute]["values"]
+    return values if isinstance(values, list) else [v for group in values.values() for v in group]
+
+
 @pytest.mark.parametrize(
     ("kind", "memories_with_a_value", "stale_values_stated"),
     [
@@ -92,14 +98,11 @@ def _mentions(text: str, value: str) -> bool:
 )
 def test_each_kind_states_older_values_before_the_answer(conversations, embedder, kind, memories_with_a_value,
                                                          stale_values_stated):
-    attributes = {**ATTRIBUTES, **EXTRA_ATTRIBUTES}
     examples = [e for e in generate_current_state_examples(conversations, 60, embedder, seed=7)
                 if e["context"]["kind"] == kind]
     assert examples, f"no {kind} example in 60"
     for example in examples:
-        spec = attributes[example["context"]["attribute"]]
-        values = spec["values"] if isinstance(spec["values"], list) else [
-            v for group in spec["values"].values() for v in group]
+        values = _values(example["context"]["attribute"])
         memories = _memories(example)
         about = [m for m in memories if any(_mentions(m, v) for v in values)]
         stated = {v for m in about for v in values if _mentions(m, v)}
@@ -112,11 +115,8 @@ def test_chains_run_from_three_to_five_values_and_answer_the_last(conversations,
     examples = [e for e in generate_current_state_examples(conversations, 120, embedder, seed=3)
                 if e["context"]["kind"] == "chain"]
     assert {e["context"]["writes"] for e in examples} == set(range(CHAIN_VALUES[0], CHAIN_VALUES[1] + 1))
-    attributes = {**ATTRIBUTES, **EXTRA_ATTRIBUTES}
     for example in examples:
-        spec = attributes[example["context"]["attribute"]]
-        values = spec["values"] if isinstance(spec["values"], list) else [
-            v for group in spec["values"].values() for v in group]
+        values = _values(example["context"]["attribute"])
         stated = {v for m in _memories(example) for v in values if _mentions(m, v)}
         assert example["target"] in stated
         assert len(stated - {example["target"]}) >= example["context"]["writes"] - 1
