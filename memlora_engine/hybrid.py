@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from memlora_engine.embeddings.base import Embedder
+from memlora_engine.embeddings.base import Embedder, cosine
 from memlora_engine.errors import require
 from memlora_engine.store.base import Store
 from memlora_engine.types import MemoryRecord, Scope
@@ -172,11 +172,5 @@ def hybrid_search(
         fetched = store.fetch(scope, missing)  # an id gone since the index was built is simply skipped
         vectors = embedder.embed([r.text for r in fetched]) if fetched else []
         for record, emb in zip(fetched, vectors):
-            known[record.id] = replace(record, score=_cosine(vector, emb))
+            known[record.id] = replace(record, score=cosine(vector, emb))
     return [known[i] for i in chosen if i in known]
-
-
-def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b))
-    norm = (sum(x * x for x in a) * sum(y * y for y in b)) ** 0.5
-    return dot / norm if norm else 0.0

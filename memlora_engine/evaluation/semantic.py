@@ -15,9 +15,10 @@ The encoder is injectable (:class:`TokenEncoder`), so tests run on a fake.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any, Protocol
+
+from memlora_engine.embeddings.base import cosine
 
 __all__ = ["MiniLMEncoder", "SemanticScorer", "TokenEncoder", "bertscore_f1", "cosine"]
 
@@ -30,12 +31,6 @@ class TokenEncoder(Protocol):
     def sentence_vectors(self, texts: Sequence[str]) -> list[list[float]]: ...
 
     def token_vectors(self, texts: Sequence[str]) -> list[list[list[float]]]: ...
-
-
-def cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b))
-    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
-    return dot / norm if norm else 0.0
 
 
 def bertscore_f1(pred_tokens: Sequence[Sequence[float]], ref_tokens: Sequence[Sequence[float]]) -> float:

@@ -8,12 +8,12 @@ between processes.
 from __future__ import annotations
 
 import dataclasses
-import math
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from memlora_engine.embeddings.base import cosine
 from memlora_engine.errors import StorageError
 from memlora_engine.store.filters import to_chroma_where
 from memlora_engine.types import MemoryRecord, Scope
@@ -56,11 +56,6 @@ def _matches(where: dict[str, Any], metadata: dict[str, Any]) -> bool:
     if op in ("$in", "$nin"):
         return (present and any(_same(value, w) for w in wanted)) == (op == "$in")
     return present and _number(value) and _RANGES[op](value, wanted)
-
-
-def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    norms = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
-    return sum(x * y for x, y in zip(a, b)) / norms if norms else 0.0
 
 
 class InMemoryStore:
@@ -125,7 +120,7 @@ class InMemoryStore:
         where = to_chroma_where(filters)
         if k <= 0:
             return []
-        hits = [(_cosine(embedding, v), r) for r, v in self._records(scope) if where is None or _matches(where, r.metadata)]
+        hits = [(cosine(embedding, v), r) for r, v in self._records(scope) if where is None or _matches(where, r.metadata)]
         hits.sort(key=lambda hit: -hit[0])
         return [self._copy(r, score) for score, r in hits[:k]]
 

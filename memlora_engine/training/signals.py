@@ -18,13 +18,12 @@ The builder sets what the signal teachers answer (``current``) before each engin
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from memlora_engine.embeddings.base import Embedder
+from memlora_engine.embeddings.base import Embedder, cosine
 from memlora_engine.errors import GeneratorError
 from memlora_engine.generator import ChatMessage
 from memlora_engine.training.cleaning import dump_json, prompt_values
@@ -95,12 +94,6 @@ def _stem(word: str) -> str:
 def content_words(text: str) -> set[str]:
     """Lower-cased, crudely stemmed words minus stop words."""
     return {_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP}
-
-
-def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b))
-    na, nb = math.sqrt(sum(x * x for x in a)), math.sqrt(sum(y * y for y in b))
-    return dot / (na * nb) if na and nb else 0.0
 
 
 @dataclass(frozen=True)
@@ -178,10 +171,10 @@ class UpdateLabeler:
         ops: list[dict[str, str]] = []
         for fact, fvec in zip(facts, fact_vecs):
             fwords = content_words(fact)
-            ranked = sorted(range(len(old_texts)), key=lambda i: -_cosine(fvec, old_vecs[i]))
+            ranked = sorted(range(len(old_texts)), key=lambda i: -cosine(fvec, old_vecs[i]))
             op: dict[str, str] | None = None
             for i in ranked:
-                sim = _cosine(fvec, old_vecs[i])
+                sim = cosine(fvec, old_vecs[i])
                 if sim < th.related_similarity:
                     break
                 shared = fwords & old_words[i]
