@@ -290,7 +290,7 @@ class Memory:
         with self._repo.locked(scope):  # a crashed worker's batch lands before we read
             old = self._repo.related(scope, fact_vectors.values(), self.config.update_top_k)
             try:
-                plan = decide_updates(self._model, old, result.facts, date=date)
+                plan = decide_updates(self._model, old, result.facts, date=date, embedder=self.embedder)
             except ModelOutputError as exc:
                 self._failed(Operation.UPDATE, exc, result)
                 return

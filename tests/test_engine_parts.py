@@ -217,3 +217,29 @@ def test_add_unites_the_windows_facts_and_counts_a_garbled_window() -> None:
     assert result.facts == ["Ana lives in Oslo.", "Ana has a cat."]  # in order, a fact once
     assert sorted(r.text for r in memory.get_all(user_id="ana")) == ["Ana has a cat.", "Ana lives in Oslo."]
     assert len(result.failures) == 1 and memory.stats["extraction"].parse_failures == 1
+
+
+@pytest.mark.parametrize(
+    ("group", "op", "rejected"),
+    [
+        # A per-fact call: the NONE's fact is the call's fact, whatever text the NONE carries.
+        (["Lives in Bergen now"], {"id": "0", "text": "Lives in Oslo", "event": "NONE"}, True),
+        (["Lives in Oslo"], {"id": "0", "text": "", "event": "none"}, False),
+        # A call about several facts: the NONE's own text is its fact.
+        (["Lives in Oslo", "Has a cat"], {"id": "0", "text": "Lives in Oslo", "event": "NONE"}, False),
+        (["Lives in Bergen now", "Has a cat"], {"id": "0", "text": "Lives in Bergen now", "event": "NONE"}, True),
+        (["Lives in Bergen now", "Has a cat"], {"id": "0", "event": "NONE"}, False),  # no fact to check
+        # Only NONEs naming a retrieved memory are checked (the others are other checks' business).
+        (["Lives in Bergen now"], {"id": "7", "text": "x", "event": "NONE"}, False),
+        (["Lives in Bergen now"], {"id": "0", "text": "Lives in Bergen now", "event": "UPDATE"}, False),
+    ],
+    ids=["per-fact-other-memory", "per-fact-same", "batch-same", "batch-other", "batch-no-text", "unknown-id",
+         "not-a-none"],
+)
+def test_unsupported_nones(group, op, rejected) -> None:
+    from memlora_engine.parsing import parse_update_ops
+    from memlora_engine.steps import unsupported_nones
+
+    (raw_op,) = parse_update_ops(_ops(op))
+    found = unsupported_nones([(group, [raw_op])], {"0": old("Lives in Oslo")}, DeterministicEmbedder(), 0.75)
+    assert [(r.op, r.reason) for r in found] == ([(raw_op, "unsupported_none")] if rejected else [])

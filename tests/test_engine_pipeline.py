@@ -157,7 +157,7 @@ def test_invalid_ops_are_rejected_counted_and_not_applied(make_memory, bad_op, r
          [(Event.UPDATE, "Likes green tea")], 0, 0),
         (["No longer lives in Oslo"], ops({"id": "0", "event": "DELETE"}), "add",
          [(Event.DELETE, "Lives in Oslo")], 0, 0),
-        (["Lives in Oslo"], ops({"id": "1", "text": "Lives in Oslo", "event": "NONE"}), "add", [], 0, 0),
+        (["Lives in Oslo"], ops({"id": "0", "text": "Lives in Oslo", "event": "NONE"}), "add", [], 0, 0),
         # An ADD of the fact that is already stored is a NONE, counted.
         (["Likes tea"], ops({"id": "2", "text": "Likes tea", "event": "ADD"}), "add", [], 0, 1),
         # The same new text twice in one output is stored once (plan_operations drops the repeat).
@@ -176,6 +176,40 @@ def test_no_fact_is_lost_silently(make_memory, new_facts, update_output, policy,
     stats = memory.stats["update"]
     assert (stats.uncovered_facts, stats.duplicate_adds) == (uncovered, duplicates)
     assert len(memory.get_all(user_id="alice")) == len({r.text for r in memory.get_all(user_id="alice")})
+
+
+@pytest.mark.parametrize(
+    ("new_fact", "none_id", "threshold", "expected_events", "rejected"),
+    [
+        # The NONE names the memory that says the fact: believed, nothing changes.
+        ("Lives in Oslo", "0", 0.75, [], []),
+        # The NONE calls a changed value known, naming the old value's memory: without
+        # the check the new city is dropped with nothing counted; with it, it is kept.
+        ("Lives in Bergen now", "0", 0.75, [(Event.ADD, "Lives in Bergen now")], ["unsupported_none"]),
+        ("Lives in Bergen now", "0", None, [], []),
+    ],
+    ids=["none-names-the-fact", "none-names-another-memory", "check-off"],
+)
+def test_a_none_must_name_a_memory_that_says_the_fact(make_memory, new_fact, none_id, threshold, expected_events,
+                                                       rejected) -> None:
+    memory, _ = seeded(make_memory, ops({"id": none_id, "text": new_fact, "event": "NONE"}), extra_facts=(new_fact,),
+                       none_min_similarity=threshold)
+    result = memory.add("news", user_id="alice")
+    update_prompt = memory.generator.calls[-1].messages[-1]["content"]
+    assert '"id": "0",\n    "text": "Lives in Oslo"' in update_prompt  # the NONE names the Oslo memory
+    assert [(e.event, e.text) for e in result] == expected_events
+    assert [r["reason"] for r in result.rejected] == rejected
+    stats = memory.stats["update"]
+    assert (stats.rejected_ops, stats.uncovered_facts) == (len(rejected), len(rejected))
+
+
+def test_none_min_similarity_is_checked() -> None:
+    from memlora_engine import MemoryConfig
+    from memlora_engine.errors import ConfigError
+
+    for bad in (1.5, True, "0.8"):
+        with pytest.raises(ConfigError, match="none_min_similarity"):
+            MemoryConfig(store="memory", none_min_similarity=bad)
 
 
 def test_garbled_update_output_applies_nothing_and_decides_no_fact(make_memory) -> None:

@@ -9,6 +9,7 @@ so only argparse is imported here; the engine and the model load when the comman
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import sys
@@ -18,6 +19,15 @@ from typing import Any
 from memlora_engine.commands._options import add_runtime_argument, chosen_runtime
 
 __all__ = ["add_parser", "run"]
+
+
+def _threshold(value: str) -> float | str:
+    if value == "off":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a cosine or 'off', got {value!r}") from None
 
 
 def add_parser(sub: Any) -> None:
@@ -40,6 +50,10 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--update-calls", choices=("per_fact", "batch"), default="per_fact",
                         help="one update call per new fact (default, as the engine runs) or one per case "
                              "(MemoryConfig.update_calls)")
+    parser.add_argument("--none-min-similarity", type=_threshold, metavar="COSINE",
+                        help="check each NONE against the memory it names with the engine's embedder "
+                             "(MemoryConfig.none_min_similarity; default: the engine's default); "
+                             "'off' scores without the check")
     parser.add_argument("--batch-generation", action="store_true",
                         help="decode each case's per-fact update calls in one batch (load_backbone(batch_generation=True)); "
                              "compare with a run without it to check the outputs stay the same")
@@ -82,6 +96,14 @@ def run(args: argparse.Namespace) -> int:
     if not cases:
         raise ConfigError("no update case to run")
     config = MemoryConfig(uncovered_facts=args.uncovered_facts, update_calls=args.update_calls)
+    if args.none_min_similarity is not None:  # replace() validates the new value like the constructor
+        config = dataclasses.replace(
+            config, none_min_similarity=None if args.none_min_similarity == "off" else args.none_min_similarity)
+    embedder = None
+    if config.none_min_similarity is not None:
+        from memlora_engine.embeddings.sentence_transformers import SentenceTransformerEmbedder
+
+        embedder = SentenceTransformerEmbedder(config.embedding_model)
     if args.max_new_tokens:
         config.max_new_tokens["update"] = args.max_new_tokens
     rows = list(dict.fromkeys(args.rows or ["base", "shipped"]))
@@ -95,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         generator = _load(spec, args)
         if not args.quiet:
             print(f"{spec}: {len(cases)} cases", file=sys.stderr, flush=True)
-        results[spec] = evaluate_update(generator, cases, config, progress)
+        results[spec] = evaluate_update(generator, cases, config, progress, embedder)
         del generator  # one model in memory at a time
         print(format_summary(results[spec]["summary"], spec))
     if args.out:
@@ -105,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         report = {"model": args.model, "runtime": args.runtime, "cases": Path(args.cases).name if args.cases else default_cases_path().name,
                   "count": len(cases), "command": command, "max_new_tokens": config.max_new_tokens["update"],
                   "uncovered_facts": config.uncovered_facts, "update_calls": config.update_calls,
+                  "none_min_similarity": config.none_min_similarity,
                   "rows": results}
         out.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
         print(f"written: {out}")

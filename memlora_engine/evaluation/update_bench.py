@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from memlora_engine.config import MemoryConfig
+from memlora_engine.embeddings.base import Embedder
 from memlora_engine.errors import InvalidInputError, ModelOutputError
 from memlora_engine.evaluation._case_files import case_records
 from memlora_engine.evaluation.update_scoring import EVENTS, CaseScore, Decision, align, exact_match, summarize
@@ -119,20 +120,22 @@ class UpdateOutcome:
 
 
 def run_update_case(generator: Generator, config: MemoryConfig, old_texts: Sequence[str], facts: Sequence[str],
-                    date: str) -> UpdateOutcome:
+                    date: str, embedder: Embedder | None = None) -> UpdateOutcome:
     """Run the engine's update step (:func:`~memlora_engine.steps.decide_updates`) once.
 
     The old memories get the model ids "0", "1", ... in order (the record ids are the
     same strings, so a planned op's target id is the model id). Everything else is the
     engine's: the prompt-style rule, schema and budget, the validation, the
-    undecided-fact policy (``config.uncovered_facts``) and duplicate ADDs as NONE.
+    undecided-fact policy (``config.uncovered_facts``) and duplicate ADDs as NONE, and,
+    given the ``embedder`` ``Memory`` would use, the check of NONEs against the memory
+    they name (``config.none_min_similarity``).
     """
     records = [MemoryRecord(id=str(i), text=text, hash=text_hash(text), created_at=date)
                for i, text in enumerate(old_texts)]
     caller = ModelCaller(config, generator, Stats())
     style = caller.prompt_style(Operation.UPDATE)
     try:
-        plan = decide_updates(caller, records, facts, date=date)
+        plan = decide_updates(caller, records, facts, date=date, embedder=embedder)
     except ModelOutputError as exc:
         return UpdateOutcome(raw=exc.raw, error=str(exc), style=style)
     return UpdateOutcome(raw=plan.raw, planned=plan.planned, rejections=plan.rejected, uncovered=plan.uncovered,
@@ -140,13 +143,17 @@ def run_update_case(generator: Generator, config: MemoryConfig, old_texts: Seque
 
 
 def evaluate_update(generator: Generator, cases: Sequence[UpdateCase], config: MemoryConfig | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Run every case and score it: ``{"summary": ..., "rows": [per-case record, ...]}``."""
+                    progress: Callable[[int, int], None] | None = None,
+                    embedder: Embedder | None = None) -> dict[str, Any]:
+    """Run every case and score it: ``{"summary": ..., "rows": [per-case record, ...]}``.
+
+    ``embedder``: the one the engine would use (NONE checks, :func:`run_update_case`).
+    """
     config = config or MemoryConfig()
     rows: list[dict[str, Any]] = []
     scores: list[CaseScore] = []
     for number, case in enumerate(cases, 1):
-        outcome = run_update_case(generator, config, case.old, case.facts, case.date)
+        outcome = run_update_case(generator, config, case.old, case.facts, case.date, embedder)
         predicted = outcome.decisions()
         score = CaseScore(case.gold, predicted, len(outcome.rejections))
         scores.append(score)
