@@ -124,6 +124,15 @@ def covers(op_text: str, fact: str) -> bool:
     return len(wanted & _content(op_text)) / len(wanted) >= COVERAGE
 
 
+def _changes(op: RawOp, id_map: dict[str, MemoryRecord]) -> bool:
+    """True for an UPDATE or DELETE of a retrieved memory that changes it (not an UPDATE to the same text)."""
+    target = id_map.get(op.id or "")
+    event = _event(op.event)
+    if target is None or event not in (Event.UPDATE, Event.DELETE):
+        return False
+    return event is Event.DELETE or op.text != target.text
+
+
 def uncovered_facts(
     facts: Sequence[str], ops: Sequence[RawOp], id_map: dict[str, MemoryRecord], rejected: Sequence[Rejection] = (),
     *, asked_alone: bool = False,
@@ -136,15 +145,14 @@ def uncovered_facts(
 
     With ``asked_alone`` (the output answers about this one fact), an accepted
     UPDATE or DELETE of an old memory decides the fact whatever its words: the model
-    chose what the fact changes. An ADD or a NONE still has to carry the fact (a NONE
-    writes the fact it found known), so an old memory re-added or declared known in
-    its place leaves the fact undecided.
+    chose what the fact changes. An UPDATE that rewrites its memory to the same text
+    changes nothing (:func:`plan_operations` drops it), so it decides only as a NONE
+    would. An ADD or a NONE still has to carry the fact (a NONE writes the fact it
+    found known), so an old memory re-added, declared known or "updated" to itself
+    in its place leaves the fact undecided.
     """
     refused = {id(r.op) for r in rejected}
-    if asked_alone and any(
-        id(op) not in refused and _event(op.event) in (Event.UPDATE, Event.DELETE) and (op.id or "") in id_map
-        for op in ops
-    ):
+    if asked_alone and any(id(op) not in refused and _changes(op, id_map) for op in ops):
         return []
     texts: list[str] = []
     for op in ops:

@@ -158,6 +158,11 @@ def test_invalid_ops_are_rejected_counted_and_not_applied(make_memory, bad_op, r
         (["No longer lives in Oslo"], ops({"id": "0", "event": "DELETE"}), "add",
          [(Event.DELETE, "Lives in Oslo")], 0, 0),
         (["Lives in Oslo"], ops({"id": "0", "text": "Lives in Oslo", "event": "NONE"}), "add", [], 0, 0),
+        # An UPDATE that rewrites a memory to its own text changes nothing: it decides a
+        # repeat, but a changed value "updated" into its old value's memory is kept.
+        (["Lives in Oslo"], ops({"id": "0", "text": "Lives in Oslo", "event": "UPDATE"}), "add", [], 0, 0),
+        (["Lives by the fjord in Bergen"], ops({"id": "0", "text": "Lives in Oslo", "event": "UPDATE"}), "add",
+         [(Event.ADD, "Lives by the fjord in Bergen")], 1, 0),
         # An ADD of the fact that is already stored is a NONE, counted.
         (["Likes tea"], ops({"id": "2", "text": "Likes tea", "event": "ADD"}), "add", [], 0, 1),
         # The same new text twice in one output is stored once (plan_operations drops the repeat).
@@ -166,7 +171,7 @@ def test_invalid_ops_are_rejected_counted_and_not_applied(make_memory, bad_op, r
          [(Event.ADD, "Plays chess")], 0, 0),
     ],
     ids=["readd-old-add", "readd-old-ignore", "empty-output", "rejected-op", "update", "delete-by-id", "none",
-         "duplicate-of-stored", "duplicate-in-output"],
+         "unchanged-update-of-a-repeat", "unchanged-update-of-a-change", "duplicate-of-stored", "duplicate-in-output"],
 )
 def test_no_fact_is_lost_silently(make_memory, new_facts, update_output, policy, expected_events, uncovered,
                                   duplicates) -> None:
