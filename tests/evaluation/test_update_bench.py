@@ -186,6 +186,25 @@ def test_run_update_case_counts_parse_failures_and_rejections():
     assert outcome.decisions() == (Decision(A, None),)
 
 
+@pytest.mark.parametrize(
+    ("threshold", "with_embedder", "expected", "rejected"),
+    [
+        (0.75, True, (Decision(A, None),), ["unsupported_none"]),  # "known" from the brothers' memory: kept
+        (None, True, (), []),  # the check off: the expert's NONE stands, as before session 13
+        (0.75, False, (), []),  # no embedder given: nothing to check with
+    ],
+    ids=["checked", "check-off", "no-embedder"],
+)
+def test_run_update_case_checks_a_none_like_the_engine(threshold, with_embedder, expected, rejected):
+    from memlora_engine.testing import DeterministicEmbedder
+
+    generator = ScriptedGenerator({"update": [_answer({"id": "1", "text": FACTS[0], "event": "NONE"})]})
+    outcome = run_update_case(generator, MemoryConfig(none_min_similarity=threshold), OLD, FACTS, "2024-05-01",
+                              DeterministicEmbedder() if with_embedder else None)
+    assert outcome.decisions() == expected
+    assert [r.reason for r in outcome.rejections] == rejected
+
+
 def test_evaluate_update_scores_a_perfect_and_a_wrong_model():
     cases = load_update_cases()[:6]
 
@@ -229,3 +248,10 @@ def test_cli_eval_update_runs_base_and_a_candidate_on_a_tiny_model(tmp_path, cap
 def test_cli_eval_update_refuses_a_missing_shipped_adapter(tmp_path, capsys):
     code = main(["eval", "update", "--model", str(tmp_path / "model"), "--row", "shipped", "--quiet"])
     assert code == 2 and "no shipped update adapter" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["high", ""])
+def test_cli_eval_update_refuses_a_bad_none_threshold(value, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", "update", "--none-min-similarity", value, "--quiet"])
+    assert exc.value.code == 2 and "a cosine or 'off'" in capsys.readouterr().err
