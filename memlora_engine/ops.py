@@ -6,7 +6,9 @@ every op it must not apply: an id outside the retrieved set, an UPDATE or ADD
 without text, an unknown event, a second op on the same memory.
 
 :func:`uncovered_facts` finds the new facts that no accepted op speaks of, so the
-engine can keep them instead of losing them silently (``MemoryConfig.uncovered_facts``).
+engine can keep them instead of losing them silently (``MemoryConfig.uncovered_facts``);
+:func:`unsupported_nones` refuses a NONE whose named memory does not say its fact
+(``MemoryConfig.none_min_similarity``), which leaves that fact undecided too.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from memlora_engine.embeddings.base import Embedder, cosine
 from memlora_engine.parsing import RawOp
 from memlora_engine.types import Event, MemoryRecord
 
-__all__ = ["COVERAGE", "PlannedOp", "Rejection", "covers", "plan_operations", "text_hash", "uncovered_facts"]
+__all__ = ["COVERAGE", "PlannedOp", "Rejection", "covers", "plan_operations", "text_hash", "uncovered_facts",
+           "unsupported_nones"]
 
 
 @dataclass(frozen=True)
@@ -163,3 +167,30 @@ def uncovered_facts(
         if target is not None:
             texts.append(target.text)
     return [fact for fact in facts if not any(covers(text, fact) for text in texts)]
+
+
+def unsupported_nones(outputs: Sequence[tuple[list[str], list[RawOp]]], id_map: dict[str, MemoryRecord],
+                      embedder: Embedder, threshold: float) -> list[Rejection]:
+    """The NONE ops whose named memory does not say their fact: ``unsupported_none`` rejections.
+
+    ``outputs`` pairs each call's facts with its parsed ops. A NONE's fact is the
+    call's one fact (per-fact calls) or, in a call about several facts, the text the
+    NONE carries; a NONE without either, or naming no retrieved memory, is left to the
+    other checks. The fact and the named memory's text are embedded once each, and a
+    cosine under ``threshold`` rejects the NONE: the model called a fact known while
+    pointing at a memory about something else (a changed value "known" from its old
+    value), and the fact would otherwise be dropped with nothing counted.
+    """
+    claims: list[tuple[RawOp, str, str]] = []
+    for group, ops in outputs:
+        for op in ops:
+            target = id_map.get(op.id or "")
+            fact = group[0] if len(group) == 1 else op.text
+            if target is not None and fact and _event(op.event) is Event.NONE:
+                claims.append((op, fact, target.text))
+    if not claims:
+        return []
+    texts = list(dict.fromkeys(t for _, fact, old in claims for t in (fact, old)))
+    vectors = dict(zip(texts, embedder.embed(texts), strict=True))
+    return [Rejection(op, "unsupported_none") for op, fact, old in claims
+            if cosine(vectors[fact], vectors[old]) < threshold]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memlora_engine.config import MemoryConfig
-from memlora_engine.embeddings.base import Embedder, cosine
+from memlora_engine.embeddings.base import Embedder
 from memlora_engine.errors import GeneratorError
 from memlora_engine.generator import (
     Generation,
@@ -34,14 +34,14 @@ from memlora_engine.generator import (
 )
 from memlora_engine.messages import render_conversation, spoken_messages
 from memlora_engine.operations import operation_spec
-from memlora_engine.ops import PlannedOp, Rejection, plan_operations, text_hash, uncovered_facts
+from memlora_engine.ops import PlannedOp, Rejection, plan_operations, text_hash, uncovered_facts, unsupported_nones
 from memlora_engine.parsing import RawOp, parse_facts, parse_update_ops
 from memlora_engine.prompts import render_prompt
 from memlora_engine.stats import Stats
 from memlora_engine.types import Event, MemoryRecord, Operation
 
 __all__ = ["ModelCaller", "UpdatePlan", "decide_updates", "extract_facts", "extraction_conversations",
-           "fit_conversation", "unsupported_nones"]
+           "fit_conversation"]
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ def decide_updates(caller: ModelCaller, old_records: Sequence[MemoryRecord], fac
     (``duplicates``), and a fact the output leaves without a decision is listed in
     ``uncovered`` and, by default, ADDed (``MemoryConfig.uncovered_facts``). With an
     ``embedder``, a NONE is checked against the memory it names
-    (:func:`unsupported_nones`, ``MemoryConfig.none_min_similarity``). Rejected ops,
+    (:func:`~memlora_engine.ops.unsupported_nones`, ``MemoryConfig.none_min_similarity``). Rejected ops,
     undecided facts and duplicates are counted in ``caller.stats["update"]``.
 
     Raises:
@@ -229,33 +229,6 @@ def decide_updates(caller: ModelCaller, old_records: Sequence[MemoryRecord], fac
         logger.info("%d fact(s) left undecided by the update output (%s): %s", len(uncovered),
                     caller.config.uncovered_facts, uncovered)
     return plan
-
-
-def unsupported_nones(outputs: Sequence[tuple[list[str], list[RawOp]]], id_map: dict[str, MemoryRecord],
-                      embedder: Embedder, threshold: float) -> list[Rejection]:
-    """The NONE ops whose named memory does not say their fact: ``unsupported_none`` rejections.
-
-    ``outputs`` pairs each call's facts with its parsed ops. A NONE's fact is the
-    call's one fact (per-fact calls) or, in a call about several facts, the text the
-    NONE carries; a NONE without either, or naming no retrieved memory, is left to the
-    other checks. The fact and the named memory's text are embedded once each, and a
-    cosine under ``threshold`` rejects the NONE: the model called a fact known while
-    pointing at a memory about something else (a changed value "known" from its old
-    value), and the fact would otherwise be dropped with nothing counted.
-    """
-    claims: list[tuple[RawOp, str, str]] = []
-    for group, ops in outputs:
-        for op in ops:
-            target = id_map.get(op.id or "")
-            fact = group[0] if len(group) == 1 else op.text
-            if target is not None and fact and (op.event or "").strip().upper() == Event.NONE.value:
-                claims.append((op, fact, target.text))
-    if not claims:
-        return []
-    texts = list(dict.fromkeys(t for _, fact, old in claims for t in (fact, old)))
-    vectors = dict(zip(texts, embedder.embed(texts), strict=True))
-    return [Rejection(op, "unsupported_none") for op, fact, old in claims
-            if cosine(vectors[fact], vectors[old]) < threshold]
 
 
 def extraction_conversations(messages: Sequence[dict[str, Any]], window: int | None, budget: int | None, *,

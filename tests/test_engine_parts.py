@@ -237,8 +237,8 @@ def test_add_unites_the_windows_facts_and_counts_a_garbled_window() -> None:
          "not-a-none"],
 )
 def test_unsupported_nones(group, op, rejected) -> None:
+    from memlora_engine.ops import unsupported_nones
     from memlora_engine.parsing import parse_update_ops
-    from memlora_engine.steps import unsupported_nones
 
     (raw_op,) = parse_update_ops(_ops(op))
     found = unsupported_nones([(group, [raw_op])], {"0": old("Lives in Oslo")}, DeterministicEmbedder(), 0.75)
