@@ -106,6 +106,23 @@ class MemoryConfig:
             (``[YYYY-MM-DD]``, the session time it was written or last updated at),
             newest first. Off by default: the shipped generation expert was trained
             on undated lists.
+        decline_other_subject: decline a question about one person that only another
+            person's memories answer (:mod:`memlora_engine.subjects`): when, with the
+            names masked, the best memory about someone else beats the best memory
+            about the asked person by more than this cosine margin, ``answer`` returns
+            :data:`~memlora_engine.answering.NOT_IN_MEMORY` without a generation call.
+            None (the default) turns the check off. 0.06 is the margin chosen on the dev
+            training conversations with LoCoMo's own facts as the memory (at most 5 % of
+            their answerable questions declined); on a memory the shipped extraction
+            expert built it declines too many answerable questions, because that expert
+            often names the wrong speaker (results/answers/README.md, "Session 14").
+        speaker_subjects: give each extracted fact that begins with a speaker's name the
+            name of the speaker whose words it restates
+            (:func:`~memlora_engine.subjects.speaker_subjects`; counted in
+            ``stats["extraction"].renamed_subjects``). The extraction expert often names
+            the other person of a two-person conversation ("Thanks, Caroline! Painting
+            relaxes me", said by Melanie, becomes "Caroline ..."). Only conversations
+            with two or more named speakers are touched.
     """
 
     data_dir: str | Path | None = None
@@ -132,6 +149,8 @@ class MemoryConfig:
     update_calls: str = "per_fact"
     search_mode: str = "vector"
     dated_memories: bool = False
+    decline_other_subject: float | None = None
+    speaker_subjects: bool = True
 
     def __post_init__(self) -> None:
         if self.store not in _STORES:
@@ -160,6 +179,10 @@ class MemoryConfig:
         if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int | float)
                                       or not -1.0 <= threshold <= 1.0):
             raise ConfigError(f"none_min_similarity must be a cosine in [-1, 1] or None, got {threshold!r}")
+        margin = self.decline_other_subject
+        if margin is not None and (isinstance(margin, bool) or not isinstance(margin, int | float)
+                                   or not 0.0 <= margin <= 2.0):
+            raise ConfigError(f"decline_other_subject must be a cosine margin in [0, 2] or None, got {margin!r}")
         if self.update_calls not in _UPDATE_CALLS:
             raise ConfigError(f"update_calls must be one of {_UPDATE_CALLS}, got {self.update_calls!r}")
         budget = self.max_conversation_chars

@@ -20,8 +20,8 @@ from typing import IO, Any
 
 from memlora_engine._database import Database
 from memlora_engine._time import Timestamp, iso, resolve
-from memlora_engine._vision import PreparedImage, prepare_turns
-from memlora_engine.answering import ROUTES, Answerer
+from memlora_engine._vision import PreparedImage, prepare_turns, refers_to_image
+from memlora_engine.answering import NOT_IN_MEMORY, ROUTES, Answerer
 from memlora_engine.chat import ChatSessions
 from memlora_engine.config import MemoryConfig
 from memlora_engine.embeddings.base import Embedder
@@ -38,6 +38,7 @@ from memlora_engine.stats import Stats
 from memlora_engine.steps import ModelCaller, decide_updates, extract_facts, extraction_conversations
 from memlora_engine.store.base import Store, validate_metadata
 from memlora_engine.store.chroma import ChromaStore
+from memlora_engine.subjects import check_question, speaker_subjects
 from memlora_engine.types import AddResult, Answer, Event, HistoryEntry, MemoryEvent, MemoryRecord, Operation, Scope
 
 __all__ = ["Memory", "text_hash"]
@@ -280,9 +281,15 @@ class Memory:
         facts: dict[str, None] = {}  # the windows' facts in order, each once
         for conversation in conversations:
             try:
-                facts.update(dict.fromkeys(extract_facts(self._model, conversation, date=date, images=pixels)))
+                found = extract_facts(self._model, conversation, date=date, images=pixels)
             except ModelOutputError as exc:  # this window gives nothing; the others still count
                 self._failed(Operation.EXTRACTION, exc, result)
+                continue
+            if self.config.speaker_subjects and found:
+                found, renamed = speaker_subjects(found, conversation, self.embedder)
+                if renamed:
+                    self.stats.record_renamed_subjects(renamed)
+            facts.update(dict.fromkeys(found))
         result.facts = list(facts)
         if not result.facts:
             return
@@ -472,6 +479,12 @@ class Memory:
         text-only generator given ``images`` sees their captions (from
         ``captioner``) among the memories. ``route="vqa"`` or ``"text"`` forces a path.
 
+        A text question about one person that only another person's memories answer
+        ("What did Melanie paint?" when only Caroline's painting is stored) is declined
+        without a generation call: the answer is ``NOT_IN_MEMORY`` with ``declined=
+        "other_subject"``, counted in ``stats["generation"].declined``
+        (``MemoryConfig.decline_other_subject``, :mod:`memlora_engine.subjects`).
+
         Raises:
             InvalidInputError: a bad ``route``, an unreadable image, or ``route="vqa"``
                 with no image to look at.
@@ -481,10 +494,20 @@ class Memory:
             raise InvalidInputError(f'route must be "auto", "vqa" or "text", got {route!r}')
         scope = Scope(user_id, agent_id, run_id)
         given = [load_image(i) for i in images] if images else []
-        memories = self.search(
-            question, user_id=user_id, agent_id=agent_id, run_id=run_id,
-            limit=limit or self.config.answer_top_k, filters=filters,
-        )
+        k = limit or self.config.answer_top_k
+        memories = self.search(question, user_id=user_id, agent_id=agent_id, run_id=run_id, limit=k,
+                               filters=filters)
+        threshold = self.config.decline_other_subject
+        if threshold is not None and not given and route != "vqa" and not refers_to_image(question):
+            check = check_question(
+                question, [m.text for m in memories], lambda q: [m.text for m in self.search(
+                    q, user_id=user_id, agent_id=agent_id, run_id=run_id, limit=k, filters=filters)],
+                self.embedder)
+            if check.margin is not None and check.margin > threshold:
+                self.stats.record_declined(Operation.GENERATION)
+                logger.info("declined a question about %s: another person's memory fits it better by %.3f (%r)",
+                            check.asked, check.margin, check.other)
+                return Answer(text=NOT_IN_MEMORY, memories=memories, declined="other_subject")
         return self._answerer.answer(question, scope, memories, given, route=route, captioner=self.captioner,
                                      clock=lambda: self._now(timestamp), dated=self.config.dated_memories)
 

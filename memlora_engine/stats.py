@@ -1,5 +1,5 @@
-"""Per-operation counters: calls, tokens, seconds, parse failures, rejected ops, undecided facts, collapsed loops;
-image counts."""
+"""Per-operation counters: calls, tokens, seconds, parse failures, rejected ops, undecided facts, collapsed loops,
+declined questions, renamed subjects; image counts."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ class OperationStats:
     uncovered_facts: int = 0
     duplicate_adds: int = 0
     collapsed_loops: int = 0
+    declined: int = 0
+    renamed_subjects: int = 0
 
 
 class Stats:
@@ -62,6 +64,16 @@ class Stats:
         """Count an answer whose looping list was cut back (:func:`~memlora_engine.parsing.collapse_repeated_items`)."""
         with self._lock:
             self._ops[op].collapsed_loops += 1
+
+    def record_declined(self, op: Operation) -> None:
+        """Count a question declined without a model call (:mod:`memlora_engine.subjects`)."""
+        with self._lock:
+            self._ops[op].declined += 1
+
+    def record_renamed_subjects(self, count: int) -> None:
+        """Count extracted facts renamed to the speaker they restate (:func:`memlora_engine.subjects.speaker_subjects`)."""
+        with self._lock:
+            self._ops[Operation.EXTRACTION].renamed_subjects += count
 
     def record_images(self, kind: str, count: int = 1) -> None:
         """Count images by ``kind``: ``stored``, ``uncaptioned`` (a text-only model saw no caption)..."""

@@ -224,6 +224,8 @@ class Answer:
         image_ids: the images the answer looked at.
         failure: why the model's output could not be parsed (its raw text is then the
             answer); counted in ``Memory.stats``.
+        declined: why the engine declined the question without a model call (``text``
+            is then ``NOT_IN_MEMORY``), e.g. ``"other_subject"``; None when it did not.
     """
 
     text: str
@@ -232,6 +234,7 @@ class Answer:
     reason: str | None = None
     image_ids: list[str] = field(default_factory=list)
     failure: str | None = None
+    declined: str | None = None
 
     def __str__(self) -> str:
         return self.text

@@ -6,7 +6,7 @@ import argparse
 
 from memlora_engine.backbone.loader import RUNTIMES, resolve_runtime
 
-__all__ = ["add_runtime_argument", "chosen_runtime"]
+__all__ = ["add_runtime_argument", "chosen_runtime", "number_or_off"]
 
 
 def add_runtime_argument(parser: argparse.ArgumentParser) -> None:
@@ -24,3 +24,13 @@ def chosen_runtime(args: argparse.Namespace, *, dtype: str = "auto", batch_gener
     caches name the runtime that ran, never ``auto``.
     """
     return resolve_runtime(args.runtime, args.model, dtype=dtype, batch_generation=batch_generation)
+
+
+def number_or_off(value: str) -> float | str:
+    """An argparse type: a number (a cosine threshold or margin), or ``"off"`` to turn a check off."""
+    if value == "off":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number or 'off', got {value!r}") from None

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from memlora_engine.commands import eval_consolidation, eval_retrieval, eval_update
-from memlora_engine.commands._options import add_runtime_argument, chosen_runtime
+from memlora_engine.commands._options import add_runtime_argument, chosen_runtime, number_or_off
 
 __all__ = ["add_arguments", "run"]
 
@@ -71,6 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     locomo.add_argument("--dated-memories", action=argparse.BooleanOptionalAction,
                         help="list memories with their session date, newest first, or not "
                              "(MemoryConfig.dated_memories; default: MemoryConfig's)")
+    locomo.add_argument("--decline-other-subject", type=number_or_off, metavar="MARGIN|off",
+                        help="decline a question about one person that only another person's memories answer "
+                             "(MemoryConfig.decline_other_subject, a cosine margin; default: MemoryConfig's, off)")
     locomo.add_argument("--max-new-tokens", metavar="STAGE=N,...",
                         help="per-stage output caps, e.g. extraction=96,update=160 (default: MemoryConfig's)")
     locomo.add_argument("--ingest-from", metavar="SPEC",
@@ -208,6 +211,8 @@ def _run_locomo(args: argparse.Namespace) -> int:
         overrides["search_mode"] = args.search_mode
     if args.dated_memories is not None:
         overrides["dated_memories"] = args.dated_memories
+    if args.decline_other_subject is not None:
+        overrides["decline_other_subject"] = None if args.decline_other_subject == "off" else args.decline_other_subject
     caps = parse_token_caps(args.max_new_tokens)
     if caps:
         overrides["max_new_tokens"] = caps

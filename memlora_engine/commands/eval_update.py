@@ -16,18 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from memlora_engine.commands._options import add_runtime_argument, chosen_runtime
+from memlora_engine.commands._options import add_runtime_argument, chosen_runtime, number_or_off
 
 __all__ = ["add_parser", "run"]
-
-
-def _threshold(value: str) -> float | str:
-    if value == "off":
-        return value
-    try:
-        return float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a cosine or 'off', got {value!r}") from None
 
 
 def add_parser(sub: Any) -> None:
@@ -50,7 +41,7 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--update-calls", choices=("per_fact", "batch"), default="per_fact",
                         help="one update call per new fact (default, as the engine runs) or one per case "
                              "(MemoryConfig.update_calls)")
-    parser.add_argument("--none-min-similarity", type=_threshold, metavar="COSINE",
+    parser.add_argument("--none-min-similarity", type=number_or_off, metavar="COSINE",
                         help="check each NONE against the memory it names with the engine's embedder "
                              "(MemoryConfig.none_min_similarity; default: the engine's default); "
                              "'off' scores without the check")

@@ -254,4 +254,4 @@ def test_cli_eval_update_refuses_a_missing_shipped_adapter(tmp_path, capsys):
 def test_cli_eval_update_refuses_a_bad_none_threshold(value, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["eval", "update", "--none-min-similarity", value, "--quiet"])
-    assert exc.value.code == 2 and "a cosine or 'off'" in capsys.readouterr().err
+    assert exc.value.code == 2 and "a number or 'off'" in capsys.readouterr().err

@@ -1,0 +1,201 @@
+"""Questions about one person that only another person's memories answer: the other-subject check.
+
+A question such as "What did Melanie realize after the charity race?" while the memory
+holds "Caroline realized self-care is important after the charity race." should be
+declined, not answered with Caroline's fact: LoCoMo's adversarial (category 5)
+questions are built this way, and so is a user's slip of a name. The generation expert
+does not notice it: retrieval ranks by the whole text, the asked name pulls the asked
+person's memories up, and the expert answers from whatever it is shown.
+
+The check compares *what* is asked with *what* each memory says, with the people's
+names masked on both sides (:func:`other_subject_margin`): the question's content, with
+its subject masked, is embedded and scored against the candidate memories, each with
+its own subject masked. When the best memory about someone else beats the best memory
+that mentions the asked person by more than ``MemoryConfig.decline_other_subject``
+(cosine), ``Memory.answer`` answers :data:`~memlora_engine.answering.NOT_IN_MEMORY`
+without a generation call, and counts it in ``stats["generation"].declined``.
+
+People are found without a model: a memory's *subject* is its leading name (the
+extraction expert writes facts as "Caroline ...", "Mei Ling's ...", never "I"), and a
+question asks about a subject when it names one of the subjects of the candidate
+memories. A question that names no known subject, or two, is never declined; neither
+is a memory that has no leading name counted as someone else's.
+
+Off by default. The margin 0.06 was chosen model-free on the dev *training*
+conversations with LoCoMo's own observations as the memory; it needs memories that
+name the right person, and the shipped extraction expert often names the speaker's
+interlocutor instead (results/answers/README.md, "Session 14").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from memlora_engine.embeddings.base import Embedder, cosine
+
+__all__ = ["SubjectCheck", "check_question", "mask_name", "other_subject_margin", "speaker_subjects", "subject_of"]
+
+# Capitalised words that begin sentences without naming anyone (the leading-name rule
+# would otherwise take "The" or "After" for a person).
+_NOT_NAMES = frozenset("""
+a an the this that these those there here it its they them their he him his she her we our us you your i my me
+on in at after before during while when then since until yesterday today tomorrow last next every each both
+all some most many one two three first later earlier recently now also and but or so if as for from to with by
+about of not no yes what which who whom whose why how where according
+""".split())
+_WORD = r"[A-Z][\w'’-]*"
+_LEADING = re.compile(rf"^\s*({_WORD}(?:\s+{_WORD})?)")
+_POSSESSIVE = re.compile(r"['’]s$")
+
+MASK = "someone"
+"""What a masked name becomes (a neutral word for the embedder)."""
+
+
+def _strip_possessive(name: str) -> str:
+    return _POSSESSIVE.sub("", name)
+
+
+def subject_of(text: str) -> str | None:
+    """The leading name of a memory ("Mei Ling's cat ..." -> "Mei Ling"), or None.
+
+    One or two capitalised words at the start; a second word counts only when the first
+    is not possessive ("Caroline's Dog" is Caroline). Sentence starters such as "The"
+    or "After" are not names.
+    """
+    match = _LEADING.match(text)
+    if match is None:
+        return None
+    words = match.group(1).split()
+    if _POSSESSIVE.search(words[0]) or len(words) == 1 or words[1].lower() in _NOT_NAMES:
+        words = words[:1]
+    name = _strip_possessive(" ".join(words))
+    if name.lower() in _NOT_NAMES or not name[:1].isupper():
+        return None
+    return name
+
+
+def _names_in(text: str, names: Sequence[str]) -> list[str]:
+    return [n for n in names if re.search(rf"\b{re.escape(n)}\b", text)]
+
+
+def mask_name(text: str, names: Sequence[str]) -> str:
+    """``text`` with each of ``names`` (and its possessive) replaced by :data:`MASK`."""
+    for name in sorted(names, key=len, reverse=True):  # "Mei Ling" before "Mei"
+        text = re.sub(rf"\b{re.escape(name)}(?:['’]s)?\b", MASK, text)
+    return " ".join(text.split())
+
+
+@dataclass(frozen=True)
+class SubjectCheck:
+    """The outcome of :func:`other_subject_margin` for one question.
+
+    Attributes:
+        asked: the subject the question names (None: no single known subject, no check).
+        margin: best masked cosine of a memory about someone else minus that of a
+            memory that mentions ``asked`` (None when there is no check).
+        other: the text of the best memory about someone else, for logs and tests.
+    """
+
+    asked: str | None
+    margin: float | None = None
+    other: str | None = None
+
+
+def other_subject_margin(question: str, texts: Sequence[str], embedder: Embedder) -> SubjectCheck:
+    """How much better someone else's memory answers ``question`` than the asked person's.
+
+    ``texts`` are the candidate memories (``Memory.answer`` passes what the question's
+    search and a search with its subject masked returned). The subjects are the
+    leading names of ``texts``; the question must name exactly one of them. Each memory
+    mentioning the asked person counts for them; each memory whose subject is another
+    person, and that does not mention the asked one, counts for someone else. Both
+    sides are embedded with every subject masked.
+    """
+    subjects = sorted({s for s in map(subject_of, texts) if s is not None})
+    asked = _names_in(question, subjects)
+    if len(asked) != 1:
+        return SubjectCheck(asked=None)
+    person = asked[0]
+    own = [t for t in texts if _names_in(t, [person])]
+    others = [t for t in texts if not _names_in(t, [person]) and subject_of(t) not in (None, person)]
+    if not others:
+        return SubjectCheck(asked=person, margin=None)
+    vectors = embedder.embed([mask_name(question, subjects), *(mask_name(t, subjects) for t in own + others)])
+    scores = [cosine(vectors[0], v) for v in vectors[1:]]
+    best_own = max(scores[: len(own)])
+    other_scores = scores[len(own):]
+    best = max(range(len(others)), key=other_scores.__getitem__)
+    return SubjectCheck(asked=person, margin=other_scores[best] - best_own, other=others[best])
+
+
+def check_question(question: str, retrieved: Sequence[str], search: Callable[[str], list[str]],
+                   embedder: Embedder) -> SubjectCheck:
+    """The other-subject check of ``question``, given the texts its search ``retrieved``.
+
+    When the question names exactly one subject of ``retrieved``, the question with that
+    name masked is searched too (``search``: text -> memory texts, best first): the
+    asked name pulls the first search towards the asked person, and the masked one
+    finds whoever the content is about. Both result lists go to
+    :func:`other_subject_margin`. No second search otherwise.
+    """
+    texts = list(dict.fromkeys(retrieved))
+    subjects = sorted({s for s in map(subject_of, texts) if s is not None})
+    if len(_names_in(question, subjects)) != 1:
+        return SubjectCheck(asked=None)
+    texts += [t for t in search(mask_name(question, subjects)) if t not in texts]
+    return other_subject_margin(question, texts, embedder)
+
+
+_ROLES = frozenset({"user", "assistant", "system", "tool", "human", "ai"})
+_LINE = re.compile(r"^([^:\n]{1,80}): ", re.MULTILINE)
+
+
+def _speaker_turns(conversation: str) -> list[tuple[str, str]]:
+    """``(speaker, text)`` of each ``speaker: text`` line of a rendered conversation (continuation lines kept)."""
+    marks = list(_LINE.finditer(conversation))
+    return [(m.group(1).strip(), conversation[m.end(): marks[i + 1].start() if i + 1 < len(marks) else None].strip())
+            for i, m in enumerate(marks)]
+
+
+def speaker_subjects(facts: Sequence[str], conversation: str, embedder: Embedder) -> tuple[list[str], int]:
+    """``facts`` with each one's leading name set to the speaker whose words it restates.
+
+    The extraction expert often names the wrong speaker of a two-person window: "Thanks,
+    Caroline! Painting's a fun way to express my feelings", said by Melanie, comes out as
+    "Caroline appreciates painting ..." (a third of the matched memories of a conv-26 run
+    named the other speaker; results/answers/README.md, "Session 14"). A fact whose
+    leading name is one of the conversation's named speakers is compared, with every
+    speaker's name masked, to each speaker's turns; when another speaker's turn is closer
+    than all of the named speaker's turns, the leading name becomes that speaker's.
+    Nothing changes in a conversation with fewer than two named speakers (a user and an
+    unnamed assistant), nor in a fact that does not begin with a speaker's name.
+
+    Returns:
+        the facts (same order; a renamed fact may now equal another, the caller keeps
+        each text once) and how many were renamed.
+    """
+    turns = [(who, text) for who, text in _speaker_turns(conversation)
+             if text and who.lower() not in _ROLES and who[:1].isupper()]
+    speakers = sorted({who for who, _ in turns})
+    if len(speakers) < 2:
+        return list(facts), 0
+    named = [i for i, fact in enumerate(facts) if subject_of(fact) in speakers]
+    if not named:
+        return list(facts), 0
+    vectors = embedder.embed([mask_name(t, speakers) for _, t in turns] + [mask_name(facts[i], speakers) for i in named])
+    turn_vectors, fact_vectors = vectors[: len(turns)], vectors[len(turns):]
+    fixed = list(facts)
+    renamed = 0
+    for index, vector in zip(named, fact_vectors, strict=True):
+        best: dict[str, float] = {}
+        for (who, _), turn_vector in zip(turns, turn_vectors, strict=True):
+            best[who] = max(best.get(who, -1.0), cosine(vector, turn_vector))
+        subject = subject_of(facts[index])
+        speaker = max(best, key=best.__getitem__)
+        if subject is not None and speaker != subject and best[speaker] > best.get(subject, -1.0):
+            lead = len(facts[index]) - len(facts[index].lstrip())  # subject_of matched at the first word
+            fixed[index] = facts[index][:lead] + speaker + facts[index][lead + len(subject):]
+            renamed += 1
+    return fixed, renamed

@@ -1,0 +1,168 @@
+"""The other-subject check: a question about one person that only another person's memories answer is declined."""
+
+from __future__ import annotations
+
+import pytest
+
+from memlora_engine import MemoryConfig
+from memlora_engine.answering import NOT_IN_MEMORY
+from memlora_engine.errors import ConfigError
+from memlora_engine.subjects import check_question, mask_name, other_subject_margin, speaker_subjects, subject_of
+from memlora_engine.testing import ScriptedGenerator
+
+CAROLINE = [
+    "Caroline realized self-care is important after the charity race.",
+    "Caroline is researching adoption agencies.",
+    "Caroline went to an LGBTQ support group on 7 May 2023.",
+]
+MELANIE = [
+    "Melanie painted a lake sunrise last year.",
+    "Melanie's kids love the beach.",
+    "Melanie plays the clarinet.",
+]
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    from memlora_engine import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()
+
+
+@pytest.mark.parametrize(
+    ("text", "subject"),
+    [
+        ("Caroline went to a support group.", "Caroline"),
+        ("Mei Ling's cat is called Tofu.", "Mei Ling"),
+        ("Caroline's Dog Show entry won.", "Caroline"),
+        ("Ji-woo plays the guitar.", "Ji-woo"),
+        ("Melanie and Caroline went camping.", "Melanie"),
+        ("The team won the final.", None),
+        ("After work she paints.", None),
+        ("she likes tea", None),
+        ("", None),
+    ],
+)
+def test_subject_of(text, subject) -> None:
+    assert subject_of(text) == subject
+
+
+def test_mask_name_masks_names_and_possessives_longest_first() -> None:
+    assert mask_name("Mei Ling's cat and Mei's dog", ["Mei", "Mei Ling"]) == "someone cat and someone dog"
+    assert mask_name("Caroline met Carol", ["Carol"]) == "Caroline met someone"
+
+
+def test_a_question_about_the_other_person_has_a_large_margin(minilm) -> None:
+    swapped = other_subject_margin("What did Melanie realize after the charity race?", CAROLINE + MELANIE, minilm)
+    assert swapped.asked == "Melanie" and swapped.other == CAROLINE[0] and swapped.margin > 0.06
+    right = other_subject_margin("What did Caroline realize after the charity race?", CAROLINE + MELANIE, minilm)
+    assert right.asked == "Caroline" and right.margin < 0
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["What did someone realize after the charity race?",          # names nobody
+     "Did Caroline and Melanie go to the charity race?",          # names two people
+     "What did Bob realize after the charity race?"],             # names nobody the memories are about
+)
+def test_no_check_without_exactly_one_known_subject(minilm, question) -> None:
+    assert other_subject_margin(question, CAROLINE + MELANIE, minilm).margin is None
+
+
+def test_check_question_searches_again_with_the_name_masked(minilm) -> None:
+    searched: list[str] = []
+
+    def search(text: str) -> list[str]:
+        searched.append(text)
+        return CAROLINE[:1]
+
+    check = check_question("What did Melanie realize after the charity race?", MELANIE, search, minilm)
+    assert searched == ["What did someone realize after the charity race?"]
+    assert check.other == CAROLINE[0] and check.margin > 0.06
+    searched.clear()
+    assert check_question("What is the weather like?", MELANIE, search, minilm).margin is None
+    assert searched == []  # no known subject named: no second search
+
+
+def _memory(tmp_path, minilm, decline_other_subject=0.06, **config):
+    from memlora_engine import Memory
+
+    generator = ScriptedGenerator({"generation": lambda request: "self-care is important"})
+    memory = Memory(MemoryConfig(store="memory", data_dir=tmp_path, decline_other_subject=decline_other_subject, **config), generator=generator, embedder=minilm)
+    memory.add_many(CAROLINE + MELANIE, user_id="u")
+    return memory
+
+
+def test_memory_answer_declines_without_a_generation_call(tmp_path, minilm) -> None:
+    memory = _memory(tmp_path, minilm)
+    declined = memory.answer("What did Melanie realize after the charity race?", user_id="u")
+    assert declined.text == NOT_IN_MEMORY and declined.declined == "other_subject" and declined.memories
+    assert memory.stats["generation"].calls == 0 and memory.stats["generation"].declined == 1
+    answered = memory.answer("What did Caroline realize after the charity race?", user_id="u")
+    assert answered.text == "self-care is important" and answered.declined is None
+    assert memory.stats["generation"].calls == 1 and memory.stats["generation"].declined == 1
+
+
+def test_the_check_is_off_by_default(tmp_path, minilm) -> None:
+    assert MemoryConfig().decline_other_subject is None
+    memory = _memory(tmp_path, minilm, decline_other_subject=None)
+    answer = memory.answer("What did Melanie realize after the charity race?", user_id="u")
+    assert answer.text == "self-care is important" and answer.declined is None
+    assert memory.stats["generation"].declined == 0
+
+
+def test_memories_of_another_scope_never_count(tmp_path, minilm) -> None:
+    memory = _memory(tmp_path, minilm)
+    memory.add_many(["Melanie realized self-care is important after the charity race."], user_id="other")
+    assert memory.answer("What did Melanie realize after the charity race?", user_id="u").declined == "other_subject"
+    memory.add_many(["Melanie realized self-care is important after the charity race."], user_id="u")
+    assert memory.answer("What did Melanie realize after the charity race?", user_id="u").declined is None
+
+
+@pytest.mark.parametrize("value", [-0.1, 2.5, True, "0.1", float("nan")])
+def test_decline_other_subject_is_validated(value) -> None:
+    with pytest.raises(ConfigError, match="decline_other_subject"):
+        MemoryConfig(decline_other_subject=value)
+
+
+WINDOW = ("Caroline: That painting is gorgeous! Did you do it?\n"
+          "Melanie: Thanks, Caroline! Painting's a fun way to express my feelings and get creative.")
+
+
+def test_a_fact_gets_the_name_of_the_speaker_it_restates(minilm) -> None:
+    facts = ["Caroline finds painting a fun way to express her feelings.",   # Melanie said it
+             "Melanie thinks painting is a creative outlet.",               # right already
+             "Bob paints too."]                                             # no speaker named first
+    fixed, renamed = speaker_subjects(facts, WINDOW, minilm)
+    assert fixed == ["Melanie finds painting a fun way to express her feelings.", facts[1], facts[2]]
+    assert renamed == 1
+
+
+@pytest.mark.parametrize(
+    "conversation",
+    ["user: Thanks! Painting's a fun way to express my feelings.\nassistant: Lovely.",   # roles, no names
+     "Melanie: Painting's a fun way to express my feelings."],                           # one named speaker
+)
+def test_no_rename_without_two_named_speakers(minilm, conversation) -> None:
+    facts = ["Caroline finds painting a fun way to express her feelings."]
+    assert speaker_subjects(facts, conversation, minilm) == (facts, 0)
+
+
+def test_memory_add_stores_the_restating_speakers_name_and_counts_it(tmp_path, minilm) -> None:
+    from memlora_engine import Memory
+
+    generator = ScriptedGenerator({"extraction": ['{"facts": ["Caroline finds painting a fun way to express her '
+                                                  'feelings."]}']})
+    messages = [{"role": "user", "name": "Caroline", "content": "That painting is gorgeous! Did you do it?"},
+                {"role": "assistant", "name": "Melanie",
+                 "content": "Thanks, Caroline! Painting's a fun way to express my feelings and get creative."}]
+    memory = Memory(MemoryConfig(store="memory", data_dir=tmp_path), generator=generator, embedder=minilm)
+    memory.add(messages, user_id="u")
+    assert [m.text for m in memory.get_all(user_id="u")] == ["Melanie finds painting a fun way to express her feelings."]
+    assert memory.stats["extraction"].renamed_subjects == 1
+    generator = ScriptedGenerator({"extraction": ['{"facts": ["Caroline finds painting a fun way to express her '
+                                                  'feelings."]}']})
+    off = Memory(MemoryConfig(store="memory", data_dir=tmp_path / "off", speaker_subjects=False),
+                 generator=generator, embedder=minilm)
+    off.add(messages, user_id="u")
+    assert [m.text for m in off.get_all(user_id="u")] == ["Caroline finds painting a fun way to express her feelings."]
