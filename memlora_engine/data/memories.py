@@ -32,13 +32,6 @@ class RetrievalTarget:
     sessions_done: int
 
 
-def _memory(embedder: Embedder, search_mode: str) -> Any:
-    from memlora_engine.config import MemoryConfig
-    from memlora_engine.memory import Memory
-
-    return Memory(MemoryConfig(store="memory", search_mode=search_mode, data_dir=None), embedder=embedder)
-
-
 def in_memory_memory(embedder: Embedder, search_mode: str) -> Any:
     """A fresh :class:`~memlora_engine.Memory` on the in-memory store, writing no file."""
     from memlora_engine.config import MemoryConfig
