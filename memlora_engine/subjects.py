@@ -113,13 +113,14 @@ def other_subject_margin(question: str, texts: Sequence[str], embedder: Embedder
     person, and that does not mention the asked one, counts for someone else. Both
     sides are embedded with every subject masked.
     """
-    subjects = sorted({s for s in map(subject_of, texts) if s is not None})
+    leading = {t: subject_of(t) for t in texts}
+    subjects = sorted({s for s in leading.values() if s is not None})
     asked = _names_in(question, subjects)
     if len(asked) != 1:
         return SubjectCheck(asked=None)
     person = asked[0]
     own = [t for t in texts if _names_in(t, [person])]
-    others = [t for t in texts if not _names_in(t, [person]) and subject_of(t) not in (None, person)]
+    others = [t for t in texts if not _names_in(t, [person]) and leading[t] not in (None, person)]
     if not others:
         return SubjectCheck(asked=person, margin=None)
     vectors = embedder.embed([mask_name(question, subjects), *(mask_name(t, subjects) for t in own + others)])
@@ -181,20 +182,20 @@ def speaker_subjects(facts: Sequence[str], conversation: str, embedder: Embedder
     speakers = sorted({who for who, _ in turns})
     if len(speakers) < 2:
         return list(facts), 0
-    named = [i for i, fact in enumerate(facts) if subject_of(fact) in speakers]
+    named = [(i, subject) for i, fact in enumerate(facts) if (subject := subject_of(fact)) in speakers]
     if not named:
         return list(facts), 0
-    vectors = embedder.embed([mask_name(t, speakers) for _, t in turns] + [mask_name(facts[i], speakers) for i in named])
+    vectors = embedder.embed([mask_name(t, speakers) for _, t in turns]
+                             + [mask_name(facts[i], speakers) for i, _ in named])
     turn_vectors, fact_vectors = vectors[: len(turns)], vectors[len(turns):]
     fixed = list(facts)
     renamed = 0
-    for index, vector in zip(named, fact_vectors, strict=True):
+    for (index, subject), vector in zip(named, fact_vectors, strict=True):
         best: dict[str, float] = {}
         for (who, _), turn_vector in zip(turns, turn_vectors, strict=True):
             best[who] = max(best.get(who, -1.0), cosine(vector, turn_vector))
-        subject = subject_of(facts[index])
         speaker = max(best, key=best.__getitem__)
-        if subject is not None and speaker != subject and best[speaker] > best.get(subject, -1.0):
+        if speaker != subject and best[speaker] > best.get(subject, -1.0):
             lead = len(facts[index]) - len(facts[index].lstrip())  # subject_of matched at the first word
             fixed[index] = facts[index][:lead] + speaker + facts[index][lead + len(subject):]
             renamed += 1
