@@ -123,6 +123,12 @@ class MemoryConfig:
             the other person of a two-person conversation ("Thanks, Caroline! Painting
             relaxes me", said by Melanie, becomes "Caroline ..."). Only conversations
             with two or more named speakers are touched.
+        anchor_dates: rewrite the relative dates of each extracted fact against the
+            ``add`` call's timestamp ("yesterday" -> "on 7 May 2023", "last week" ->
+            "the week before 8 May 2023"; :func:`~memlora_engine.dates.anchor_dates`;
+            counted in ``stats["extraction"].anchored_dates``), so that a memory keeps
+            its date after the day it was said. The extraction expert copies these
+            phrases as they were said.
     """
 
     data_dir: str | Path | None = None
@@ -151,6 +157,7 @@ class MemoryConfig:
     dated_memories: bool = False
     decline_other_subject: float | None = None
     speaker_subjects: bool = True
+    anchor_dates: bool = True
 
     def __post_init__(self) -> None:
         if self.store not in _STORES:

@@ -24,6 +24,7 @@ from memlora_engine._vision import PreparedImage, prepare_turns, refers_to_image
 from memlora_engine.answering import NOT_IN_MEMORY, ROUTES, Answerer
 from memlora_engine.chat import ChatSessions
 from memlora_engine.config import MemoryConfig
+from memlora_engine.dates import anchor_dates
 from memlora_engine.embeddings.base import Embedder
 from memlora_engine.errors import InvalidInputError, ModelOutputError
 from memlora_engine.generator import Generator
@@ -289,6 +290,10 @@ class Memory:
                 found, renamed = speaker_subjects(found, conversation, self.embedder)
                 if renamed:
                     self.stats.record_renamed_subjects(renamed)
+            if self.config.anchor_dates and found:
+                anchored = [anchor_dates(fact, now.date()) for fact in found]
+                self.stats.record_anchored_dates(sum(a != f for a, f in zip(anchored, found)))
+                found = anchored
             facts.update(dict.fromkeys(found))
         result.facts = list(facts)
         if not result.facts:

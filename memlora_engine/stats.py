@@ -25,6 +25,7 @@ class OperationStats:
     collapsed_loops: int = 0
     declined: int = 0
     renamed_subjects: int = 0
+    anchored_dates: int = 0
 
 
 class Stats:
@@ -74,6 +75,11 @@ class Stats:
         """Count extracted facts renamed to the speaker they restate (:func:`memlora_engine.subjects.speaker_subjects`)."""
         with self._lock:
             self._ops[Operation.EXTRACTION].renamed_subjects += count
+
+    def record_anchored_dates(self, count: int) -> None:
+        """Count extracted facts whose relative dates were anchored (:func:`memlora_engine.dates.anchor_dates`)."""
+        with self._lock:
+            self._ops[Operation.EXTRACTION].anchored_dates += count
 
     def record_images(self, kind: str, count: int = 1) -> None:
         """Count images by ``kind``: ``stored``, ``uncaptioned`` (a text-only model saw no caption)..."""

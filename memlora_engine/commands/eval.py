@@ -71,6 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     locomo.add_argument("--dated-memories", action=argparse.BooleanOptionalAction,
                         help="list memories with their session date, newest first, or not "
                              "(MemoryConfig.dated_memories; default: MemoryConfig's)")
+    locomo.add_argument("--anchor-dates", action=argparse.BooleanOptionalAction,
+                        help="rewrite extracted facts' relative dates against the session date, or not "
+                             "(MemoryConfig.anchor_dates; default: MemoryConfig's, on)")
     locomo.add_argument("--decline-other-subject", type=number_or_off, metavar="MARGIN|off",
                         help="decline a question about one person that only another person's memories answer "
                              "(MemoryConfig.decline_other_subject, a cosine margin; default: MemoryConfig's, off)")
@@ -211,6 +214,8 @@ def _run_locomo(args: argparse.Namespace) -> int:
         overrides["search_mode"] = args.search_mode
     if args.dated_memories is not None:
         overrides["dated_memories"] = args.dated_memories
+    if args.anchor_dates is not None:
+        overrides["anchor_dates"] = args.anchor_dates
     if args.decline_other_subject is not None:
         overrides["decline_other_subject"] = None if args.decline_other_subject == "off" else args.decline_other_subject
     caps = parse_token_caps(args.max_new_tokens)

@@ -253,6 +253,18 @@ def test_ingestion_is_not_taken_from_a_run_that_ingests_differently(tmp_path, sy
     assert not (tmp_path / "runs" / partial.name / conversation.sample_id / "checkpoint.json").exists()
 
 
+def test_ingestion_built_with_other_date_anchoring_is_not_taken(tmp_path, synthetic_file, make_model):
+    conversation = load_locomo(synthetic_file)[0]
+    full = parse_config("memlora")
+    run_config([conversation], full, make_model(adapters=full.adapters), tmp_path, embedder=DeterministicEmbedder(),
+               options=RunOptions(progress=False, limit_sessions=1))
+    partial = parse_config("adapters=extraction,update,generation")
+    unanchored = RunOptions(progress=False, limit_sessions=1, memory_overrides={"anchor_dates": False})
+    with pytest.raises(ConfigError, match="ingests differently.*memory_overrides"):
+        run_config([conversation], partial, make_model(adapters=partial.adapters), tmp_path,
+                   embedder=DeterministicEmbedder(), options=unanchored, ingest_from="memlora")
+
+
 def _adapter_dir(path, weights: bytes):
     path.mkdir(parents=True)
     (path / "adapter_config.json").write_text('{"r": 8}')

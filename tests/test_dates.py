@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+
+from memlora_engine.dates import anchor_dates, format_day
+
+SAID_ON = date(2023, 5, 8)  # a Monday
+
+
+@pytest.mark.parametrize(
+    ("text", "anchored"),
+    [
+        ("Ann went to a support group yesterday.", "Ann went to a support group on 7 May 2023."),
+        ("Ann flies to Rome tomorrow.", "Ann flies to Rome on 9 May 2023."),
+        ("Ann is baking tonight.", "Ann is baking on 8 May 2023."),
+        ("Ann saw a play the day before yesterday.", "Ann saw a play on 6 May 2023."),
+        ("Ann went hiking last week.", "Ann went hiking the week before 8 May 2023."),
+        ("Ann visits her sister next weekend.", "Ann visits her sister the weekend after 8 May 2023."),
+        ("Ann is moving this weekend.", "Ann is moving the weekend of 8 May 2023."),
+        ("Ann ran a race last Saturday.", "Ann ran a race the Saturday before 8 May 2023."),
+        ("Ann joined a group last Tues. She loves it.", "Ann joined a group the Tuesday before 8 May 2023. She loves it."),
+        ("Ann has an interview next friday.", "Ann has an interview the Friday after 8 May 2023."),
+        ("Ann quit her job last month.", "Ann quit her job in April 2023."),
+        ("Ann starts school next month.", "Ann starts school in June 2023."),
+        ("Ann went to Pride last year.", "Ann went to Pride in 2022."),
+        ("Ann moved three days ago.", "Ann moved on 5 May 2023."),
+        ("Ann camped two weekends ago.", "Ann camped two weekends before 8 May 2023."),
+        ("Ann adopted a cat 2 months ago.", "Ann adopted a cat in March 2023."),
+        ("Ann made a bowl ten years ago.", "Ann made a bowl in 2013."),
+        # the phrase begins the sentence: the capital stays
+        ("Yesterday, Ann adopted a dog.", "On 7 May 2023, Ann adopted a dog."),
+        ("Ann cooked. Last week she baked.", "Ann cooked. The week before 8 May 2023 she baked."),
+        # a preposition or month name before the phrase replaces the rewrite's own
+        ("Ann has lived here since last year.", "Ann has lived here since 2022."),
+        ("Ann left in January last year.", "Ann left in January 2022."),
+        ("Ann saves up until next month.", "Ann saves up until June 2023."),
+        # left alone: vague, possessive, part of a longer name for a time, or no date at all
+        ("Ann recently moved.", "Ann recently moved."),
+        ("Ann moved a few years ago.", "Ann moved a few years ago."),
+        ("Ann liked last year's trip.", "Ann liked last year's trip."),
+        ("The last week of June was hot.", "The last week of June was hot."),
+        ("Ann lasted the storm.", "Ann lasted the storm."),
+        ("Ann's birthday is 13 August.", "Ann's birthday is 13 August."),
+    ],
+)
+def test_anchor_dates(text, anchored) -> None:
+    assert anchor_dates(text, SAID_ON) == anchored
+
+
+def test_a_month_back_crosses_the_year() -> None:
+    assert anchor_dates("Ann moved last month.", date(2023, 1, 20)) == "Ann moved in December 2022."
+
+
+def test_format_day_ignores_the_locale() -> None:
+    assert format_day(date(2024, 2, 29)) == "29 February 2024"
+
+
+SAID = [{"role": "user", "content": "I went to a support group yesterday."}]
+FACT = '{"facts": ["User went to a support group yesterday."]}'
+
+
+def test_memory_add_stores_the_date_the_fact_was_said_and_counts_it(make_memory) -> None:
+    memory = make_memory({"extraction": [FACT]})
+    memory.add(SAID, user_id="u", timestamp=datetime(2023, 5, 8, 13, 56))
+    assert [m.text for m in memory.get_all(user_id="u")] == ["User went to a support group on 7 May 2023."]
+    assert memory.stats["extraction"].anchored_dates == 1
+
+
+def test_anchor_dates_off_stores_the_phrase_as_extracted(make_memory) -> None:
+    memory = make_memory({"extraction": [FACT]}, anchor_dates=False)
+    memory.add(SAID, user_id="u", timestamp=datetime(2023, 5, 8, 13, 56))
+    assert [m.text for m in memory.get_all(user_id="u")] == ["User went to a support group yesterday."]
+    assert memory.stats["extraction"].anchored_dates == 0
+
+
+def test_infer_false_keeps_the_words_as_given(make_memory) -> None:
+    memory = make_memory()
+    memory.add(SAID, user_id="u", infer=False, timestamp=datetime(2023, 5, 8))
+    assert [m.text for m in memory.get_all(user_id="u")] == ["I went to a support group yesterday."]
