@@ -44,6 +44,9 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--dated-memories", action=argparse.BooleanOptionalAction,
                         help="list memories with their session date, newest first, or not "
                              "(MemoryConfig.dated_memories; default: MemoryConfig's)")
+    parser.add_argument("--anchor-dates", action=argparse.BooleanOptionalAction,
+                        help="rewrite extracted facts' relative dates against the session date, or not "
+                             "(MemoryConfig.anchor_dates; default: MemoryConfig's, on)")
     parser.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16")
     parser.add_argument("--threads", type=int, help="torch (or llama.cpp) threads (default: all usable cores)")
     add_runtime_argument(parser)
@@ -123,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
     config.max_new_tokens.update(caps)
     if args.dated_memories is not None:
         config.dated_memories = args.dated_memories
+    if args.anchor_dates is not None:
+        config.anchor_dates = args.anchor_dates
     adapters, labels = _adapters(args)
     generator = load_backbone(args.model, adapters=adapters, dtype=args.dtype, num_threads=args.threads,
                               runtime=args.runtime)
@@ -144,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
             "command": command, "model": args.model, "adapters": labels, "embedder": args.embedder,
             "histories": Path(args.histories).name if args.histories else default_histories_path().name,
             "lengths": lengths, "limit": args.limit, "threads": args.threads, "dtype": args.dtype, "runtime": args.runtime,
-            "max_new_tokens": config.max_new_tokens, "dated_memories": config.dated_memories, **result,
+            "max_new_tokens": config.max_new_tokens, "dated_memories": config.dated_memories,
+            "anchor_dates": config.anchor_dates, **result,
         }
         out.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
         print(f"written: {out}")

@@ -339,6 +339,14 @@ def test_cli_consolidation_dated_memories(tmp_path: Path, monkeypatch: pytest.Mo
         assert not any(line.startswith("- [20") for line in listing)
 
 
+@pytest.mark.parametrize(("flag", "anchored"), [([], True), (["--no-anchor-dates"], False)])
+def test_cli_consolidation_anchor_dates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag, anchored) -> None:
+    monkeypatch.setattr(backbone, "load_backbone", lambda model, adapters="shipped", **options: _generator(_hoarding))
+    out = tmp_path / "consolidation.json"
+    assert _run(["--lengths", "2", "--limit", "1", "--embedder", "hashing", "--quiet", *flag, "--out", str(out)]) == 0
+    assert json.loads(out.read_text(encoding="utf-8"))["anchor_dates"] is anchored
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--lengths", "two"], "--lengths wants"),
     (["--lengths", "4"], "no history of length"),
