@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from memlora_engine._vision import image_ids_of, refers_to_image
+from memlora_engine.dates import asks_when, date_phrase
 from memlora_engine.errors import ConfigError, InvalidInputError, ModelOutputError
 from memlora_engine.images import ImageStore, LoadedImage
 from memlora_engine.parsing import collapse_repeated_items, parse_vqa, strip_thinking
@@ -85,11 +86,14 @@ class Answerer:
         captioner: Callable[[Any], str] | None,
         clock: Callable[[], datetime],
         dated: bool = False,
+        date_answers: bool = False,
     ) -> Answer:
         """Answer ``question`` from ``memories`` (and the question's own images, ``given``).
 
         ``clock`` gives the date shown to ``generation`` (called only on that path);
         ``dated`` lists the memories with their dates (:func:`memory_listing`).
+        ``date_answers`` answers a "When ...?" question with the date the best-ranked
+        memory states (:func:`~memlora_engine.dates.date_phrase`), without a model call.
         Warnings point at the caller of ``Memory.answer``.
 
         Raises:
@@ -107,6 +111,11 @@ class Answerer:
                 return self._vqa(question, pictures, memories)
             if route == "vqa":
                 raise InvalidInputError("route='vqa' but no image was given or retrieved for this question")
+        if date_answers and not given and asks_when(question):
+            for memory in memories:
+                if (phrase := date_phrase(memory.text)) is not None:
+                    self._caller.stats.record_date_answer()
+                    return Answer(text=phrase, memories=memories, operation="date")
         listing = memory_listing(memories, dated=dated)
         if given and captioner is None:
             warnings.warn("answer() got images, but the generator does not take images and no captioner is set: "

@@ -129,6 +129,13 @@ class MemoryConfig:
             counted in ``stats["extraction"].anchored_dates``), so that a memory keeps
             its date after the day it was said. The extraction expert copies these
             phrases as they were said.
+        date_answers: answer a question that asks when ("When did ...?") with the date
+            of the best-ranked retrieved memory that states one
+            (:func:`~memlora_engine.dates.date_phrase`; ``Answer.operation == "date"``,
+            counted in ``stats["generation"].date_answers``), without a generation call.
+            With no dated memory retrieved the generation operation answers. The shipped
+            generation expert, shown a dated memory, often answers a date of its own
+            (results/answers/README.md, "Session 15").
     """
 
     data_dir: str | Path | None = None
@@ -158,6 +165,7 @@ class MemoryConfig:
     decline_other_subject: float | None = None
     speaker_subjects: bool = True
     anchor_dates: bool = True
+    date_answers: bool = True
 
     def __post_init__(self) -> None:
         if self.store not in _STORES:

@@ -21,6 +21,11 @@ two weeks ago          two weeks before 8 May 2023
 ten years ago          in 2013
 =====================  ==================================
 
+:func:`date_phrase` reads such a date back out of a memory: ``Memory.answer`` answers a
+"When ...?" question with the date of the best-ranked memory that states one
+(``MemoryConfig.date_answers``), since the generation expert, shown "Ann went hiking the
+week before 25 August 2023", still often answers a date of its own.
+
 A phrase that names a span ("last week") stays a span anchored to the day, rather than
 an invented day inside it; this is also how the LoCoMo annotators wrote their answers
 ("The week before 9 June 2023"). Vague phrases ("recently", "a few years ago", "the other
@@ -35,7 +40,7 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
-__all__ = ["anchor_dates", "format_day"]
+__all__ = ["anchor_dates", "asks_when", "date_phrase", "format_day"]
 
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
            "November", "December")
@@ -127,3 +132,33 @@ def anchor_dates(text: str, said_on: date) -> str:
         return anchored
 
     return _PHRASE.sub(replace, text)
+
+
+_MONTH = "|".join(_MONTHS)
+_DAY_DATE = rf"\d{{1,2}} (?:{_MONTH}) \d{{4}}"
+_DATE = re.compile(
+    rf"(?:the|{_NUMBER}) (?:week|weekend|{'|'.join(sorted(set(_WEEKDAYS.values())))})s? (?:before|after|of) {_DAY_DATE}"
+    rf"|{_DAY_DATE}|(?:{_MONTH}) \d{{4}}"
+    r"|(?:(?<=\bin )|(?<=\bsince )|(?<=\bfrom )|(?<=\buntil )|(?<=\bby )|(?<=\bof ))(?:19|20)\d\d\b",
+    re.IGNORECASE,
+)
+_WHEN = re.compile(r"\s*when\b", re.IGNORECASE)
+
+
+def date_phrase(text: str) -> str | None:
+    """The first date ``text`` states, in the forms :func:`anchor_dates` writes, or None.
+
+    A day ("7 May 2023"), a span anchored to a day ("the week before 9 June 2023",
+    "two weekends before 17 July 2023"), a month ("June 2023") or a year after a
+    preposition ("in 2022" -> "2022"; "2000 dollars" is no date).
+    """
+    found = _DATE.search(text)
+    if found is None:
+        return None
+    phrase = found[0]
+    return phrase[0].upper() + phrase[1:]
+
+
+def asks_when(question: str) -> bool:
+    """True for a question that asks when something happened ("When did ...?")."""
+    return _WHEN.match(question) is not None

@@ -514,7 +514,8 @@ class Memory:
                             check.asked, check.margin, check.other)
                 return Answer(text=NOT_IN_MEMORY, memories=memories, declined="other_subject")
         return self._answerer.answer(question, scope, memories, given, route=route, captioner=self.captioner,
-                                     clock=lambda: self._now(timestamp), dated=self.config.dated_memories)
+                                     clock=lambda: self._now(timestamp), dated=self.config.dated_memories,
+                                     date_answers=self.config.date_answers)
 
     # -- export / import --------------------------------------------------------------------
     def export(self, destination: str | Path | IO[str], *, user_id: str | None = None, agent_id: str | None = None,

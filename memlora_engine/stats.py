@@ -26,6 +26,7 @@ class OperationStats:
     declined: int = 0
     renamed_subjects: int = 0
     anchored_dates: int = 0
+    date_answers: int = 0
 
 
 class Stats:
@@ -75,6 +76,11 @@ class Stats:
         """Count extracted facts renamed to the speaker they restate (:func:`memlora_engine.subjects.speaker_subjects`)."""
         with self._lock:
             self._ops[Operation.EXTRACTION].renamed_subjects += count
+
+    def record_date_answer(self) -> None:
+        """Count a "When ...?" question answered with a memory's date (``MemoryConfig.date_answers``)."""
+        with self._lock:
+            self._ops[Operation.GENERATION].date_answers += 1
 
     def record_anchored_dates(self, count: int) -> None:
         """Count extracted facts whose relative dates were anchored (:func:`memlora_engine.dates.anchor_dates`)."""

@@ -218,7 +218,9 @@ class Answer:
     Attributes:
         text: the answer (for ``vqa``, the short answer alone).
         memories: the memories retrieved for the question, best first.
-        operation: ``"generation"``, or ``"vqa"`` when a vision model answered from an image.
+        operation: ``"generation"``, ``"vqa"`` when a vision model answered from an image,
+            or ``"date"`` when a "When ...?" question was answered with the date of the
+            best-ranked memory that states one (``MemoryConfig.date_answers``, no model call).
         reason: the ``vqa`` answer's one-sentence reason (None for generation, or when
             the model's output could not be parsed).
         image_ids: the images the answer looked at.

@@ -4,7 +4,7 @@ from datetime import date, datetime
 
 import pytest
 
-from memlora_engine.dates import anchor_dates, format_day
+from memlora_engine.dates import anchor_dates, asks_when, date_phrase, format_day
 
 SAID_ON = date(2023, 5, 8)  # a Monday
 
@@ -79,3 +79,55 @@ def test_infer_false_keeps_the_words_as_given(make_memory) -> None:
     memory = make_memory()
     memory.add(SAID, user_id="u", infer=False, timestamp=datetime(2023, 5, 8))
     assert [m.text for m in memory.get_all(user_id="u")] == ["I went to a support group yesterday."]
+
+
+@pytest.mark.parametrize(
+    ("text", "phrase"),
+    [
+        ("Ann had a picnic the week before 6 July 2023 with friends.", "The week before 6 July 2023"),
+        ("Ann camped two weekends before 17 July 2023.", "Two weekends before 17 July 2023"),
+        ("Ann joined the Tuesday before 20 July 2023.", "The Tuesday before 20 July 2023"),
+        ("Ann went to a support group on 7 May 2023.", "7 May 2023"),
+        ("Ann quit her job in April 2023.", "April 2023"),
+        ("Ann went to Pride in 2022.", "2022"),
+        ("Ann has painted since 2016.", "2016"),
+        ("Ann saved 2000 dollars.", None),
+        ("Ann likes cats.", None),
+    ],
+)
+def test_date_phrase(text, phrase) -> None:
+    assert date_phrase(text) == phrase
+
+
+@pytest.mark.parametrize(("question", "asks"), [("When did Ann move?", True), ("  when is the party", True),
+                                                ("Whenever you like?", False), ("What did Ann do last week?", False)])
+def test_asks_when(question, asks) -> None:
+    assert asks_when(question) is asks
+
+
+def _dated_memory(make_memory, **config):
+    memory = make_memory({"generation": lambda request: "The week before 1 January 2020"}, **config)
+    memory.add_many(["Ann likes cats.", "Ann went hiking the week before 25 August 2023."], user_id="u")
+    return memory
+
+
+def test_a_when_question_is_answered_with_the_date_of_the_best_memory_that_states_one(make_memory) -> None:
+    memory = _dated_memory(make_memory)
+    answer = memory.answer("When did Ann go hiking?", user_id="u")
+    assert (answer.text, answer.operation) == ("The week before 25 August 2023", "date")
+    assert memory.stats["generation"].date_answers == 1 and memory.stats["generation"].calls == 0
+
+
+def test_other_questions_and_date_answers_off_go_to_the_generation_operation(make_memory) -> None:
+    memory = _dated_memory(make_memory)
+    assert memory.answer("What does Ann like?", user_id="u").operation == "generation"
+    off = _dated_memory(make_memory, date_answers=False)
+    answer = off.answer("When did Ann go hiking?", user_id="u")
+    assert (answer.text, answer.operation) == ("The week before 1 January 2020", "generation")
+    assert off.stats["generation"].date_answers == 0
+
+
+def test_a_when_question_without_a_dated_memory_is_generated(make_memory) -> None:
+    memory = make_memory({"generation": lambda request: "last summer"})
+    memory.add_many(["Ann likes cats."], user_id="u")
+    assert memory.answer("When did Ann get a cat?", user_id="u").text == "last summer"

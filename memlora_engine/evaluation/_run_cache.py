@@ -72,7 +72,8 @@ def check_fingerprint(directory: Path, fingerprint: dict[str, Any]) -> None:
         path.write_text(json.dumps(fingerprint, indent=1, sort_keys=True), encoding="utf-8")
 
 
-_ANSWER_ONLY_OVERRIDES = frozenset({"answer_top_k", "search_mode", "dated_memories", "decline_other_subject"})
+_ANSWER_ONLY_OVERRIDES = frozenset({"answer_top_k", "search_mode", "dated_memories", "decline_other_subject",
+                                    "date_answers"})
 """MemoryConfig fields that only the answering reads (ingestion's update step retrieves by vector)."""
 
 

@@ -229,7 +229,8 @@ def replay_conversation(
             labeler.embedder = embedder  # type: ignore[attr-defined]
     embedder.prime([" ".join(o.text.split()) for o in conversation.observations] + [q.question.strip() for q in conversation.qa])
     config = MemoryConfig(store="memory", namespace=f"distill-{uuid.uuid4().hex[:12]}", prompt_style=_STYLE,
-                          update_top_k=update_top_k, answer_top_k=answer_top_k, dated_memories=dated_memories)
+                          update_top_k=update_top_k, answer_top_k=answer_top_k, dated_memories=dated_memories,
+                          date_answers=False)  # every question is a generation example
     scope = f"locomo-{conversation.sample_id}"
     report = DistillReport()
     facts_by_window = window_facts(conversation)

@@ -138,7 +138,7 @@ def test_answer_only_settings_may_differ_from_the_ingestion_taken(tmp_path, synt
     partial = parse_config("adapters=extraction,update")
     options = RunOptions(progress=False, limit_sessions=1,
                          memory_overrides={"search_mode": "hybrid", "dated_memories": True, "answer_top_k": 3,
-                                           "decline_other_subject": 0.1})
+                                           "decline_other_subject": 0.1, "date_answers": False})
     result = run_config([conversation], partial, make_model(adapters=partial.adapters), tmp_path,
                         embedder=DeterministicEmbedder(), options=options, ingest_from="memlora")
     assert result["answers"] and all(len(a["retrieved"]) <= 3 for a in result["answers"])
