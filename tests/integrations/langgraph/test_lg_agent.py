@@ -43,14 +43,14 @@ def test_a_tool_writes_in_one_thread_and_another_thread_reads_it(lg_memory) -> N
     first = lg_agent.ask(agent, "Remember that I'm vegetarian.", thread="t1")
     assert tool_results(first) == ["saved alice-is-vegetarian"]
 
-    second = lg_agent.ask(agent, "What should I cook tonight?", thread="t2")
+    second = lg_agent.ask(agent, "What should I cook for dinner?", thread="t2")
     assert len(second["messages"]) == 4  # a new thread: none of t1's messages
     # the tool's own memory first, then what the middleware ingested from t1 (the same scope)
     assert tool_results(second) == ["- Alice is vegetarian\n- Remember that I'm vegetarian."]
     # the middleware recalled the tool's memory (the same scope) into the system message too
     assert "- Alice is vegetarian" in model.seen[2][0].content
     # and ingested each finished exchange through the model: the user's words became memories
-    assert {"Remember that I'm vegetarian.", "What should I cook tonight?", "Alice is vegetarian"} == {
+    assert {"Remember that I'm vegetarian.", "What should I cook for dinner?", "Alice is vegetarian"} == {
         r.text for r in lg_memory.get_all(user_id="alice")}
 
 
