@@ -44,9 +44,11 @@ __all__ = ["anchor_dates", "asks_when", "date_phrase", "format_day"]
 
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
            "November", "December")
+# Abbreviations too ("last Tues"), but not "sat" and "sun": "when she last sat down".
 _WEEKDAYS = {"mon": "Monday", "tue": "Tuesday", "tues": "Tuesday", "wed": "Wednesday", "thu": "Thursday",
-             "thur": "Thursday", "thurs": "Thursday", "fri": "Friday", "sat": "Saturday", "sun": "Sunday"}
-_WEEKDAYS.update({name.lower(): name for name in set(_WEEKDAYS.values())})
+             "thur": "Thursday", "thurs": "Thursday", "fri": "Friday"}
+_WEEKDAYS.update({name.lower(): name for name in ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
+                                                  "Sunday")})
 _NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
             "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12}
 # A preposition (or a month name) before the phrase takes the place of the one the rewrite

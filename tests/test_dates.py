@@ -42,6 +42,7 @@ SAID_ON = date(2023, 5, 8)  # a Monday
         ("Ann liked last year's trip.", "Ann liked last year's trip."),
         ("The last week of June was hot.", "The last week of June was hot."),
         ("Ann lasted the storm.", "Ann lasted the storm."),
+        ("Ann last sat in that chair.", "Ann last sat in that chair."),
         ("Ann's birthday is 13 August.", "Ann's birthday is 13 August."),
     ],
 )
