@@ -6,7 +6,7 @@ import argparse
 
 from memlora_engine.backbone.loader import RUNTIMES, resolve_runtime
 
-__all__ = ["add_runtime_argument", "chosen_runtime", "number_or_off"]
+__all__ = ["add_anchor_dates_argument", "add_runtime_argument", "chosen_runtime", "number_or_off"]
 
 
 def add_runtime_argument(parser: argparse.ArgumentParser) -> None:
@@ -15,6 +15,13 @@ def add_runtime_argument(parser: argparse.ArgumentParser) -> None:
                         help="what runs the model (default: auto = llama.cpp for a GGUF model when llama-cpp-python "
                              "is installed and no transformers-only option is set, else transformers; llama.cpp runs "
                              "the GGUF file with the adapters converted to GGUF LoRA, pip install \"memlora[llamacpp]\")")
+
+
+def add_anchor_dates_argument(parser: argparse.ArgumentParser) -> None:
+    """``--anchor-dates/--no-anchor-dates``: ``MemoryConfig.anchor_dates`` for the run (None: the default)."""
+    parser.add_argument("--anchor-dates", action=argparse.BooleanOptionalAction,
+                        help="rewrite extracted facts' relative dates against the session date, or not "
+                             "(MemoryConfig.anchor_dates; default: MemoryConfig's, on)")
 
 
 def chosen_runtime(args: argparse.Namespace, *, dtype: str = "auto", batch_generation: bool = False) -> str:

@@ -21,7 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from memlora_engine.commands import eval_consolidation, eval_retrieval, eval_update
-from memlora_engine.commands._options import add_runtime_argument, chosen_runtime, number_or_off
+from memlora_engine.commands._options import (
+    add_anchor_dates_argument,
+    add_runtime_argument,
+    chosen_runtime,
+    number_or_off,
+)
 
 __all__ = ["add_arguments", "run"]
 
@@ -71,9 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     locomo.add_argument("--dated-memories", action=argparse.BooleanOptionalAction,
                         help="list memories with their session date, newest first, or not "
                              "(MemoryConfig.dated_memories; default: MemoryConfig's)")
-    locomo.add_argument("--anchor-dates", action=argparse.BooleanOptionalAction,
-                        help="rewrite extracted facts' relative dates against the session date, or not "
-                             "(MemoryConfig.anchor_dates; default: MemoryConfig's, on)")
+    add_anchor_dates_argument(locomo)
     locomo.add_argument("--date-answers", action=argparse.BooleanOptionalAction,
                         help="answer 'When ...?' with the date of the best-ranked memory that states one, or not "
                              "(MemoryConfig.date_answers; default: MemoryConfig's, on)")
