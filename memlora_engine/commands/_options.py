@@ -6,7 +6,7 @@ import argparse
 
 from memlora_engine.backbone.loader import RUNTIMES, resolve_runtime
 
-__all__ = ["add_anchor_dates_argument", "add_runtime_argument", "chosen_runtime", "number_or_off"]
+__all__ = ["add_date_arguments", "add_runtime_argument", "chosen_runtime", "number_or_off"]
 
 
 def add_runtime_argument(parser: argparse.ArgumentParser) -> None:
@@ -17,8 +17,11 @@ def add_runtime_argument(parser: argparse.ArgumentParser) -> None:
                              "the GGUF file with the adapters converted to GGUF LoRA, pip install \"memlora[llamacpp]\")")
 
 
-def add_anchor_dates_argument(parser: argparse.ArgumentParser) -> None:
-    """``--anchor-dates/--no-anchor-dates``: ``MemoryConfig.anchor_dates`` for the run (None: the default)."""
+def add_date_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--[no-]dated-memories`` and ``--[no-]anchor-dates``: those ``MemoryConfig`` fields (None: the default)."""
+    parser.add_argument("--dated-memories", action=argparse.BooleanOptionalAction,
+                        help="list memories with their session date, newest first, or not "
+                             "(MemoryConfig.dated_memories; default: MemoryConfig's)")
     parser.add_argument("--anchor-dates", action=argparse.BooleanOptionalAction,
                         help="rewrite extracted facts' relative dates against the session date, or not "
                              "(MemoryConfig.anchor_dates; default: MemoryConfig's, on)")

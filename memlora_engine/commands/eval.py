@@ -22,7 +22,7 @@ from typing import Any
 
 from memlora_engine.commands import eval_consolidation, eval_retrieval, eval_update
 from memlora_engine.commands._options import (
-    add_anchor_dates_argument,
+    add_date_arguments,
     add_runtime_argument,
     chosen_runtime,
     number_or_off,
@@ -73,10 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     locomo.add_argument("--answer-top-k", type=int, help="memories given to the generation stage")
     locomo.add_argument("--search-mode", choices=("vector", "hybrid"),
                         help="how answers retrieve (MemoryConfig.search_mode; default: vector)")
-    locomo.add_argument("--dated-memories", action=argparse.BooleanOptionalAction,
-                        help="list memories with their session date, newest first, or not "
-                             "(MemoryConfig.dated_memories; default: MemoryConfig's)")
-    add_anchor_dates_argument(locomo)
+    add_date_arguments(locomo)
     locomo.add_argument("--date-answers", action=argparse.BooleanOptionalAction,
                         help="answer 'When ...?' with the date of the best-ranked memory that states one, or not "
                              "(MemoryConfig.date_answers; default: MemoryConfig's, on)")

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from memlora_engine.commands._options import add_anchor_dates_argument, add_runtime_argument, chosen_runtime
+from memlora_engine.commands._options import add_date_arguments, add_runtime_argument, chosen_runtime
 
 __all__ = ["add_parser", "run"]
 
@@ -41,10 +41,7 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--embedder", default="minilm", choices=("minilm", "hashing"),
                         help="memory embedder: minilm (the engine's default) or hashing (fast, offline, for tests)")
     parser.add_argument("--max-new-tokens", metavar="STAGE=N,...", help="per-stage output caps (default: MemoryConfig's)")
-    parser.add_argument("--dated-memories", action=argparse.BooleanOptionalAction,
-                        help="list memories with their session date, newest first, or not "
-                             "(MemoryConfig.dated_memories; default: MemoryConfig's)")
-    add_anchor_dates_argument(parser)
+    add_date_arguments(parser)
     parser.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16")
     parser.add_argument("--threads", type=int, help="torch (or llama.cpp) threads (default: all usable cores)")
     add_runtime_argument(parser)
