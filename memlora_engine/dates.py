@@ -126,7 +126,8 @@ def anchor_dates(text: str, said_on: date) -> str:
         if _NOT_AFTER.search(before):
             return match[0]
         anchored = _resolve(match, said_on)
-        previous = before.split()[-1].lower() if before.split() else ""
+        words = before.split()
+        previous = words[-1].lower() if words else ""
         if (previous in _PREPOSITIONS or previous.capitalize() in _MONTHS) and anchored.startswith(("on ", "in ")):
             anchored = anchored[3:]
         if match[0][0].isupper() and (not before.strip() or before.rstrip()[-1] in ".!?"):

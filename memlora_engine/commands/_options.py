@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from memlora_engine.backbone.loader import RUNTIMES, resolve_runtime
 
-__all__ = ["add_date_arguments", "add_runtime_argument", "chosen_runtime", "number_or_off"]
+__all__ = ["add_date_arguments", "add_runtime_argument", "chosen_runtime", "date_settings", "number_or_off"]
 
 
 def add_runtime_argument(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +26,12 @@ def add_date_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--anchor-dates", action=argparse.BooleanOptionalAction,
                         help="rewrite extracted facts' relative dates against the session date, or not "
                              "(MemoryConfig.anchor_dates; default: MemoryConfig's, on)")
+
+
+def date_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``MemoryConfig`` fields that :func:`add_date_arguments`' options set (those given only)."""
+    given = {"dated_memories": args.dated_memories, "anchor_dates": args.anchor_dates}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def chosen_runtime(args: argparse.Namespace, *, dtype: str = "auto", batch_generation: bool = False) -> str:

@@ -25,6 +25,7 @@ from memlora_engine.commands._options import (
     add_date_arguments,
     add_runtime_argument,
     chosen_runtime,
+    date_settings,
     number_or_off,
 )
 
@@ -215,10 +216,7 @@ def _run_locomo(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {"answer_top_k": args.answer_top_k} if args.answer_top_k else {}
     if args.search_mode:
         overrides["search_mode"] = args.search_mode
-    if args.dated_memories is not None:
-        overrides["dated_memories"] = args.dated_memories
-    if args.anchor_dates is not None:
-        overrides["anchor_dates"] = args.anchor_dates
+    overrides.update(date_settings(args))
     if args.date_answers is not None:
         overrides["date_answers"] = args.date_answers
     if args.decline_other_subject is not None:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from memlora_engine.commands._options import add_date_arguments, add_runtime_argument, chosen_runtime
+from memlora_engine.commands._options import add_date_arguments, add_runtime_argument, chosen_runtime, date_settings
 
 __all__ = ["add_parser", "run"]
 
@@ -117,12 +117,8 @@ def run(args: argparse.Namespace) -> int:
     if not histories:
         raise ConfigError(f"no history of length {args.lengths} to run")
     caps = parse_token_caps(args.max_new_tokens)
-    config = MemoryConfig(store="memory")
+    config = MemoryConfig(store="memory", **date_settings(args))
     config.max_new_tokens.update(caps)
-    if args.dated_memories is not None:
-        config.dated_memories = args.dated_memories
-    if args.anchor_dates is not None:
-        config.anchor_dates = args.anchor_dates
     adapters, labels = _adapters(args)
     generator = load_backbone(args.model, adapters=adapters, dtype=args.dtype, num_threads=args.threads,
                               runtime=args.runtime)
