@@ -124,6 +124,20 @@ def make_model():
 
 
 @pytest.fixture
+def first_session_run(tmp_path: Path, synthetic_file: Path):
+    """The synthetic conversation's first session ingested and answered by the ``memlora``
+    configuration into ``tmp_path/runs``: a run to resume, re-score or take ingestion from."""
+    from memlora_engine.evaluation import RunOptions, load_locomo, parse_config, run_config
+    from memlora_engine.testing import DeterministicEmbedder
+
+    conversation = load_locomo(synthetic_file)[0]
+    full = parse_config("memlora")
+    run_config([conversation], full, scripted_model(adapters=full.adapters), tmp_path,
+               embedder=DeterministicEmbedder(), options=RunOptions(progress=False, limit_sessions=1))
+    return conversation
+
+
+@pytest.fixture
 def make_sample():
     return synthetic_sample
 

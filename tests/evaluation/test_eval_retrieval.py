@@ -118,11 +118,8 @@ def test_report_has_recall_at_k_and_extraction_and_rescoring_needs_no_model(tmp_
     assert "k=1" in capsys.readouterr().out
 
 
-def test_cached_memory_of_a_stopped_run_asks_only_ingested_questions(tmp_path, synthetic_file, make_model):
-    conversation = load_locomo(synthetic_file)[0]
-    config = parse_config("memlora")
-    run_config([conversation], config, make_model(adapters=config.adapters), tmp_path,
-               embedder=DeterministicEmbedder(), options=RunOptions(progress=False, limit_sessions=1))
+def test_cached_memory_of_a_stopped_run_asks_only_ingested_questions(tmp_path, first_session_run):
+    conversation = first_session_run
     target = cached_memory(tmp_path / "runs" / "memlora" / "syn-1", DeterministicEmbedder())
     assert target.sessions_done == 1 and target.memory.get_all(user_id=target.scope)
     questions = scored_questions(conversation, target.sessions_done)
@@ -130,11 +127,8 @@ def test_cached_memory_of_a_stopped_run_asks_only_ingested_questions(tmp_path, s
     assert recall["overall"] == {"count": 2, "k=10": 1.0}  # questions 0 and 3
 
 
-def test_answer_only_settings_may_differ_from_the_ingestion_taken(tmp_path, synthetic_file, make_model):
-    conversation = load_locomo(synthetic_file)[0]
-    full = parse_config("memlora")
-    run_config([conversation], full, make_model(adapters=full.adapters), tmp_path, embedder=DeterministicEmbedder(),
-               options=RunOptions(progress=False, limit_sessions=1))
+def test_answer_only_settings_may_differ_from_the_ingestion_taken(tmp_path, first_session_run, make_model):
+    conversation = first_session_run
     partial = parse_config("adapters=extraction,update")
     options = RunOptions(progress=False, limit_sessions=1,
                          memory_overrides={"search_mode": "hybrid", "dated_memories": True, "answer_top_k": 3,

@@ -235,12 +235,9 @@ def test_a_configuration_differing_only_in_generation_takes_the_finished_ingesti
     assert matches(result["answers"]) == matches(read_jsonl(source / "answers.jsonl"))
 
 
-def test_ingestion_is_not_taken_from_a_run_that_ingests_differently(tmp_path, synthetic_file, make_model):
-    conversation = load_locomo(synthetic_file)[0]
+def test_ingestion_is_not_taken_from_a_run_that_ingests_differently(tmp_path, first_session_run, make_model):
+    conversation = first_session_run
     options = RunOptions(progress=False, limit_sessions=1)
-    full = parse_config("memlora")
-    run_config([conversation], full, make_model(adapters=full.adapters), tmp_path, embedder=DeterministicEmbedder(),
-               options=options)
     only_extraction = parse_config("adapters=extraction")
     with pytest.raises(ConfigError, match="ingests differently.*ingest_adapters"):
         run_config([conversation], only_extraction, make_model(adapters=only_extraction.adapters), tmp_path,
@@ -255,11 +252,8 @@ def test_ingestion_is_not_taken_from_a_run_that_ingests_differently(tmp_path, sy
     assert not (tmp_path / "runs" / partial.name / conversation.sample_id / "checkpoint.json").exists()
 
 
-def test_ingestion_built_with_other_date_anchoring_is_not_taken(tmp_path, synthetic_file, make_model):
-    conversation = load_locomo(synthetic_file)[0]
-    full = parse_config("memlora")
-    run_config([conversation], full, make_model(adapters=full.adapters), tmp_path, embedder=DeterministicEmbedder(),
-               options=RunOptions(progress=False, limit_sessions=1))
+def test_ingestion_built_with_other_date_anchoring_is_not_taken(tmp_path, first_session_run, make_model):
+    conversation = first_session_run
     partial = parse_config("adapters=extraction,update,generation")
     unanchored = RunOptions(progress=False, limit_sessions=1, memory_overrides={"anchor_dates": False})
     with pytest.raises(ConfigError, match="ingests differently.*memory_overrides"):
