@@ -56,6 +56,7 @@ from memlora_engine.evaluation._run_cache import (
     adapter_digests,
     check_fingerprint,
     check_ingest_source,
+    memory_settings,
     reuse_ingestion,
     write_checkpoint,
 )
@@ -103,12 +104,15 @@ class RunOptions:
     image_dir: str | None = None
 
     def fingerprint(self) -> dict[str, Any]:
-        """The options that change what is ingested (a cached run must match them)."""
+        """The options that change what is ingested (a cached run must match them).
+
+        ``memory_overrides`` are not here: the run fingerprints the whole
+        :class:`MemoryConfig` they make (:func:`~memlora_engine.evaluation._run_cache.memory_settings`).
+        """
         fingerprint: dict[str, Any] = {
             "limit_sessions": self.limit_sessions,
             "captions": self.captions,
             "context_tokens": self.context_tokens,
-            "memory_overrides": self.memory_overrides,
         }
         if self.image_dir is not None:  # absent otherwise, so runs cached before images existed still match
             fingerprint["images"] = True
@@ -491,7 +495,8 @@ def run_config(
     directory = (Path(cache_dir) if cache_dir is not None else Path(out_dir) / "runs") / config.name
     from memlora_engine.prompts import PROMPT_VERSION
 
-    fingerprint = {"config": config.describe(), "model": model_name, "prompt_version": PROMPT_VERSION, **options.fingerprint()}
+    fingerprint = {"config": config.describe(), "model": model_name, "prompt_version": PROMPT_VERSION, **options.fingerprint(),
+                   "memory": memory_settings(config.memory_config(**options.memory_overrides))}
     if adapters is not None:
         fingerprint["adapter_weights"] = adapter_digests(
             {op.value: adapters[op.value] for op in config.adapters if op.value in adapters})

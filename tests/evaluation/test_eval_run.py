@@ -256,9 +256,29 @@ def test_ingestion_built_with_other_date_anchoring_is_not_taken(tmp_path, first_
     conversation = first_session_run
     partial = parse_config("adapters=extraction,update,generation")
     unanchored = RunOptions(progress=False, limit_sessions=1, memory_overrides={"anchor_dates": False})
-    with pytest.raises(ConfigError, match="ingests differently.*memory_overrides"):
+    with pytest.raises(ConfigError, match="ingests differently.*memory"):
         run_config([conversation], partial, make_model(adapters=partial.adapters), tmp_path,
                    embedder=DeterministicEmbedder(), options=unanchored, ingest_from="memlora")
+
+
+def test_a_run_cached_under_another_memory_default_is_neither_resumed_nor_taken(tmp_path, first_session_run,
+                                                                                make_model):
+    # a run written by code whose MemoryConfig defaulted to anchor_dates=False, as before session 15
+    conversation = first_session_run
+    saved_path = tmp_path / "runs" / "memlora" / "run.json"
+    saved = json.loads(saved_path.read_text())
+    assert saved["memory"]["anchor_dates"] is True and saved["memory"]["answer_top_k"] == 10
+    saved["memory"]["anchor_dates"] = False
+    saved_path.write_text(json.dumps(saved))
+    options = RunOptions(progress=False, limit_sessions=1)
+    full = parse_config("memlora")
+    with pytest.raises(ConfigError, match="other settings.*memory"):
+        run_config([conversation], full, make_model(adapters=full.adapters), tmp_path,
+                   embedder=DeterministicEmbedder(), options=options)
+    partial = parse_config("adapters=extraction,update,generation")
+    with pytest.raises(ConfigError, match="ingests differently.*memory"):
+        run_config([conversation], partial, make_model(adapters=partial.adapters), tmp_path,
+                   embedder=DeterministicEmbedder(), options=options, ingest_from="memlora")
 
 
 def _adapter_dir(path, weights: bytes):
