@@ -99,6 +99,13 @@ class MemoryConfig:
             two-message windows and drops facts from longer ones. None: the whole
             conversation in one call (fewer calls, for a large model). An ``add``
             with images is always one call.
+        speaker_windows: in a conversation of two or more named speakers (messages
+            with a ``name``), every message also leads a window: the last one, which
+            leads none of the overlapping windows, is read alone too (an ``add`` of
+            two turns is two calls). The extraction expert writes a window's facts
+            about its first speaker, so the other speaker's news was dropped or given
+            to the wrong person (results/answers/README.md, "Session 16"). A user
+            talking to an unnamed assistant is read as before.
         search_mode: ``"vector"`` (cosine search in the store) or ``"hybrid"``
             (BM25 over the memory texts fused with the vector hits by reciprocal
             rank, :mod:`memlora_engine.hybrid`; needs ``memlora[hybrid]``).
@@ -157,6 +164,7 @@ class MemoryConfig:
     max_new_tokens: dict[str, int] = field(default_factory=default_max_new_tokens)
     max_conversation_chars: int | None = 16_000
     extraction_window: int | None = 2
+    speaker_windows: bool = True
     uncovered_facts: str = "add"
     none_min_similarity: float | None = 0.75
     update_calls: str = "per_fact"

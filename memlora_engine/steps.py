@@ -40,7 +40,7 @@ from memlora_engine.prompts import render_prompt
 from memlora_engine.stats import Stats
 from memlora_engine.types import Event, MemoryRecord, Operation
 
-__all__ = ["ModelCaller", "UpdatePlan", "decide_updates", "extract_facts", "extraction_conversations",
+__all__ = ["ModelCaller", "UpdatePlan", "decide_updates", "extract_facts", "extraction_conversations", "named_speakers",
            "fit_conversation"]
 
 logger = logging.getLogger(__name__)
@@ -232,37 +232,50 @@ def decide_updates(caller: ModelCaller, old_records: Sequence[MemoryRecord], fac
 
 
 def extraction_conversations(messages: Sequence[dict[str, Any]], window: int | None, budget: int | None, *,
-                             stacklevel: int = 2) -> list[str]:
+                             every_turn_leads: bool = False, stacklevel: int = 2) -> list[str]:
     """The rendered conversations the extraction step is called on, one call each.
 
     With ``window``, a conversation of more than ``window`` user and assistant messages
     is read in overlapping windows (messages ``i .. i + window - 1`` for each ``i``):
     every message beside its neighbours, as the extraction expert was trained on
-    two-message windows. ``budget`` (``max_conversation_chars``) bounds the messages
-    read: the latest windows whose new messages fit it, with a warning when older ones
-    are left out; a single window longer than it is cut by :func:`fit_conversation`.
-    Without ``window`` (or with no more messages), one conversation, cut to ``budget``.
-    ``stacklevel`` is passed to :func:`warnings.warn` (2: the caller of this function).
+    two-message windows. With ``every_turn_leads`` and two or more named speakers
+    (see :func:`named_speakers`), the last ``window - 1`` messages lead windows of
+    their own too (shorter ones), so that every turn is the *first* of some window:
+    the expert writes its facts about the first speaker of a window, and the
+    second speaker's news is otherwise read only as a reply to the first.
+    ``budget`` (``max_conversation_chars``) bounds the messages read: the latest
+    windows whose new messages fit it, with a warning when older ones are left out;
+    a single window longer than it is cut by :func:`fit_conversation`. Without
+    ``window`` (or with no more messages and no turn to lead), one conversation, cut
+    to ``budget``. ``stacklevel`` is passed to :func:`warnings.warn` (2: the caller
+    of this function).
     """
     kept = spoken_messages(messages)
-    if window is None or len(kept) <= window:
+    leads = every_turn_leads and window is not None and len(named_speakers(kept)) >= 2
+    if window is None or (len(kept) <= window and not leads) or len(kept) < 2:
         conversation = fit_conversation(render_conversation(kept), budget, stacklevel=stacklevel + 1)
         return [conversation] if conversation else []
-    windows = [kept[i : i + window] for i in range(len(kept) - window + 1)]
+    starts = range(len(kept)) if leads else range(len(kept) - window + 1)
+    windows = [kept[i : i + window] for i in starts]
     chosen: list[list[dict[str, Any]]] = []
     used = 0
     for index in range(len(windows) - 1, -1, -1):  # newest first: a cut keeps the latest turns
         new = windows[index] if not chosen else windows[index][:1]  # the message this window adds
         used += len(render_conversation(new))
         if chosen and budget is not None and used > budget:
+            read = len(kept) - starts[index + 1]
             warnings.warn(
                 f"conversation of {len(kept)} messages exceeds max_conversation_chars={budget}; only its last "
-                f"{len(chosen) + window - 1} messages are read for extraction", stacklevel=stacklevel)
-            logger.warning("conversation cut from %d to %d messages for extraction", len(kept),
-                           len(chosen) + window - 1)
+                f"{read} messages are read for extraction", stacklevel=stacklevel)
+            logger.warning("conversation cut from %d to %d messages for extraction", len(kept), read)
             break
         chosen.append(windows[index])
     return [fit_conversation(render_conversation(w), budget, stacklevel=stacklevel + 1) for w in reversed(chosen)]
+
+
+def named_speakers(messages: Sequence[dict[str, Any]]) -> set[str]:
+    """The speakers' ``name`` fields in ``messages`` (LoCoMo's "Caroline" and "Melanie"; a plain chat has none)."""
+    return {str(m["name"]) for m in messages if m.get("name")}
 
 
 def fit_conversation(conversation: str, budget: int | None, *, stacklevel: int = 2) -> str:

@@ -205,6 +205,42 @@ def test_extraction_reads_overlapping_windows(window, budget, expected) -> None:
     assert extraction_conversations([{"role": "system", "content": "s"}], window, budget) == []
 
 
+_NAMED = [{"role": "user", "content": "c1", "name": "Cleo"}, {"role": "assistant", "content": "d1", "name": "Dev"},
+          {"role": "user", "content": "c2", "name": "Cleo"}]
+
+
+@pytest.mark.parametrize(
+    ("messages", "window", "budget", "expected"),
+    [
+        (_NAMED[:2], 2, None, ["Cleo: c1\nDev: d1", "Dev: d1"]),  # the reply leads a window too
+        (_NAMED, 2, None, ["Cleo: c1\nDev: d1", "Dev: d1\nCleo: c2", "Cleo: c2"]),
+        (_NAMED, 3, None, ["Cleo: c1\nDev: d1\nCleo: c2", "Dev: d1\nCleo: c2", "Cleo: c2"]),
+        (_NAMED, 2, 16, ["Dev: d1\nCleo: c2", "Cleo: c2"]),  # a cut keeps the latest windows
+        (_NAMED, None, None, ["Cleo: c1\nDev: d1\nCleo: c2"]),  # one call: nothing to lead
+        (_NAMED[:1], 2, None, ["Cleo: c1"]),
+        (_TURNS, 2, None, ["user: u1\nassistant: a1", "assistant: a1\nuser: u2", "user: u2\nAna: u3"]),  # one name
+    ],
+)
+def test_every_turn_leads_a_window_between_named_speakers(messages, window, budget, expected) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert extraction_conversations(messages, window, budget, every_turn_leads=True) == expected
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_add_reads_the_second_speakers_turn_on_its_own(on) -> None:
+    generator = ScriptedGenerator({"extraction": ['{"facts": []}']})
+    memory = Memory(MemoryConfig(store="memory", speaker_windows=on), generator=generator,
+                    embedder=DeterministicEmbedder(384))
+    memory.add([{"role": "user", "content": "How was the race?", "name": "Cleo"},
+                {"role": "assistant", "content": "I won it!", "name": "Dev"}], user_id="u")
+    memory.add([{"role": "user", "content": "How was the race?"}, {"role": "assistant", "content": "Fine."}],
+               user_id="u")  # no names: one call either way
+    prompts = [call.messages[-1]["content"] for call in generator.calls]
+    assert prompts == ["Cleo: How was the race?\nDev: I won it!", *(["Dev: I won it!"] if on else []),
+                       "user: How was the race?\nassistant: Fine."]
+
+
 def test_add_unites_the_windows_facts_and_counts_a_garbled_window() -> None:
     generator = ScriptedGenerator({"extraction": ['{"facts": ["Ana lives in Oslo."]}', "not json",
                                                  '{"facts": ["Ana lives in Oslo.", "Ana has a cat."]}']},

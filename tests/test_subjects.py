@@ -151,8 +151,9 @@ def test_no_rename_without_two_named_speakers(minilm, conversation) -> None:
 def test_memory_add_stores_the_restating_speakers_name_and_counts_it(tmp_path, minilm) -> None:
     from memlora_engine import Memory
 
+    # the two-speaker window's output, then nothing from Melanie's turn read alone (MemoryConfig.speaker_windows)
     generator = ScriptedGenerator({"extraction": ['{"facts": ["Caroline finds painting a fun way to express her '
-                                                  'feelings."]}']})
+                                                  'feelings."]}', '{"facts": []}']})
     messages = [{"role": "user", "name": "Caroline", "content": "That painting is gorgeous! Did you do it?"},
                 {"role": "assistant", "name": "Melanie",
                  "content": "Thanks, Caroline! Painting's a fun way to express my feelings and get creative."}]
@@ -161,7 +162,7 @@ def test_memory_add_stores_the_restating_speakers_name_and_counts_it(tmp_path, m
     assert [m.text for m in memory.get_all(user_id="u")] == ["Melanie finds painting a fun way to express her feelings."]
     assert memory.stats["extraction"].renamed_subjects == 1
     generator = ScriptedGenerator({"extraction": ['{"facts": ["Caroline finds painting a fun way to express her '
-                                                  'feelings."]}']})
+                                                  'feelings."]}', '{"facts": []}']})
     off = Memory(MemoryConfig(store="memory", data_dir=tmp_path / "off", speaker_subjects=False),
                  generator=generator, embedder=minilm)
     off.add(messages, user_id="u")

@@ -7,7 +7,7 @@ from typing import Any
 
 from memlora_engine.backbone.loader import RUNTIMES, resolve_runtime
 
-__all__ = ["add_date_arguments", "add_runtime_argument", "chosen_runtime", "date_settings", "number_or_off"]
+__all__ = ["add_memory_switches", "add_runtime_argument", "chosen_runtime", "memory_switches", "number_or_off"]
 
 
 def add_runtime_argument(parser: argparse.ArgumentParser) -> None:
@@ -18,19 +18,25 @@ def add_runtime_argument(parser: argparse.ArgumentParser) -> None:
                              "the GGUF file with the adapters converted to GGUF LoRA, pip install \"memlora[llamacpp]\")")
 
 
-def add_date_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--[no-]dated-memories`` and ``--[no-]anchor-dates``: those ``MemoryConfig`` fields (None: the default)."""
+def add_memory_switches(parser: argparse.ArgumentParser) -> None:
+    """``--[no-]dated-memories``, ``--[no-]anchor-dates``, ``--[no-]speaker-windows``: those ``MemoryConfig`` fields.
+
+    Each is None unless given (then the ``MemoryConfig`` default holds).
+    """
     parser.add_argument("--dated-memories", action=argparse.BooleanOptionalAction,
                         help="list memories with their session date, newest first, or not "
                              "(MemoryConfig.dated_memories; default: MemoryConfig's)")
     parser.add_argument("--anchor-dates", action=argparse.BooleanOptionalAction,
                         help="rewrite extracted facts' relative dates against the session date, or not "
                              "(MemoryConfig.anchor_dates; default: MemoryConfig's, on)")
+    parser.add_argument("--speaker-windows", action=argparse.BooleanOptionalAction,
+                        help="between named speakers, let every turn lead an extraction window, or not "
+                             "(MemoryConfig.speaker_windows; default: MemoryConfig's, on)")
 
 
-def date_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``MemoryConfig`` fields that :func:`add_date_arguments`' options set (those given only)."""
-    given = {"dated_memories": args.dated_memories, "anchor_dates": args.anchor_dates}
+def memory_switches(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``MemoryConfig`` fields that :func:`add_memory_switches`' options set (those given only)."""
+    given = {name: getattr(args, name) for name in ("dated_memories", "anchor_dates", "speaker_windows")}
     return {name: value for name, value in given.items() if value is not None}
 
 

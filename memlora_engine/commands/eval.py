@@ -22,10 +22,10 @@ from typing import Any
 
 from memlora_engine.commands import eval_consolidation, eval_retrieval, eval_update
 from memlora_engine.commands._options import (
-    add_date_arguments,
+    add_memory_switches,
     add_runtime_argument,
     chosen_runtime,
-    date_settings,
+    memory_switches,
     number_or_off,
 )
 
@@ -74,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     locomo.add_argument("--answer-top-k", type=int, help="memories given to the generation stage")
     locomo.add_argument("--search-mode", choices=("vector", "hybrid"),
                         help="how answers retrieve (MemoryConfig.search_mode; default: vector)")
-    add_date_arguments(locomo)
+    add_memory_switches(locomo)
     locomo.add_argument("--date-answers", action=argparse.BooleanOptionalAction,
                         help="answer 'When ...?' with the date of the best-ranked memory that states one, or not "
                              "(MemoryConfig.date_answers; default: MemoryConfig's, on)")
@@ -216,7 +216,7 @@ def _run_locomo(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {"answer_top_k": args.answer_top_k} if args.answer_top_k else {}
     if args.search_mode:
         overrides["search_mode"] = args.search_mode
-    overrides.update(date_settings(args))
+    overrides.update(memory_switches(args))
     if args.date_answers is not None:
         overrides["date_answers"] = args.date_answers
     if args.decline_other_subject is not None:

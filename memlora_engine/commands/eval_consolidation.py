@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from memlora_engine.commands._options import add_date_arguments, add_runtime_argument, chosen_runtime, date_settings
+from memlora_engine.commands._options import add_memory_switches, add_runtime_argument, chosen_runtime, memory_switches
 
 __all__ = ["add_parser", "run"]
 
@@ -41,7 +41,7 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--embedder", default="minilm", choices=("minilm", "hashing"),
                         help="memory embedder: minilm (the engine's default) or hashing (fast, offline, for tests)")
     parser.add_argument("--max-new-tokens", metavar="STAGE=N,...", help="per-stage output caps (default: MemoryConfig's)")
-    add_date_arguments(parser)
+    add_memory_switches(parser)
     parser.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16")
     parser.add_argument("--threads", type=int, help="torch (or llama.cpp) threads (default: all usable cores)")
     add_runtime_argument(parser)
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     if not histories:
         raise ConfigError(f"no history of length {args.lengths} to run")
     caps = parse_token_caps(args.max_new_tokens)
-    config = MemoryConfig(store="memory", **date_settings(args))
+    config = MemoryConfig(store="memory", **memory_switches(args))
     config.max_new_tokens.update(caps)
     adapters, labels = _adapters(args)
     generator = load_backbone(args.model, adapters=adapters, dtype=args.dtype, num_threads=args.threads,

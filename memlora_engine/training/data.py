@@ -230,7 +230,9 @@ def replay_conversation(
     embedder.prime([" ".join(o.text.split()) for o in conversation.observations] + [q.question.strip() for q in conversation.qa])
     config = MemoryConfig(store="memory", namespace=f"distill-{uuid.uuid4().hex[:12]}", prompt_style=_STYLE,
                           update_top_k=update_top_k, answer_top_k=answer_top_k, dated_memories=dated_memories,
-                          date_answers=False)  # every question is a generation example
+                          date_answers=False,  # every question is a generation example
+                          # one extraction example per two-turn window: the teacher's targets are the window's facts
+                          speaker_windows=False)
     scope = f"locomo-{conversation.sample_id}"
     report = DistillReport()
     facts_by_window = window_facts(conversation)

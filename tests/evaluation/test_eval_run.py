@@ -44,7 +44,8 @@ def test_end_to_end_then_resume_without_model_calls(tmp_path, synthetic_file, ma
     assert mem0["scores"]["overall"]["count"] == 4 and mem0["scores"]["adversarial"]["count"] == 1
     assert mem0["scores"]["per_category"]["4"]["locomo_f1"] == 1.0  # "Miso"
     assert mem0["scores"]["adversarial"]["adversarial"] == 1.0
-    assert mem0["efficiency"]["per_operation"]["extraction"]["calls"] == 4  # 2 + 2 windows (4 and 3 turns)
+    # 2 + 2 windows (4 and 3 turns); each second turn leads a call of its own (MemoryConfig.speaker_windows)
+    assert mem0["efficiency"]["per_operation"]["extraction"]["calls"] == 4 + 3
     assert mem0["efficiency"]["tokens_per_answer"] is not None
     assert results["configs"]["memlora"]["model_calls_this_process"] > 0
     report = (out / "report.md").read_text()
@@ -93,7 +94,7 @@ def test_interrupted_run_resumes_at_the_last_finished_session(tmp_path, syntheti
 
         def generate(request):
             budget["calls"] += 1
-            if budget["calls"] == 6:  # dies during session 2's ingestion
+            if budget["calls"] == 8:  # dies during session 2's ingestion
                 raise KeyboardInterrupt
             return inner(request)
 
@@ -119,7 +120,8 @@ def test_interrupted_run_resumes_at_the_last_finished_session(tmp_path, syntheti
     memories = read_jsonl(run_dir / "memories.jsonl")
     assert len(memories) == len({m["text"] for m in memories})
     ops = json.loads((run_dir / "checkpoint.json").read_text())["stats"]
-    assert ops["extraction"]["calls"] == 5 and ops["generation"]["calls"] == 6 and ops["generation"]["date_answers"] == 1
+    # 5 windows, 4 of two turns whose second turn leads a call too (MemoryConfig.speaker_windows)
+    assert ops["extraction"]["calls"] == 5 + 4 and ops["generation"]["calls"] == 6 and ops["generation"]["date_answers"] == 1
     # and the whole thing re-scores from disk
     runs = load_runs(tmp_path)
     assert [r.name for r in runs] == [config.name] and len(runs[0].answers) == 7
@@ -316,3 +318,25 @@ def test_a_cached_run_of_other_adapter_weights_is_neither_resumed_nor_taken(tmp_
     with pytest.raises(ConfigError, match="no adapter_config.json"):
         run_config([conversation], full, make_model(adapters=full.adapters), tmp_path / "c",
                    embedder=DeterministicEmbedder(), options=options, adapters={**stages, "update": tmp_path})
+
+
+@pytest.mark.parametrize(
+    ("argv", "settings"),
+    [
+        ([], {}),  # nothing given: MemoryConfig's defaults hold
+        (["--no-anchor-dates"], {"anchor_dates": False}),
+        (["--dated-memories", "--no-speaker-windows"], {"dated_memories": True, "speaker_windows": False}),
+        (["--speaker-windows"], {"speaker_windows": True}),
+    ],
+)
+def test_memory_switches_set_only_the_fields_given(argv, settings):
+    import argparse
+
+    from memlora_engine.commands._options import add_memory_switches, memory_switches
+
+    parser = argparse.ArgumentParser()
+    add_memory_switches(parser)
+    assert memory_switches(parser.parse_args(argv)) == settings
+    from memlora_engine import MemoryConfig
+
+    MemoryConfig(**settings)  # each is a MemoryConfig field
