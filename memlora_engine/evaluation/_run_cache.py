@@ -88,7 +88,7 @@ def memory_settings(config: MemoryConfig) -> dict[str, Any]:
     """The :class:`MemoryConfig` values a run's memory and answers depend on, for its fingerprint.
 
     The values in effect, defaults included: a run cached before a default changed
-    (``anchor_dates`` in session 15, ``drop_vocatives`` in 16) is then neither resumed
+    (``anchor_dates`` in session 15, ``speaker_windows`` in 16) is then neither resumed
     nor taken by ``--ingest-from`` under the new default.
     """
     return {f.name: getattr(config, f.name) for f in fields(config) if f.name not in _WHERE_STORED}
