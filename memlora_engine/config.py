@@ -100,9 +100,9 @@ class MemoryConfig:
             conversation in one call (fewer calls, for a large model). An ``add``
             with images is always one call.
         speaker_windows: in a conversation of two or more named speakers (messages
-            with a ``name``), every message also leads a window: the last one, which
-            leads none of the overlapping windows, is read alone too (an ``add`` of
-            two turns is two calls). The extraction expert writes a window's facts
+            with a ``name``), every message also leads a window: the last
+            ``extraction_window - 1`` messages, which lead none of the overlapping
+            windows, lead shorter ones too (an ``add`` of two turns is two calls). The extraction expert writes a window's facts
             about its first speaker, so the other speaker's news was dropped or given
             to the wrong person (results/answers/README.md, "Session 16"). A user
             talking to an unnamed assistant is read as before.

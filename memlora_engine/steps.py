@@ -40,7 +40,7 @@ from memlora_engine.prompts import render_prompt
 from memlora_engine.stats import Stats
 from memlora_engine.types import Event, MemoryRecord, Operation
 
-__all__ = ["ModelCaller", "UpdatePlan", "decide_updates", "extract_facts", "extraction_conversations", "named_speakers",
+__all__ = ["ModelCaller", "UpdatePlan", "decide_updates", "extract_facts", "extraction_conversations",
            "fit_conversation"]
 
 logger = logging.getLogger(__name__)
@@ -239,7 +239,7 @@ def extraction_conversations(messages: Sequence[dict[str, Any]], window: int | N
     is read in overlapping windows (messages ``i .. i + window - 1`` for each ``i``):
     every message beside its neighbours, as the extraction expert was trained on
     two-message windows. With ``every_turn_leads`` and two or more named speakers
-    (see :func:`named_speakers`), the last ``window - 1`` messages lead windows of
+    (messages with a ``name``), the last ``window - 1`` messages lead windows of
     their own too (shorter ones), so that every turn is the *first* of some window:
     the expert writes its facts about the first speaker of a window, and the
     second speaker's news is otherwise read only as a reply to the first.
@@ -251,8 +251,8 @@ def extraction_conversations(messages: Sequence[dict[str, Any]], window: int | N
     of this function).
     """
     kept = spoken_messages(messages)
-    leads = every_turn_leads and window is not None and len(named_speakers(kept)) >= 2
-    if window is None or (len(kept) <= window and not leads) or len(kept) < 2:
+    leads = every_turn_leads and window is not None and len(_named_speakers(kept)) >= 2
+    if window is None or (len(kept) <= window and not leads):
         conversation = fit_conversation(render_conversation(kept), budget, stacklevel=stacklevel + 1)
         return [conversation] if conversation else []
     starts = range(len(kept)) if leads else range(len(kept) - window + 1)
@@ -273,7 +273,7 @@ def extraction_conversations(messages: Sequence[dict[str, Any]], window: int | N
     return [fit_conversation(render_conversation(w), budget, stacklevel=stacklevel + 1) for w in reversed(chosen)]
 
 
-def named_speakers(messages: Sequence[dict[str, Any]]) -> set[str]:
+def _named_speakers(messages: Sequence[dict[str, Any]]) -> set[str]:
     """The speakers' ``name`` fields in ``messages`` (LoCoMo's "Caroline" and "Melanie"; a plain chat has none)."""
     return {str(m["name"]) for m in messages if m.get("name")}
 

@@ -18,26 +18,29 @@ def add_runtime_argument(parser: argparse.ArgumentParser) -> None:
                              "the GGUF file with the adapters converted to GGUF LoRA, pip install \"memlora[llamacpp]\")")
 
 
+_MEMORY_SWITCHES = {
+    "dated_memories": "list memories with their session date, newest first, or not "
+                      "(MemoryConfig.dated_memories; default: MemoryConfig's)",
+    "anchor_dates": "rewrite extracted facts' relative dates against the session date, or not "
+                    "(MemoryConfig.anchor_dates; default: MemoryConfig's, on)",
+    "speaker_windows": "between named speakers, let every turn lead an extraction window, or not "
+                       "(MemoryConfig.speaker_windows; default: MemoryConfig's, on)",
+}
+"""The boolean ``MemoryConfig`` fields that commands offer as ``--[no-]field-name``, with their help."""
+
+
 def add_memory_switches(parser: argparse.ArgumentParser) -> None:
     """``--[no-]dated-memories``, ``--[no-]anchor-dates``, ``--[no-]speaker-windows``: those ``MemoryConfig`` fields.
 
     Each is None unless given (then the ``MemoryConfig`` default holds).
     """
-    parser.add_argument("--dated-memories", action=argparse.BooleanOptionalAction,
-                        help="list memories with their session date, newest first, or not "
-                             "(MemoryConfig.dated_memories; default: MemoryConfig's)")
-    parser.add_argument("--anchor-dates", action=argparse.BooleanOptionalAction,
-                        help="rewrite extracted facts' relative dates against the session date, or not "
-                             "(MemoryConfig.anchor_dates; default: MemoryConfig's, on)")
-    parser.add_argument("--speaker-windows", action=argparse.BooleanOptionalAction,
-                        help="between named speakers, let every turn lead an extraction window, or not "
-                             "(MemoryConfig.speaker_windows; default: MemoryConfig's, on)")
+    for name, text in _MEMORY_SWITCHES.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", action=argparse.BooleanOptionalAction, help=text)
 
 
 def memory_switches(args: argparse.Namespace) -> dict[str, Any]:
     """The ``MemoryConfig`` fields that :func:`add_memory_switches`' options set (those given only)."""
-    given = {name: getattr(args, name) for name in ("dated_memories", "anchor_dates", "speaker_windows")}
-    return {name: value for name, value in given.items() if value is not None}
+    return {name: value for name in _MEMORY_SWITCHES if (value := getattr(args, name)) is not None}
 
 
 def chosen_runtime(args: argparse.Namespace, *, dtype: str = "auto", batch_generation: bool = False) -> str:
