@@ -18,6 +18,7 @@ __all__ = ["MemoryConfig", "default_data_dir", "known_fields_only"]
 _STORES = ("persistent", "memory", "http")
 _UNCOVERED_POLICIES = ("add", "ignore")
 _UPDATE_CALLS = ("per_fact", "batch")
+_UPDATE_CONTEXTS = ("own", "shared")
 
 
 def default_data_dir() -> Path:
@@ -86,9 +87,18 @@ class MemoryConfig:
             update benchmark with all-MiniLM-L6-v2 (lowest 0.80); None turns the check
             off. Needs an embedder (``Memory`` passes its own).
         update_calls: ``"per_fact"`` (default) asks the update operation about one new
-            fact per call, every call over the same numbered old memories (the shipped
-            update expert is trained on such calls); ``"batch"`` asks about all the
+            fact per call (the shipped update expert is trained on such calls; which old
+            memories each lists: ``update_context``); ``"batch"`` asks about all the
             facts of an ``add`` in one call (fewer calls, for a large model).
+        update_context: the old memories a ``"per_fact"`` call lists. ``"own"``
+            (default): the ``update_top_k`` memories nearest its fact, most similar
+            first, numbered "0", "1", ... in each call. ``"shared"``: the union of every
+            fact's nearest memories, the same numbered list in every call (the default
+            before session 17: an ``add`` of several facts then sends each call every
+            other fact's memories too, a longer prompt that says nothing more about
+            the call's own fact). Either way the ops are checked together against the real records,
+            so two facts changing one memory is still a ``conflicting_op``. A
+            ``"batch"`` call always lists the union.
         max_conversation_chars: the most characters of conversation sent to the
             extraction operation; a longer one keeps its latest turns, with a
             warning (None: no limit, for models with a long context).
@@ -168,6 +178,7 @@ class MemoryConfig:
     uncovered_facts: str = "add"
     none_min_similarity: float | None = 0.75
     update_calls: str = "per_fact"
+    update_context: str = "own"
     search_mode: str = "vector"
     dated_memories: bool = False
     decline_other_subject: float | None = None
@@ -208,6 +219,8 @@ class MemoryConfig:
             raise ConfigError(f"decline_other_subject must be a cosine margin in [0, 2] or None, got {margin!r}")
         if self.update_calls not in _UPDATE_CALLS:
             raise ConfigError(f"update_calls must be one of {_UPDATE_CALLS}, got {self.update_calls!r}")
+        if self.update_context not in _UPDATE_CONTEXTS:
+            raise ConfigError(f"update_context must be one of {_UPDATE_CONTEXTS}, got {self.update_context!r}")
         budget = self.max_conversation_chars
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
             raise ConfigError(f"max_conversation_chars must be a positive integer or None, got {budget!r}")

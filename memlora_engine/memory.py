@@ -300,9 +300,12 @@ class Memory:
             return
         fact_vectors = dict(zip(result.facts, self.embedder.embed(result.facts)))
         with self._repo.locked(scope):  # a crashed worker's batch lands before we read
-            old = self._repo.related(scope, fact_vectors.values(), self.config.update_top_k)
+            nearest = dict(zip(fact_vectors, self._repo.nearest(scope, fact_vectors.values(),
+                                                                self.config.update_top_k), strict=True))
+            old = list({r.id: r for records in nearest.values() for r in records}.values())  # first seen first
             try:
-                plan = decide_updates(self._model, old, result.facts, date=date, embedder=self.embedder)
+                plan = decide_updates(self._model, old, result.facts, date=date, embedder=self.embedder,
+                                      nearest=nearest)
             except ModelOutputError as exc:
                 self._failed(Operation.UPDATE, exc, result)
                 return

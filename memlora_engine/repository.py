@@ -149,13 +149,9 @@ class Repository:
             self.recover()
             yield
 
-    def related(self, scope: Scope, vectors: Iterable[Sequence[float]], k: int) -> list[MemoryRecord]:
-        """The union of each vector's top-``k`` memories, in first-seen order."""
-        seen: dict[str, MemoryRecord] = {}
-        for vector in vectors:
-            for record in self.store.query(scope, vector, k):
-                seen.setdefault(record.id, record)
-        return list(seen.values())
+    def nearest(self, scope: Scope, vectors: Iterable[Sequence[float]], k: int) -> list[list[MemoryRecord]]:
+        """Each vector's top-``k`` memories, most similar first."""
+        return [self.store.query(scope, vector, k) for vector in vectors]
 
     def require(self, scope: Scope, memory_id: str) -> MemoryRecord:
         """The memory ``memory_id`` of ``scope``, or :class:`MemoryNotFoundError`."""

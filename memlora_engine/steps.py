@@ -17,8 +17,8 @@ import json
 import logging
 import time
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from memlora_engine.config import MemoryConfig
@@ -163,13 +163,17 @@ class UpdatePlan:
 
 
 def decide_updates(caller: ModelCaller, old_records: Sequence[MemoryRecord], facts: Sequence[str], *,
-                   date: str, embedder: Embedder | None = None) -> UpdatePlan:
+                   date: str, embedder: Embedder | None = None,
+                   nearest: Mapping[str, Sequence[MemoryRecord]] | None = None) -> UpdatePlan:
     """The update step: what ``facts`` change among the related ``old_records``.
 
     The model sees the old memories under small ids ("0", "1", ...); its ops are
     mapped back and validated by :func:`~memlora_engine.ops.plan_operations`. With
     no old memory and ``config.skip_update_when_empty``, every fact is an ADD and
-    the model is not called.
+    the model is not called. ``nearest`` gives, for each fact, the old memories
+    nearest it (most similar first): with per-fact calls and
+    ``config.update_context == "own"`` a fact's call lists only those. Without it
+    (or with ``"shared"``) every call lists all of ``old_records``.
 
     Nothing is lost silently: an ADD of a text already stored is a NONE
     (``duplicates``), and a fact the output leaves without a decision is listed in
@@ -184,23 +188,30 @@ def decide_updates(caller: ModelCaller, old_records: Sequence[MemoryRecord], fac
     """
     if not old_records and caller.config.skip_update_when_empty:
         return UpdatePlan([PlannedOp(Event.ADD, text=f) for f in dict.fromkeys(facts)])
-    id_map = {str(i): record for i, record in enumerate(old_records)}
-    old_json = json.dumps([{"id": k, "text": r.text} for k, r in id_map.items()], ensure_ascii=False, indent=2)
-    # One call per fact ("per_fact") asks the small model one question at a time, over
-    # the same numbered old memories, so ids mean the same in every call and the ops
-    # can be validated together: two facts changing one memory is a conflict, and the
-    # later fact is then undecided (ADDed by default), never lost.
-    groups = [[f] for f in dict.fromkeys(facts)] if caller.config.update_calls == "per_fact" else [list(facts)]
-    # The calls are independent given the old memories: a generator that runs batches
+    # One call per fact ("per_fact") asks the small model one question at a time.
+    per_fact = caller.config.update_calls == "per_fact"
+    groups = [[f] for f in dict.fromkeys(facts)] if per_fact else [list(facts)]
+    own = per_fact and nearest is not None and caller.config.update_context == "own"
+    listings = [list(nearest.get(group[0], old_records)) if own and nearest is not None else list(old_records)
+                for group in groups]
+    # Each call numbers its listing "0", "1", ...; the ops of all calls are checked
+    # together against the real records (keyed "call:id"), so two facts changing one
+    # memory is still a conflict, and the later fact is then undecided (ADDed by
+    # default), never lost.
+    id_map = {f"{call}:{i}": record for call, listing in enumerate(listings) for i, record in enumerate(listing)}
+    # The calls are independent given their listings: a generator that runs batches
     # (SupportsBatchGeneration) decodes them together.
     generations = caller.call_many(
         Operation.UPDATE,
-        [{"old_memories": old_json, "facts": json.dumps(group, ensure_ascii=False), "date": date} for group in groups],
+        [{"old_memories": _listing_json(listing), "facts": json.dumps(group, ensure_ascii=False), "date": date}
+         for group, listing in zip(groups, listings, strict=True)],
     )
     raws = [generation.text for generation in generations]
-    outputs: list[tuple[list[str], list[RawOp]]] = [
-        (group, parse_update_ops(raw)) for group, raw in zip(groups, raws, strict=True)
-    ]
+    written = [parse_update_ops(raw) for raw in raws]
+    keyed = [[op if op.id is None else replace(op, id=f"{call}:{op.id}") for op in ops]
+             for call, ops in enumerate(written)]
+    as_written = {id(k): op for k_ops, ops in zip(keyed, written, strict=True) for k, op in zip(k_ops, ops, strict=True)}
+    outputs: list[tuple[list[str], list[RawOp]]] = list(zip(groups, keyed, strict=True))
     ops = [op for _, group_ops in outputs for op in group_ops]
     planned, rejected = plan_operations(ops, id_map)
     threshold = caller.config.none_min_similarity
@@ -208,6 +219,8 @@ def decide_updates(caller: ModelCaller, old_records: Sequence[MemoryRecord], fac
         rejected += unsupported_nones(outputs, id_map, embedder, threshold)
     uncovered = [fact for group, group_ops in outputs
                  for fact in uncovered_facts(group, group_ops, id_map, rejected, asked_alone=len(group) == 1)]
+    # A rejection reports the op as the model wrote it (its id as listed in its call).
+    rejected = [Rejection(as_written[id(r.op)], r.reason) for r in rejected]
     if caller.config.uncovered_facts == "add":
         planned += [PlannedOp(Event.ADD, text=f) for f in uncovered]
     raw = "\n".join(raws)
@@ -229,6 +242,11 @@ def decide_updates(caller: ModelCaller, old_records: Sequence[MemoryRecord], fac
         logger.info("%d fact(s) left undecided by the update output (%s): %s", len(uncovered),
                     caller.config.uncovered_facts, uncovered)
     return plan
+
+
+def _listing_json(records: Sequence[MemoryRecord]) -> str:
+    """The old memories as the update prompt lists them: ``[{"id": "0", "text": ...}, ...]``."""
+    return json.dumps([{"id": str(i), "text": r.text} for i, r in enumerate(records)], ensure_ascii=False, indent=2)
 
 
 def extraction_conversations(messages: Sequence[dict[str, Any]], window: int | None, budget: int | None, *,

@@ -82,6 +82,65 @@ def test_the_update_step_asks_one_fact_per_call(outputs, expected, rejected, unc
         assert '"id": "0",\n    "text": "Lives in Oslo"' in prompt  # the same ids in every call
 
 
+def _listed(prompt: str) -> list[str]:
+    """The old memory texts an update prompt lists, in order (their ids are their positions)."""
+    listing = prompt.split("Existing memories:\n", 1)[1].split("\n\nNew facts:", 1)[0]
+    return [item["text"] for item in json.loads(listing)]
+
+
+# "Lives in Oslo" is nearest the move, "Has no pets" the cat; each fact's call lists its own.
+_OSLO, _PETS = old("Lives in Oslo"), old("Has no pets")
+_NEAREST = {"Moved to Bergen": [_OSLO], "Has a cat": [_PETS, _OSLO]}
+
+
+@pytest.mark.parametrize(
+    ("outputs", "expected", "rejected"),
+    [
+        # Each call's "0" is its own nearest memory.
+        ([_ops({"id": "0", "text": "Lives in Bergen", "event": "UPDATE"}),
+          _ops({"id": "0", "text": "", "event": "DELETE"})],
+         [(Event.UPDATE, "Lives in Bergen", _OSLO), (Event.DELETE, "Has no pets", _PETS)], []),
+        # Two facts changing one memory under different ids still conflict; the later fact is ADDed.
+        ([_ops({"id": "0", "text": "Lives in Bergen", "event": "UPDATE"}),
+          _ops({"id": "1", "text": "Has a cat in Oslo", "event": "UPDATE"})],
+         [(Event.UPDATE, "Lives in Bergen", _OSLO), (Event.ADD, "Has a cat", None)],
+         [{"id": "1", "text": "Has a cat in Oslo", "event": "UPDATE", "old_memory": None, "reason": "conflicting_op"}]),
+        # An id the call did not list is unknown, reported as written.
+        ([_ops({"id": "0", "text": "Moved to Bergen", "event": "NONE"}),
+          _ops({"id": "2", "text": "", "event": "DELETE"})],
+         [(Event.ADD, "Has a cat", None)],
+         [{"id": "2", "text": "", "event": "DELETE", "old_memory": None, "reason": "unknown_id"}]),
+    ],
+    ids=["own-ids", "one-memory-two-listings", "id-not-listed"],
+)
+def test_each_per_fact_call_lists_its_own_nearest_memories(outputs, expected, rejected) -> None:
+    gen = ScriptedGenerator({"update": outputs}, strict=True)
+    caller = ModelCaller(MemoryConfig(store="memory"), gen, Stats())
+    plan = decide_updates(caller, [_OSLO, _PETS], list(_NEAREST), date="2024-05-01", nearest=_NEAREST)
+    assert [(op.event, op.text, op.target) for op in plan.planned] == expected
+    assert [r.to_dict() for r in plan.rejected] == rejected
+    assert [_listed(call.messages[-1]["content"]) for call in gen.calls] == [["Lives in Oslo"],
+                                                                              ["Has no pets", "Lives in Oslo"]]
+
+
+@pytest.mark.parametrize(("config", "listed"), [
+    ({"update_context": "shared"}, [["Lives in Oslo", "Has no pets"]] * 2),
+    ({"update_calls": "batch"}, [["Lives in Oslo", "Has no pets"]]),
+])
+def test_shared_and_batch_calls_list_every_retrieved_memory(config, listed) -> None:
+    gen = ScriptedGenerator({"update": [_ops()] * len(listed)}, strict=True)
+    caller = ModelCaller(MemoryConfig(store="memory", **config), gen, Stats())
+    decide_updates(caller, [_OSLO, _PETS], list(_NEAREST), date="2024-05-01", nearest=_NEAREST)
+    assert [_listed(call.messages[-1]["content"]) for call in gen.calls] == listed
+
+
+def test_update_context_is_checked() -> None:
+    from memlora_engine.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="update_context"):
+        MemoryConfig(store="memory", update_context="mine")
+
+
 def test_a_garbled_answer_to_any_per_fact_call_applies_nothing() -> None:
     gen = ScriptedGenerator({"update": [_ops({"id": "0", "text": "Lives in Bergen", "event": "UPDATE"}), "no json"]},
                             strict=True)
@@ -239,6 +298,20 @@ def test_add_reads_the_second_speakers_turn_on_its_own(on) -> None:
     prompts = [call.messages[-1]["content"] for call in generator.calls]
     assert prompts == ["Cleo: How was the race?\nDev: I won it!", *(["Dev: I won it!"] if on else []),
                        "user: How was the race?\nassistant: Fine."]
+
+
+@pytest.mark.parametrize(("context", "listed"), [
+    ("own", [["Ana lives in Oslo."], ["Ana has no pets."]]),
+    ("shared", [["Ana lives in Oslo.", "Ana has no pets."]] * 2),
+])
+def test_add_lists_each_facts_own_nearest_memories(context, listed) -> None:
+    generator = ScriptedGenerator({"extraction": ['{"facts": ["Ana lives in Bergen now.", "Ana has pets now."]}'],
+                                   "update": ['{"memory": []}'] * 2}, strict=True)
+    memory = Memory(MemoryConfig(store="memory", update_top_k=1, update_context=context), generator=generator,
+                    embedder=DeterministicEmbedder(384))
+    memory.add(["Ana lives in Oslo.", "Ana has no pets."], user_id="ana", infer=False)
+    memory.add("I moved to Bergen and got a cat.", user_id="ana")
+    assert [_listed(call.messages[-1]["content"]) for call in generator.calls[1:]] == listed
 
 
 def test_add_unites_the_windows_facts_and_counts_a_garbled_window() -> None:

@@ -28,19 +28,27 @@ _MEMORY_SWITCHES = {
 }
 """The boolean ``MemoryConfig`` fields that commands offer as ``--[no-]field-name``, with their help."""
 
+_MEMORY_CHOICES = {
+    "update_context": (("own", "shared"), "the old memories each per-fact update call lists: its fact's nearest, or "
+                                          "every fact's (MemoryConfig.update_context; default: MemoryConfig's, own)"),
+}
+"""The ``MemoryConfig`` fields that commands offer as ``--field-name CHOICE``: their choices and help."""
+
 
 def add_memory_switches(parser: argparse.ArgumentParser) -> None:
-    """``--[no-]dated-memories``, ``--[no-]anchor-dates``, ``--[no-]speaker-windows``: those ``MemoryConfig`` fields.
+    """``--[no-]dated-memories``, ``--[no-]anchor-dates``, ``--[no-]speaker-windows``, ``--update-context``.
 
-    Each is None unless given (then the ``MemoryConfig`` default holds).
+    Those ``MemoryConfig`` fields; each is None unless given (then the ``MemoryConfig`` default holds).
     """
     for name, text in _MEMORY_SWITCHES.items():
         parser.add_argument(f"--{name.replace('_', '-')}", action=argparse.BooleanOptionalAction, help=text)
+    for name, (choices, text) in _MEMORY_CHOICES.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", choices=choices, help=text)
 
 
 def memory_switches(args: argparse.Namespace) -> dict[str, Any]:
     """The ``MemoryConfig`` fields that :func:`add_memory_switches`' options set (those given only)."""
-    return {name: value for name in _MEMORY_SWITCHES if (value := getattr(args, name)) is not None}
+    return {name: value for name in (*_MEMORY_SWITCHES, *_MEMORY_CHOICES) if (value := getattr(args, name)) is not None}
 
 
 def chosen_runtime(args: argparse.Namespace, *, dtype: str = "auto", batch_generation: bool = False) -> str:

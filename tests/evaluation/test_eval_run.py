@@ -327,6 +327,7 @@ def test_a_cached_run_of_other_adapter_weights_is_neither_resumed_nor_taken(tmp_
         (["--no-anchor-dates"], {"anchor_dates": False}),
         (["--dated-memories", "--no-speaker-windows"], {"dated_memories": True, "speaker_windows": False}),
         (["--speaker-windows"], {"speaker_windows": True}),
+        (["--update-context", "shared", "--no-anchor-dates"], {"anchor_dates": False, "update_context": "shared"}),
     ],
 )
 def test_memory_switches_set_only_the_fields_given(argv, settings):
