@@ -66,6 +66,12 @@ class MemoryConfig:
         update_top_k: old memories retrieved per new fact for the update operation.
         search_limit: default number of hits of ``search``.
         answer_top_k: memories given to the generation operation.
+        answer_mmr: None (default): the ``answer_top_k`` memories most similar to the
+            question. A weight in [0, 1]: twice as many are retrieved and
+            ``answer_top_k`` of them chosen by maximal marginal relevance (this weight
+            on similarity to the question, the rest against similarity to the
+            memories already chosen), so near-copies of one memory do not fill the
+            listing.
         skip_update_when_empty: when a scope has no related memory, ADD the new facts
             without an update call (nothing to update or delete).
         constrained_json: ask the generator to decode extraction/update under their
@@ -169,6 +175,7 @@ class MemoryConfig:
     update_top_k: int = 5
     search_limit: int = 10
     answer_top_k: int = 10
+    answer_mmr: float | None = None
     skip_update_when_empty: bool = True
     constrained_json: bool = True
     max_new_tokens: dict[str, int] = field(default_factory=default_max_new_tokens)
@@ -209,6 +216,9 @@ class MemoryConfig:
             raise ConfigError(f"search_mode must be one of {SEARCH_MODES}, got {self.search_mode!r}")
         if self.uncovered_facts not in _UNCOVERED_POLICIES:
             raise ConfigError(f"uncovered_facts must be one of {_UNCOVERED_POLICIES}, got {self.uncovered_facts!r}")
+        mmr = self.answer_mmr
+        if mmr is not None and (isinstance(mmr, bool) or not isinstance(mmr, int | float) or not 0.0 <= mmr <= 1.0):
+            raise ConfigError(f"answer_mmr must be a weight in [0, 1] or None, got {mmr!r}")
         threshold = self.none_min_similarity
         if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int | float)
                                       or not -1.0 <= threshold <= 1.0):

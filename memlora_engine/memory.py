@@ -25,7 +25,7 @@ from memlora_engine.answering import NOT_IN_MEMORY, ROUTES, Answerer
 from memlora_engine.chat import ChatSessions
 from memlora_engine.config import MemoryConfig
 from memlora_engine.dates import anchor_dates
-from memlora_engine.embeddings.base import Embedder
+from memlora_engine.embeddings.base import Embedder, max_marginal_relevance
 from memlora_engine.errors import InvalidInputError, ModelOutputError
 from memlora_engine.generator import Generator
 from memlora_engine.history import HistoryStore
@@ -503,8 +503,13 @@ class Memory:
         scope = Scope(user_id, agent_id, run_id)
         given = [load_image(i) for i in images] if images else []
         k = limit or self.config.answer_top_k
-        memories = self.search(question, user_id=user_id, agent_id=agent_id, run_id=run_id, limit=k,
-                               filters=filters)
+        mmr = self.config.answer_mmr
+        memories = self.search(question, user_id=user_id, agent_id=agent_id, run_id=run_id,
+                               limit=k if mmr is None else 2 * k, filters=filters)
+        if mmr is not None and len(memories) > k:
+            vectors = self.embedder.embed([m.text for m in memories])
+            picked = max_marginal_relevance([m.score or 0.0 for m in memories], vectors, k, mmr)
+            memories = [memories[i] for i in picked]
         threshold = self.config.decline_other_subject
         if threshold is not None and not given and route != "vqa" and not refers_to_image(question):
             check = check_question(

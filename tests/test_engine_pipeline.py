@@ -12,8 +12,8 @@ import json
 
 import pytest
 
-from memlora_engine import Event, Memory
-from memlora_engine.errors import GeneratorError, InvalidInputError, MetadataError, ScopeError
+from memlora_engine import Event, Memory, MemoryConfig
+from memlora_engine.errors import ConfigError, GeneratorError, InvalidInputError, MetadataError, ScopeError
 from memlora_engine.generator import GenerationRequest
 from memlora_engine.testing import ScriptedGenerator
 
@@ -323,6 +323,33 @@ def test_answer_uses_retrieved_memories(make_memory) -> None:
     assert [m.text for m in result.memories] == ["Lives in Oslo"]
     assert "- Lives in Oslo" in seen[0].messages[-1]["content"]
     assert memory.stats["generation"].calls == 1
+
+
+@pytest.mark.parametrize(("weight", "listed"), [
+    (None, ["Lives in Oslo", "Lives in Oslo now", "Works in Oslo"]),  # plain similarity order
+    (1.0, ["Lives in Oslo", "Lives in Oslo now", "Works in Oslo"]),  # all weight on similarity: the same
+    (0.5, ["Lives in Oslo", "Works in Oslo", "Has a cat in Oslo"]),  # the near-copy gives way
+])
+def test_answer_mmr_keeps_near_copies_from_filling_the_listing(make_memory, weight, listed) -> None:
+    memory = make_memory({"generation": ["Oslo"]}, answer_mmr=weight)
+    memory.add_many(["Lives in Oslo", "Lives in Oslo now", "Works in Oslo", "Has a cat in Oslo", "Likes tea"],
+                    user_id="alice")
+    assert [m.text for m in memory.answer("Lives in Oslo?", user_id="alice", limit=3).memories] == listed
+
+
+def test_max_marginal_relevance_picks_relevant_then_different() -> None:
+    from memlora_engine.embeddings.base import max_marginal_relevance
+
+    vectors = [[1.0, 0.0], [0.99, 0.14], [0.0, 1.0]]
+    assert max_marginal_relevance([0.9, 0.89, 0.5], vectors, 2, 1.0) == [0, 1]
+    assert max_marginal_relevance([0.9, 0.89, 0.5], vectors, 2, 0.5) == [0, 2]
+    assert max_marginal_relevance([0.9, 0.89, 0.5], vectors, 5, 0.5) == [0, 2, 1]  # never more than there are
+    assert max_marginal_relevance([], [], 3, 0.5) == []
+
+
+def test_answer_mmr_is_checked() -> None:
+    with pytest.raises(ConfigError, match="answer_mmr"):
+        MemoryConfig(store="memory", answer_mmr=1.5)
 
 
 def test_a_looping_answer_is_cut_back_to_its_items_and_counted(make_memory) -> None:

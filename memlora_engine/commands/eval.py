@@ -72,6 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                             "images sees the photos; missing ones fall back to their captions")
     locomo.add_argument("--context-tokens", type=int, help="full-context prompt budget (default: model context)")
     locomo.add_argument("--answer-top-k", type=int, help="memories given to the generation stage")
+    locomo.add_argument("--answer-mmr", type=float, metavar="WEIGHT",
+                        help="choose the answer's memories by maximal marginal relevance with this weight on "
+                             "similarity to the question (MemoryConfig.answer_mmr; default: off)")
     locomo.add_argument("--search-mode", choices=("vector", "hybrid"),
                         help="how answers retrieve (MemoryConfig.search_mode; default: vector)")
     add_memory_switches(locomo)
@@ -216,6 +219,8 @@ def _run_locomo(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {"answer_top_k": args.answer_top_k} if args.answer_top_k else {}
     if args.search_mode:
         overrides["search_mode"] = args.search_mode
+    if args.answer_mmr is not None:
+        overrides["answer_mmr"] = args.answer_mmr
     overrides.update(memory_switches(args))
     if args.date_answers is not None:
         overrides["date_answers"] = args.date_answers

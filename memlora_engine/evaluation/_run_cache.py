@@ -76,7 +76,7 @@ def check_fingerprint(directory: Path, fingerprint: dict[str, Any]) -> None:
 
 
 _ANSWER_ONLY_SETTINGS = frozenset({"answer_top_k", "search_mode", "dated_memories", "decline_other_subject",
-                                   "date_answers"})
+                                   "date_answers", "answer_mmr"})
 """MemoryConfig fields that only the answering reads (ingestion's update step retrieves by vector)."""
 
 _WHERE_STORED = frozenset({"data_dir", "store", "chroma_host", "chroma_port", "chroma_ssl", "chroma_headers",

@@ -339,12 +339,17 @@ def test_cli_consolidation_dated_memories(tmp_path: Path, monkeypatch: pytest.Mo
         assert not any(line.startswith("- [20") for line in listing)
 
 
-@pytest.mark.parametrize(("flag", "anchored"), [([], True), (["--no-anchor-dates"], False)])
-def test_cli_consolidation_anchor_dates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag, anchored) -> None:
+@pytest.mark.parametrize(("flag", "anchored", "context"), [
+    ([], True, "own"), (["--no-anchor-dates"], False, "own"), (["--update-context", "shared"], True, "shared"),
+])
+def test_cli_consolidation_records_its_memory_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag,
+                                                       anchored, context) -> None:
     monkeypatch.setattr(backbone, "load_backbone", lambda model, adapters="shipped", **options: _generator(_hoarding))
     out = tmp_path / "consolidation.json"
     assert _run(["--lengths", "2", "--limit", "1", "--embedder", "hashing", "--quiet", *flag, "--out", str(out)]) == 0
-    assert json.loads(out.read_text(encoding="utf-8"))["anchor_dates"] is anchored
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["anchor_dates"] is anchored
+    assert (report["memory"]["anchor_dates"], report["memory"]["update_context"]) == (anchored, context)
 
 
 @pytest.mark.parametrize(("argv", "message"), [
