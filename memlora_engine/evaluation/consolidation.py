@@ -33,13 +33,13 @@ from typing import Any
 
 from memlora_engine.config import MemoryConfig
 from memlora_engine.embeddings.base import Embedder
-from memlora_engine.errors import InvalidInputError, ModelOutputError
+from memlora_engine.errors import InvalidInputError
 from memlora_engine.evaluation._case_files import case_records
+from memlora_engine.evaluation.memory_events import EVENTS, decided_events
 from memlora_engine.evaluation.recording import RecordingGenerator
 from memlora_engine.generator import Generator, SupportsAdapters
 from memlora_engine.memory import Memory
 from memlora_engine.operations import PIPELINE_OPERATIONS
-from memlora_engine.parsing import parse_update_ops
 
 __all__ = [
     "EVENTS",
@@ -60,7 +60,6 @@ __all__ = [
 ]
 
 VERDICTS = ("newest", "stale", "both", "neither")
-EVENTS = ("ADD", "UPDATE", "DELETE", "NONE")
 REPLY = "Got it."
 """The assistant's neutral reply after each step. One reply for all: the shipped extraction expert
 extracts nothing from some turns followed by "Okay, I'll remember that." (or by no reply) that it
@@ -190,23 +189,6 @@ def load_histories(path: str | Path | None = None, lengths: Iterable[int] | None
 
 
 # -- the run ------------------------------------------------------------------------------
-def _decisions(log: str) -> tuple[Counter[str], int]:
-    """The update expert's events as it wrote them (NONE included), and its unparseable outputs."""
-    counts: Counter[str] = Counter()
-    unparsed = 0
-    for line in log.splitlines():
-        record = json.loads(line)
-        if record["operation"] != "update":
-            continue
-        try:
-            ops = parse_update_ops(record["output"])
-        except ModelOutputError:
-            unparsed += 1
-            continue
-        counts.update(str(op.event or "?").upper() for op in ops)
-    return counts, unparsed
-
-
 def run_history(
     history: History,
     generator: Generator,
@@ -246,7 +228,7 @@ def run_history(
         update = memory.stats["update"]
     finally:
         memory.close()
-    decided, unparsed = _decisions(log.getvalue())
+    decided, unparsed = decided_events(json.loads(line) for line in log.getvalue().splitlines())
     return {
         "id": history.id, "length": history.length, "attribute": history.attribute, "question": history.question,
         "newest": history.newest, "older": list(history.older), "answer": answer.text,

@@ -12,6 +12,7 @@ from memlora_engine.data.locomo import Conversation
 from memlora_engine.embeddings.base import Embedder
 from memlora_engine.evaluation.configs import EvalConfig
 from memlora_engine.evaluation.extraction import extraction_coverage
+from memlora_engine.evaluation.memory_events import memory_events
 from memlora_engine.evaluation.recording import read_jsonl
 from memlora_engine.evaluation.report import RunData, build_report
 from memlora_engine.evaluation.runner import RunOptions, run_config
@@ -33,6 +34,12 @@ def _extraction(
         (log.parent / "extraction.json").write_text(json.dumps(coverage[conversation.sample_id], indent=1),
                                                     encoding="utf-8")
     return coverage or None
+
+
+def _memory_events(run_dir: Path, conversations: Sequence[Conversation]) -> dict[str, Any] | None:
+    """The update step's events and the memory count per conversation (read from the cache each time)."""
+    events = {c.sample_id: found for c in conversations if (found := memory_events(run_dir / c.sample_id)) is not None}
+    return events or None
 
 
 def evaluate_locomo(
@@ -90,10 +97,12 @@ def evaluate_locomo(
         elif size is not None:
             size_file.write_text(json.dumps({"bytes": size}))
         extraction = None if config.full_context else _extraction(cache / config.name, conversations, result["embedder"])
+        events = None if config.full_context else _memory_events(cache / config.name, conversations)
         runs.append(
             RunData(
                 name=config.name, config=config.describe(), answers=result["answers"], stats=result["stats"],
                 model_bytes=size, model_calls_this_process=result["model_calls_this_process"], extraction=extraction,
+                memory_events=events,
             )
         )
     info = {

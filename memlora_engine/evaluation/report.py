@@ -10,6 +10,7 @@ from typing import Any
 
 from memlora_engine.data.locomo import CATEGORY_NAMES
 from memlora_engine.evaluation.efficiency import efficiency_summary
+from memlora_engine.evaluation.memory_events import memory_events
 from memlora_engine.evaluation.recording import read_jsonl
 from memlora_engine.evaluation.runner import merge_stats
 from memlora_engine.evaluation.scoring import aggregate, score_answers
@@ -46,7 +47,9 @@ class RunData:
 
     ``extraction`` maps a conversation id to its
     :func:`~memlora_engine.evaluation.extraction.extraction_coverage` (absent when
-    the data was not at hand, e.g. a full-context run).
+    the data was not at hand, e.g. a full-context run), ``memory_events`` to its
+    :func:`~memlora_engine.evaluation.memory_events.memory_events` (absent for a
+    full-context run, which has no memory).
     """
 
     name: str
@@ -57,6 +60,7 @@ class RunData:
     model_bytes: int | None = None
     model_calls_this_process: int | None = None
     extraction: dict[str, Any] | None = None
+    memory_events: dict[str, Any] | None = None
 
 
 def load_runs(directory: str | Path) -> list[RunData]:
@@ -68,6 +72,7 @@ def load_runs(directory: str | Path) -> list[RunData]:
         answers: list[dict[str, Any]] = []
         stats: dict[str, dict[str, float]] = {}
         extraction: dict[str, Any] = {}
+        events: dict[str, Any] = {}
         for conv_dir in sorted(p for p in run_dir.iterdir() if p.is_dir()):
             answers.extend(sorted(read_jsonl(conv_dir / "answers.jsonl"), key=lambda r: r["question_index"]))
             ckpt = conv_dir / "checkpoint.json"
@@ -75,10 +80,12 @@ def load_runs(directory: str | Path) -> list[RunData]:
                 stats = merge_stats(stats, json.loads(ckpt.read_text(encoding="utf-8")).get("stats", {}))
             if (conv_dir / "extraction.json").exists():
                 extraction[conv_dir.name] = json.loads((conv_dir / "extraction.json").read_text(encoding="utf-8"))
+            if (found := memory_events(conv_dir)) is not None:
+                events[conv_dir.name] = found
         saved = run_dir / "model_size.json"
         model_bytes = json.loads(saved.read_text())["bytes"] if saved.exists() else None
         runs.append(RunData(run_dir.name, fingerprint.get("config", {"name": run_dir.name}), answers, stats, fingerprint,
-                            model_bytes, extraction=extraction or None))
+                            model_bytes, extraction=extraction or None, memory_events=events or None))
     return runs
 
 
@@ -172,6 +179,27 @@ def _extraction_section(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _events_section(results: dict[str, Any]) -> list[str]:
+    """The memory count and the update step's events per conversation (when the run has a memory)."""
+    runs = {name: r["memory_events"] for name, r in results["configs"].items() if r.get("memory_events")}
+    if not runs:
+        return []
+    lines = ["", "## Memory: the update step's events", "",
+             "Applied: the events `add` carried out. Written: the ops the update operation wrote (NONE changes "
+             "nothing, so it is never applied; \"other\" are unknown events, rejected).", "",
+             "| config | conversation | memories | applied ADD / UPDATE / DELETE | written ADD / UPDATE / DELETE / NONE "
+             "/ other | share of UPDATE / DELETE / NONE written | unparsed outputs |", "|---|---|---|---|---|---|---|"]
+    for name, per_conv in runs.items():
+        for conv, e in per_conv.items():
+            applied, written, share = e["applied"], e["decided"], e["decided_share"]
+            lines.append("| " + " | ".join([
+                name, conv, _fmt(e["memories"]), " / ".join(str(applied[k]) for k in ("ADD", "UPDATE", "DELETE")),
+                " / ".join(str(written[k]) for k in ("ADD", "UPDATE", "DELETE", "NONE", "other")),
+                " / ".join(_fmt(share[k]) for k in ("UPDATE", "DELETE", "NONE")), str(e["unparsed"]),
+            ]) + " |")
+    return lines
+
+
 def _markdown(results: dict[str, Any], plots: Sequence[str]) -> str:
     lines = ["# LoCoMo evaluation", ""]
     meta = results["meta"]
@@ -218,6 +246,7 @@ def _markdown(results: dict[str, Any], plots: Sequence[str]) -> str:
         lines.append("| " + " | ".join([name, *cells]) + " |")
     lines += _retrieval_section(results)
     lines += _extraction_section(results)
+    lines += _events_section(results)
     lines += ["", "## Efficiency (from Memory.stats)", ""]
     header = ["config", "model MB", "output tok/s", "tokens/answer", "s/op (mean of stages)",
               "extraction in/out tok", "update in/out tok", "generation in/out tok", "parse failures", "model calls"]
@@ -281,6 +310,7 @@ def build_report(
             "stats": run.stats,
             "model_calls_this_process": run.model_calls_this_process,
             **({"extraction": run.extraction} if run.extraction else {}),
+            **({"memory_events": run.memory_events} if run.memory_events else {}),
         }
     written = _plots(results, out) if plots and results["configs"] else []
     results["plots"] = written

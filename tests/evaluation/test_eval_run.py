@@ -50,6 +50,11 @@ def test_end_to_end_then_resume_without_model_calls(tmp_path, synthetic_file, ma
     assert results["configs"]["memlora"]["model_calls_this_process"] > 0
     report = (out / "report.md").read_text()
     assert "not measured" in report and "meteor_exact_stem" in report
+    # 7 facts, all new: 5 ADDs written by the update operation, 2 ADDed with no call into an empty scope
+    events = mem0["memory_events"]["syn-1"]
+    assert (events["memories"], events["applied"]["ADD"], events["decided"]["ADD"]) == (7, 7, 5)
+    assert "memory_events" not in saved["configs"]["full-context"]  # no memory
+    assert "| mem0-prompts | syn-1 |" in report.split("## Memory: the update step's events", 1)[1]
 
     run_dir = out / "runs" / "mem0-prompts" / "syn-1"
     calls = read_jsonl(run_dir / "calls.jsonl")
@@ -341,3 +346,35 @@ def test_memory_switches_set_only_the_fields_given(argv, settings):
     from memlora_engine import MemoryConfig
 
     MemoryConfig(**settings)  # each is a MemoryConfig field
+
+
+def test_memory_events_count_what_was_applied_and_what_the_model_wrote(tmp_path):
+    from memlora_engine.evaluation.memory_events import memory_events
+
+    assert memory_events(tmp_path) is None  # nothing ingested yet
+
+    def lines(*records):
+        return "".join(json.dumps(r) + "\n" for r in records)
+
+    def update(*ops):
+        return {"operation": "update", "output": json.dumps({"memory": [{"id": "0", "event": e} for e in ops]})}
+
+    (tmp_path / "ingest.jsonl").write_text(lines(
+        {"results": [{"event": "ADD"}, {"event": "ADD"}]},
+        {"results": [{"event": "UPDATE"}, {"event": "DELETE"}]},
+        {"results": []},
+    ))
+    (tmp_path / "calls.jsonl").write_text(lines(
+        {"operation": "extraction", "output": '{"facts": []}'},
+        update("ADD", "NONE"), update("UPDATE", "DELETE", "NONE", "MERGE"),
+        {"operation": "update", "output": "not json"},
+        {"operation": "generation", "output": "Oslo"},
+    ))
+    (tmp_path / "memories.jsonl").write_text(lines({"id": "a"}, {"id": "b"}, {"id": "c"}))
+    assert memory_events(tmp_path) == {
+        "memories": 3,
+        "applied": {"ADD": 2, "UPDATE": 1, "DELETE": 1},
+        "decided": {"ADD": 1, "UPDATE": 1, "DELETE": 1, "NONE": 2, "other": 1},
+        "decided_share": {"ADD": 0.1667, "UPDATE": 0.1667, "DELETE": 0.1667, "NONE": 0.3333},
+        "unparsed": 1,
+    }
