@@ -184,7 +184,8 @@ def test_mixed_operations_run_one_by_one(adapter_dirs):
     assert [g.text for g in backbone.generate_batch(requests)] == [backbone.generate(r).text for r in requests]
 
 
-def test_the_update_step_batches_its_per_fact_calls_with_the_one_by_one_plan(adapter_dirs):
+@pytest.mark.parametrize("own", [False, True], ids=["shared-listing", "own-listings"])
+def test_the_update_step_batches_its_per_fact_calls_with_the_one_by_one_plan(adapter_dirs, own):
     from memlora_engine import MemoryConfig
     from memlora_engine.repository import text_hash
     from memlora_engine.stats import Stats
@@ -194,12 +195,14 @@ def test_the_update_step_batches_its_per_fact_calls_with_the_one_by_one_plan(ada
     records = [MemoryRecord(id=f"m{i}", text=t, hash=text_hash(t), created_at="2024-01-01T00:00:00+00:00", user_id="u")
                for i, t in enumerate(["Caroline likes tea.", "Mel paints."])]
     facts = ["Caroline moved to Oslo.", "Mel has two kids.", "Mel likes tea."]
+    # own listings: the rows' prompts differ after the system prompt, and in length
+    nearest = {facts[0]: records[:1], facts[1]: records[1:], facts[2]: records[::-1]} if own else None
     plans, calls = [], []
     for batch in (True, False):
         backbone = _backbone(adapter_dirs, prefix_cache=batch)
         backbone.batch_generation = batch
         caller = ModelCaller(MemoryConfig(store="memory"), backbone, Stats())
-        plans.append(decide_updates(caller, records, facts, date="2024-05-01"))
+        plans.append(decide_updates(caller, records, facts, date="2024-05-01", nearest=nearest))
         calls.append(caller.stats[Operation.UPDATE].calls)
     assert plans[0] == plans[1]
     assert calls == [3, 3]  # a batch still counts one call per fact
