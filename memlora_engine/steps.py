@@ -191,9 +191,10 @@ def decide_updates(caller: ModelCaller, old_records: Sequence[MemoryRecord], fac
     # One call per fact ("per_fact") asks the small model one question at a time.
     per_fact = caller.config.update_calls == "per_fact"
     groups = [[f] for f in dict.fromkeys(facts)] if per_fact else [list(facts)]
-    own = per_fact and nearest is not None and caller.config.update_context == "own"
-    listings = [list(nearest.get(group[0], old_records)) if own and nearest is not None else list(old_records)
-                for group in groups]
+    if per_fact and nearest is not None and caller.config.update_context == "own":
+        listings = [list(nearest.get(group[0], old_records)) for group in groups]
+    else:
+        listings = [list(old_records)] * len(groups)
     # Each call numbers its listing "0", "1", ...; the ops of all calls are checked
     # together against the real records (keyed "call:id"), so two facts changing one
     # memory is still a conflict, and the later fact is then undecided (ADDed by
