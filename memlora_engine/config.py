@@ -102,9 +102,10 @@ class MemoryConfig:
             fact's nearest memories, the same numbered list in every call (the default
             before session 17: an ``add`` of several facts then sends each call every
             other fact's memories too, a longer prompt that says nothing more about
-            the call's own fact). Either way the ops are checked together against the real records,
-            so two facts changing one memory is still a ``conflicting_op``. A
-            ``"batch"`` call always lists the union.
+            the call's own fact, and on such lists the shipped expert UPDATEs by
+            position). Either way the ops are checked together against the real
+            records, so two facts changing one memory is still a ``conflicting_op``.
+            A ``"batch"`` call always lists the union.
         max_conversation_chars: the most characters of conversation sent to the
             extraction operation; a longer one keeps its latest turns, with a
             warning (None: no limit, for models with a long context).
