@@ -235,8 +235,7 @@ def run_history(
         "verdict": history.score(answer.text), "memories": memories, "memory_count": len(memories),
         "stale_memories": history.stale_memories(memories), "facts": facts,
         "applied": {e: applied[e] for e in EVENTS if e != "NONE"},
-        # "other": events the parser read but the engine does not know (rejected ops)
-        "decided": {e: decided[e] for e in EVENTS} | {"other": sum(decided.values()) - sum(decided[e] for e in EVENTS)},
+        "decided": decided,  # as the model wrote them, "other" included (decided_events)
         "update_calls": update.calls, "uncovered_facts": update.uncovered_facts, "duplicate_adds": update.duplicate_adds,
         "rejected_ops": rejected, "unparsed_updates": unparsed, "failures": failures,
     }

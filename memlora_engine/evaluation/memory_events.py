@@ -23,10 +23,12 @@ __all__ = ["EVENTS", "decided_events", "memory_events"]
 EVENTS = ("ADD", "UPDATE", "DELETE", "NONE")
 
 
-def decided_events(calls: Iterable[Mapping[str, Any]]) -> tuple[Counter[str], int]:
-    """The update operation's events as the model wrote them (NONE included), and its unparseable outputs.
+def decided_events(calls: Iterable[Mapping[str, Any]]) -> tuple[dict[str, int], int]:
+    """The update operation's events as the model wrote them, and its unparseable outputs.
 
-    ``calls`` are recorded model calls (``operation``, ``output``); the other operations are skipped.
+    ``calls`` are recorded model calls (``operation``, ``output``); the other operations are
+    skipped. The counts hold every one of :data:`EVENTS` (NONE included) and ``"other"``:
+    events the parser read but the engine does not know (rejected ops).
     """
     counts: Counter[str] = Counter()
     unparsed = 0
@@ -39,7 +41,7 @@ def decided_events(calls: Iterable[Mapping[str, Any]]) -> tuple[Counter[str], in
             unparsed += 1
             continue
         counts.update(str(op.event or "?").upper() for op in ops)
-    return counts, unparsed
+    return {e: counts[e] for e in EVENTS} | {"other": sum(counts.values()) - sum(counts[e] for e in EVENTS)}, unparsed
 
 
 def memory_events(conversation_dir: Path) -> dict[str, Any] | None:
@@ -49,14 +51,13 @@ def memory_events(conversation_dir: Path) -> dict[str, Any] | None:
         return None
     applied = Counter(e["event"] for record in read_jsonl(ingest) for e in record["results"])
     calls = conversation_dir / "calls.jsonl"
-    decided, unparsed = decided_events(read_jsonl(calls)) if calls.exists() else (Counter(), 0)
+    decided, unparsed = decided_events(read_jsonl(calls) if calls.exists() else [])
     memories = conversation_dir / "memories.jsonl"
     written = sum(decided.values())
     return {
         "memories": sum(1 for _ in read_jsonl(memories)) if memories.exists() else None,
         "applied": {e: applied[e] for e in EVENTS if e != "NONE"},
-        # "other": events the parser read but the engine does not know (rejected ops)
-        "decided": {e: decided[e] for e in EVENTS} | {"other": written - sum(decided[e] for e in EVENTS)},
+        "decided": decided,
         "decided_share": {e: round(decided[e] / written, 4) if written else None for e in EVENTS},
         "unparsed": unparsed,
     }
