@@ -213,25 +213,17 @@ class MemoryConfig:
                                                                 "postgres://", "sqlite://")):
                 raise ConfigError("database_url must be a postgresql:// or sqlite:// URL, got "
                                   f"{str(url).split('://')[0]!r}")
-        if self.search_mode not in SEARCH_MODES:
-            raise ConfigError(f"search_mode must be one of {SEARCH_MODES}, got {self.search_mode!r}")
-        if self.uncovered_facts not in _UNCOVERED_POLICIES:
-            raise ConfigError(f"uncovered_facts must be one of {_UNCOVERED_POLICIES}, got {self.uncovered_facts!r}")
-        mmr = self.answer_mmr
-        if mmr is not None and (isinstance(mmr, bool) or not isinstance(mmr, int | float) or not 0.0 <= mmr <= 1.0):
-            raise ConfigError(f"answer_mmr must be a weight in [0, 1] or None, got {mmr!r}")
-        threshold = self.none_min_similarity
-        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int | float)
-                                      or not -1.0 <= threshold <= 1.0):
-            raise ConfigError(f"none_min_similarity must be a cosine in [-1, 1] or None, got {threshold!r}")
-        margin = self.decline_other_subject
-        if margin is not None and (isinstance(margin, bool) or not isinstance(margin, int | float)
-                                   or not 0.0 <= margin <= 2.0):
-            raise ConfigError(f"decline_other_subject must be a cosine margin in [0, 2] or None, got {margin!r}")
-        if self.update_calls not in _UPDATE_CALLS:
-            raise ConfigError(f"update_calls must be one of {_UPDATE_CALLS}, got {self.update_calls!r}")
-        if self.update_context not in _UPDATE_CONTEXTS:
-            raise ConfigError(f"update_context must be one of {_UPDATE_CONTEXTS}, got {self.update_context!r}")
+        for name, allowed in (("search_mode", SEARCH_MODES), ("uncovered_facts", _UNCOVERED_POLICIES),
+                              ("update_calls", _UPDATE_CALLS), ("update_context", _UPDATE_CONTEXTS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        for name, what, low, high in (("answer_mmr", "a weight", 0.0, 1.0),
+                                      ("none_min_similarity", "a cosine", -1.0, 1.0),
+                                      ("decline_other_subject", "a cosine margin", 0.0, 2.0)):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                      or not low <= value <= high):
+                raise ConfigError(f"{name} must be {what} in [{low:g}, {high:g}] or None, got {value!r}")
         budget = self.max_conversation_chars
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
             raise ConfigError(f"max_conversation_chars must be a positive integer or None, got {budget!r}")
