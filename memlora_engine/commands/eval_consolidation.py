@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from memlora_engine.commands._options import add_memory_switches, add_runtime_argument, chosen_runtime, memory_switches
-from memlora_engine.evaluation._run_cache import memory_settings
+from memlora_engine.evaluation.configs import memory_settings
 
 __all__ = ["add_parser", "run"]
 
@@ -141,8 +141,9 @@ def run(args: argparse.Namespace) -> int:
             "command": command, "model": args.model, "adapters": labels, "embedder": args.embedder,
             "histories": Path(args.histories).name if args.histories else default_histories_path().name,
             "lengths": lengths, "limit": args.limit, "threads": args.threads, "dtype": args.dtype, "runtime": args.runtime,
-            "max_new_tokens": config.max_new_tokens, "dated_memories": config.dated_memories,
-            "anchor_dates": config.anchor_dates, "memory": memory_settings(config), **result,
+            # Every MemoryConfig value in effect (max_new_tokens, dated_memories, anchor_dates, ...)
+            # under one key; reports written before session 18 also have the first three at the top.
+            "memory": memory_settings(config), **result,
         }
         out.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
         print(f"written: {out}")

@@ -11,17 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from memlora_engine.config import MemoryConfig
 from memlora_engine.errors import ConfigError
 from memlora_engine.evaluation.recording import read_jsonl, rewrite_jsonl
 from memlora_engine.operations import INGEST_OPERATIONS
 
-__all__ = ["adapter_digests", "check_fingerprint", "check_ingest_source", "memory_settings", "reuse_ingestion",
-           "write_checkpoint"]
+__all__ = ["adapter_digests", "check_fingerprint", "check_ingest_source", "reuse_ingestion", "write_checkpoint"]
 
 _INGEST_STAGES = frozenset(op.value for op in INGEST_OPERATIONS)
 
@@ -78,21 +75,6 @@ def check_fingerprint(directory: Path, fingerprint: dict[str, Any]) -> None:
 _ANSWER_ONLY_SETTINGS = frozenset({"answer_top_k", "search_mode", "dated_memories", "decline_other_subject",
                                    "date_answers", "answer_mmr"})
 """MemoryConfig fields that only the answering reads (ingestion's update step retrieves by vector)."""
-
-_WHERE_STORED = frozenset({"data_dir", "store", "chroma_host", "chroma_port", "chroma_ssl", "chroma_headers",
-                           "database_url", "namespace"})
-"""MemoryConfig fields that say where memories are kept, not what they are."""
-
-
-def memory_settings(config: MemoryConfig) -> dict[str, Any]:
-    """The :class:`MemoryConfig` values a run's memory and answers depend on, for its fingerprint.
-
-    The values in effect, defaults included: a run cached before a default changed
-    (``anchor_dates`` in session 15, ``speaker_windows`` in 16) is then neither resumed
-    nor taken by ``--ingest-from`` under the new default.
-    """
-    return {f.name: getattr(config, f.name) for f in fields(config) if f.name not in _WHERE_STORED}
-
 
 def _ingest_fingerprint(fingerprint: dict[str, Any]) -> dict[str, Any]:
     """The part of a run fingerprint that decides what ingestion builds."""

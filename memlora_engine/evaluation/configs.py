@@ -21,7 +21,8 @@ the short prompts too unless ``;base-prompts=mem0`` follows. ``adapters=none`` i
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from memlora_engine.config import MemoryConfig
 from memlora_engine.errors import ConfigError
@@ -30,7 +31,7 @@ from memlora_engine.prompts import PROMPT_STYLES
 from memlora_engine.types import Operation
 
 # PIPELINE_OPERATIONS is the registry's, re-exported: the stages a configuration sets.
-__all__ = ["PIPELINE_OPERATIONS", "PRESETS", "EvalConfig", "parse_config", "parse_token_caps"]
+__all__ = ["PIPELINE_OPERATIONS", "PRESETS", "EvalConfig", "memory_settings", "parse_config", "parse_token_caps"]
 
 
 @dataclass(frozen=True)
@@ -149,3 +150,19 @@ def parse_token_caps(text: str | None) -> dict[str, int]:
             raise ConfigError(f"token caps are STAGE=N with a stage of {[op.value for op in Operation]}, got {item!r}")
         caps[stage] = int(value)
     return caps
+
+
+_WHERE_STORED = frozenset({"data_dir", "store", "chroma_host", "chroma_port", "chroma_ssl", "chroma_headers",
+                           "database_url", "namespace"})
+"""MemoryConfig fields that say where memories are kept, not what they are."""
+
+
+def memory_settings(config: MemoryConfig) -> dict[str, Any]:
+    """The :class:`MemoryConfig` values a run's memory and answers depend on.
+
+    The values in effect, defaults included, so a result file says what it measured
+    and a cached run's fingerprint changes with a default: a run cached before a
+    default changed (``anchor_dates`` in session 15, ``speaker_windows`` in 16) is
+    then neither resumed nor taken by ``--ingest-from`` under the new default.
+    """
+    return {f.name: getattr(config, f.name) for f in fields(config) if f.name not in _WHERE_STORED}

@@ -56,11 +56,10 @@ from memlora_engine.evaluation._run_cache import (
     adapter_digests,
     check_fingerprint,
     check_ingest_source,
-    memory_settings,
     reuse_ingestion,
     write_checkpoint,
 )
-from memlora_engine.evaluation.configs import EvalConfig
+from memlora_engine.evaluation.configs import EvalConfig, memory_settings
 from memlora_engine.evaluation.recording import RecordingGenerator, read_jsonl, rewrite_jsonl
 from memlora_engine.generator import GenerationRequest, Generator
 from memlora_engine.operations import INGEST_OPERATIONS
@@ -107,7 +106,7 @@ class RunOptions:
         """The options that change what is ingested (a cached run must match them).
 
         ``memory_overrides`` are not here: the run fingerprints the whole
-        :class:`MemoryConfig` they make (:func:`~memlora_engine.evaluation._run_cache.memory_settings`).
+        :class:`MemoryConfig` they make (:func:`~memlora_engine.evaluation.configs.memory_settings`).
         """
         fingerprint: dict[str, Any] = {
             "limit_sessions": self.limit_sessions,

@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--out", help="write the per-expert answers here (JSON)")
     args = parser.parse_args()
     run = json.load(open(args.run, encoding="utf-8"))
-    if run.get("dated_memories"):
+    if run.get("memory", run).get("dated_memories"):  # top-level in reports before session 18
         raise SystemExit("the run listed dated memories; this replay does not keep the dates")
     histories = {h.id: h for h in load_histories()}
     embedder = SentenceTransformerEmbedder()
