@@ -63,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--synthetic-rich", action="store_true",
                         help="the richer synthetic update recipe: more attributes, new facts and stored memories with "
                              "a second clause, calls over one old memory, same-person distractors (docs/training.md)")
+    parser.add_argument("--synthetic-twins", type=float, metavar="SHARE", default=0.0,
+                        help="with --synthetic-per-fact: this share of the changed values also get an ADD twin, the "
+                             "same fact over the listing without the memory it changes (docs/training.md)")
     parser.add_argument("--multi-fact-windows", type=int, metavar="N", default=0,
                         help="also write N multi-fact extraction calls (2-4 consecutive windows of a session, target "
                              "the union of their observation facts) from the selected training conversations into "
@@ -185,7 +188,8 @@ def _synthetic(args: argparse.Namespace, selected: list[Any], out: Path) -> None
 
     sources = _training_sources(selected, "--synthetic-update", "synthetic update examples")
     stats = write_synthetic_update(out, sources, args.synthetic_update, seed=args.synthetic_seed,
-                                   per_fact=args.synthetic_per_fact, rich=args.synthetic_rich)
+                                   per_fact=args.synthetic_per_fact, rich=args.synthetic_rich,
+                                   twins=args.synthetic_twins)
     shares = ", ".join(f"{k} {v:.0%}" for k, v in stats["synthetic"]["event_shares"].items())
     mix = ", ".join(f"{k} {v:.0%}" for k, v in stats["mix"]["event_shares"].items())
     print(f"synthetic update examples: {stats['count']} ({stats['synthetic']['facts']} facts: {shares})")

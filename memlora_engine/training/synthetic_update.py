@@ -31,6 +31,11 @@ per call, as :func:`~memlora_engine.ops.plan_operations` requires):
 * ``unrelated`` -- nothing in the old memories is about it -> ADD;
 * ``addition`` (richer recipe only) -- a second value beside the stored one ("also plays
   the cello", "got a second cat") -> ADD, the old memory stays.
+* ``twin_change`` / ``twin_end_with_state`` (``twins``, per-fact only) -- a changed value's
+  fact again, over the same listing *without* the memory it changes and with a memory of
+  another attribute of the same person -> ADD. The pair differs only in whether the
+  attribute's memory is listed, so the label can only be read off the memories, not off
+  the fact's wording or its person.
 
 Ids follow the labeler's (and so the LoCoMo-derived examples') form: old memories
 ``"0".."n-1"`` in shuffled order, each ADD the next free id. Every call has 1-4 facts
@@ -51,7 +56,7 @@ import random
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -102,6 +107,8 @@ EDIT_EVENTS: dict[str, tuple[Event, ...]] = {
     "repeat_part": (Event.NONE,),
     "unrelated": (Event.ADD,),
     "addition": (Event.ADD,),
+    "twin_change": (Event.ADD,),
+    "twin_end_with_state": (Event.ADD,),
 }
 """The event(s) each edit type is labelled with (see the module docstring)."""
 
@@ -160,6 +167,7 @@ class _Recipe:
     detail_share: float  # new facts (change, end_with_state) and stored memories given a second clause
     single_share: float  # calls of one fact over only its own old memory
     siblings: bool  # old memories about other attributes of the same person among the distractors
+    twin_share: float = 0.0  # changed values given an ADD twin without their memory (per-fact only)
 
 
 def _clean(text: str) -> str:
@@ -460,12 +468,49 @@ def _examples(rng: random.Random, source: _Source, number: int, max_chars: int,
                         "events": [c.event.value for c in group], "old_memories": len(old_texts),
                         **({"single": single} if recipe.single_share else {})},
         })
+    if per_fact and recipe.twin_share:
+        examples += _twins(rng, recipe, source, cases, old_texts, number + len(examples), max_chars)
     return examples
+
+
+def _twins(rng: random.Random, recipe: _Recipe, source: _Source, cases: Sequence[SyntheticCase],
+           old_texts: Sequence[str], number: int, max_chars: int) -> list[dict[str, Any]]:
+    """ADD twins of the changed values among ``cases`` (see the module docstring, ``twin_*``).
+
+    The twin lists the same old memories less the one the fact changes, and one memory of
+    another attribute of the same person when none is listed yet, so that the person is
+    still in memory: only the missing attribute makes the fact new.
+    """
+    twins = []
+    for case in cases:
+        if case.edit not in ("change", "end_with_state") or rng.random() >= recipe.twin_share:
+            continue
+        name = case.topic.split("/")[0]
+        listing = [t for t in old_texts if t != case.old]
+        if not any(t.startswith(name + " ") or t.startswith(name + "'") for t in listing):
+            listing = _siblings(rng, recipe, [case])[:1] + listing
+        if not listing:
+            continue
+        twin = SyntheticCase(case.fact, Event.ADD, f"twin_{case.edit}", None, case.fact, case.topic + "/twin")
+        messages, target = _render([twin], listing)
+        if call_chars(messages, target) > max_chars:
+            continue
+        twins.append({
+            "id": f"{SYNTHETIC_ID}/update/{number + len(twins)}",
+            "operation": Operation.UPDATE.value,
+            "conversation": SYNTHETIC_ID,
+            "messages": messages,
+            "target": target,
+            "raw": target,
+            "context": {"source": source.sample_id, "edits": [twin.edit], "events": [Event.ADD.value],
+                        "old_memories": len(listing), "twin": True},
+        })
+    return twins
 
 
 def generate_update_examples(conversations: Iterable[Conversation], count: int, *, seed: int = 0,
                              max_chars: int = 1500, per_fact: bool = False,
-                             rich: bool = False) -> list[dict[str, Any]]:
+                             rich: bool = False, twins: float = 0.0) -> list[dict[str, Any]]:
     """``count`` synthetic update examples, drawn round-robin over ``conversations``.
 
     Args:
@@ -484,6 +529,9 @@ def generate_update_examples(conversations: Iterable[Conversation], count: int, 
             memories of other attributes among the distractors, a second value beside the
             stored one (``addition``, ADD), and more changed values and same-person ADDs
             (:data:`RICH_EDIT_WEIGHTS`). Off, the examples are the plain recipe's, unchanged.
+        twins: the share of changed values (``change``, ``end_with_state``) that also get an
+            ADD twin without their memory (per-fact only; 0: none, and the examples are
+            those of the recipe without twins, unchanged).
 
     Raises:
         ConfigError: a validation or test conversation of the dev split was given, or
@@ -495,7 +543,11 @@ def generate_update_examples(conversations: Iterable[Conversation], count: int, 
     if not sources:
         raise ConfigError("no conversation with observations to build synthetic update examples from")
     rng = random.Random(seed)
-    recipe = _RICH if rich else _PLAIN
+    if twins and not per_fact:
+        raise ConfigError("twins are per-fact examples: use them with per_fact")
+    if not 0.0 <= twins <= 1.0:
+        raise ConfigError(f"twins is a share between 0 and 1, got {twins}")
+    recipe = replace(_RICH if rich else _PLAIN, twin_share=twins)
     examples: list[dict[str, Any]] = []
     attempts = 0
     while len(examples) < count and attempts < count * 20:
@@ -543,7 +595,7 @@ def mix_distribution(locomo: Sequence[dict[str, Any]], synthetic: Sequence[dict[
 
 def write_synthetic_update(out_dir: str | Path, conversations: Sequence[Conversation], count: int, *,
                            seed: int = 0, max_chars: int = 1500, per_fact: bool = False,
-                           rich: bool = False) -> dict[str, Any]:
+                           rich: bool = False, twins: float = 0.0) -> dict[str, Any]:
     """Write ``count`` synthetic examples into the distillation cache; return their statistics.
 
     Writes ``<out_dir>/update/synthetic-update.jsonl`` (read by the trainer like a
@@ -554,7 +606,7 @@ def write_synthetic_update(out_dir: str | Path, conversations: Sequence[Conversa
     """
     out = Path(out_dir)
     examples = generate_update_examples(conversations, count, seed=seed, max_chars=max_chars, per_fact=per_fact,
-                                        rich=rich)
+                                        rich=rich, twins=twins)
     path = out / Operation.UPDATE.value / f"{SYNTHETIC_ID}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in examples), encoding="utf-8")
@@ -564,9 +616,9 @@ def write_synthetic_update(out_dir: str | Path, conversations: Sequence[Conversa
         if cached.exists():
             locomo.extend(json.loads(line) for line in cached.read_text(encoding="utf-8").splitlines() if line.strip())
     stats = {"count": len(examples), "seed": seed, "max_chars": max_chars, "per_fact": per_fact, "rich": rich,
-             "conversations": [c.sample_id for c in conversations],
+             "twins": twins, "conversations": [c.sample_id for c in conversations],
              **mix_distribution(locomo, examples, max_chars=max_chars)}
     path.with_suffix(".stats.json").write_text(json.dumps(stats, indent=1), encoding="utf-8")
     record_in_manifest(out, "synthetic", Operation.UPDATE,
-                       {k: stats[k] for k in ("count", "seed", "max_chars", "per_fact", "rich", "conversations")})
+                       {k: stats[k] for k in ("count", "seed", "max_chars", "per_fact", "rich", "twins", "conversations")})
     return stats

@@ -126,7 +126,8 @@ def test_labels_follow_the_edit_types(examples):
             assert tuple(events[index : index + len(expected)]) == tuple(e.value for e in expected)
             seen[edits[index]] += 1
             index += len(expected)
-    assert set(seen) >= set(EDIT_EVENTS) - {"addition"}  # every edit type occurs ("addition": rich only)
+    # Every edit type occurs ("addition": rich only; the twins: with twins only).
+    assert set(seen) >= set(EDIT_EVENTS) - {"addition", "twin_change", "twin_end_with_state"}
 
 
 def test_edits_mean_what_they_say(examples):
@@ -221,6 +222,41 @@ def test_rich_recipe_writes_long_facts_single_calls_and_same_person_memories():
         in {o["text"].split()[0].removesuffix("'s") for o in
             json.loads(prompt_values("memlora", Operation.UPDATE, x["messages"])["old_memories"])}
         for x in adds)
+
+
+def _listing(example: dict[str, Any]) -> list[str]:
+    return [o["text"] for o in json.loads(prompt_values("memlora", Operation.UPDATE, example["messages"])["old_memories"])]
+
+
+def _fact(example: dict[str, Any]) -> str:
+    (fact,) = json.loads(prompt_values("memlora", Operation.UPDATE, example["messages"])["facts"])
+    return fact
+
+
+def test_twins_add_a_changed_value_whose_memory_is_not_listed():
+    conversations = parse_locomo([_sample("syn-a"), _sample("syn-b")])
+    examples = generate_update_examples(conversations, 300, seed=7, per_fact=True, rich=True, twins=1.0)
+    twins = [x for x in examples if x["context"].get("twin")]
+    assert twins and all(x["context"]["events"] == ["ADD"] for x in twins)
+    changes: dict[str, list[tuple[str, list[str]]]] = {}
+    for x in examples:
+        if x["context"]["edits"] in (["change"], ["end_with_state"]):
+            (op,) = parse_update_ops(x["target"])
+            changes.setdefault(_fact(x), []).append((op.old_memory or "", _listing(x)))
+    for twin in twins:
+        fact, listed = _fact(twin), _listing(twin)
+        # The twin of a changed value: its listing less the memory the fact changes (and at
+        # most one memory of the same person's other attribute, listed first).
+        assert any(old not in listed and set(listed) - set(listing) <= {listed[0]} for old, listing in changes[fact])
+        person = fact.split()[0].removesuffix("'s")
+        assert any(t.split()[0].removesuffix("'s") == person for t in listed)  # the person is still in memory
+        (op,) = parse_update_ops(twin["target"])
+        assert (op.event, op.text) == (Event.ADD.value, fact)
+    # Without twins the recipe's examples are unchanged, and twins need one fact per call.
+    plain = generate_update_examples(conversations, 120, seed=7, per_fact=True, rich=True)
+    assert plain == generate_update_examples(conversations, 120, seed=7, per_fact=True, rich=True, twins=0.0)
+    with pytest.raises(ConfigError, match="per_fact"):
+        generate_update_examples(conversations, 10, seed=7, rich=True, twins=0.5)
 
 
 def test_rich_values_stay_apart_from_the_consolidation_check():
