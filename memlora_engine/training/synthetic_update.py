@@ -481,7 +481,7 @@ def _twins(rng: random.Random, recipe: _Recipe, source: _Source, cases: Sequence
     another attribute of the same person when none is listed yet, so that the person is
     still in memory: only the missing attribute makes the fact new.
     """
-    twins = []
+    twins: list[dict[str, Any]] = []
     for case in cases:
         if case.edit not in ("change", "end_with_state") or rng.random() >= recipe.twin_share:
             continue
