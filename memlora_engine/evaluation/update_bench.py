@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from memlora_engine.config import MemoryConfig
-from memlora_engine.embeddings.base import Embedder
+from memlora_engine.embeddings.base import Embedder, cosine
 from memlora_engine.errors import InvalidInputError, ModelOutputError
 from memlora_engine.evaluation._case_files import case_records
 from memlora_engine.evaluation.update_scoring import EVENTS, CaseScore, Decision, align, exact_match, summarize
@@ -123,23 +123,38 @@ def run_update_case(generator: Generator, config: MemoryConfig, old_texts: Seque
                     date: str, embedder: Embedder | None = None) -> UpdateOutcome:
     """Run the engine's update step (:func:`~memlora_engine.steps.decide_updates`) once.
 
-    The old memories get the model ids "0", "1", ... in order (the record ids are the
-    same strings, so a planned op's target id is the model id). Everything else is the
-    engine's: the prompt-style rule, schema and budget, the validation, the
-    undecided-fact policy (``config.uncovered_facts``) and duplicate ADDs as NONE, and,
-    given the ``embedder`` ``Memory`` would use, the check of NONEs against the memory
-    they name (``config.none_min_similarity``).
+    The old memories' record ids are "0", "1", ... in the case's order, so a planned op's
+    target id is the case's (gold) id. Everything else is the engine's: the prompt-style
+    rule, schema and budget, the validation, the undecided-fact policy
+    (``config.uncovered_facts``) and duplicate ADDs as NONE, and, given the ``embedder``
+    ``Memory`` would use, each fact's listing as ``Memory`` builds it (with
+    ``config.update_context="own"``, the default: the ``update_top_k`` memories nearest the
+    fact, most similar first, numbered "0", "1", ... in that call) and the check of NONEs
+    against the memory they name (``config.none_min_similarity``). Without an embedder,
+    every call lists the case's memories in the case's order.
     """
     records = [MemoryRecord(id=str(i), text=text, hash=text_hash(text), created_at=date)
                for i, text in enumerate(old_texts)]
     caller = ModelCaller(config, generator, Stats())
     style = caller.prompt_style(Operation.UPDATE)
+    # Memory gives each fact's call the update_top_k memories nearest that fact, most similar
+    # first (update_context="own"); without an embedder the case's order is all there is.
+    nearest = _nearest(records, facts, embedder, config.update_top_k) if embedder is not None else None
     try:
-        plan = decide_updates(caller, records, facts, date=date, embedder=embedder)
+        plan = decide_updates(caller, records, facts, date=date, embedder=embedder, nearest=nearest)
     except ModelOutputError as exc:
         return UpdateOutcome(raw=exc.raw, error=str(exc), style=style)
     return UpdateOutcome(raw=plan.raw, planned=plan.planned, rejections=plan.rejected, uncovered=plan.uncovered,
                          duplicates=plan.duplicates, style=style)
+
+
+def _nearest(records: Sequence[MemoryRecord], facts: Sequence[str], embedder: Embedder,
+             k: int) -> dict[str, list[MemoryRecord]]:
+    """Each fact's ``k`` most similar records, most similar first (ties: the case's order)."""
+    vectors = embedder.embed([*facts, *(r.text for r in records)])
+    memories = vectors[len(facts):]
+    return {fact: [records[j] for j in sorted(range(len(records)), key=lambda j: -cosine(vector, memories[j]))[:k]]
+            for fact, vector in zip(facts, vectors[: len(facts)], strict=True)}
 
 
 def evaluate_update(generator: Generator, cases: Sequence[UpdateCase], config: MemoryConfig | None = None,

@@ -205,6 +205,25 @@ def test_run_update_case_checks_a_none_like_the_engine(threshold, with_embedder,
     assert [r.reason for r in outcome.rejections] == rejected
 
 
+@pytest.mark.parametrize(("context", "listed", "decided"), [
+    ("own", ["Maya works as a nurse.", "Maya has two brothers."], "1"),  # nearest the fact first
+    ("shared", ["Maya has two brothers.", "Maya works as a nurse."], "0"),  # the case's order
+])
+def test_run_update_case_lists_each_fact_s_memories_like_the_engine(context, listed, decided):
+    """With the embedder, a fact's call lists its memories as Memory does; ids map back to the case's."""
+    from memlora_engine.testing import DeterministicEmbedder
+
+    generator = ScriptedGenerator({"update": [_answer({"id": "0", "text": "Maya works as a paramedic.",
+                                                       "event": "UPDATE"})]})
+    outcome = run_update_case(generator, MemoryConfig(update_context=context),
+                              ["Maya has two brothers.", "Maya works as a nurse."], FACTS, "2024-05-01",
+                              DeterministicEmbedder())
+    user = generator.calls[0].messages[1]["content"]
+    old = json.loads(user.split("Existing memories:\n", 1)[1].split("\n\nNew facts:", 1)[0])
+    assert [m["text"] for m in old] == listed
+    assert outcome.decisions() == (Decision(U, decided),)
+
+
 def test_evaluate_update_scores_a_perfect_and_a_wrong_model():
     cases = load_update_cases()[:6]
 
