@@ -457,17 +457,9 @@ def _examples(rng: random.Random, source: _Source, number: int, max_chars: int,
     examples = []
     for offset, group in enumerate(groups):
         messages, target = _render(group, old_texts)
-        examples.append({
-            "id": f"{SYNTHETIC_ID}/update/{number + offset}",
-            "operation": Operation.UPDATE.value,
-            "conversation": SYNTHETIC_ID,
-            "messages": messages,
-            "target": target,
-            "raw": target,
-            "context": {"source": source.sample_id, "edits": [c.edit for c in group],
-                        "events": [c.event.value for c in group], "old_memories": len(old_texts),
-                        **({"single": single} if recipe.single_share else {})},
-        })
+        examples.append(_record(number + offset, messages, target, {
+            "source": source.sample_id, "edits": [c.edit for c in group], "events": [c.event.value for c in group],
+            "old_memories": len(old_texts), **({"single": single} if recipe.single_share else {})}))
     if per_fact and recipe.twin_share:
         examples += _twins(rng, recipe, source, cases, old_texts, number + len(examples), max_chars)
     return examples
@@ -495,17 +487,16 @@ def _twins(rng: random.Random, recipe: _Recipe, source: _Source, cases: Sequence
         messages, target = _render([twin], listing)
         if call_chars(messages, target) > max_chars:
             continue
-        twins.append({
-            "id": f"{SYNTHETIC_ID}/update/{number + len(twins)}",
-            "operation": Operation.UPDATE.value,
-            "conversation": SYNTHETIC_ID,
-            "messages": messages,
-            "target": target,
-            "raw": target,
-            "context": {"source": source.sample_id, "edits": [twin.edit], "events": [Event.ADD.value],
-                        "old_memories": len(listing), "twin": True},
-        })
+        twins.append(_record(number + len(twins), messages, target, {
+            "source": source.sample_id, "edits": [twin.edit], "events": [Event.ADD.value],
+            "old_memories": len(listing), "twin": True}))
     return twins
+
+
+def _record(number: int, messages: list[dict[str, str]], target: str, context: dict[str, Any]) -> dict[str, Any]:
+    """One synthetic example as the trainer reads a conversation's examples."""
+    return {"id": f"{SYNTHETIC_ID}/update/{number}", "operation": Operation.UPDATE.value, "conversation": SYNTHETIC_ID,
+            "messages": messages, "target": target, "raw": target, "context": context}
 
 
 def generate_update_examples(conversations: Iterable[Conversation], count: int, *, seed: int = 0,
