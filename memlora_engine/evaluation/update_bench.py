@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from memlora_engine.config import MemoryConfig
-from memlora_engine.embeddings.base import Embedder, cosine
+from memlora_engine.embeddings.base import Embedder
 from memlora_engine.errors import InvalidInputError, ModelOutputError
 from memlora_engine.evaluation._case_files import case_records
 from memlora_engine.evaluation.update_scoring import EVENTS, CaseScore, Decision, align, exact_match, summarize
@@ -28,7 +28,8 @@ from memlora_engine.generator import Generator
 from memlora_engine.ops import PlannedOp, Rejection, text_hash
 from memlora_engine.stats import Stats
 from memlora_engine.steps import ModelCaller, decide_updates
-from memlora_engine.types import MemoryRecord, Operation
+from memlora_engine.store.in_memory import InMemoryStore
+from memlora_engine.types import MemoryRecord, Operation, Scope
 
 __all__ = [
     "UpdateCase",
@@ -150,11 +151,12 @@ def run_update_case(generator: Generator, config: MemoryConfig, old_texts: Seque
 
 def _nearest(records: Sequence[MemoryRecord], facts: Sequence[str], embedder: Embedder,
              k: int) -> dict[str, list[MemoryRecord]]:
-    """Each fact's ``k`` most similar records, most similar first (ties: the case's order)."""
+    """Each fact's ``k`` nearest records, most similar first, ranked by the engine's in-process store."""
     vectors = embedder.embed([*facts, *(r.text for r in records)])
-    memories = vectors[len(facts):]
-    return {fact: [records[j] for j in sorted(range(len(records)), key=lambda j: -cosine(vector, memories[j]))[:k]]
-            for fact, vector in zip(facts, vectors[: len(facts)], strict=True)}
+    scope = Scope(user_id="update-bench")
+    store = InMemoryStore()
+    store.upsert(scope, records, vectors[len(facts):])
+    return {fact: store.query(scope, vector, k) for fact, vector in zip(facts, vectors[: len(facts)], strict=True)}
 
 
 def evaluate_update(generator: Generator, cases: Sequence[UpdateCase], config: MemoryConfig | None = None,
