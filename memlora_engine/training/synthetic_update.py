@@ -65,6 +65,7 @@ from memlora_engine.data.locomo import Conversation
 from memlora_engine.data.splits import require_training
 from memlora_engine.errors import ConfigError
 from memlora_engine.prompts import render_prompt
+from memlora_engine.subjects import subject_of
 from memlora_engine.training._synthetic_templates import (
     ATTRIBUTES,
     BANNED_WORDS,
@@ -479,7 +480,7 @@ def _twins(rng: random.Random, recipe: _Recipe, source: _Source, cases: Sequence
             continue
         name = case.topic.split("/")[0]
         listing = [t for t in old_texts if t != case.old]
-        if not any(t.startswith(name + " ") or t.startswith(name + "'") for t in listing):
+        if name not in map(subject_of, listing):
             listing = _siblings(rng, recipe, [case])[:1] + listing
         if not listing:
             continue
