@@ -462,20 +462,22 @@ def _examples(rng: random.Random, source: _Source, number: int, max_chars: int,
             "source": source.sample_id, "edits": [c.edit for c in group], "events": [c.event.value for c in group],
             "old_memories": len(old_texts), **({"single": single} if recipe.single_share else {})}))
     if per_fact and recipe.twin_share:
-        examples += _twins(rng, recipe, source, cases, old_texts, number + len(examples), max_chars)
+        examples += _twins(rng, recipe, source, list(zip(cases, examples, strict=True)), old_texts,
+                           number + len(examples), max_chars)
     return examples
 
 
-def _twins(rng: random.Random, recipe: _Recipe, source: _Source, cases: Sequence[SyntheticCase],
+def _twins(rng: random.Random, recipe: _Recipe, source: _Source, drawn: Sequence[tuple[SyntheticCase, dict[str, Any]]],
            old_texts: Sequence[str], number: int, max_chars: int) -> list[dict[str, Any]]:
-    """ADD twins of the changed values among ``cases`` (see the module docstring, ``twin_*``).
+    """ADD twins of the changed values among the ``drawn`` (case, its per-fact example) pairs.
 
-    The twin lists the same old memories less the one the fact changes, and one memory of
-    another attribute of the same person when none is listed yet, so that the person is
-    still in memory: only the missing attribute makes the fact new.
+    See the module docstring, ``twin_*``. The twin lists the same old memories less the one
+    the fact changes, and one memory of another attribute of the same person when none is
+    listed yet, so that the person is still in memory: only the missing attribute makes the
+    fact new. Its context names the example it twins (``twin_of``).
     """
     twins: list[dict[str, Any]] = []
-    for case in cases:
+    for case, original in drawn:
         if case.edit not in ("change", "end_with_state") or rng.random() >= recipe.twin_share:
             continue
         name = case.topic.split("/")[0]
@@ -490,7 +492,7 @@ def _twins(rng: random.Random, recipe: _Recipe, source: _Source, cases: Sequence
             continue
         twins.append(_record(number + len(twins), messages, target, {
             "source": source.sample_id, "edits": [twin.edit], "events": [Event.ADD.value],
-            "old_memories": len(listing), "twin": True}))
+            "old_memories": len(listing), "twin": True, "twin_of": original["id"]}))
     return twins
 
 

@@ -238,16 +238,15 @@ def test_twins_add_a_changed_value_whose_memory_is_not_listed():
     examples = generate_update_examples(conversations, 300, seed=7, per_fact=True, rich=True, twins=1.0)
     twins = [x for x in examples if x["context"].get("twin")]
     assert twins and all(x["context"]["events"] == ["ADD"] for x in twins)
-    changes: dict[str, list[tuple[str, list[str]]]] = {}
-    for x in examples:
-        if x["context"]["edits"] in (["change"], ["end_with_state"]):
-            (op,) = parse_update_ops(x["target"])
-            changes.setdefault(_fact(x), []).append((op.old_memory or "", _listing(x)))
+    by_id = {x["id"]: x for x in examples}
     for twin in twins:
         fact, listed = _fact(twin), _listing(twin)
-        # The twin of a changed value: its listing less the memory the fact changes (and at
-        # most one memory of the same person's other attribute, listed first).
-        assert any(old not in listed and set(listed) - set(listing) <= {listed[0]} for old, listing in changes[fact])
+        original = by_id[twin["context"]["twin_of"]]  # the changed value it twins: same fact
+        assert original["context"]["edits"] in (["change"], ["end_with_state"]) and _fact(original) == fact
+        (changed,) = parse_update_ops(original["target"])
+        # Its listing less the memory the fact changes (and at most one memory of the same
+        # person's other attribute, listed first).
+        assert changed.old_memory not in listed and set(listed) - set(_listing(original)) <= {listed[0]}
         person = fact.split()[0].removesuffix("'s")
         assert any(t.split()[0].removesuffix("'s") == person for t in listed)  # the person is still in memory
         (op,) = parse_update_ops(twin["target"])

@@ -5,8 +5,8 @@ Usage::
     python results/update_bench/scripts/twin_pairs.py DATA OUT
 
 Reads ``DATA/update/synthetic-update.jsonl`` (``memlora distill ... --synthetic-twins``) and
-writes ``OUT/update/synthetic-update.jsonl`` with, for every twin, the example of the same
-draw whose fact it repeats (an UPDATE over a listing holding the changed memory) and the
+writes ``OUT/update/synthetic-update.jsonl`` with, for every twin, the example it twins
+(its ``context["twin_of"]``: the same fact, an UPDATE over a listing holding the changed memory) and the
 twin itself (ADD over the listing without it): as many UPDATEs as ADDs, and nothing else, so
 that training on it moves no prior and the only thing to learn is whether the attribute's
 memory is listed. ``OUT/manifest.json`` and the validation conversation's file are copied;
@@ -23,11 +23,6 @@ import shutil
 from pathlib import Path
 
 
-def _fact(example: dict) -> str:
-    user = example["messages"][-1]["content"]
-    return json.loads(user.split("New facts:\n", 1)[1])[0]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data")
@@ -37,15 +32,8 @@ def main() -> None:
     args = parser.parse_args()
     data, out = Path(args.data), Path(args.out)
     examples = [json.loads(line) for line in (data / "update" / "synthetic-update.jsonl").read_text().splitlines()]
-    kept = []
-    for index, example in enumerate(examples):
-        if not example["context"].get("twin"):
-            continue
-        fact = _fact(example)
-        # The twins of a draw follow its examples: the nearest earlier change with the same fact.
-        source = next(e for e in reversed(examples[:index])
-                      if e["context"]["edits"] in (["change"], ["end_with_state"]) and _fact(e) == fact)
-        kept += [source, example]
+    by_id = {e["id"]: e for e in examples}
+    kept = [e for twin in examples if twin["context"].get("twin") for e in (by_id[twin["context"]["twin_of"]], twin)]
     (out / "update").mkdir(parents=True, exist_ok=True)
     (out / "update" / "synthetic-update.jsonl").write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in kept))
     for name in args.empty.split(","):
