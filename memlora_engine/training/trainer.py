@@ -11,7 +11,10 @@
   image-text model with its processor (always for ``vqa``). Everything below is the
   same for both.
 * peft LoRA from peft's default init (B = 0: the adapter starts as the base model),
-  AdamW, linear warm-up then linear decay, gradient clipping.
+  AdamW, linear warm-up then linear decay, gradient clipping. A step whose gradients
+  are not finite (a NaN or infinite loss) is skipped, logged and counted
+  (``skipped_steps``), never applied; ``MAX_NONFINITE_IN_A_ROW`` of them in a row stop
+  the run with :class:`~memlora_engine.errors.GeneratorError`.
 * Every ``eval_every`` steps: the validation teacher-forcing loss, a checkpoint
   (adapter, optimizer, step, RNG) for resuming, the best adapter so far, the loss log
   (``log.jsonl``) and its curve (``loss.png``). Early stopping after ``patience``
@@ -52,6 +55,9 @@ __all__ = ["EncodedExample", "TrainResult", "encode_example", "evaluate_loss", "
 
 logger = logging.getLogger(__name__)
 
+MAX_NONFINITE_IN_A_ROW = 10
+"""Consecutive steps with non-finite gradients after which a run stops (it has diverged)."""
+
 
 @dataclass
 class TrainResult:
@@ -71,6 +77,7 @@ class TrainResult:
     val_examples: int
     skipped_too_long: int
     config: dict[str, Any]
+    skipped_steps: int = 0  # optimizer steps skipped for non-finite gradients (absent in older result.json)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -307,9 +314,10 @@ def train_adapter(
     log_path = out / "log.jsonl"
     ckpt = out / "checkpoint"
     state: dict[str, Any] = {"step": 0, "best_val_loss": math.inf, "best_step": 0, "bad_evals": 0,
-                             "base_val_loss": None, "seconds": 0.0}
+                             "base_val_loss": None, "seconds": 0.0, "skipped_steps": 0, "nonfinite_in_a_row": 0}
     if (ckpt / "state.json").exists():
-        state = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
+        state = {"skipped_steps": 0, "nonfinite_in_a_row": 0,  # absent from older checkpoints
+                 **json.loads((ckpt / "state.json").read_text(encoding="utf-8"))}
         peft.set_peft_model_state_dict(model, _read_adapter_weights(ckpt / "adapter"))
         optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
         torch.set_rng_state(torch.load(ckpt / "rng.pt", weights_only=True))
@@ -363,13 +371,27 @@ def train_adapter(
             loss_sum, tokens = _loss(torch, model, batch, config.autocast)
             loss = loss_sum / max(tokens, 1)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-            optimizer.step()
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+            # A NaN loss makes every gradient NaN, and one applied step makes every LoRA weight NaN for
+            # good: on an H200 with bf16 autocast (session 19) each of six runs hit such a batch between
+            # steps 27 and 320 and saved NaN adapters from then on. Skip the step instead; a run whose
+            # gradients stay non-finite has diverged and stops.
+            finite = bool(torch.isfinite(grad_norm))
+            if finite:
+                optimizer.step()
+                state["nonfinite_in_a_row"] = 0
+            else:
+                state["skipped_steps"] += 1
+                state["nonfinite_in_a_row"] += 1
             optimizer.zero_grad(set_to_none=True)
             state["step"] = step + 1
             state["seconds"] += time.perf_counter() - t0
             log({"step": state["step"], "train_loss": loss.item(), "lr": lr_at(step), "tokens": tokens,
-                 "seconds": round(time.perf_counter() - t0, 3)})
+                 "seconds": round(time.perf_counter() - t0, 3), **({} if finite else {"skipped": "non-finite"})})
+            if state["nonfinite_in_a_row"] >= MAX_NONFINITE_IN_A_ROW:
+                raise GeneratorError(f"training diverged: {MAX_NONFINITE_IN_A_ROW} steps in a row up to step "
+                                     f"{state['step']} had non-finite gradients (try a lower learning rate, or "
+                                     "autocast off); the last checkpoint holds the weights before them")
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
             timed_out = max_seconds is not None and time.perf_counter() - started > max_seconds
@@ -398,6 +420,7 @@ def train_adapter(
         best_step=state["best_step"], best_val_loss=state["best_val_loss"], base_val_loss=state["base_val_loss"],
         stopped_early=stopped == "early stopping", stopped=stopped, seconds=round(state["seconds"], 1), train_examples=len(train_set),
         val_examples=len(val_set), skipped_too_long=skipped, config=config.to_dict(),
+        skipped_steps=state["skipped_steps"],
     )
     plot_log(log_path, out / "loss.png", f"{config.operation} (lr {config.learning_rate:g}, bs {config.batch_size})")
     result_path.write_text(json.dumps(result.to_dict(), indent=1), encoding="utf-8")

@@ -135,6 +135,48 @@ def test_early_stopping(tmp_path, tiny):
     assert result.stopped_early and result.stopped == "early stopping" and result.steps < 40
 
 
+def _poison(model, tokenizer, text: str) -> None:
+    """Make every sequence holding ``text``'s first token compute NaN (its embedding row is NaN)."""
+    import torch
+
+    token = tokenizer(text, add_special_tokens=False)["input_ids"][0]
+    with torch.no_grad():
+        model.get_input_embeddings().weight[token] = float("nan")
+
+
+def test_a_step_with_non_finite_gradients_is_skipped_not_applied(tmp_path, tiny):
+    import torch
+    from safetensors.torch import load_file
+
+    model, tokenizer = tiny()
+    _poison(model, tokenizer, "Q")
+    poisoned = [{**e, "messages": [{**m, "content": m["content"].replace("Ana", "Qna")} for m in e["messages"]]}
+                for e in _examples(4)]
+    result = train_adapter(_config(), _examples(20) + poisoned, _examples(6, 100), tmp_path / "run", model=model,
+                           tokenizer=tokenizer, progress=False)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    skipped = [r["step"] for r in log if r.get("skipped") == "non-finite"]
+    assert 0 < len(skipped) < 16 and result.skipped_steps == len(skipped)
+    assert all(r["train_loss"] != r["train_loss"] for r in log if r.get("skipped"))  # their loss was NaN
+    for name in ("best", "checkpoint/adapter"):
+        weights = load_file(tmp_path / "run" / name / "adapter_model.safetensors")
+        assert all(torch.isfinite(w).all() for w in weights.values()), name
+    assert result.best_val_loss < result.base_val_loss - 0.25  # the clean batches still trained it
+
+
+def test_a_run_whose_gradients_stay_non_finite_stops(tmp_path, tiny):
+    from memlora_engine.errors import GeneratorError
+    from memlora_engine.training.trainer import MAX_NONFINITE_IN_A_ROW
+
+    model, tokenizer = tiny()
+    _poison(model, tokenizer, "A")  # every example speaks as "Ana"
+    with pytest.raises(GeneratorError, match="training diverged"):
+        train_adapter(_config(max_steps=MAX_NONFINITE_IN_A_ROW + 5), _examples(8), _examples(4, 100),
+                      tmp_path / "run", model=model, tokenizer=tokenizer, progress=False)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "train_loss" in r] == list(range(1, MAX_NONFINITE_IN_A_ROW + 1))
+
+
 def test_time_budget_finishes_with_the_best_so_far(tmp_path, tiny):
     model, tokenizer = tiny()
     result = train_adapter(_config(), _examples(8), _examples(4, 100), tmp_path / "run", model=model,
