@@ -316,8 +316,8 @@ def train_adapter(
     state: dict[str, Any] = {"step": 0, "best_val_loss": math.inf, "best_step": 0, "bad_evals": 0,
                              "base_val_loss": None, "seconds": 0.0, "skipped_steps": 0, "nonfinite_in_a_row": 0}
     if (ckpt / "state.json").exists():
-        state = {"skipped_steps": 0, "nonfinite_in_a_row": 0,  # absent from older checkpoints
-                 **json.loads((ckpt / "state.json").read_text(encoding="utf-8"))}
+        # Over the defaults: a checkpoint written before a key existed resumes with its default.
+        state.update(json.loads((ckpt / "state.json").read_text(encoding="utf-8")))
         peft.set_peft_model_state_dict(model, _read_adapter_weights(ckpt / "adapter"))
         optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
         torch.set_rng_state(torch.load(ckpt / "rng.pt", weights_only=True))
