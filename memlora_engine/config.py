@@ -92,6 +92,15 @@ class MemoryConfig:
             memory cannot lose a changed value. 0.75 sits under every repeat of the
             update benchmark with all-MiniLM-L6-v2 (lowest 0.80); None turns the check
             off. Needs an embedder (``Memory`` passes its own).
+        update_min_similarity: an UPDATE or DELETE names the old memory its fact
+            changes; the engine believes it only when the fact and that memory embed at
+            least this close (cosine) with their leading names masked
+            (:func:`~memlora_engine.ops.unrelated_changes`): a change of one attribute
+            ("moved to Valencia" over "lives in Ghent") shares the attribute, an
+            overwrite of another memory of the same person shares only the name. A
+            change below it is rejected (``unrelated_change``, counted in
+            ``stats["update"].rejected_ops``), the memory is kept and the fact is left to
+            ``uncovered_facts``. None (default) turns the check off. Needs an embedder.
         update_calls: ``"per_fact"`` (default) asks the update operation about one new
             fact per call (the shipped update expert is trained on such calls; which old
             memories each lists: ``update_context``); ``"batch"`` asks about all the
@@ -185,6 +194,7 @@ class MemoryConfig:
     speaker_windows: bool = True
     uncovered_facts: str = "add"
     none_min_similarity: float | None = 0.75
+    update_min_similarity: float | None = None
     update_calls: str = "per_fact"
     update_context: str = "own"
     search_mode: str = "vector"
@@ -219,6 +229,7 @@ class MemoryConfig:
                 raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         for name, what, low, high in (("answer_mmr", "a weight", 0.0, 1.0),
                                       ("none_min_similarity", "a cosine", -1.0, 1.0),
+                                      ("update_min_similarity", "a cosine", -1.0, 1.0),
                                       ("decline_other_subject", "a cosine margin", 0.0, 2.0)):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)

@@ -21,10 +21,11 @@ from typing import Any
 
 from memlora_engine.embeddings.base import Embedder, cosine
 from memlora_engine.parsing import RawOp
+from memlora_engine.subjects import mask_name, subject_of
 from memlora_engine.types import Event, MemoryRecord
 
 __all__ = ["COVERAGE", "PlannedOp", "Rejection", "covers", "plan_operations", "text_hash", "uncovered_facts",
-           "unsupported_nones"]
+           "unrelated_changes", "unsupported_nones"]
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,23 @@ def uncovered_facts(
     return [fact for fact in facts if not any(covers(text, fact) for text in texts)]
 
 
+def _claims(outputs: Sequence[tuple[list[str], list[RawOp]]], id_map: dict[str, MemoryRecord],
+            events: tuple[Event, ...]) -> list[tuple[RawOp, str, str]]:
+    """``(op, fact, named memory's text)`` for each op of ``events`` that names a retrieved memory.
+
+    An op's fact is its call's one fact (per-fact calls) or, in a call about several
+    facts, the text the op carries; an op with neither is left out.
+    """
+    claims: list[tuple[RawOp, str, str]] = []
+    for group, ops in outputs:
+        for op in ops:
+            target = id_map.get(op.id or "")
+            fact = group[0] if len(group) == 1 else op.text
+            if target is not None and fact and _event(op.event) in events:
+                claims.append((op, fact, target.text))
+    return claims
+
+
 def unsupported_nones(outputs: Sequence[tuple[list[str], list[RawOp]]], id_map: dict[str, MemoryRecord],
                       embedder: Embedder, threshold: float) -> list[Rejection]:
     """The NONE ops whose named memory does not say their fact: ``unsupported_none`` rejections.
@@ -181,16 +199,36 @@ def unsupported_nones(outputs: Sequence[tuple[list[str], list[RawOp]]], id_map: 
     pointing at a memory about something else (a changed value "known" from its old
     value), and the fact would otherwise be dropped with nothing counted.
     """
-    claims: list[tuple[RawOp, str, str]] = []
-    for group, ops in outputs:
-        for op in ops:
-            target = id_map.get(op.id or "")
-            fact = group[0] if len(group) == 1 else op.text
-            if target is not None and fact and _event(op.event) is Event.NONE:
-                claims.append((op, fact, target.text))
+    claims = _claims(outputs, id_map, (Event.NONE,))
     if not claims:
         return []
     texts = list(dict.fromkeys(t for _, fact, old in claims for t in (fact, old)))
     vectors = dict(zip(texts, embedder.embed(texts), strict=True))
     return [Rejection(op, "unsupported_none") for op, fact, old in claims
+            if cosine(vectors[fact], vectors[old]) < threshold]
+
+
+def unrelated_changes(outputs: Sequence[tuple[list[str], list[RawOp]]], id_map: dict[str, MemoryRecord],
+                      embedder: Embedder, threshold: float) -> list[Rejection]:
+    """The UPDATE and DELETE ops whose fact is not about what their memory says: ``unrelated_change``.
+
+    A fact and the memory it changes share their subject, so their whole-text cosine
+    says little: "Anya's grandmother turned ninety." sits close to "Anya likes horror
+    films." because both name Anya, while "Teodora moved to Valencia." and "Teodora
+    lives in Ghent." share the name *and* the attribute. So both texts are compared
+    with their leading names (:func:`~memlora_engine.subjects.subject_of`, both
+    sides') masked, and a cosine under ``threshold`` rejects the op: its memory is
+    kept and its fact is left undecided, for ``MemoryConfig.uncovered_facts`` (ADDed
+    by default) to keep. Facts and memories are found as :func:`unsupported_nones`
+    finds them.
+    """
+    masked: list[tuple[RawOp, str, str]] = []
+    for op, fact, old in _claims(outputs, id_map, (Event.UPDATE, Event.DELETE)):
+        names = [n for n in dict.fromkeys((subject_of(fact), subject_of(old))) if n]
+        masked.append((op, mask_name(fact, names), mask_name(old, names)))
+    if not masked:
+        return []
+    texts = list(dict.fromkeys(t for _, fact, old in masked for t in (fact, old)))
+    vectors = dict(zip(texts, embedder.embed(texts), strict=True))
+    return [Rejection(op, "unrelated_change") for op, fact, old in masked
             if cosine(vectors[fact], vectors[old]) < threshold]

@@ -34,7 +34,15 @@ from memlora_engine.generator import (
 )
 from memlora_engine.messages import render_conversation, spoken_messages
 from memlora_engine.operations import operation_spec
-from memlora_engine.ops import PlannedOp, Rejection, plan_operations, text_hash, uncovered_facts, unsupported_nones
+from memlora_engine.ops import (
+    PlannedOp,
+    Rejection,
+    plan_operations,
+    text_hash,
+    uncovered_facts,
+    unrelated_changes,
+    unsupported_nones,
+)
 from memlora_engine.parsing import RawOp, parse_facts, parse_update_ops
 from memlora_engine.prompts import render_prompt
 from memlora_engine.stats import Stats
@@ -179,7 +187,9 @@ def decide_updates(caller: ModelCaller, old_records: Sequence[MemoryRecord], fac
     (``duplicates``), and a fact the output leaves without a decision is listed in
     ``uncovered`` and, by default, ADDed (``MemoryConfig.uncovered_facts``). With an
     ``embedder``, a NONE is checked against the memory it names
-    (:func:`~memlora_engine.ops.unsupported_nones`, ``MemoryConfig.none_min_similarity``). Rejected ops,
+    (:func:`~memlora_engine.ops.unsupported_nones`, ``MemoryConfig.none_min_similarity``), and
+    an UPDATE or DELETE against its memory with the people's names masked
+    (:func:`~memlora_engine.ops.unrelated_changes`, ``MemoryConfig.update_min_similarity``). Rejected ops,
     undecided facts and duplicates are counted in ``caller.stats["update"]``.
 
     Raises:
@@ -214,7 +224,14 @@ def decide_updates(caller: ModelCaller, old_records: Sequence[MemoryRecord], fac
     as_written = {id(k): op for k_ops, ops in zip(keyed, written, strict=True) for k, op in zip(k_ops, ops, strict=True)}
     outputs: list[tuple[list[str], list[RawOp]]] = list(zip(groups, keyed, strict=True))
     ops = [op for _, group_ops in outputs for op in group_ops]
+    unrelated: list[Rejection] = []
+    if embedder is not None and caller.config.update_min_similarity is not None:
+        # Refused before planning, so that the memory stays free for another fact's op.
+        unrelated = unrelated_changes(outputs, id_map, embedder, caller.config.update_min_similarity)
+        refused = {id(r.op) for r in unrelated}
+        ops = [op for op in ops if id(op) not in refused]
     planned, rejected = plan_operations(ops, id_map)
+    rejected = unrelated + rejected
     threshold = caller.config.none_min_similarity
     if embedder is not None and threshold is not None:
         rejected += unsupported_nones(outputs, id_map, embedder, threshold)

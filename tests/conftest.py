@@ -33,6 +33,14 @@ def embedder() -> DeterministicEmbedder:
     return DeterministicEmbedder()
 
 
+@pytest.fixture(scope="session")
+def minilm():
+    """The engine's real embedder (all-MiniLM-L6-v2, from its PyPI package), loaded once."""
+    from memlora_engine import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()
+
+
 @pytest.fixture
 def make_memory(tmp_path, embedder):
     """Build a Memory over real Chroma: in-memory by default, on disk with persistent=True."""

@@ -352,3 +352,36 @@ def test_unsupported_nones(group, op, rejected) -> None:
     (raw_op,) = parse_update_ops(_ops(op))
     found = unsupported_nones([(group, [raw_op])], {"0": old("Lives in Oslo")}, DeterministicEmbedder(), 0.75)
     assert [(r.op, r.reason) for r in found] == ([(raw_op, "unsupported_none")] if rejected else [])
+
+
+@pytest.mark.parametrize(
+    ("fact", "memory", "event", "rejected"),
+    [
+        # One attribute changed or ended: with the name masked the texts still share it.
+        ("Teodora moved to Valencia.", "Teodora lives in Ghent.", "UPDATE", False),
+        ("Bruno now works as a firefighter.", "Bruno works as an accountant in Porto.", "UPDATE", False),
+        ("Bruno quit his job at the accounting firm.", "Bruno works as an accountant in Porto.", "DELETE", False),
+        ("Omar is dating Lina.", "Omar is dating Sara.", "UPDATE", False),
+        ("Lena's cat Pepper died in March.", "Lena has a cat named Pepper.", "DELETE", False),
+        # Another memory of the same person: only the name is shared (unmasked, both pass 0.4).
+        ("Omar's sister turned thirty this year.", "Omar likes watching horror films.", "UPDATE", True),
+        ("Omar started learning the cello.", "Omar is allergic to peanuts.", "DELETE", True),
+        # Another person's name on each side is masked too.
+        ("Sara started learning the cello.", "Omar is allergic to peanuts.", "UPDATE", True),
+        # Only UPDATE and DELETE are checked.
+        ("Omar started learning the cello.", "Omar is allergic to peanuts.", "NONE", False),
+    ],
+    ids=["city", "job", "job-ended", "partner", "pet-died", "other-attribute", "other-attribute-delete",
+         "other-person", "not-a-change"],
+)
+def test_unrelated_changes(minilm, fact, memory, event, rejected) -> None:
+    from memlora_engine.embeddings.base import cosine
+    from memlora_engine.ops import unrelated_changes
+    from memlora_engine.parsing import parse_update_ops
+    from memlora_engine.subjects import subject_of
+
+    (raw_op,) = parse_update_ops(_ops({"id": "0", "text": fact, "event": event}))
+    found = unrelated_changes([([fact], [raw_op])], {"0": old(memory)}, minilm, 0.15)
+    assert [(r.op, r.reason) for r in found] == ([(raw_op, "unrelated_change")] if rejected else [])
+    if rejected and subject_of(fact) == subject_of(memory):  # what the masking is for: the name makes them close
+        assert cosine(*minilm.embed([fact, memory])) > 0.4

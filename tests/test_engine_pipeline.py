@@ -208,13 +208,49 @@ def test_a_none_must_name_a_memory_that_says_the_fact(make_memory, new_fact, non
     assert (stats.rejected_ops, stats.uncovered_facts) == (len(rejected), len(rejected))
 
 
+@pytest.mark.parametrize(
+    ("old_fact", "new_fact", "threshold", "expected_events", "kept"),
+    [
+        # The UPDATE puts another attribute of the same person over the memory: rejected,
+        # the memory kept and the fact ADDed as undecided.
+        ("Omar likes watching horror films.", "Omar's sister became a pilot.", 0.15,
+         [(Event.ADD, "Omar's sister became a pilot.")],
+         ["Omar likes watching horror films.", "Omar's sister became a pilot."]),
+        # Without the check the horror films are overwritten and lost.
+        ("Omar likes watching horror films.", "Omar's sister became a pilot.", None,
+         [(Event.UPDATE, "Omar's sister became a pilot.")], ["Omar's sister became a pilot."]),
+        # A changed value of the memory's own attribute passes.
+        ("Omar lives in Ghent.", "Omar moved to Valencia.", 0.15, [(Event.UPDATE, "Omar moved to Valencia.")],
+         ["Omar moved to Valencia."]),
+    ],
+    ids=["other-attribute", "check-off", "same-attribute"],
+)
+def test_an_update_must_change_what_its_memory_is_about(tmp_path, minilm, old_fact, new_fact, threshold,
+                                                         expected_events, kept) -> None:
+    generator = ScriptedGenerator({
+        "extraction": [facts(old_fact), facts(new_fact)],
+        "update": [ops({"id": "0", "text": new_fact, "event": "UPDATE"})],
+    })
+    memory = Memory(MemoryConfig(store="memory", data_dir=tmp_path, update_min_similarity=threshold),
+                    generator=generator, embedder=minilm)
+    memory.add("first", user_id="omar")
+    result = memory.add("news", user_id="omar")
+    assert [(e.event, e.text) for e in result] == expected_events
+    assert sorted(r.text for r in memory.get_all(user_id="omar")) == sorted(kept)
+    rejected = ["unrelated_change"] if len(kept) == 2 else []
+    assert [r["reason"] for r in result.rejected] == rejected
+    stats = memory.stats["update"]
+    assert (stats.rejected_ops, stats.uncovered_facts) == (len(rejected), len(rejected))
+
+
 def test_none_min_similarity_is_checked() -> None:
     from memlora_engine import MemoryConfig
     from memlora_engine.errors import ConfigError
 
-    for bad in (1.5, True, "0.8"):
-        with pytest.raises(ConfigError, match="none_min_similarity"):
-            MemoryConfig(store="memory", none_min_similarity=bad)
+    for name in ("none_min_similarity", "update_min_similarity"):
+        for bad in (1.5, True, "0.8"):
+            with pytest.raises(ConfigError, match=name):
+                MemoryConfig(store="memory", **{name: bad})
 
 
 def test_garbled_update_output_applies_nothing_and_decides_no_fact(make_memory) -> None:

@@ -22,13 +22,6 @@ MELANIE = [
 ]
 
 
-@pytest.fixture(scope="module")
-def minilm():
-    from memlora_engine import SentenceTransformerEmbedder
-
-    return SentenceTransformerEmbedder()
-
-
 @pytest.mark.parametrize(
     ("text", "subject"),
     [

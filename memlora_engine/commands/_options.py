@@ -34,9 +34,17 @@ _MEMORY_CHOICES = {
 }
 """The ``MemoryConfig`` fields that commands offer as ``--field-name CHOICE``: their choices and help."""
 
+_MEMORY_THRESHOLDS = {
+    "update_min_similarity": "check each UPDATE and DELETE against the memory it names, names masked, and reject it "
+                             "under this cosine (MemoryConfig.update_min_similarity); 'off' turns the check off "
+                             "(default: MemoryConfig's)",
+}
+"""The optional-number ``MemoryConfig`` fields that commands offer as ``--field-name COSINE|off``."""
+
 
 def add_memory_switches(parser: argparse.ArgumentParser) -> None:
-    """``--[no-]dated-memories``, ``--[no-]anchor-dates``, ``--[no-]speaker-windows``, ``--update-context``.
+    """``--[no-]dated-memories``, ``--[no-]anchor-dates``, ``--[no-]speaker-windows``, ``--update-context``,
+    ``--update-min-similarity``.
 
     Those ``MemoryConfig`` fields; each is None unless given (then the ``MemoryConfig`` default holds).
     """
@@ -44,11 +52,15 @@ def add_memory_switches(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{name.replace('_', '-')}", action=argparse.BooleanOptionalAction, help=text)
     for name, (choices, text) in _MEMORY_CHOICES.items():
         parser.add_argument(f"--{name.replace('_', '-')}", choices=choices, help=text)
+    for name, text in _MEMORY_THRESHOLDS.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=number_or_off, metavar="COSINE", help=text)
 
 
 def memory_switches(args: argparse.Namespace) -> dict[str, Any]:
     """The ``MemoryConfig`` fields that :func:`add_memory_switches`' options set (those given only)."""
-    return {name: value for name in (*_MEMORY_SWITCHES, *_MEMORY_CHOICES) if (value := getattr(args, name)) is not None}
+    given = {name: value for name in (*_MEMORY_SWITCHES, *_MEMORY_CHOICES, *_MEMORY_THRESHOLDS)
+             if (value := getattr(args, name)) is not None}
+    return {name: None if value == "off" else value for name, value in given.items()}
 
 
 def chosen_runtime(args: argparse.Namespace, *, dtype: str = "auto", batch_generation: bool = False) -> str:

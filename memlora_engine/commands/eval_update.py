@@ -45,6 +45,10 @@ def add_parser(sub: Any) -> None:
                         help="check each NONE against the memory it names with the engine's embedder "
                              "(MemoryConfig.none_min_similarity; default: the engine's default); "
                              "'off' scores without the check")
+    parser.add_argument("--update-min-similarity", type=number_or_off, metavar="COSINE",
+                        help="check each UPDATE and DELETE against the memory it names, names masked "
+                             "(MemoryConfig.update_min_similarity; default: the engine's default); "
+                             "'off' scores without the check")
     parser.add_argument("--batch-generation", action="store_true",
                         help="decode each case's per-fact update calls in one batch (load_backbone(batch_generation=True)); "
                              "compare with a run without it to check the outputs stay the same")
@@ -75,6 +79,11 @@ def _load(spec: str, args: argparse.Namespace) -> Any:
                          batch_generation=args.batch_generation, runtime=args.runtime)
 
 
+def _cosine_or_off(value: float | str) -> float | None:
+    """A :func:`number_or_off` value as the ``MemoryConfig`` field takes it (``"off"``: None, no check)."""
+    return None if value == "off" else float(value)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``memlora eval update`` (errors propagate to ``memlora eval``'s handler)."""
     from memlora_engine.config import MemoryConfig
@@ -87,11 +96,13 @@ def run(args: argparse.Namespace) -> int:
     if not cases:
         raise ConfigError("no update case to run")
     config = MemoryConfig(uncovered_facts=args.uncovered_facts, update_calls=args.update_calls)
-    if args.none_min_similarity is not None:  # replace() validates the new value like the constructor
-        config = dataclasses.replace(
-            config, none_min_similarity=None if args.none_min_similarity == "off" else args.none_min_similarity)
+    # replace() validates each new value like the constructor.
+    if args.none_min_similarity is not None:
+        config = dataclasses.replace(config, none_min_similarity=_cosine_or_off(args.none_min_similarity))
+    if args.update_min_similarity is not None:
+        config = dataclasses.replace(config, update_min_similarity=_cosine_or_off(args.update_min_similarity))
     embedder = None
-    if config.none_min_similarity is not None:
+    if config.none_min_similarity is not None or config.update_min_similarity is not None:
         from memlora_engine.embeddings.sentence_transformers import SentenceTransformerEmbedder
 
         embedder = SentenceTransformerEmbedder(config.embedding_model)
@@ -119,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
                   "count": len(cases), "command": command, "max_new_tokens": config.max_new_tokens["update"],
                   "uncovered_facts": config.uncovered_facts, "update_calls": config.update_calls,
                   "none_min_similarity": config.none_min_similarity,
+                  "update_min_similarity": config.update_min_similarity,
                   "rows": results}
         out.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
         print(f"written: {out}")

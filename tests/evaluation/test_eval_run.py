@@ -333,6 +333,8 @@ def test_a_cached_run_of_other_adapter_weights_is_neither_resumed_nor_taken(tmp_
         (["--dated-memories", "--no-speaker-windows"], {"dated_memories": True, "speaker_windows": False}),
         (["--speaker-windows"], {"speaker_windows": True}),
         (["--update-context", "shared", "--no-anchor-dates"], {"anchor_dates": False, "update_context": "shared"}),
+        (["--update-min-similarity", "0.2"], {"update_min_similarity": 0.2}),
+        (["--update-min-similarity", "off"], {"update_min_similarity": None}),  # off: the check off, not the default
     ],
 )
 def test_memory_switches_set_only_the_fields_given(argv, settings):
