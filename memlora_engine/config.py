@@ -98,9 +98,12 @@ class MemoryConfig:
             (:func:`~memlora_engine.ops.unrelated_changes`): a change of one attribute
             ("moved to Valencia" over "lives in Ghent") shares the attribute, an
             overwrite of another memory of the same person shares only the name. A
-            change below it is rejected (``unrelated_change``, counted in
+            change below it, or more than ``ops.CLOSEST_MARGIN`` below the memory of its
+            call closest to its fact, is rejected (``unrelated_change``, counted in
             ``stats["update"].rejected_ops``), the memory is kept and the fact is left to
-            ``uncovered_facts``. None (default) turns the check off. Needs an embedder.
+            ``uncovered_facts``. 0.15 (default) keeps the consolidation check's changes
+            and refuses most overwrites on the update benchmark (results/update_bench/README.md,
+            "Session 20"); None turns the check off. Needs an embedder.
         update_calls: ``"per_fact"`` (default) asks the update operation about one new
             fact per call (the shipped update expert is trained on such calls; which old
             memories each lists: ``update_context``); ``"batch"`` asks about all the
@@ -194,7 +197,7 @@ class MemoryConfig:
     speaker_windows: bool = True
     uncovered_facts: str = "add"
     none_min_similarity: float | None = 0.75
-    update_min_similarity: float | None = None
+    update_min_similarity: float | None = 0.15
     update_calls: str = "per_fact"
     update_context: str = "own"
     search_mode: str = "vector"

@@ -208,6 +208,24 @@ def unsupported_nones(outputs: Sequence[tuple[list[str], list[RawOp]]], id_map: 
             if cosine(vectors[fact], vectors[old]) < threshold]
 
 
+CLOSEST_MARGIN = 0.1
+"""How far below the listed memory closest to its fact (names masked) an UPDATE's or DELETE's memory may be."""
+
+
+def _masked_pair(fact: str, memory: str) -> tuple[str, str]:
+    """``fact`` and ``memory`` with the leading name of each masked in both."""
+    names = [n for n in dict.fromkeys((subject_of(fact), subject_of(memory))) if n]
+    return mask_name(fact, names), mask_name(memory, names)
+
+
+def _listed_with(key: str, id_map: dict[str, MemoryRecord]) -> list[MemoryRecord]:
+    """The memories listed in the same call as id ``key`` ("call:id" keys; plain ids: one listing)."""
+    call, keyed, _ = key.rpartition(":")
+    if not keyed:
+        return list(id_map.values())
+    return [record for k, record in id_map.items() if k.rpartition(":")[0] == call]
+
+
 def unrelated_changes(outputs: Sequence[tuple[list[str], list[RawOp]]], id_map: dict[str, MemoryRecord],
                       embedder: Embedder, threshold: float) -> list[Rejection]:
     """The UPDATE and DELETE ops whose fact is not about what their memory says: ``unrelated_change``.
@@ -217,18 +235,29 @@ def unrelated_changes(outputs: Sequence[tuple[list[str], list[RawOp]]], id_map: 
     films." because both name Anya, while "Teodora moved to Valencia." and "Teodora
     lives in Ghent." share the name *and* the attribute. So both texts are compared
     with their leading names (:func:`~memlora_engine.subjects.subject_of`, both
-    sides') masked, and a cosine under ``threshold`` rejects the op: its memory is
-    kept and its fact is left undecided, for ``MemoryConfig.uncovered_facts`` (ADDed
-    by default) to keep. Facts and memories are found as :func:`unsupported_nones`
-    finds them.
+    sides') masked. The op is rejected when that cosine is under ``threshold``, or
+    more than :data:`CLOSEST_MARGIN` under the best of the memories listed in the same
+    call: a change is about the memory its fact is most about, and a small model's
+    habit of naming a far one ("UPDATE id 3" over a listing of five) overwrites a true
+    memory with a neighbour's news. A rejected op's memory is kept and its fact is
+    left undecided, for ``MemoryConfig.uncovered_facts`` (ADDed by default) to keep.
+    Facts and memories are found as :func:`unsupported_nones` finds them.
     """
-    masked: list[tuple[RawOp, str, str]] = []
-    for op, fact, old in _claims(outputs, id_map, (Event.UPDATE, Event.DELETE)):
-        names = [n for n in dict.fromkeys((subject_of(fact), subject_of(old))) if n]
-        masked.append((op, mask_name(fact, names), mask_name(old, names)))
-    if not masked:
+    claims = [(op, fact, id_map[op.id or ""], _listed_with(op.id or "", id_map))
+              for op, fact, _ in _claims(outputs, id_map, (Event.UPDATE, Event.DELETE))]
+    if not claims:
         return []
-    texts = list(dict.fromkeys(t for _, fact, old in masked for t in (fact, old)))
+    pairs = {(fact, r.text): _masked_pair(fact, r.text) for _, fact, _, listed in claims for r in listed}
+    texts = list(dict.fromkeys(t for pair in pairs.values() for t in pair))
     vectors = dict(zip(texts, embedder.embed(texts), strict=True))
-    return [Rejection(op, "unrelated_change") for op, fact, old in masked
-            if cosine(vectors[fact], vectors[old]) < threshold]
+
+    def similarity(fact: str, memory: str) -> float:
+        masked_fact, masked_memory = pairs[(fact, memory)]
+        return cosine(vectors[masked_fact], vectors[masked_memory])
+
+    rejected = []
+    for op, fact, named, listed in claims:
+        score = similarity(fact, named.text)
+        if score < threshold or score < max(similarity(fact, r.text) for r in listed) - CLOSEST_MARGIN:
+            rejected.append(Rejection(op, "unrelated_change"))
+    return rejected

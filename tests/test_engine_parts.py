@@ -385,3 +385,29 @@ def test_unrelated_changes(minilm, fact, memory, event, rejected) -> None:
     assert [(r.op, r.reason) for r in found] == ([(raw_op, "unrelated_change")] if rejected else [])
     if rejected and subject_of(fact) == subject_of(memory):  # what the masking is for: the name makes them close
         assert cosine(*minilm.embed([fact, memory])) > 0.4
+
+
+@pytest.mark.parametrize(
+    ("fact", "listing", "named", "rejected"),
+    [
+        # The change names the listed memory its fact is most about: kept.
+        ("Gina taught her first contemporary dance class at the new studio.",
+         ["Gina teaches contemporary dance to teenagers.", "Gina lost her job at the bank and wants to open a studio."],
+         "0", False),
+        # It names a neighbour (masked cosine 0.44, over the threshold) while a memory at 0.68 is listed: rejected.
+        ("Gina taught her first contemporary dance class at the new studio.",
+         ["Gina teaches contemporary dance to teenagers.", "Gina lost her job at the bank and wants to open a studio."],
+         "1", True),
+        ("Omar moved to Valencia.", ["Omar lives in Ghent.", "Omar works in a bakery in Ghent."], "0", False),
+    ],
+    ids=["closest", "a-neighbour", "closest-of-two-close"],
+)
+def test_unrelated_changes_names_the_closest_listed_memory(minilm, fact, listing, named, rejected) -> None:
+    from memlora_engine.ops import unrelated_changes
+    from memlora_engine.parsing import parse_update_ops
+
+    (raw_op,) = parse_update_ops(_ops({"id": f"0:{named}", "text": fact, "event": "UPDATE"}))
+    id_map = {f"0:{i}": old(text) for i, text in enumerate(listing)}
+    id_map["1:0"] = old("Gina teaches contemporary dance to adults at the new studio.")  # another call's listing
+    found = unrelated_changes([([fact], [raw_op])], id_map, minilm, 0.15)
+    assert [r.reason for r in found] == (["unrelated_change"] if rejected else [])
