@@ -288,8 +288,10 @@ def _run(argv: list[str]) -> int:
 def test_cli_consolidation_end_to_end(tmp_path: Path, loaded: list[dict[str, object]],
                                       capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "r" / "consolidation.json"
+    # The hashing embedder reads no meaning, so the engine's masked update check (which would refuse
+    # most of these changes under it) is turned off: this checks the command, not the check.
     assert _run(["--lengths", "2,5", "--limit", "2", "--embedder", "hashing", "--threads", "1", "--quiet",
-                 "--out", str(out)]) == 0
+                 "--update-min-similarity", "off", "--out", str(out)]) == 0
     from memlora_engine.backbone import resolve_runtime
 
     runtime = resolve_runtime("auto", "gemma-3-270m")  # llama.cpp where llama-cpp-python is installed
@@ -304,6 +306,7 @@ def test_cli_consolidation_end_to_end(tmp_path: Path, loaded: list[dict[str, obj
     assert report["summary"]["5"]["newest"] == 1.0  # the scripted update consolidates
     assert report["summary"]["5"]["applied"] == {"ADD": 2, "UPDATE": 8, "DELETE": 0}
     assert (report["lengths"], report["limit"], report["embedder"]) == ([2, 5], 2, "hashing")
+    assert report["memory"]["update_min_similarity"] is None  # --update-min-similarity off reached the config
 
 
 def test_cli_consolidation_backbone_options(tmp_path: Path, loaded: list[dict[str, object]],
