@@ -130,8 +130,10 @@ def test_model_sees_small_ids_and_events_carry_real_ids(make_memory) -> None:
 )
 def test_invalid_ops_are_rejected_counted_and_not_applied(make_memory, bad_op, reason) -> None:
     # "ignore": the fact the rejected op spoke of is not kept either (the "add" policy is tested below).
+    # The DELETE of Oslo for a fact about tea is what the masked update check refuses; it is off here,
+    # where the valid op must apply beside the invalid one.
     memory, _ = seeded(make_memory, ops(bad_op, {"id": "1", "text": "Lives in Oslo", "event": "DELETE"}),
-                       uncovered_facts="ignore")
+                       uncovered_facts="ignore", update_min_similarity=None)
     result = memory.add("Actually I like green tea", user_id="alice")
     assert [r["reason"] for r in result.rejected] == [reason]
     assert [(e.event, e.text) for e in result] == [(Event.DELETE, "Lives in Oslo")]  # the valid op still applies
