@@ -24,8 +24,8 @@ from memlora_engine.parsing import RawOp
 from memlora_engine.subjects import mask_name, subject_of
 from memlora_engine.types import Event, MemoryRecord
 
-__all__ = ["COVERAGE", "PlannedOp", "Rejection", "covers", "plan_operations", "text_hash", "uncovered_facts",
-           "unrelated_changes", "unsupported_nones"]
+__all__ = ["CLOSEST_MARGIN", "COVERAGE", "PlannedOp", "Rejection", "covers", "masked_pair", "plan_operations",
+           "text_hash", "uncovered_facts", "unrelated_changes", "unsupported_nones"]
 
 
 @dataclass(frozen=True)
@@ -212,8 +212,8 @@ CLOSEST_MARGIN = 0.1
 """How far below the listed memory closest to its fact (names masked) an UPDATE's or DELETE's memory may be."""
 
 
-def _masked_pair(fact: str, memory: str) -> tuple[str, str]:
-    """``fact`` and ``memory`` with the leading name of each masked in both."""
+def masked_pair(fact: str, memory: str) -> tuple[str, str]:
+    """``fact`` and ``memory`` with the leading name of each masked in both (what :func:`unrelated_changes` compares)."""
     names = [n for n in dict.fromkeys((subject_of(fact), subject_of(memory))) if n]
     return mask_name(fact, names), mask_name(memory, names)
 
@@ -243,11 +243,11 @@ def unrelated_changes(outputs: Sequence[tuple[list[str], list[RawOp]]], id_map: 
     left undecided, for ``MemoryConfig.uncovered_facts`` (ADDed by default) to keep.
     Facts and memories are found as :func:`unsupported_nones` finds them.
     """
-    claims = [(op, fact, id_map[op.id or ""], _listed_with(op.id or "", id_map))
-              for op, fact, _ in _claims(outputs, id_map, (Event.UPDATE, Event.DELETE))]
+    claims = [(op, fact, old, _listed_with(op.id or "", id_map))
+              for op, fact, old in _claims(outputs, id_map, (Event.UPDATE, Event.DELETE))]
     if not claims:
         return []
-    pairs = {(fact, r.text): _masked_pair(fact, r.text) for _, fact, _, listed in claims for r in listed}
+    pairs = {(fact, r.text): masked_pair(fact, r.text) for _, fact, _, listed in claims for r in listed}
     texts = list(dict.fromkeys(t for pair in pairs.values() for t in pair))
     vectors = dict(zip(texts, embedder.embed(texts), strict=True))
 
@@ -256,8 +256,8 @@ def unrelated_changes(outputs: Sequence[tuple[list[str], list[RawOp]]], id_map: 
         return cosine(vectors[masked_fact], vectors[masked_memory])
 
     rejected = []
-    for op, fact, named, listed in claims:
-        score = similarity(fact, named.text)
+    for op, fact, old, listed in claims:
+        score = similarity(fact, old)
         if score < threshold or score < max(similarity(fact, r.text) for r in listed) - CLOSEST_MARGIN:
             rejected.append(Rejection(op, "unrelated_change"))
     return rejected

@@ -19,28 +19,21 @@ import sys
 
 import numpy as np
 
+from memlora_engine.embeddings.base import cosine
 from memlora_engine.embeddings.sentence_transformers import SentenceTransformerEmbedder
 from memlora_engine.evaluation.update_bench import load_update_cases
-from memlora_engine.subjects import mask_name, subject_of
+from memlora_engine.ops import masked_pair
+from memlora_engine.subjects import subject_of
+from memlora_engine.training import CachedEmbedder
 
 THRESHOLDS = (0.15, 0.2, 0.25, 0.45)
 
 
 def main(runs: list[str]) -> None:
-    embedder = SentenceTransformerEmbedder()
-    cache: dict[str, np.ndarray] = {}
-
-    def vector(text: str) -> np.ndarray:
-        if text not in cache:
-            v = np.asarray(embedder.embed([text])[0], dtype=float)
-            cache[text] = v / np.linalg.norm(v)
-        return cache[text]
+    embedder = CachedEmbedder(SentenceTransformerEmbedder())
 
     def cos(a: str, b: str, masked: bool) -> float:
-        if masked:
-            names = [n for n in dict.fromkeys((subject_of(a), subject_of(b))) if n]
-            a, b = mask_name(a, names), mask_name(b, names)
-        return float(vector(a) @ vector(b))
+        return cosine(*embedder.embed(list(masked_pair(a, b) if masked else (a, b))))
 
     changes: list[tuple[str, str]] = []
     adds: list[tuple[str, list[str]]] = []

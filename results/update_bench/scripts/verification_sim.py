@@ -24,8 +24,10 @@ from collections import Counter
 
 import numpy as np
 
+from memlora_engine.embeddings.base import cosine
 from memlora_engine.embeddings.sentence_transformers import SentenceTransformerEmbedder
 from memlora_engine.evaluation.update_bench import load_update_cases
+from memlora_engine.training import CachedEmbedder
 
 
 def main() -> None:
@@ -34,17 +36,10 @@ def main() -> None:
     parser.add_argument("--none", type=float, action="append", help="NONE threshold(s); default 0.75 and 0.8")
     parser.add_argument("--update", type=float, action="append", help="UPDATE threshold(s); default 0, 0.5, 0.55")
     args = parser.parse_args()
-    embedder = SentenceTransformerEmbedder()
-    cache: dict[str, np.ndarray] = {}
-
-    def vector(text: str) -> np.ndarray:
-        if text not in cache:
-            v = np.asarray(embedder.embed([text])[0], dtype=float)
-            cache[text] = v / np.linalg.norm(v)
-        return cache[text]
+    embedder = CachedEmbedder(SentenceTransformerEmbedder())
 
     def cos(a: str, b: str) -> float:
-        return float(vector(a) @ vector(b))
+        return cosine(*embedder.embed([a, b]))
 
     cases = {c.id: c for c in load_update_cases()}
     gold_sims: dict[str, list[float]] = {"NONE": [], "UPDATE": [], "ADD (closest old)": []}
