@@ -216,13 +216,17 @@ def _unanswerable(args: argparse.Namespace, selected: list[Any], out: Path, embe
 
 
 def _current_state(args: argparse.Namespace, selected: list[Any], out: Path, embedder: Any) -> None:
-    """Current-state generation examples from the selected conversations that are not held out."""
+    """Current-state generation examples from the selected conversations that are not held out, without a
+    value of the consolidation check's histories."""
     from memlora_engine.config import MemoryConfig
+    from memlora_engine.evaluation.consolidation import load_histories
     from memlora_engine.training.current_state import write_current_state
 
     sources = _training_sources(selected, "--current-state", "current-state examples")
+    # The consolidation check's values stay out of the examples, so that check measures generalisation.
+    held_out = {spelling for h in load_histories() for value in h.values for spelling in h.spellings(value)}
     stats = write_current_state(out, sources, args.current_state, embedder, seed=args.synthetic_seed,
-                                config=MemoryConfig(dated_memories=args.dated_memories))
+                                config=MemoryConfig(dated_memories=args.dated_memories), held_out=held_out)
     kinds = ", ".join(f"{k} {v}" for k, v in stats["kinds"].items())
     print(f"current-state examples: {stats['count']} ({kinds}) of {stats['conversations']}")
     print(f"  statistics: {out / 'generation' / 'current-state.stats.json'}")

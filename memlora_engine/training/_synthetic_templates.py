@@ -96,6 +96,7 @@ ATTRIBUTES: dict[str, dict[str, Any]] = {
                            "{n} stopped working as {a_v} to stay home with the kids."],
         "end_and_new": [("{n} quit the job as {a_v}.", "{n} opened a small bakery."),
                         ("{n} resigned from the {v} position.", "{n} started a landscaping business.")],
+        "start": ["{n} started working as {a_w}.", "{n} got a job as {a_w}.", "{n} began training as {a_w}."],
         "paraphrase": ["{n} is {a_v} by profession.", "{n}'s job is {v}.", "{n} earns a living as {a_v}.",
                        "{n} is employed as {a_v}."],
     },
@@ -111,6 +112,7 @@ ATTRIBUTES: dict[str, dict[str, Any]] = {
                 "{n} gave {v} the {k} away to a neighbour.", "{n}'s {k} {v} passed away last month."],
         "paraphrase": ["{n} owns a {k} called {v}.", "{v} is {n}'s {k}.", "{n} has a pet {k}, {v}."],
         "addition": ["{n} also has a {k} named {w}.", "{n} got a second {k}, {w}."],
+        "start": ["{n} adopted a {k} named {w}.", "{n} brought home a {k} called {w}.", "{n} got a new {k}, {w}."],
     },
     "partner": {
         "values": _PARTNERS,
@@ -166,6 +168,7 @@ ATTRIBUTES: dict[str, dict[str, Any]] = {
         "end": ["{n} gave up learning {v}.", "{n} stopped studying {v}.", "{n} is no longer learning {v}."],
         "paraphrase": ["{n} is studying {v}.", "{n} takes {v} lessons.", "{n} has been learning {v}."],
         "addition": ["{n} is also learning {w}.", "{n} started learning {w} as well."],
+        "start": ["{n} started learning {w}.", "{n} took up {w}.", "{n} enrolled in a {w} course."],
     },
     "instrument": {
         "values": _INSTRUMENTS,
@@ -175,11 +178,14 @@ ATTRIBUTES: dict[str, dict[str, Any]] = {
                    ("{n} has played the {v} for over ten years.", None)],
         "end": ["{n} no longer plays the {v}.", "{n} quit playing the {v}.", "{n} sold the {v} and stopped playing."],
         "end_and_new": [("{n} quit the {v} lessons.", "{n} started taking {w} lessons.")],
+        "start": ["{n} started playing the {w}.", "{n} took up the {w}.", "{n} bought a {w} and is learning it."],
         "paraphrase": ["{n} is a {v} player.", "{n} knows how to play the {v}.", "{n} plays {v} as a hobby."],
         "addition": ["{n} also plays the {w}.", "{n} is learning the {w} too."],
     },
 }
-"""Per attribute: ``values`` and wordings per edit (``change``/``refine``: ``(fact, text)``)."""
+"""Per attribute: ``values`` and wordings per edit (``change``/``refine``: ``(fact, text)``); ``start``
+(where no ``change`` wording names the new value alone): how a new value begins, for the current-state
+generation examples (:mod:`.current_state`)."""
 
 # ---------------------------------------------------------------------------------------
 # The richer recipe (``rich=True``; ``memlora distill --synthetic-rich``): more attributes,

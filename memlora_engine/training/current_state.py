@@ -18,6 +18,17 @@ each with a question about one attribute of one person and its known answer. Kin
   12 consolidation histories (results/consolidation/README.md, "Session 11").
 * ``stable`` -- the value stated once (sometimes with a detail) and never changed:
   that value, so the expert does not learn to answer "the other one".
+* ``end_then_new`` -- the old value ended and a new one began, the ended value named
+  first: one memory ("... left Accenture, and now works at Heineken.") or two written
+  together ("... left Accenture." and "... now works at Heineken."), half the time after
+  the old value's own memory. The answer is the new value. An expert trained without
+  them answered the value it read first: "Priya stopped learning X." beside "Priya
+  started Y." got X (results/consolidation/README.md, "Session 21").
+
+``held_out`` values are never drawn: ``memlora distill --current-state`` passes every value
+of the consolidation check's histories (``memlora eval consolidation``), so that check
+measures what the expert generalises to. (The command passes them because training never
+imports the evaluation package.)
 
 Every call also holds distractors: other attributes of the same person and LoCoMo
 observations of the person's conversation (training conversations only). The
@@ -32,8 +43,9 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -50,12 +62,13 @@ from memlora_engine.training.signals import ReferenceAnswerTeacher
 from memlora_engine.training.synthetic_update import demo_free
 from memlora_engine.types import Operation
 
-__all__ = ["CHAIN_VALUES", "CURRENT_STATE_ID", "KINDS", "QUESTIONS", "generate_current_state_examples", "write_current_state"]
+__all__ = ["CHAIN_VALUES", "CURRENT_STATE_ID", "KINDS", "QUESTIONS", "generate_current_state_examples",
+           "write_current_state"]
 
 CURRENT_STATE_ID = "current-state"
 """The pseudo-conversation id of these examples (``<data>/generation/current-state.jsonl``)."""
 
-KINDS: dict[str, float] = {"from_to": 0.3, "old_and_new": 0.2, "chain": 0.25, "stable": 0.25}
+KINDS: dict[str, float] = {"from_to": 0.25, "old_and_new": 0.15, "chain": 0.2, "stable": 0.2, "end_then_new": 0.2}
 """The kinds (see the module docstring) and how often each is drawn."""
 
 CHAIN_VALUES = (3, 5)
@@ -89,22 +102,43 @@ _TIMELY = ("now", "currently", "these days")
 _START = datetime(2023, 3, 6, 18, 0)
 
 
+class _Values:
+    """The attributes' values less the held-out ones (a value is held out when a held-out value is one of its
+    words: "Italian" holds out "Italian" and "the Italian film")."""
+
+    def __init__(self, held_out: Collection[str]) -> None:
+        self._held = [re.compile(rf"\b{re.escape(v.lower())}\b") for v in held_out if v.strip()]
+
+    def kept(self, values: Sequence[str]) -> list[str]:
+        return [v for v in values if not any(h.search(re.sub(r"^(a|an|the) ", "", v.lower())) for h in self._held)]
+
+    def count(self, attribute: str) -> int:
+        """The values left to draw (a preference: in its fullest category)."""
+        spec = _ATTRIBUTES[attribute]["values"]
+        return max(len(self.kept(v)) for v in spec.values()) if isinstance(spec, dict) else len(self.kept(spec))
+
+    def attributes(self, fewest: int = 2) -> list[str]:
+        """The attributes with at least ``fewest`` values left."""
+        return [a for a in sorted(QUESTIONS) if self.count(a) >= fewest]
+
+
 def _article(value: str) -> str:
     return ("an " if value[:1].lower() in "aeiou" else "a ") + value
 
 
-def _slots(rng: random.Random, attribute: str, name: str, count: int) -> list[dict[str, str]]:
+def _slots(rng: random.Random, values: _Values, attribute: str, name: str, count: int) -> list[dict[str, str]]:
     """Successive (stored ``{v}``, new ``{w}``) slot sets over ``count`` distinct values (fewer where
     the attribute has fewer); the last set wraps around to the first value."""
     spec = _ATTRIBUTES[attribute]
     shared: dict[str, str] = {"n": name}
-    values = spec["values"]
-    if attribute == "preference":
-        shared["c"] = rng.choice(sorted(values))
-        values = values[shared["c"]]
+    if attribute == "preference":  # a category with two values left at least
+        shared["c"] = rng.choice(sorted(c for c in spec["values"] if len(values.kept(spec["values"][c])) > 1))
+        drawn = values.kept(spec["values"][shared["c"]])
+    else:
+        drawn = values.kept(spec["values"])
     if attribute == "pet":
         shared["k"] = rng.choice(PET_KINDS)
-    chosen = rng.sample(values, min(count, len(values)))
+    chosen = rng.sample(drawn, min(count, len(drawn)))
     return [{**shared, "v": v, "w": w, "a_v": _article(v), "a_w": _article(w)}
             for v, w in zip(chosen, chosen[1:] + chosen[:1])]
 
@@ -115,24 +149,61 @@ def _changes(attribute: str, *, both: bool) -> list[str]:
     return [w for w in wordings if "{v}" in w and "{w}" in w] if both else wordings
 
 
+def _starts(attribute: str) -> list[str]:
+    """How a new value begins (names it, not the old one): the ``change`` wordings that do, and ``start``."""
+    spec = _ATTRIBUTES[attribute]
+    changes = [fact for fact, _ in spec["change"] if _NEW.search(fact) and not _OLD.search(fact)]
+    return changes + spec.get("start", [])
+
+
+def _ends(attribute: str) -> list[str]:
+    """How the old value ends, naming it ("... gave up {v}."; not "... sold the car.")."""
+    return [end for end in _ATTRIBUTES[attribute]["end"] if _OLD.search(end)]
+
+
+_NEW, _OLD = re.compile(r"\{(a_)?w\}"), re.compile(r"\{(a_)?v\}")
+_JOINED = (", and ", " and ", ", and then ")  # "{n} gave up X" + joint + "took up Y."
+
+
+def _ended_then_new(rng: random.Random, attribute: str, slots: dict[str, str]) -> list[str]:
+    """The old value's end and the new value's start: one sentence, or two."""
+    end = rng.choice(_ends(attribute)).format(**slots)
+    start = rng.choice(_starts(attribute)).format(**slots)
+    if rng.random() < 0.5:
+        return [end, start]
+    subject = slots["n"] + " "
+    if end.startswith(subject) and not end.startswith(subject + "and ") and start.startswith(subject):
+        # "Rosa gave up Greek." + "Rosa took up Korean." -> "Rosa gave up Greek and took up Korean."
+        joints = _JOINED if " now" not in start else _JOINED[:2]  # not "and then now ..."
+        return [end[:-1] + rng.choice(joints) + start.removeprefix(subject)]
+    return [end[:-1] + "; " + start]
+
+
 def _question(rng: random.Random, attribute: str, slots: dict[str, str]) -> str:
     question = rng.choice(QUESTIONS[attribute]).format(**slots)
     return question[:-1] + f" {rng.choice(_TIMELY)}?" if rng.random() < 0.5 else question
 
 
-def _case(rng: random.Random, kind: str, name: str) -> tuple[str, list[list[str]], str, str]:
+def _case(rng: random.Random, values: _Values, kind: str, name: str) -> tuple[str, list[list[str]], str, str]:
     """(attribute, memories per write (oldest first), question, answer) of one case."""
-    attribute = rng.choice([a for a in sorted(QUESTIONS) if kind != "from_to" or _changes(a, both=True)])
+    fewest = CHAIN_VALUES[0] if kind == "chain" else 2
+    attribute = rng.choice([a for a in values.attributes(fewest) if (kind != "from_to" or _changes(a, both=True))
+                            and (kind != "end_then_new" or (_starts(a) and _ends(a)))])
     spec = _ATTRIBUTES[attribute]
+    if kind == "end_then_new":
+        slots = _slots(rng, values, attribute, name, 2)[0]
+        writes = [[rng.choice(spec["base"]).format(**slots)]] if rng.random() < 0.5 else []
+        writes.append(_ended_then_new(rng, attribute, slots))
+        return attribute, writes, _question(rng, attribute, slots), slots["w"]
     if kind == "stable":
-        slots = _slots(rng, attribute, name, 2)[0]
+        slots = _slots(rng, values, attribute, name, 2)[0]
         wordings = spec["base"] + [fact for fact, _ in spec.get("refine", [])]
         return attribute, [[rng.choice(wordings).format(**slots)]], _question(rng, attribute, slots), slots["v"]
     if kind == "from_to":
-        slots = _slots(rng, attribute, name, 2)[0]
+        slots = _slots(rng, values, attribute, name, 2)[0]
         fact = rng.choice(_changes(attribute, both=True)).format(**slots)
         return attribute, [[fact]], _question(rng, attribute, slots), slots["w"]
-    sets = _slots(rng, attribute, name, rng.randint(*CHAIN_VALUES) if kind == "chain" else 2)
+    sets = _slots(rng, values, attribute, name, rng.randint(*CHAIN_VALUES) if kind == "chain" else 2)
     steps = sets[:-1]  # the last slot set wraps around to the first value
     writes = [[rng.choice(spec["base"]).format(**steps[0])]]
     writes += [[rng.choice(_changes(attribute, both=False)).format(**s)] for s in steps]
@@ -141,7 +212,7 @@ def _case(rng: random.Random, kind: str, name: str) -> tuple[str, list[list[str]
 
 def generate_current_state_examples(
     conversations: Sequence[Conversation], count: int, embedder: Embedder, *, seed: int = 0,
-    config: MemoryConfig | None = None,
+    config: MemoryConfig | None = None, held_out: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """``count`` generation examples whose target is the attribute's current value.
 
@@ -153,6 +224,8 @@ def generate_current_state_examples(
         seed: the same seed, conversations, count and embedder give the same examples.
         config: the engine settings the prompt follows (``answer_top_k``,
             ``search_mode``, ``dated_memories``); default ``MemoryConfig()``'s.
+        held_out: values never drawn (case-insensitive, as whole words of a value; a
+            benchmark's values, kept out of its training data).
 
     Raises:
         ConfigError: a validation or test conversation of the dev split, or ``count`` < 1.
@@ -165,6 +238,7 @@ def generate_current_state_examples(
         raise ConfigError(f"count must be >= 1, got {count}")
     settings = config or MemoryConfig()
     rng = random.Random(seed)
+    values = _Values(held_out)
     kinds, weights = zip(*KINDS.items())
     teacher = ReferenceAnswerTeacher()
     generator = TeacherGenerator({Operation.GENERATION: teacher})
@@ -179,14 +253,14 @@ def generate_current_state_examples(
             conversation = rng.choice(conversations)
             kind = rng.choices(kinds, weights)[0]
             name = rng.choice([conversation.speaker_a, conversation.speaker_b])
-            case = _case(rng, kind, name)
+            case = _case(rng, values, kind, name)
             if not all(demo_free(t) for w in case[1] for t in w):
                 continue
             attribute, writes, question, answer = case
             scope = f"{CURRENT_STATE_ID}-{len(examples)}"
             # Distractors first, as old memories: other attributes of the person, the conversation's observations.
-            others = [a for a in sorted(QUESTIONS) if a != attribute]
-            background = [rng.choice(_ATTRIBUTES[a]["base"]).format(**_slots(rng, a, name, 2)[0])
+            others = [a for a in values.attributes() if a != attribute]
+            background = [rng.choice(_ATTRIBUTES[a]["base"]).format(**_slots(rng, values, a, name, 2)[0])
                           for a in rng.sample(others, rng.randint(1, 3))]
             pool = observations[conversation.sample_id]
             background += rng.sample(pool, min(len(pool), rng.randint(3, 7)))
@@ -215,7 +289,8 @@ def generate_current_state_examples(
 
 
 def write_current_state(out_dir: str | Path, conversations: Sequence[Conversation], count: int,
-                        embedder: Embedder, *, seed: int = 0, config: MemoryConfig | None = None) -> dict[str, Any]:
+                        embedder: Embedder, *, seed: int = 0, config: MemoryConfig | None = None,
+                        held_out: Collection[str] = ()) -> dict[str, Any]:
     """Write ``count`` current-state examples into the distillation cache; return their statistics.
 
     Writes ``<out_dir>/generation/current-state.jsonl`` (read by the trainer like a
@@ -225,7 +300,8 @@ def write_current_state(out_dir: str | Path, conversations: Sequence[Conversatio
     """
     out = Path(out_dir)
     settings = config or MemoryConfig()
-    examples = generate_current_state_examples(conversations, count, embedder, seed=seed, config=settings)
+    examples = generate_current_state_examples(conversations, count, embedder, seed=seed, config=settings,
+                                               held_out=held_out)
     path = out / Operation.GENERATION.value / f"{CURRENT_STATE_ID}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in examples), encoding="utf-8")
@@ -238,6 +314,7 @@ def write_current_state(out_dir: str | Path, conversations: Sequence[Conversatio
                                             if e["context"]["kind"] == "chain").items())),
         "engine": {"answer_top_k": settings.answer_top_k, "search_mode": settings.search_mode,
                    "dated_memories": settings.dated_memories},
+        "held_out_values": len(set(v.lower() for v in held_out)),
     }
     path.with_suffix(".stats.json").write_text(json.dumps(stats, indent=1), encoding="utf-8")
     record_in_manifest(out, "current_state", Operation.GENERATION,

@@ -94,6 +94,7 @@ def _values(attribute: str) -> list[str]:
         ("from_to", 1, 1),  # one memory names the old and the new value
         ("old_and_new", 2, 1),  # the old value, then a change to the answer
         ("chain", 3, 2),  # two older values, then the answer
+        ("end_then_new", 1, 1),  # the old value's end, then the answer's start (one memory or two)
     ],
 )
 def test_each_kind_states_older_values_before_the_answer(conversations, embedder, kind, memories_with_a_value,
@@ -109,6 +110,39 @@ def test_each_kind_states_older_values_before_the_answer(conversations, embedder
         assert example["target"] in stated
         assert len(stated - {example["target"]}) >= stale_values_stated
         assert len(about) >= memories_with_a_value
+
+
+def test_an_ended_value_is_named_before_the_new_one(conversations, embedder):
+    examples = [e for e in generate_current_state_examples(conversations, 80, embedder, seed=4)
+                if e["context"]["kind"] == "end_then_new"]
+    assert {e["context"]["writes"] for e in examples} == {1, 2}  # with and without the old value's own memory
+    sentences = 0
+    for example in examples:
+        values = _values(example["context"]["attribute"])
+        target = example["target"]
+        for memory in (m for m in _memories(example) if _mentions(m, target)):
+            older = [v for v in values if v.lower() not in target.lower() and _mentions(memory, v)]  # not "tennis"
+            # in "table tennis"
+            if older:  # one sentence: "... gave up X and took up Y." -- the ended value first
+                sentences += 1
+                assert all(memory.lower().index(v.lower()) < memory.lower().index(target.lower()) for v in older)
+    assert 0 < sentences < len(examples)  # both forms: one sentence, and the end and the start apart
+
+
+def test_held_out_values_are_never_drawn(conversations, embedder):
+    from memlora_engine.evaluation.consolidation import load_histories
+
+    # What `memlora distill --current-state` holds out: every value of the consolidation check's histories.
+    held = {s.lower() for h in load_histories() for v in h.values for s in h.spellings(v)}
+    assert {"ghent", "valencia", "italian"} <= held
+    observations = {o.text for c in conversations for o in c.observations}
+    examples = generate_current_state_examples(conversations, 150, embedder, seed=9, held_out=held)
+    for example in examples:
+        for text in [m for m in _memories(example) if m not in observations] + [example["target"]]:
+            assert not any(_mentions(text, value) for value in held), text
+    # Without them the same seed draws some (the templates were written before the check).
+    drawn = generate_current_state_examples(conversations, 150, embedder, seed=9)
+    assert any(_mentions(e["target"], value) for e in drawn for value in held)
 
 
 def test_chains_run_from_three_to_five_values_and_answer_the_last(conversations, embedder):
@@ -161,6 +195,7 @@ def test_distill_writes_current_state_examples_and_train_mixes_them_in(distill_s
     assert len(lines) == 5
     stats = json.loads((data / "generation" / f"{CURRENT_STATE_ID}.stats.json").read_text(encoding="utf-8"))
     assert stats["conversations"] == ["syn-a", "syn-b"] and sum(stats["kinds"].values()) == 5
+    assert stats["held_out_values"] > 100  # the command holds out the consolidation check's values (and spellings)
     assert json.loads((data / "manifest.json").read_text())["current_state"]["generation"]["count"] == 5
 
     card = train_one_step("generation", data, "--train-conversations", "syn-a", "--val-conversations", "syn-b",
