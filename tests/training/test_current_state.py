@@ -121,8 +121,8 @@ def test_an_ended_value_is_named_before_the_new_one(conversations, embedder):
         values = _values(example["context"]["attribute"])
         target = example["target"]
         for memory in (m for m in _memories(example) if _mentions(m, target)):
-            older = [v for v in values if v.lower() not in target.lower() and _mentions(memory, v)]  # not "tennis"
-            # in "table tennis"
+            # Other values the memory names ("tennis" is not another value in "table tennis").
+            older = [v for v in values if v.lower() not in target.lower() and _mentions(memory, v)]
             if older:  # one sentence: "... gave up X and took up Y." -- the ended value first
                 sentences += 1
                 assert all(memory.lower().index(v.lower()) < memory.lower().index(target.lower()) for v in older)
