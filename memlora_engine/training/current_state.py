@@ -104,22 +104,32 @@ _START = datetime(2023, 3, 6, 18, 0)
 
 class _Values:
     """The attributes' values less the held-out ones (a value is held out when a held-out value is one of its
-    words: "Italian" holds out "Italian" and "the Italian film")."""
+    words: "Italian" holds out "Italian" and "the Italian film"), worked out once per run."""
 
     def __init__(self, held_out: Collection[str]) -> None:
-        self._held = [re.compile(rf"\b{re.escape(v.lower())}\b") for v in held_out if v.strip()]
+        held = [re.compile(rf"\b{re.escape(v.lower())}\b") for v in held_out if v.strip()]
 
-    def kept(self, values: Sequence[str]) -> list[str]:
-        return [v for v in values if not any(h.search(re.sub(r"^(a|an|the) ", "", v.lower())) for h in self._held)]
+        def kept(values: Sequence[str]) -> list[str]:
+            bare = {v: re.sub(r"^(a|an|the) ", "", v.lower()) for v in values}
+            return [v for v in values if not any(h.search(bare[v]) for h in held)]
 
-    def count(self, attribute: str) -> int:
-        """The values left to draw (a preference: in its fullest category)."""
-        spec = _ATTRIBUTES[attribute]["values"]
-        return max(len(self.kept(v)) for v in spec.values()) if isinstance(spec, dict) else len(self.kept(spec))
+        # Per attribute, per category ("" for an attribute without categories): the values left.
+        self._left: dict[str, dict[str, list[str]]] = {}
+        for attribute in QUESTIONS:
+            spec = _ATTRIBUTES[attribute]["values"]
+            groups = spec if isinstance(spec, dict) else {"": spec}
+            self._left[attribute] = {category: kept(values) for category, values in groups.items()}
+
+    def categories(self, attribute: str) -> list[str]:
+        """The attribute's categories with two values left at least (a preference's: colour, food, ...)."""
+        return sorted(c for c, values in self._left[attribute].items() if len(values) > 1)
+
+    def left(self, attribute: str, category: str = "") -> list[str]:
+        return self._left[attribute][category]
 
     def attributes(self, fewest: int = 2) -> list[str]:
-        """The attributes with at least ``fewest`` values left."""
-        return [a for a in sorted(QUESTIONS) if self.count(a) >= fewest]
+        """The attributes with at least ``fewest`` values left (a preference: in its fullest category)."""
+        return [a for a in sorted(QUESTIONS) if max(map(len, self._left[a].values())) >= fewest]
 
 
 def _article(value: str) -> str:
@@ -129,13 +139,10 @@ def _article(value: str) -> str:
 def _slots(rng: random.Random, values: _Values, attribute: str, name: str, count: int) -> list[dict[str, str]]:
     """Successive (stored ``{v}``, new ``{w}``) slot sets over ``count`` distinct values (fewer where
     the attribute has fewer); the last set wraps around to the first value."""
-    spec = _ATTRIBUTES[attribute]
     shared: dict[str, str] = {"n": name}
-    if attribute == "preference":  # a category with two values left at least
-        shared["c"] = rng.choice(sorted(c for c in spec["values"] if len(values.kept(spec["values"][c])) > 1))
-        drawn = values.kept(spec["values"][shared["c"]])
-    else:
-        drawn = values.kept(spec["values"])
+    if attribute == "preference":
+        shared["c"] = rng.choice(values.categories(attribute))
+    drawn = values.left(attribute, shared.get("c", ""))
     if attribute == "pet":
         shared["k"] = rng.choice(PET_KINDS)
     chosen = rng.sample(drawn, min(count, len(drawn)))
