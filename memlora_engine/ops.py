@@ -218,12 +218,12 @@ def masked_pair(fact: str, memory: str) -> tuple[str, str]:
     return mask_name(fact, names), mask_name(memory, names)
 
 
-def _listed_with(key: str, id_map: dict[str, MemoryRecord]) -> list[MemoryRecord]:
-    """The memories listed in the same call as id ``key`` ("call:id" keys; plain ids: one listing)."""
-    call, keyed, _ = key.rpartition(":")
-    if not keyed:
-        return list(id_map.values())
-    return [record for k, record in id_map.items() if k.rpartition(":")[0] == call]
+def _listings(id_map: dict[str, MemoryRecord]) -> dict[str, list[MemoryRecord]]:
+    """The memories each call listed, by call ("call:id" keys; plain ids are one listing, call "")."""
+    listings: dict[str, list[MemoryRecord]] = {}
+    for key, record in id_map.items():
+        listings.setdefault(key.rpartition(":")[0], []).append(record)
+    return listings
 
 
 def unrelated_changes(outputs: Sequence[tuple[list[str], list[RawOp]]], id_map: dict[str, MemoryRecord],
@@ -243,7 +243,8 @@ def unrelated_changes(outputs: Sequence[tuple[list[str], list[RawOp]]], id_map: 
     left undecided, for ``MemoryConfig.uncovered_facts`` (ADDed by default) to keep.
     Facts and memories are found as :func:`unsupported_nones` finds them.
     """
-    claims = [(op, fact, old, _listed_with(op.id or "", id_map))
+    listings = _listings(id_map)
+    claims = [(op, fact, old, listings[(op.id or "").rpartition(":")[0]])
               for op, fact, old in _claims(outputs, id_map, (Event.UPDATE, Event.DELETE))]
     if not claims:
         return []
