@@ -17,6 +17,7 @@ __all__ = ["MemoryConfig", "default_data_dir", "known_fields_only"]
 
 _STORES = ("persistent", "memory", "http")
 _UNCOVERED_POLICIES = ("add", "ignore")
+_UNCHANGED_UPDATES = ("fact", "ignore")
 _UPDATE_CALLS = ("per_fact", "batch")
 _UPDATE_CONTEXTS = ("own", "shared")
 
@@ -84,6 +85,16 @@ class MemoryConfig:
             new memory; ``"ignore"`` drops it. Counted either way in
             ``stats["update"].uncovered_facts``. An ADD of a text already stored is
             always a NONE, counted in ``stats["update"].duplicate_adds``.
+        unchanged_updates: what an UPDATE that rewrites its memory to the memory's own
+            text means in a call about one new fact, when no other op of the call decides
+            the fact. ``"fact"`` (default): the UPDATE of that memory with the fact (the
+            model named the memory the fact changes and copied the memory's text instead
+            of the fact's; :func:`~memlora_engine.ops.fact_into_unchanged_update`), checked
+            like any other UPDATE (``update_min_similarity``) and counted in
+            ``stats["update"].unchanged_updates``. ``"ignore"``: it changes nothing, so
+            the fact is undecided (``uncovered_facts``: ADDed beside the memory it
+            changes, by default). The update expert writes such an UPDATE when a value
+            changes a second time (results/consolidation/README.md, "Session 22").
         none_min_similarity: a NONE says "already known" and names the old memory
             that knows it; the engine believes it only when the fact and that memory's
             text embed at least this close (cosine). A NONE below it is rejected
@@ -196,6 +207,7 @@ class MemoryConfig:
     extraction_window: int | None = 2
     speaker_windows: bool = True
     uncovered_facts: str = "add"
+    unchanged_updates: str = "fact"
     none_min_similarity: float | None = 0.75
     update_min_similarity: float | None = 0.15
     update_calls: str = "per_fact"
@@ -227,6 +239,7 @@ class MemoryConfig:
                 raise ConfigError("database_url must be a postgresql:// or sqlite:// URL, got "
                                   f"{str(url).split('://')[0]!r}")
         for name, allowed in (("search_mode", SEARCH_MODES), ("uncovered_facts", _UNCOVERED_POLICIES),
+                              ("unchanged_updates", _UNCHANGED_UPDATES),
                               ("update_calls", _UPDATE_CALLS), ("update_context", _UPDATE_CONTEXTS)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from memlora_engine.embeddings.base import Embedder, cosine
@@ -24,8 +24,8 @@ from memlora_engine.parsing import RawOp
 from memlora_engine.subjects import mask_name, subject_of
 from memlora_engine.types import Event, MemoryRecord
 
-__all__ = ["CLOSEST_MARGIN", "COVERAGE", "PlannedOp", "Rejection", "covers", "masked_pair", "plan_operations",
-           "text_hash", "uncovered_facts", "unrelated_changes", "unsupported_nones"]
+__all__ = ["CLOSEST_MARGIN", "COVERAGE", "PlannedOp", "Rejection", "covers", "fact_into_unchanged_update", "masked_pair",
+           "plan_operations", "text_hash", "uncovered_facts", "unrelated_changes", "unsupported_nones"]
 
 
 @dataclass(frozen=True)
@@ -168,6 +168,36 @@ def uncovered_facts(
         if target is not None:
             texts.append(target.text)
     return [fact for fact in facts if not any(covers(text, fact) for text in texts)]
+
+
+def fact_into_unchanged_update(fact: str, ops: Sequence[RawOp], listing: Sequence[MemoryRecord]) -> list[RawOp] | None:
+    """``ops`` with an unchanged UPDATE given ``fact`` as its text, or None when no op is so read.
+
+    ``ops`` answer a call about the one ``fact`` over ``listing`` (the memories as the call
+    numbered them). The model sometimes names the memory a fact changes and then copies
+    that memory's text instead of writing the fact ("Mirela sold the Skoda and bought a
+    Toyota Prius." -> UPDATE "0", text "Mirela has a Skoda Octavia ..."). Such an UPDATE
+    changes nothing, the fact stays undecided and is ADDed beside the memory it replaces,
+    and a stale value stays in memory. When it is the call's only UPDATE that changes
+    nothing, names a listed memory that is not already the fact, and no other op
+    decides the fact (:func:`uncovered_facts`), it is read as the UPDATE of that memory
+    with the fact. The rewritten op goes through the same checks as any other
+    (:func:`unrelated_changes` refuses it when the fact is about something else).
+    """
+    def named(op: RawOp) -> MemoryRecord | None:
+        index = op.id if op.id is not None and op.id.isdigit() else None
+        return listing[int(index)] if index is not None and int(index) < len(listing) else None
+
+    unchanged = [op for op in ops if _event(op.event) is Event.UPDATE and (target := named(op)) is not None
+                 and op.text == target.text and target.text != fact]
+    if len(unchanged) != 1:
+        return None
+    chosen = unchanged[0]
+    others = [op for op in ops if op is not chosen]
+    id_map = {str(i): record for i, record in enumerate(listing)}
+    if not uncovered_facts([fact], others, id_map, asked_alone=True):
+        return None
+    return [replace(op, text=fact) if op is chosen else op for op in ops]
 
 
 def _claims(outputs: Sequence[tuple[list[str], list[RawOp]]], id_map: dict[str, MemoryRecord],

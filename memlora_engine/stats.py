@@ -22,6 +22,7 @@ class OperationStats:
     rejected_ops: int = 0
     uncovered_facts: int = 0
     duplicate_adds: int = 0
+    unchanged_updates: int = 0
     collapsed_loops: int = 0
     declined: int = 0
     renamed_subjects: int = 0
@@ -55,12 +56,14 @@ class Stats:
         with self._lock:
             self._ops[op].rejected_ops += count
 
-    def record_update_plan(self, *, uncovered: int, duplicates: int) -> None:
-        """Count the facts the update output left undecided and its ADDs of stored texts."""
+    def record_update_plan(self, *, uncovered: int, duplicates: int, unchanged: int = 0) -> None:
+        """Count the facts the update output left undecided, its ADDs of stored texts, and its unchanged
+        UPDATEs read as UPDATEs with their fact (``MemoryConfig.unchanged_updates``)."""
         with self._lock:
             s = self._ops[Operation.UPDATE]
             s.uncovered_facts += uncovered
             s.duplicate_adds += duplicates
+            s.unchanged_updates += unchanged
 
     def record_collapsed_loop(self, op: Operation) -> None:
         """Count an answer whose looping list was cut back (:func:`~memlora_engine.parsing.collapse_repeated_items`)."""

@@ -37,6 +37,7 @@ from memlora_engine.operations import operation_spec
 from memlora_engine.ops import (
     PlannedOp,
     Rejection,
+    fact_into_unchanged_update,
     plan_operations,
     text_hash,
     uncovered_facts,
@@ -219,6 +220,13 @@ def decide_updates(caller: ModelCaller, old_records: Sequence[MemoryRecord], fac
     )
     raws = [generation.text for generation in generations]
     written = [parse_update_ops(raw) for raw in raws]
+    restated = 0
+    if caller.config.unchanged_updates == "fact":
+        for call, (group, listing) in enumerate(zip(groups, listings, strict=True)):
+            read = fact_into_unchanged_update(group[0], written[call], listing) if len(group) == 1 else None
+            if read is not None:
+                written[call] = read
+                restated += 1
     keyed = [[op if op.id is None else replace(op, id=f"{call}:{op.id}") for op in ops]
              for call, ops in enumerate(written)]
     as_written = {id(k): op for k_ops, ops in zip(keyed, written, strict=True) for k, op in zip(k_ops, ops, strict=True)}
@@ -253,7 +261,7 @@ def decide_updates(caller: ModelCaller, old_records: Sequence[MemoryRecord], fac
         kept.append(op)
     plan = UpdatePlan(kept, rejected, uncovered, duplicates=len(planned) - len(kept), raw=raw)
     caller.stats.record_rejected(Operation.UPDATE, len(rejected))
-    caller.stats.record_update_plan(uncovered=len(uncovered), duplicates=plan.duplicates)
+    caller.stats.record_update_plan(uncovered=len(uncovered), duplicates=plan.duplicates, unchanged=restated)
     if rejected:
         logger.info("rejected %d update ops: %s", len(rejected), [r.reason for r in rejected])
     if uncovered:

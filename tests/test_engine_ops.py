@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from memlora_engine.ops import plan_operations
+from memlora_engine.ops import fact_into_unchanged_update, plan_operations
 from memlora_engine.parsing import RawOp
 from memlora_engine.types import Event, MemoryRecord
 
@@ -48,3 +48,35 @@ def test_plan_operations(ops, planned, reasons) -> None:
     got, rejected = plan_operations(ops, ID_MAP)
     assert [(p.event, p.text, p.target.id if p.target else None) for p in got] == planned
     assert [r.reason for r in rejected] == reasons
+
+
+LISTING = [ID_MAP["0"], ID_MAP["1"]]
+
+
+@pytest.mark.parametrize(
+    ("fact", "ops", "read"),
+    [
+        # the model named the memory the fact changes and copied its text: the fact is the UPDATE's text
+        ("Moved to Bergen", [RawOp("1", "Lives in Oslo", "UPDATE", "Lives in Oslo")],
+         [RawOp("1", "Moved to Bergen", "UPDATE", "Lives in Oslo")]),
+        # the fact is the memory already: nothing to read (the UPDATE is a NONE)
+        ("Lives in Oslo", [RawOp("1", "Lives in Oslo", "UPDATE", None)], None),
+        # another op decides the fact: the unchanged UPDATE stays a NONE
+        ("Moved to Bergen", [RawOp("1", "Lives in Oslo", "UPDATE", None), RawOp("2", "Moved to Bergen", "ADD", None)],
+         None),
+        ("Likes green tea", [RawOp("1", "Lives in Oslo", "UPDATE", None), RawOp("0", "Likes green tea", "UPDATE", None)],
+         None),
+        # an UPDATE that changes its memory, a NONE, an ADD of the old text: not an unchanged UPDATE
+        ("Moved to Bergen", [RawOp("1", "Moved to Bergen", "UPDATE", None)], None),
+        ("Moved to Bergen", [RawOp("1", "Lives in Oslo", "NONE", None)], None),
+        ("Moved to Bergen", [RawOp("2", "Lives in Oslo", "ADD", None)], None),
+        # an id outside the listing, or two unchanged UPDATEs (which memory?): left to the other checks
+        ("Moved to Bergen", [RawOp("5", "Lives in Oslo", "UPDATE", None)], None),
+        ("Moved to Bergen", [RawOp("0", "Likes tea", "UPDATE", None), RawOp("1", "Lives in Oslo", "UPDATE", None)],
+         None),
+    ],
+    ids=["copied-text", "repeat", "added-too", "other-update", "real-update", "none", "readd", "unknown-id",
+         "two-unchanged"],
+)
+def test_fact_into_unchanged_update(fact, ops, read) -> None:
+    assert fact_into_unchanged_update(fact, ops, LISTING) == read

@@ -161,10 +161,8 @@ def test_invalid_ops_are_rejected_counted_and_not_applied(make_memory, bad_op, r
          [(Event.DELETE, "Lives in Oslo")], 0, 0),
         (["Lives in Oslo"], ops({"id": "0", "text": "Lives in Oslo", "event": "NONE"}), "add", [], 0, 0),
         # An UPDATE that rewrites a memory to its own text changes nothing: it decides a
-        # repeat, but a changed value "updated" into its old value's memory is kept.
+        # repeat (a changed value "updated" into its old value's memory: test_unchanged_updates).
         (["Lives in Oslo"], ops({"id": "0", "text": "Lives in Oslo", "event": "UPDATE"}), "add", [], 0, 0),
-        (["Lives by the fjord in Bergen"], ops({"id": "0", "text": "Lives in Oslo", "event": "UPDATE"}), "add",
-         [(Event.ADD, "Lives by the fjord in Bergen")], 1, 0),
         # An ADD of the fact that is already stored is a NONE, counted.
         (["Likes tea"], ops({"id": "2", "text": "Likes tea", "event": "ADD"}), "add", [], 0, 1),
         # The same new text twice in one output is stored once (plan_operations drops the repeat).
@@ -173,7 +171,7 @@ def test_invalid_ops_are_rejected_counted_and_not_applied(make_memory, bad_op, r
          [(Event.ADD, "Plays chess")], 0, 0),
     ],
     ids=["readd-old-add", "readd-old-ignore", "empty-output", "rejected-op", "update", "delete-by-id", "none",
-         "unchanged-update-of-a-repeat", "unchanged-update-of-a-change", "duplicate-of-stored", "duplicate-in-output"],
+         "unchanged-update-of-a-repeat", "duplicate-of-stored", "duplicate-in-output"],
 )
 def test_no_fact_is_lost_silently(make_memory, new_facts, update_output, policy, expected_events, uncovered,
                                   duplicates) -> None:
@@ -183,6 +181,38 @@ def test_no_fact_is_lost_silently(make_memory, new_facts, update_output, policy,
     stats = memory.stats["update"]
     assert (stats.uncovered_facts, stats.duplicate_adds) == (uncovered, duplicates)
     assert len(memory.get_all(user_id="alice")) == len({r.text for r in memory.get_all(user_id="alice")})
+
+
+@pytest.mark.parametrize(
+    ("old_fact", "new_fact", "setting", "expected_events", "kept", "uncovered", "unchanged"),
+    [
+        # The model names the memory the fact changes and copies its text: read as the UPDATE with the fact.
+        ("Omar lives in Ghent.", "Omar moved to Valencia.", "fact", [(Event.UPDATE, "Omar moved to Valencia.")],
+         ["Omar moved to Valencia."], 0, 1),
+        # Read as it was written, it changes nothing: the fact is undecided and ADDed beside the old value.
+        ("Omar lives in Ghent.", "Omar moved to Valencia.", "ignore", [(Event.ADD, "Omar moved to Valencia.")],
+         ["Omar lives in Ghent.", "Omar moved to Valencia."], 1, 0),
+        # The rewritten UPDATE is checked like any other: a fact about something else never overwrites the memory.
+        ("Omar likes watching horror films.", "Omar's sister became a pilot.", "fact",
+         [(Event.ADD, "Omar's sister became a pilot.")],
+         ["Omar likes watching horror films.", "Omar's sister became a pilot."], 1, 1),
+    ],
+    ids=["change-read-as-update", "change-ignored", "unrelated-refused"],
+)
+def test_unchanged_updates(tmp_path, minilm, old_fact, new_fact, setting, expected_events, kept, uncovered,
+                           unchanged) -> None:
+    # One old memory (listed as "0"), which the update output "updates" to its own text; the real
+    # embedder, since the rewritten UPDATE meets the masked check (update_min_similarity).
+    generator = ScriptedGenerator({"extraction": [facts(old_fact), facts(new_fact)],
+                                   "update": [ops({"id": "0", "text": old_fact, "event": "UPDATE"})]})
+    memory = Memory(MemoryConfig(store="memory", data_dir=tmp_path, unchanged_updates=setting),
+                    generator=generator, embedder=minilm)
+    memory.add("first", user_id="omar")
+    result = memory.add("news", user_id="omar")
+    assert [(e.event, e.text) for e in result] == expected_events
+    assert sorted(r.text for r in memory.get_all(user_id="omar")) == kept
+    stats = memory.stats["update"]
+    assert (stats.uncovered_facts, stats.unchanged_updates) == (uncovered, unchanged)
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ then asks the history's question. An answer is scored:
 
 Beside the verdicts, each history reports what the engine did: the applied events
 (ADD/UPDATE/DELETE from the ``AddResult``s), the update expert's own decisions including
-NONE (read from its raw outputs), ``stats["update"]``'s ``uncovered_facts`` and
-``duplicate_adds``, and the memories left at the end (how many still hold an older value).
+NONE (read from its raw outputs), ``stats["update"]``'s ``uncovered_facts``,
+``duplicate_adds`` and ``unchanged_updates``, and the memories left at the end (how many still hold an older value).
 """
 
 from __future__ import annotations
@@ -237,6 +237,7 @@ def run_history(
         "applied": {e: applied[e] for e in EVENTS if e != "NONE"},
         "decided": decided,  # as the model wrote them, "other" included (decided_events)
         "update_calls": update.calls, "uncovered_facts": update.uncovered_facts, "duplicate_adds": update.duplicate_adds,
+        "unchanged_updates": update.unchanged_updates,
         "rejected_ops": rejected, "unparsed_updates": unparsed, "failures": failures,
     }
 
@@ -268,6 +269,7 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
             "update_calls": sum(r["update_calls"] for r in group),
             "uncovered_facts": sum(r["uncovered_facts"] for r in group),
             "duplicate_adds": sum(r["duplicate_adds"] for r in group),
+            "unchanged_updates": sum(r["unchanged_updates"] for r in group),
             "rejected_ops": sum(r["rejected_ops"] for r in group),
             "failures": sum(len(r["failures"]) for r in group),
         }

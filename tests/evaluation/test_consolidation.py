@@ -95,7 +95,8 @@ def _row(length: int, verdict: str, **extra: object) -> dict[str, object]:
     row: dict[str, object] = {
         "length": length, "verdict": verdict, "memory_count": 1, "stale_memories": 0,
         "applied": {"ADD": 1, "UPDATE": 0, "DELETE": 0}, "decided": {"ADD": 0, "UPDATE": 0, "DELETE": 0, "NONE": 0},
-        "update_calls": 0, "uncovered_facts": 0, "duplicate_adds": 0, "rejected_ops": 0, "failures": [],
+        "update_calls": 0, "uncovered_facts": 0, "duplicate_adds": 0, "unchanged_updates": 0, "rejected_ops": 0,
+        "failures": [],
     }
     row.update(extra)
     return row
@@ -119,13 +120,15 @@ def test_summarize_groups_by_length_and_totals_the_events() -> None:
              decided={"ADD": 0, "UPDATE": 4, "DELETE": 0, "NONE": 0}, update_calls=4),
         _row(2, "stale", memory_count=2, stale_memories=1, uncovered_facts=1, duplicate_adds=1,
              decided={"ADD": 1, "UPDATE": 0, "DELETE": 0, "NONE": 1}, failures=["x"]),
-        _row(5, "both", memory_count=4, stale_memories=3, applied={"ADD": 4, "UPDATE": 0, "DELETE": 1}, rejected_ops=2),
+        _row(5, "both", memory_count=4, stale_memories=3, applied={"ADD": 4, "UPDATE": 0, "DELETE": 1}, rejected_ops=2,
+             unchanged_updates=1),
     ]
     summary = summarize(rows)
     assert list(summary) == ["2", "5"]
     assert summary["5"]["applied"] == {"ADD": 5, "UPDATE": 4, "DELETE": 1}
     assert (summary["5"]["mean_memory_count"], summary["5"]["mean_stale_memories"]) == (2.5, 1.5)
     assert (summary["5"]["newest"], summary["5"]["both"], summary["5"]["rejected_ops"]) == (0.5, 0.5, 2)
+    assert summary["5"]["unchanged_updates"] == 1
     assert summary["2"]["decided"]["NONE"] == 1
     assert (summary["2"]["uncovered_facts"], summary["2"]["duplicate_adds"], summary["2"]["failures"]) == (1, 1, 1)
     table = format_summary(summary)
@@ -234,7 +237,7 @@ def test_run_history_consolidating_update_answers_the_newest() -> None:
     assert row["memories"] == ["Greta said: I live in Kraków now."]
     assert row["applied"] == {"ADD": 1, "UPDATE": 4, "DELETE": 0}
     assert row["decided"] == {"ADD": 0, "UPDATE": 4, "DELETE": 0, "NONE": 0, "other": 0}
-    assert (row["update_calls"], row["uncovered_facts"], row["duplicate_adds"]) == (4, 0, 0)
+    assert (row["update_calls"], row["uncovered_facts"], row["duplicate_adds"], row["unchanged_updates"]) == (4, 0, 0, 0)
     extraction = [c for c in generator.calls if c.operation.value == "extraction"]
     assert {c.messages[-1]["content"].splitlines()[1] for c in extraction} == {"assistant: Got it."}
     assert "Today is 2025-03-31" in str(extraction[-1].messages[0]["content"])  # a week apart from 2025-03-03
