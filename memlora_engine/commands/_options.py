@@ -31,6 +31,9 @@ _MEMORY_SWITCHES = {
 _MEMORY_CHOICES = {
     "update_context": (("own", "shared"), "the old memories each per-fact update call lists: its fact's nearest, or "
                                           "every fact's (MemoryConfig.update_context; default: MemoryConfig's, own)"),
+    "unchanged_updates": (("fact", "ignore"), "an UPDATE that copies its memory's text in a one-fact call: the "
+                                              "UPDATE of that memory with the fact, or nothing "
+                                              "(MemoryConfig.unchanged_updates; default: MemoryConfig's, fact)"),
 }
 """The ``MemoryConfig`` fields that commands offer as ``--field-name CHOICE``: their choices and help."""
 
@@ -44,7 +47,7 @@ _MEMORY_THRESHOLDS = {
 
 def add_memory_switches(parser: argparse.ArgumentParser) -> None:
     """``--[no-]dated-memories``, ``--[no-]anchor-dates``, ``--[no-]speaker-windows``, ``--update-context``,
-    ``--update-min-similarity``.
+    ``--unchanged-updates``, ``--update-min-similarity``.
 
     Those ``MemoryConfig`` fields; each is None unless given (then the ``MemoryConfig`` default holds).
     """

@@ -345,17 +345,19 @@ def test_cli_consolidation_dated_memories(tmp_path: Path, monkeypatch: pytest.Mo
         assert not any(line.startswith("- [20") for line in listing)
 
 
-@pytest.mark.parametrize(("flag", "anchored", "context"), [
-    ([], True, "own"), (["--no-anchor-dates"], False, "own"), (["--update-context", "shared"], True, "shared"),
+@pytest.mark.parametrize(("flag", "anchored", "context", "unchanged"), [
+    ([], True, "own", "fact"), (["--no-anchor-dates"], False, "own", "fact"),
+    (["--update-context", "shared"], True, "shared", "fact"), (["--unchanged-updates", "ignore"], True, "own", "ignore"),
 ])
 def test_cli_consolidation_records_its_memory_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag,
-                                                       anchored, context) -> None:
+                                                       anchored, context, unchanged) -> None:
     monkeypatch.setattr(backbone, "load_backbone", lambda model, adapters="shipped", **options: _generator(_hoarding))
     out = tmp_path / "consolidation.json"
     assert _run(["--lengths", "2", "--limit", "1", "--embedder", "hashing", "--quiet", *flag, "--out", str(out)]) == 0
     report = json.loads(out.read_text(encoding="utf-8"))
     assert "anchor_dates" not in report  # once, under "memory"
-    assert (report["memory"]["anchor_dates"], report["memory"]["update_context"]) == (anchored, context)
+    memory = report["memory"]
+    assert (memory["anchor_dates"], memory["update_context"], memory["unchanged_updates"]) == (anchored, context, unchanged)
 
 
 @pytest.mark.parametrize(("argv", "message"), [

@@ -334,6 +334,7 @@ def test_a_cached_run_of_other_adapter_weights_is_neither_resumed_nor_taken(tmp_
         (["--speaker-windows"], {"speaker_windows": True}),
         (["--update-context", "shared", "--no-anchor-dates"], {"anchor_dates": False, "update_context": "shared"}),
         (["--update-min-similarity", "0.2"], {"update_min_similarity": 0.2}),
+        (["--unchanged-updates", "ignore"], {"unchanged_updates": "ignore"}),
         (["--update-min-similarity", "off"], {"update_min_similarity": None}),  # off: the check off, not the default
     ],
 )
