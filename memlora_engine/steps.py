@@ -186,7 +186,9 @@ def decide_updates(caller: ModelCaller, old_records: Sequence[MemoryRecord], fac
 
     Nothing is lost silently: an ADD of a text already stored is a NONE
     (``duplicates``), and a fact the output leaves without a decision is listed in
-    ``uncovered`` and, by default, ADDed (``MemoryConfig.uncovered_facts``). With an
+    ``uncovered`` and, by default, ADDed (``MemoryConfig.uncovered_facts``); first, a one-fact
+    call's UPDATE that copies its memory's text is read as the UPDATE with the fact
+    (:func:`~memlora_engine.ops.fact_into_unchanged_update`, ``MemoryConfig.unchanged_updates``). With an
     ``embedder``, a NONE is checked against the memory it names
     (:func:`~memlora_engine.ops.unsupported_nones`, ``MemoryConfig.none_min_similarity``), and
     an UPDATE or DELETE against its memory with the people's names masked
