@@ -152,7 +152,8 @@ def uncovered_facts(
     UPDATE or DELETE of an old memory decides the fact whatever its words: the model
     chose what the fact changes. An UPDATE that rewrites its memory to the same text
     changes nothing (:func:`plan_operations` drops it), so it decides only as a NONE
-    would. An ADD or a NONE still has to carry the fact (a NONE writes the fact it
+    would (the engine first reads the one such UPDATE of an otherwise undecided
+    one-fact call as the UPDATE with the fact: :func:`fact_into_unchanged_update`). An ADD or a NONE still has to carry the fact (a NONE writes the fact it
     found known), so an old memory re-added, declared known or "updated" to itself
     in its place leaves the fact undecided.
     """
