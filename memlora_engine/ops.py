@@ -153,7 +153,8 @@ def uncovered_facts(
     chose what the fact changes. An UPDATE that rewrites its memory to the same text
     changes nothing (:func:`plan_operations` drops it), so it decides only as a NONE
     would (the engine first reads the one such UPDATE of an otherwise undecided
-    one-fact call as the UPDATE with the fact: :func:`fact_into_unchanged_update`). An ADD or a NONE still has to carry the fact (a NONE writes the fact it
+    one-fact call as the UPDATE with the fact: :func:`fact_into_unchanged_update`).
+    An ADD or a NONE still has to carry the fact (a NONE writes the fact it
     found known), so an old memory re-added, declared known or "updated" to itself
     in its place leaves the fact undecided.
     """
@@ -185,17 +186,13 @@ def fact_into_unchanged_update(fact: str, ops: Sequence[RawOp], listing: Sequenc
     with the fact. The rewritten op goes through the same checks as any other
     (:func:`unrelated_changes` refuses it when the fact is about something else).
     """
-    def named(op: RawOp) -> MemoryRecord | None:
-        index = op.id if op.id is not None and op.id.isdigit() else None
-        return listing[int(index)] if index is not None and int(index) < len(listing) else None
-
-    unchanged = [op for op in ops if _event(op.event) is Event.UPDATE and (target := named(op)) is not None
+    id_map = {str(i): record for i, record in enumerate(listing)}
+    unchanged = [op for op in ops if _event(op.event) is Event.UPDATE and (target := id_map.get(op.id or "")) is not None
                  and op.text == target.text and target.text != fact]
     if len(unchanged) != 1:
         return None
     chosen = unchanged[0]
     others = [op for op in ops if op is not chosen]
-    id_map = {str(i): record for i, record in enumerate(listing)}
     if not uncovered_facts([fact], others, id_map, asked_alone=True):
         return None
     return [replace(op, text=fact) if op is chosen else op for op in ops]
