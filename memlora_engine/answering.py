@@ -23,7 +23,7 @@ from memlora_engine.parsing import collapse_repeated_items, parse_vqa, strip_thi
 from memlora_engine.steps import ModelCaller
 from memlora_engine.types import Answer, MemoryRecord, Operation, Scope
 
-__all__ = ["NOT_IN_MEMORY", "ROUTES", "Answerer", "memory_listing"]
+__all__ = ["NOT_IN_MEMORY", "ROUTES", "Answerer", "memory_listing", "superseded_listing"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,31 @@ anything.
 def _date_of(memory: MemoryRecord) -> str:
     """The memory's date: the session time it was last written at (``updated_at``, else ``created_at``)."""
     return (memory.updated_at or memory.created_at or "")[:10]
+
+
+def superseded_listing(memories: Sequence[MemoryRecord], rule: str) -> list[MemoryRecord]:
+    """The retrieved ``memories`` less the superseded records ``rule`` (``MemoryConfig.answer_superseded``) drops.
+
+    A superseded record (a text the update step replaced, ``superseded_by`` naming the
+    memory that replaced it) is dropped under ``"unless_successor"`` when that memory
+    was retrieved too, and under ``"below_successor"`` when it ranks above the record;
+    ``"off"`` drops every superseded record. The rest keep their order. So a question
+    about what is true now sees the current value without its past ("Where does Ana
+    live?" retrieves both cities), and a question about a replaced event ("When did
+    she go to the support group?") still finds it when what replaced it is not
+    (``"unless_successor"``) or ranks below it (``"below_successor"``).
+    """
+    rank = {m.id: i for i, m in enumerate(memories) if m.superseded_by is None}
+    kept = []
+    for i, memory in enumerate(memories):
+        successor = rank.get(memory.superseded_by) if memory.superseded_by is not None else None
+        if memory.superseded_by is not None and (
+                rule == "off"
+                or (rule == "unless_successor" and successor is not None)
+                or (rule == "below_successor" and successor is not None and successor < i)):
+            continue
+        kept.append(memory)
+    return kept
 
 
 def memory_listing(memories: Sequence[MemoryRecord], *, dated: bool = False) -> list[str]:

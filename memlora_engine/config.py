@@ -13,11 +13,13 @@ from memlora_engine.operations import default_max_new_tokens
 from memlora_engine.prompts import PROMPT_STYLES
 from memlora_engine.types import Operation
 
-__all__ = ["MemoryConfig", "default_data_dir", "known_fields_only"]
+__all__ = ["ANSWER_SUPERSEDED", "MemoryConfig", "default_data_dir", "known_fields_only"]
 
 _STORES = ("persistent", "memory", "http")
 _UNCOVERED_POLICIES = ("add", "ignore")
 _UNCHANGED_UPDATES = ("fact", "ignore")
+ANSWER_SUPERSEDED = ("unless_successor", "below_successor", "off")
+"""``MemoryConfig.answer_superseded`` values."""
 _UPDATE_CALLS = ("per_fact", "batch")
 _UPDATE_CONTEXTS = ("own", "shared")
 
@@ -183,6 +185,19 @@ class MemoryConfig:
             With no dated memory retrieved the generation operation answers. The shipped
             generation expert, shown a dated memory, often answers a date of its own
             (results/answers/README.md, "Session 15").
+        keep_superseded: when the update step UPDATEs a memory, keep the text it
+            replaces as a *superseded* record (``MemoryRecord.superseded_by``: the
+            memory's id; its times and metadata kept). ``search``, ``get``, ``get_all``
+            and the update step never see it; ``answer`` does (``answer_superseded``);
+            deleting the memory deletes it, and export/import carry it. Small models
+            UPDATE one event with another ("went to a support group on 7 May" ->
+            "went to a pride parade in June"): both stay true, and a question about
+            the first still finds it. Direct ``update``/``put`` calls keep nothing.
+        answer_superseded: which retrieved superseded records ``answer`` lists:
+            ``"unless_successor"`` (default) drops one whose replacing memory was
+            retrieved too, so a question about the current value sees the current
+            value alone; ``"below_successor"`` drops it only when its replacing memory
+            ranks above it; ``"off"`` answers from current memories only.
     """
 
     data_dir: str | Path | None = None
@@ -218,6 +233,8 @@ class MemoryConfig:
     speaker_subjects: bool = True
     anchor_dates: bool = True
     date_answers: bool = True
+    keep_superseded: bool = True
+    answer_superseded: str = "unless_successor"
 
     def __post_init__(self) -> None:
         if self.store not in _STORES:
@@ -240,6 +257,7 @@ class MemoryConfig:
                                   f"{str(url).split('://')[0]!r}")
         for name, allowed in (("search_mode", SEARCH_MODES), ("uncovered_facts", _UNCOVERED_POLICIES),
                               ("unchanged_updates", _UNCHANGED_UPDATES),
+                              ("answer_superseded", ANSWER_SUPERSEDED),
                               ("update_calls", _UPDATE_CALLS), ("update_context", _UPDATE_CONTEXTS)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")

@@ -153,14 +153,18 @@ def hybrid_search(
     k: int,
     filters: dict[str, Any] | None,
     generation: int,
+    *,
+    superseded: bool = False,
 ) -> list[MemoryRecord]:
     """The scope's ``k`` best memories for ``query`` by RRF of vector and BM25 rankings (see the module docstring).
 
     With ``filters``, BM25 hits are kept only when the store lists them under the
     same filter (one extra store read, done only for filtered searches).
+    ``superseded``: the vector ranking includes superseded records (the BM25 index
+    holds the current memories only).
     """
     pool = max(_CANDIDATES, 3 * k)
-    by_vector = store.query(scope, vector, pool, filters)
+    by_vector = store.query(scope, vector, pool, filters, superseded=superseded)
     lexical_ids = lexical.top(scope, query, pool, generation, lambda: store.list(scope))
     if filters is not None and lexical_ids:
         allowed = {r.id for r in store.list(scope, filters)}

@@ -1,7 +1,8 @@
 """The JSONL export format: one :class:`~memlora_engine.types.MemoryRecord` per line.
 
 Each line is ``MemoryRecord.to_dict()`` with sorted keys (id, text, hash, times,
-scope ids, metadata). ``Memory.export`` writes it and ``Memory.import_`` reads it.
+scope ids, metadata; ``superseded_by`` on a superseded record, written after the
+current memories). ``Memory.export`` writes it and ``Memory.import_`` reads it.
 """
 
 from __future__ import annotations
@@ -74,11 +75,14 @@ def read_records(source: str | Path | IO[str] | Iterable[str], scope: Scope | No
                 if not isinstance(data.get(key), str) or not data[key].strip():
                     raise ValueError(f"{key!r} must be a non-empty string, got {data.get(key)!r}")
                 check_text(data[key], key)
+            superseded_by = data.get("superseded_by")
+            if superseded_by is not None and (not isinstance(superseded_by, str) or not superseded_by.strip()):
+                raise ValueError(f"'superseded_by' must be a memory id or absent, got {superseded_by!r}")
             record = MemoryRecord(
                 id=str(data["id"]), text=str(data["text"]), hash=str(data.get("hash") or text_hash(data["text"])),
                 created_at=str(data["created_at"]), updated_at=data.get("updated_at"),
                 user_id=data.get("user_id"), agent_id=data.get("agent_id"), run_id=data.get("run_id"),
-                metadata=validate_metadata(data.get("metadata")),
+                metadata=validate_metadata(data.get("metadata")), superseded_by=superseded_by,
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidInputError(f"line {number} is not a MemLoRA export record: {exc}") from exc

@@ -21,7 +21,7 @@ from typing import IO, Any
 from memlora_engine._database import Database
 from memlora_engine._time import Timestamp, iso, resolve
 from memlora_engine._vision import PreparedImage, prepare_turns, refers_to_image
-from memlora_engine.answering import NOT_IN_MEMORY, ROUTES, Answerer
+from memlora_engine.answering import NOT_IN_MEMORY, ROUTES, Answerer, superseded_listing
 from memlora_engine.chat import ChatSessions
 from memlora_engine.config import MemoryConfig
 from memlora_engine.dates import anchor_dates
@@ -310,7 +310,8 @@ class Memory:
                 self._failed(Operation.UPDATE, exc, result)
                 return
             result.rejected = [r.to_dict() for r in plan.rejected]  # counted and logged by decide_updates
-            result.events = self._repo.apply(scope, plan.planned, meta, now, fact_vectors)
+            result.events = self._repo.apply(scope, plan.planned, meta, now, fact_vectors,
+                                             keep_superseded=self.config.keep_superseded)
             # An ADD of a text stored outside the retrieved memories is caught by the repository: a NONE too.
             skipped = sum(op.event is Event.ADD for op in plan.planned) - sum(e.event is Event.ADD for e in result.events)
             self.stats.record_update_plan(uncovered=0, duplicates=skipped)
@@ -370,16 +371,20 @@ class Memory:
         if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
                                       or not math.isfinite(threshold)):
             raise InvalidInputError(f"threshold must be a finite number, got {threshold!r}")
-        self._repo.refresh()
-        vector = self.embedder.embed([query])[0]
-        if self.config.search_mode == "hybrid":
-            hits = hybrid_search(self.store, self._lexical, self.embedder, scope, query, vector, k, filters,
-                                 self._repo.history.generation())
-        else:
-            hits = self.store.query(scope, vector, k, filters)
+        hits = self._retrieve(scope, query, k, filters)
         if threshold is not None:
             hits = [h for h in hits if h.score is not None and h.score >= threshold]
         return hits
+
+    def _retrieve(self, scope: Scope, query: str, k: int, filters: dict[str, Any] | None, *,
+                  superseded: bool = False) -> list[MemoryRecord]:
+        """The top ``k`` for ``query`` by ``search_mode``; ``superseded`` ranks superseded records too."""
+        self._repo.refresh()
+        vector = self.embedder.embed([query])[0]
+        if self.config.search_mode == "hybrid":
+            return hybrid_search(self.store, self._lexical, self.embedder, scope, query, vector, k, filters,
+                                 self._repo.history.generation(), superseded=superseded)
+        return self.store.query(scope, vector, k, filters, superseded=superseded)
 
     def get(self, memory_id: str, *, user_id: str | None = None, agent_id: str | None = None,
             run_id: str | None = None) -> MemoryRecord | None:
@@ -502,10 +507,14 @@ class Memory:
             raise InvalidInputError(f'route must be "auto", "vqa" or "text", got {route!r}')
         scope = Scope(user_id, agent_id, run_id)
         given = [load_image(i) for i in images] if images else []
-        k = limit or self.config.answer_top_k
+        if not isinstance(question, str):
+            raise InvalidInputError(f"question must be a string, got {type(question).__name__}")
+        check_text(question, "question")
+        k = _positive("limit", limit or self.config.answer_top_k)
         mmr = self.config.answer_mmr
-        memories = self.search(question, user_id=user_id, agent_id=agent_id, run_id=run_id,
-                               limit=k if mmr is None else 2 * k, filters=filters)
+        rule = self.config.answer_superseded
+        memories = superseded_listing(
+            self._retrieve(scope, question, k if mmr is None else 2 * k, filters, superseded=rule != "off"), rule)
         if mmr is not None and len(memories) > k:
             vectors = self.embedder.embed([m.text for m in memories])
             picked = max_marginal_relevance([m.score or 0.0 for m in memories], vectors, k, mmr)
@@ -528,8 +537,10 @@ class Memory:
     # -- export / import --------------------------------------------------------------------
     def export(self, destination: str | Path | IO[str], *, user_id: str | None = None, agent_id: str | None = None,
                run_id: str | None = None) -> int:
-        """Write the scope's memories as JSONL (one record a line). Returns the count."""
-        return write_records(self.get_all(user_id=user_id, agent_id=agent_id, run_id=run_id), destination)
+        """Write the scope's memories as JSONL (one record a line), then its superseded records. Returns the count."""
+        scope = Scope(user_id, agent_id, run_id)
+        self._repo.refresh()
+        return write_records(self.store.list(scope, superseded=True), destination)
 
     def import_(self, source: str | Path | IO[str] | Iterable[str], *, user_id: str | None = None,
                 agent_id: str | None = None, run_id: str | None = None, keep_scopes: bool = False) -> int:

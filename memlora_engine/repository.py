@@ -18,6 +18,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -34,7 +35,7 @@ from memlora_engine.sessions import SessionStore
 from memlora_engine.store.base import Store, check_merged_metadata
 from memlora_engine.types import AddResult, Event, HistoryEntry, MemoryEvent, MemoryRecord, Scope
 
-__all__ = ["FAULT_POINTS", "FaultHook", "Repository", "check_id", "new_memory_id", "text_hash"]
+__all__ = ["FAULT_POINTS", "FaultHook", "Repository", "check_id", "new_memory_id", "superseded_id", "text_hash"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,14 @@ def new_memory_id(scope: Scope, digest: str) -> str:
     even where nothing serialises them.
     """
     return str(uuid.uuid5(_IDS, f"{scope.key}\n{digest}"))
+
+
+def superseded_id(memory_id: str, digest: str) -> str:
+    """The id of the superseded record that keeps text of hash ``digest`` replaced in memory ``memory_id``.
+
+    One per memory and text: a value replaced twice (A -> B -> A -> B) is kept once.
+    """
+    return str(uuid.uuid5(_IDS, f"superseded\n{memory_id}\n{digest}"))
 
 
 def check_id(memory_id: object) -> str:
@@ -254,10 +263,13 @@ class Repository:
         vectors: dict[str, list[float]],
         *,
         checked: bool = False,
+        keep_superseded: bool = False,
     ) -> list[MemoryEvent]:
         """Turn planned ops into one journalled batch; ``checked``: ADD texts are known new.
 
         ``vectors`` holds embeddings already computed (by text); the rest are embedded here.
+        ``keep_superseded``: an UPDATE also writes the text it replaces as a superseded
+        record (:attr:`~memlora_engine.types.MemoryRecord.superseded_by`), in the same batch.
         """
         stamp = iso(now)
         events: list[MemoryEvent] = []
@@ -304,6 +316,10 @@ class Repository:
                     user_id=old.user_id, agent_id=old.agent_id, run_id=old.run_id,
                 )
                 writes.append(record)
+                if keep_superseded and old.text != op.text:
+                    digest = old.hash or text_hash(old.text)
+                    writes.append(replace(old, id=superseded_id(old.id, digest), hash=digest, score=None,
+                                          metadata=dict(old.metadata), superseded_by=old.id))
                 events.append(MemoryEvent(old.id, op.text, Event.UPDATE, old.text))
                 entries.append(HistoryEntry(old.id, "UPDATE", old.text, op.text, stamp))
             elif op.event is Event.DELETE:
@@ -319,11 +335,15 @@ class Repository:
         return events
 
     def import_records(self, scope: Scope, records: list[MemoryRecord], stamp: str) -> None:
-        """Write exported records as they are (ids, times, metadata), replacing same ids (an UPDATE)."""
+        """Write exported records as they are (ids, times, metadata), replacing same ids (an UPDATE).
+
+        A superseded record is written as one, with no history entry of its own (the
+        history of the memory that replaced it holds its text).
+        """
         with self.locked(scope):
             old = {r.id: r.text for r in self.store.fetch(scope, [r.id for r in records])}
             entries = [HistoryEntry(r.id, "UPDATE" if r.id in old else "ADD", old.get(r.id), r.text, stamp,
-                                    actor="import") for r in records]
+                                    actor="import") for r in records if r.superseded_by is None]
             self.commit(scope, records, [], entries)
 
     def commit(

@@ -127,7 +127,13 @@ class Scope:
 
 @dataclass
 class MemoryRecord:
-    """One stored memory. ``score`` is set on search results (cosine similarity)."""
+    """One stored memory. ``score`` is set on search results (cosine similarity).
+
+    ``superseded_by`` is None for a current memory. A *superseded* record keeps a text
+    the update step replaced (``MemoryConfig.keep_superseded``): it names the memory
+    that replaced it, keeps the replaced text's times and metadata, and is seen only
+    by ``Memory.answer`` and export/import, never by search, get or the update step.
+    """
 
     id: str
     text: str
@@ -139,11 +145,13 @@ class MemoryRecord:
     run_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     score: float | None = None
+    superseded_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        if data["score"] is None:
-            del data["score"]
+        for optional in ("score", "superseded_by"):  # absent when unset: the export format of current memories
+            if data[optional] is None:
+                del data[optional]
         return data
 
     @property

@@ -16,6 +16,7 @@ from memlora_engine import Event, Memory, MemoryConfig
 from memlora_engine.errors import ConfigError, GeneratorError, InvalidInputError, MetadataError, ScopeError
 from memlora_engine.generator import GenerationRequest
 from memlora_engine.testing import ScriptedGenerator
+from memlora_engine.types import Scope
 
 serve_helpers = pytest.importorskip("serve_helpers")
 
@@ -462,3 +463,82 @@ def test_no_generator_is_a_clear_error(make_memory, embedder) -> None:
     with pytest.raises(GeneratorError, match="no generator configured"):
         memory.add("I like tea", user_id="a")
     assert memory.add("I like tea", user_id="a", infer=False).events  # raw storage needs no model
+
+
+def replaced_event(tmp_path, minilm, **config) -> tuple[Memory, str]:
+    """Caroline's support group, UPDATEd by the model into a pride parade (as small models do): one memory id."""
+    old, new = "Caroline went to a support group on 7 May 2023.", "Caroline went to a pride parade on 2 July 2023."
+    generator = ScriptedGenerator({"extraction": [facts(old), facts(new)],
+                                   "update": [ops({"id": "0", "text": new, "event": "UPDATE"})],
+                                   "generation": lambda request: "ok"})
+    memory = Memory(MemoryConfig(store="memory", data_dir=tmp_path, **config), generator=generator, embedder=minilm)
+    (added,) = memory.add("first", user_id="caro", timestamp="2023-05-08")
+    (updated,) = memory.add("news", user_id="caro", timestamp="2023-07-03")
+    assert (updated.event, updated.id) == (Event.UPDATE, added.id)
+    return memory, added.id
+
+
+@pytest.mark.parametrize(
+    ("rule", "limit", "listed"),
+    [
+        # Both retrieved: the memory that replaced it answers; the replaced text is not listed.
+        ("unless_successor", 10, ["Caroline went to a pride parade on 2 July 2023."]),
+        # Only the replaced text retrieved (the question is about it): it is listed.
+        ("unless_successor", 1, ["Caroline went to a support group on 7 May 2023."]),
+        # It ranks above what replaced it: listed, in its place.
+        ("below_successor", 10, ["Caroline went to a support group on 7 May 2023.",
+                                 "Caroline went to a pride parade on 2 July 2023."]),
+        ("off", 1, ["Caroline went to a pride parade on 2 July 2023."]),
+    ],
+    ids=["successor-retrieved", "alone", "below-successor", "off"],
+)
+def test_answer_lists_a_superseded_text_by_rule(tmp_path, minilm, rule, limit, listed) -> None:
+    memory, memory_id = replaced_event(tmp_path, minilm, answer_superseded=rule)
+    answer = memory.answer("When did Caroline go to the support group?", user_id="caro", limit=limit)
+    assert [m.text for m in answer.memories] == listed
+    prompt = memory.generator.calls[-1].messages[-1]["content"]
+    assert all(text in prompt for text in listed)
+    kept = [m for m in answer.memories if m.superseded_by is not None]
+    assert all((m.superseded_by, m.created_at[:10]) == (memory_id, "2023-05-08") for m in kept)
+
+
+def test_a_superseded_text_is_hidden_from_every_other_read(tmp_path, minilm) -> None:
+    memory, memory_id = replaced_event(tmp_path, minilm)
+    current = ["Caroline went to a pride parade on 2 July 2023."]
+    assert [r.text for r in memory.get_all(user_id="caro")] == current
+    assert [r.text for r in memory.search("support group", user_id="caro")] == current
+    assert memory.store.count(memory.get_all(user_id="caro")[0].scope) == 1
+    # The same text stored again is a new memory, not a duplicate of the superseded record.
+    (again,) = memory.add("Caroline went to a support group on 7 May 2023.", user_id="caro", infer=False)
+    assert again.event is Event.ADD and len(memory.get_all(user_id="caro")) == 2
+
+
+@pytest.mark.parametrize("how", ["keep_superseded=False", "direct update", "delete", "forget"])
+def test_superseded_texts_are_not_kept_or_go_with_their_memory(tmp_path, minilm, how) -> None:
+    memory, memory_id = replaced_event(tmp_path, minilm, keep_superseded=how != "keep_superseded=False")
+    if how == "direct update":
+        memory.update(memory_id, "Caroline went to a poetry reading.", user_id="caro")
+    elif how == "delete":
+        memory.delete(memory_id, user_id="caro")
+    elif how == "forget":
+        memory.forget(user_id="caro")
+    scope = Scope("caro")
+    left = [r.text for r in memory.store.list(scope, superseded=True) if r.superseded_by is not None]
+    expected = ["Caroline went to a support group on 7 May 2023."] if how == "direct update" else []
+    assert left == expected  # a direct update keeps nothing of its own; the model's UPDATE before it stays
+
+
+def test_export_and_import_carry_superseded_records(tmp_path, minilm) -> None:
+    memory, memory_id = replaced_event(tmp_path, minilm)
+    path = tmp_path / "caro.jsonl"
+    assert memory.export(path, user_id="caro") == 2
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [line.get("superseded_by") for line in lines] == [None, memory_id]
+    assert memory.import_(path, user_id="copy") == 2
+    assert [r.text for r in memory.get_all(user_id="copy")] == ["Caroline went to a pride parade on 2 July 2023."]
+    answer = memory.answer("When did Caroline go to the support group?", user_id="copy", limit=1)
+    assert [(m.text, m.superseded_by) for m in answer.memories] == [
+        ("Caroline went to a support group on 7 May 2023.", memory_id)]
+    assert [h.event for h in memory.history(memory_id, user_id="copy")] == ["ADD"]  # no entry of its own
+    with pytest.raises(InvalidInputError, match="superseded_by"):
+        memory.import_([json.dumps({**lines[1], "superseded_by": 7})], user_id="bad")

@@ -204,6 +204,23 @@ def test_delete_all_leaves_no_text_on_disk(make_memory, tmp_path) -> None:
     assert _files_containing(tmp_path / "store", b"Kilimanjaro-4410")
 
 
+def test_a_superseded_text_leaves_disk_when_its_user_is_forgotten(make_memory, tmp_path) -> None:
+    # The model UPDATEs the secret away; its text stays, as a superseded record in a second collection.
+    secret, later = "Alice hid the key at Zanzibar-7731.", "Alice moved the key to the shed."
+    script = {"extraction": echo_facts, "update": [json.dumps({"memory": [{"id": "0", "text": later,
+                                                                            "event": "UPDATE"}]})]}
+    memory = make_memory(script, data_dir=tmp_path / "store")
+    memory.add(secret, user_id="alice")
+    (event,) = memory.add(later, user_id="alice")
+    memory.add("Bob keeps Kilimanjaro-4410", user_id="bob", infer=False)
+    assert event.event.value == "UPDATE" and [r.text for r in memory.get_all(user_id="alice")] == [later]
+    assert [r.text for r in memory.store.list(Scope("alice"), superseded=True)] == [later, secret]
+    assert memory.forget(user_id="alice") == 1
+    assert _files_containing(tmp_path / "store", b"Zanzibar-7731") == []
+    assert memory.store.list(Scope("alice"), superseded=True) == []
+    assert [s.key for s in memory.scopes()] == [Scope("bob").key]
+
+
 def test_reset_forgets_every_scope(make_memory) -> None:
     memory = make_memory(ECHO)
     memory.add("a", user_id="u1", infer=False)

@@ -4,6 +4,7 @@ and the engine's pipeline over each."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -124,6 +125,50 @@ def test_hash_lookups_drop_and_reset(store) -> None:
     assert store.count(ALICE) == 0 and [s.key for s in store.scopes()] == [BOB.key]
     store.reset()
     assert store.scopes() == [] and store.count(BOB) == 0
+
+
+def superseded(text: str, by: str, when: str = "2023-01-01T00:00:00+00:00") -> MemoryRecord:
+    return replace(record(text, when), id=f"old-{text}", superseded_by=by)
+
+
+def test_superseded_records_are_seen_only_when_asked_for(store) -> None:
+    put(store, record("lives in porto"), record("likes tea"), superseded("lives in lisbon", "id-lives in porto"))
+    put(store, superseded("bob lived in rome", "id-x"), scope=BOB)
+    lisbon = EMBED.embed(["lives in lisbon"])[0]
+    # Every read of the current memories leaves it out ...
+    assert sorted(r.text for r in store.query(ALICE, lisbon, 3)) == ["likes tea", "lives in porto"]
+    assert [r.text for r in store.list(ALICE)] == ["likes tea", "lives in porto"] and store.count(ALICE) == 2
+    assert store.fetch(ALICE, ["old-lives in lisbon"]) == []
+    assert store.hashes_present(ALICE, [text_hash("lives in lisbon")]) == set()
+    assert store.ids_with_hash(ALICE, text_hash("lives in lisbon")) == []
+    # ... and a search that asks for it ranks it beside them, with what replaced it named.
+    top = store.query(ALICE, lisbon, 2, superseded=True)
+    assert (top[0].text, top[0].superseded_by, top[0].score) == ("lives in lisbon", "id-lives in porto",
+                                                                 pytest.approx(1.0, abs=1e-4))
+    assert len(top) == 2 and top[1].superseded_by is None
+    listed = store.list(ALICE, superseded=True)  # current first, then superseded (an import writes them in order)
+    assert [(r.text, r.superseded_by) for r in listed] == [
+        ("likes tea", None), ("lives in porto", None), ("lives in lisbon", "id-lives in porto")]
+    assert listed[-1].created_at == "2023-01-01T00:00:00+00:00"
+    assert store.query(BOB, lisbon, 3) == [] and store.count(BOB) == 0
+    assert [r.text for r in store.query(BOB, lisbon, 3, superseded=True)] == ["bob lived in rome"]
+    assert sorted(s.key for s in store.scopes()) == sorted([ALICE.key, BOB.key])  # so forgetting finds bob's
+    store.drop(BOB)
+    assert store.query(BOB, lisbon, 3, superseded=True) == [] and [s.key for s in store.scopes()] == [ALICE.key]
+
+
+def test_deleting_a_memory_deletes_the_records_it_superseded(store) -> None:
+    put(store, record("lives in porto"), record("likes tea"), superseded("lives in lisbon", "id-lives in porto"),
+        superseded("lives in faro", "id-lives in porto"), superseded("liked coffee", "id-likes tea"))
+    store.delete(ALICE, ["id-lives in porto"])
+    assert [r.text for r in store.list(ALICE, superseded=True)] == ["likes tea", "liked coffee"]
+    store.delete(ALICE, ["old-liked coffee"])  # a superseded record by its own id
+    assert [r.text for r in store.list(ALICE, superseded=True)] == ["likes tea"]
+    put(store, superseded("liked juice", "id-likes tea"))
+    store.drop(ALICE)
+    assert store.list(ALICE, superseded=True) == [] and store.query(ALICE, EMBED.embed(["juice"])[0], 5,
+                                                                     superseded=True) == []
+    assert store.scopes() == []
 
 
 ECHO = {

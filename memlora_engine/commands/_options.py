@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from memlora_engine.backbone.loader import RUNTIMES, resolve_runtime
+from memlora_engine.config import ANSWER_SUPERSEDED
 
 __all__ = ["add_memory_switches", "add_runtime_argument", "chosen_runtime", "memory_switches", "number_or_off"]
 
@@ -25,6 +26,8 @@ _MEMORY_SWITCHES = {
                     "(MemoryConfig.anchor_dates; default: MemoryConfig's, on)",
     "speaker_windows": "between named speakers, let every turn lead an extraction window, or not "
                        "(MemoryConfig.speaker_windows; default: MemoryConfig's, on)",
+    "keep_superseded": "keep the text an UPDATE replaces as a superseded record that answers can list, or not "
+                       "(MemoryConfig.keep_superseded; default: MemoryConfig's, on)",
 }
 """The boolean ``MemoryConfig`` fields that commands offer as ``--[no-]field-name``, with their help."""
 
@@ -34,6 +37,9 @@ _MEMORY_CHOICES = {
     "unchanged_updates": (("fact", "ignore"), "an UPDATE that copies its memory's text in a one-fact call: the "
                                               "UPDATE of that memory with the fact, or nothing "
                                               "(MemoryConfig.unchanged_updates; default: MemoryConfig's, fact)"),
+    "answer_superseded": (ANSWER_SUPERSEDED, "which retrieved superseded records an answer lists "
+                                             "(MemoryConfig.answer_superseded; default: MemoryConfig's, "
+                                             "unless_successor)"),
 }
 """The ``MemoryConfig`` fields that commands offer as ``--field-name CHOICE``: their choices and help."""
 
@@ -46,8 +52,8 @@ _MEMORY_THRESHOLDS = {
 
 
 def add_memory_switches(parser: argparse.ArgumentParser) -> None:
-    """``--[no-]dated-memories``, ``--[no-]anchor-dates``, ``--[no-]speaker-windows``, ``--update-context``,
-    ``--unchanged-updates``, ``--update-min-similarity``.
+    """``--[no-]dated-memories``, ``--[no-]anchor-dates``, ``--[no-]speaker-windows``, ``--[no-]keep-superseded``,
+    ``--update-context``, ``--unchanged-updates``, ``--answer-superseded``, ``--update-min-similarity``.
 
     Those ``MemoryConfig`` fields; each is None unless given (then the ``MemoryConfig`` default holds).
     """
@@ -63,7 +69,7 @@ def memory_switches(args: argparse.Namespace) -> dict[str, Any]:
     """The ``MemoryConfig`` fields that :func:`add_memory_switches`' options set (those given only)."""
     given = {name: value for name in (*_MEMORY_SWITCHES, *_MEMORY_CHOICES, *_MEMORY_THRESHOLDS)
              if (value := getattr(args, name)) is not None}
-    return {name: None if value == "off" else value for name, value in given.items()}
+    return {name: None if name in _MEMORY_THRESHOLDS and value == "off" else value for name, value in given.items()}
 
 
 def chosen_runtime(args: argparse.Namespace, *, dtype: str = "auto", batch_generation: bool = False) -> str:

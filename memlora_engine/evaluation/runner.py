@@ -284,6 +284,8 @@ class _ConversationRun:
         return Path(self.options.image_dir)
 
     def _ingest(self) -> None:
+        from memlora_engine.repository import superseded_id, text_hash  # as _memory_instance imports Memory
+
         memory = self._memory_instance()
         recorder = self._recording()
         image_dir = self._image_dir(recorder)
@@ -310,6 +312,10 @@ class _ConversationRun:
                         timestamp=session.date_time,
                     )
                     for event in result.events:
+                        if event.event is Event.UPDATE and event.old_memory is not None and memory.config.keep_superseded:
+                            # The replaced text is kept as a superseded record: it came from the turns the memory had.
+                            kept = superseded_id(event.id, text_hash(event.old_memory))
+                            provenance[kept] = list(provenance.get(event.id, []))
                         if event.event in (Event.ADD, Event.UPDATE):
                             sources = provenance.setdefault(event.id, [])
                             sources.extend(d for d in dia_ids if d not in sources)

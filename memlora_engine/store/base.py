@@ -43,6 +43,12 @@ class Store(Protocol):
     Writes of one call are atomic: an :meth:`upsert` or :meth:`delete` either
     happens whole or raises, which the engine's write journal relies on (it
     replays a batch after a crash, so every write must also be idempotent).
+
+    A record whose ``superseded_by`` is set is a *superseded* record: a text the
+    update step replaced (:attr:`~memlora_engine.types.MemoryRecord.superseded_by`).
+    Only :meth:`query` and :meth:`list` with ``superseded=True`` return such records;
+    every other read sees the current memories alone, and :meth:`delete` of a memory
+    removes the records it superseded.
     """
 
     @property
@@ -73,11 +79,11 @@ class Store(Protocol):
         ...
 
     def upsert(self, scope: Scope, records: Sequence[MemoryRecord], embeddings: Sequence[Sequence[float]]) -> None:
-        """Insert or replace ``records`` (by id) with their ``embeddings``, in order."""
+        """Insert or replace ``records`` (by id) with their ``embeddings``, in order (superseded ones too)."""
         ...
 
     def delete(self, scope: Scope, ids: Sequence[str]) -> None:
-        """Remove the records with these ids; unknown ids are ignored."""
+        """Remove the records with these ids and the superseded records they name; unknown ids are ignored."""
         ...
 
     def fetch(self, scope: Scope, ids: Sequence[str]) -> list[MemoryRecord]:
@@ -85,9 +91,13 @@ class Store(Protocol):
         ...
 
     def query(
-        self, scope: Scope, embedding: Sequence[float], k: int, filters: dict[str, Any] | None = None
+        self, scope: Scope, embedding: Sequence[float], k: int, filters: dict[str, Any] | None = None, *,
+        superseded: bool = False,
     ) -> list[MemoryRecord]:
-        """The ``k`` records nearest ``embedding`` by cosine, best first, ``score`` = cosine similarity."""
+        """The ``k`` records nearest ``embedding`` by cosine, best first, ``score`` = cosine similarity.
+
+        ``superseded``: rank the superseded records beside the current ones.
+        """
         ...
 
     def count(self, scope: Scope) -> int:
@@ -119,8 +129,13 @@ class Store(Protocol):
         ...
 
     # Last: below it, ``list`` in an annotation would name this method.
-    def list(self, scope: Scope, filters: dict[str, Any] | None = None, limit: int | None = None) -> list[MemoryRecord]:
-        """The records matching ``filters``, oldest first (by ``created_at``, then id)."""
+    def list(self, scope: Scope, filters: dict[str, Any] | None = None, limit: int | None = None, *,
+             superseded: bool = False) -> list[MemoryRecord]:
+        """The records matching ``filters``, oldest first (by ``created_at``, then id).
+
+        ``superseded``: the superseded records too (after the current ones: an export
+        imported in order writes every memory before a record that names it).
+        """
         ...
 
 

@@ -2,7 +2,11 @@
 
 Every scope (user/agent/run ids) gets its own collection, named from a hash of the
 scope, so a query in one scope cannot return another scope's memories whatever the
-filter says. Embeddings are always computed by MemLoRA and passed in; Chroma's
+filter says. A scope's superseded records (texts the update step replaced) live in a
+second collection beside it, named with a ``_superseded`` suffix: every read but
+``query``/``list`` with ``superseded=True`` touches the first alone, so a search pays
+nothing for them (a metadata filter excluding them costs Chroma ~250 ms a query at
+100k records: it builds the allowed-id set each time), and ``drop`` removes both. Embeddings are always computed by MemLoRA and passed in; Chroma's
 default embedding function (which would download a model) is never used.
 """
 
@@ -34,7 +38,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Internal metadata keys; user metadata may not start with "_".
-_HASH, _CREATED, _UPDATED = "_hash", "_created_at", "_updated_at"
+_HASH, _CREATED, _UPDATED, _SUPERSEDED_BY = "_hash", "_created_at", "_updated_at", "_superseded_by"
+_SUPERSEDED = "_superseded"  # the suffix of a scope's collection of superseded records
 _SCOPE_KEYS = {"user_id": "_user_id", "agent_id": "_agent_id", "run_id": "_run_id"}
 _PAGE = 1000
 
@@ -196,12 +201,12 @@ class ChromaStore:
             self._collections.clear()
 
     # -- collections ------------------------------------------------------------------
-    def collection_name(self, scope: Scope) -> str:
+    def collection_name(self, scope: Scope, *, superseded: bool = False) -> str:
         digest = hashlib.sha256(f"{self._namespace}\n{scope.key}".encode()).hexdigest()[:40]
-        return f"{self._namespace}_{digest}"
+        return f"{self._namespace}_{digest}{_SUPERSEDED if superseded else ''}"
 
-    def _collection(self, scope: Scope, *, create: bool) -> Any | None:
-        name = self.collection_name(scope)
+    def _collection(self, scope: Scope, *, create: bool, superseded: bool = False) -> Any | None:
+        name = self.collection_name(scope, superseded=superseded)
         with self._lock:
             if self._version != self._shared.version:  # reloaded: cached handles are stale
                 self._collections.clear()
@@ -210,7 +215,10 @@ class ChromaStore:
                 return self._collections[name]
             with _mapped("opening a collection"), _legacy_config_quiet():
                 if create:
-                    metadata = {"memlora_namespace": self._namespace, **{f"scope_{k}": v for k, v in scope.as_dict().items()}}
+                    # Another key for a scope's superseded records: no older release lists
+                    # them as a scope of its own.
+                    owner = "memlora_superseded_namespace" if superseded else "memlora_namespace"
+                    metadata = {owner: self._namespace, **{f"scope_{k}": v for k, v in scope.as_dict().items()}}
                     col = self._client.get_or_create_collection(
                         name, metadata=metadata, configuration={"hnsw": {"space": "cosine", **_HNSW_PERSIST}},
                         embedding_function=_precomputed(),
@@ -226,17 +234,19 @@ class ChromaStore:
             self._collections[name] = col
             return col
 
-    def _on(self, scope: Scope, action: str, fn: Callable[[Any], T], *, create: bool = False, default: T) -> T:
+    def _on(self, scope: Scope, action: str, fn: Callable[[Any], T], *, create: bool = False, default: T,
+            superseded: bool = False) -> T:
         """Run ``fn(collection)``; ``default`` when the scope has no collection.
 
-        Another client (or process) may drop a collection this one has cached: on
-        "does not exist" the cache entry is dropped and the lookup retried once.
+        ``superseded``: the scope's collection of superseded records. Another client
+        (or process) may drop a collection this one has cached: on "does not exist"
+        the cache entry is dropped and the lookup retried once.
         """
         for attempt in (0, 1):
             # One hold for the lookup and the call: a reload or purge by another
             # thread in between would close the client under the handle.
             with self._lock:
-                col = self._collection(scope, create=create)
+                col = self._collection(scope, create=create, superseded=superseded)
                 if col is None:
                     return default
                 try:
@@ -244,21 +254,21 @@ class ChromaStore:
                 except StorageError as exc:
                     if attempt or not _is_missing(exc.__cause__):
                         raise
-                    self._collections.pop(self.collection_name(scope), None)
+                    self._collections.pop(self.collection_name(scope, superseded=superseded), None)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def scopes(self) -> list[Scope]:
-        """Every scope that has a collection in this namespace."""
-        found = []
+        """Every scope that has a collection (of memories, or of superseded records only) in this namespace."""
+        found: dict[str, Scope] = {}
         with self._lock, _mapped("listing collections"), _legacy_config_quiet():
             collections = self._client.list_collections()
         for col in collections:
             meta = col.metadata or {}
-            if meta.get("memlora_namespace") != self._namespace:
+            if self._namespace not in (meta.get("memlora_namespace"), meta.get("memlora_superseded_namespace")):
                 continue
-            ids = {k: meta.get(f"scope_{k}") for k in _SCOPE_KEYS}
-            found.append(Scope(**ids))
-        return found
+            scope = Scope(**{k: meta.get(f"scope_{k}") for k in _SCOPE_KEYS})
+            found.setdefault(scope.key, scope)
+        return list(found.values())
 
     # -- records ----------------------------------------------------------------------
     @staticmethod
@@ -268,6 +278,8 @@ class ChromaStore:
         meta[_CREATED] = record.created_at
         if record.updated_at:
             meta[_UPDATED] = record.updated_at
+        if record.superseded_by is not None:
+            meta[_SUPERSEDED_BY] = record.superseded_by
         for field, key in _SCOPE_KEYS.items():
             value = getattr(record, field)
             if value is not None:
@@ -288,32 +300,64 @@ class ChromaStore:
             run_id=meta.pop("_run_id", None),
             metadata={k: v for k, v in meta.items() if not k.startswith("_")},
             score=score,
+            superseded_by=meta.pop(_SUPERSEDED_BY, None),
         )
 
     def upsert(self, scope: Scope, records: Sequence[MemoryRecord], embeddings: Sequence[Sequence[float]]) -> None:
-        """Insert or replace ``records`` (with their embeddings) in ``scope``."""
+        """Insert or replace ``records`` (with their embeddings) in ``scope``.
+
+        Superseded records go to the scope's second collection, written first: when
+        the write of the current memories then fails, they are deleted again before
+        the error is raised, so the call still happens whole or not at all.
+        """
         if not records:
             return
-        ids = [r.id for r in records]
+        pairs = list(zip(records, embeddings, strict=True))
+        old = [(r, e) for r, e in pairs if r.superseded_by is not None]
+        current = [(r, e) for r, e in pairs if r.superseded_by is None]
+        if old:
+            self._on(scope, "writing superseded memories", functools.partial(self._write, old), create=True,
+                     default=None, superseded=True)
+        try:
+            if current:
+                self._on(scope, "writing memories", functools.partial(self._write, current), create=True,
+                         default=None)
+        except BaseException:
+            if old:
+                ids = [r.id for r, _ in old]
+                self._on(scope, "undoing superseded memories", lambda col: col.delete(ids=ids), default=None,
+                         superseded=True)
+            raise
 
-        def write(col: Any) -> None:
-            # Chroma's upsert merges metadata into a stored record's; a key the new
-            # record lacks is cleared (None) so the record is replaced, as the port says.
-            stored = col.get(ids=ids, include=["metadatas"])
-            old_keys = {i: set(m or {}) for i, m in zip(stored["ids"], stored["metadatas"])}
-            metadatas: list[dict[str, Any]] = []
-            for record in records:
-                meta = self._to_metadata(record)
-                meta.update(dict.fromkeys(old_keys.get(record.id, set()) - meta.keys()))
-                metadatas.append(meta)
-            col.upsert(ids=ids, documents=[r.text for r in records], metadatas=metadatas,
-                       embeddings=[list(map(float, e)) for e in embeddings])
-
-        self._on(scope, "writing memories", write, create=True, default=None)
+    def _write(self, pairs: Sequence[tuple[MemoryRecord, Sequence[float]]], col: Any) -> None:
+        ids = [r.id for r, _ in pairs]
+        # Chroma's upsert merges metadata into a stored record's; a key the new
+        # record lacks is cleared (None) so the record is replaced, as the port says.
+        stored = col.get(ids=ids, include=["metadatas"])
+        old_keys = {i: set(m or {}) for i, m in zip(stored["ids"], stored["metadatas"])}
+        metadatas: list[dict[str, Any]] = []
+        for record, _ in pairs:
+            meta = self._to_metadata(record)
+            meta.update(dict.fromkeys(old_keys.get(record.id, set()) - meta.keys()))
+            metadatas.append(meta)
+        col.upsert(ids=ids, documents=[r.text for r, _ in pairs], metadatas=metadatas,
+                   embeddings=[list(map(float, e)) for _, e in pairs])
 
     def delete(self, scope: Scope, ids: Sequence[str]) -> None:
-        if ids:
-            self._on(scope, "deleting memories", lambda col: col.delete(ids=list(ids)), default=None)
+        """Delete these records and the superseded records they name (a superseded record's own id works too)."""
+        if not ids:
+            return
+        wanted = list(ids)
+
+        def forget_superseded(col: Any) -> None:
+            col.delete(ids=wanted)
+            for start in range(0, len(wanted), _PAGE):
+                part = wanted[start : start + _PAGE]
+                col.delete(where={_SUPERSEDED_BY: part[0]} if len(part) == 1 else {_SUPERSEDED_BY: {"$in": part}})
+
+        # The superseded records first: a failure part-way leaves the memory, never a record naming a deleted one.
+        self._on(scope, "deleting superseded memories", forget_superseded, default=None, superseded=True)
+        self._on(scope, "deleting memories", lambda col: col.delete(ids=wanted), default=None)
 
     def fetch(self, scope: Scope, ids: Sequence[str]) -> list[MemoryRecord]:
         """The records with these ids in ``scope`` (missing ids are skipped)."""
@@ -354,20 +398,24 @@ class ChromaStore:
                         lambda col: list(col.get(where={_HASH: hash_}, include=[])["ids"]), default=[])
 
     def query(
-        self, scope: Scope, embedding: Sequence[float], k: int, filters: dict[str, Any] | None = None
+        self, scope: Scope, embedding: Sequence[float], k: int, filters: dict[str, Any] | None = None, *,
+        superseded: bool = False,
     ) -> list[MemoryRecord]:
-        """Top-``k`` records by cosine similarity (``score`` = 1 - cosine distance)."""
+        """Top-``k`` records by cosine similarity (``score`` = 1 - cosine distance).
+
+        ``superseded``: the top ``k`` of each collection, merged by score.
+        """
         where = to_chroma_where(filters)
         if k <= 0:
             return []
         vector = [float(v) for v in embedding]
 
-        def search(col: Any) -> Any:
+        def search(col: Any) -> list[tuple[Any, ...]]:
             # Chroma's binding overflows on n_results past 32 bits; more than the
             # collection holds is never needed anyway.
             n_results = min(k, int(col.count()))
             if n_results == 0:
-                return None
+                return []
             got = col.query(
                 query_embeddings=[vector], n_results=n_results, where=where,
                 include=["documents", "metadatas", "distances"],
@@ -381,11 +429,16 @@ class ChromaStore:
                 hits = _exact_top_k(col, vector, n_results, where, hits)
             return hits
 
-        hits = self._on(scope, "searching memories", search, default=None)
-        return [self._to_record(i, d, m, score=1.0 - float(dist)) for i, d, m, dist in hits or []]
+        none: list[tuple[Any, ...]] = []
+        hits = self._on(scope, "searching memories", search, default=none)
+        if superseded:
+            hits = hits + self._on(scope, "searching superseded memories", search, default=none, superseded=True)
+            hits = sorted(hits, key=lambda hit: float(hit[3]))[:k]  # stable: a tie keeps the current memory first
+        return [self._to_record(i, d, m, score=1.0 - float(dist)) for i, d, m, dist in hits]
 
-    def list(self, scope: Scope, filters: dict[str, Any] | None = None, limit: int | None = None) -> list[MemoryRecord]:
-        """Records of ``scope`` matching ``filters``, oldest first."""
+    def list(self, scope: Scope, filters: dict[str, Any] | None = None, limit: int | None = None, *,
+             superseded: bool = False) -> list[MemoryRecord]:
+        """Records of ``scope`` matching ``filters``, oldest first (``superseded``: then the superseded ones)."""
         where = to_chroma_where(filters)
 
         def read_all(col: Any) -> list[MemoryRecord]:
@@ -400,7 +453,9 @@ class ChromaStore:
 
         empty: list[MemoryRecord] = []
         records = self._on(scope, "listing memories", read_all, default=empty)
-        records.sort(key=lambda r: (r.created_at, r.id))
+        if superseded:
+            records += self._on(scope, "listing superseded memories", read_all, default=[], superseded=True)
+        records.sort(key=lambda r: (r.superseded_by is not None, r.created_at, r.id))
         return records if limit is None else records[:limit]
 
     def count(self, scope: Scope) -> int:
@@ -408,15 +463,15 @@ class ChromaStore:
 
     def drop(self, scope: Scope) -> None:
         """Delete the scope's collection and, on disk, purge the freed text."""
-        name = self.collection_name(scope)
         with self._lock:
-            self._collections.pop(name, None)
-            with _mapped("dropping a scope"):
-                try:
-                    self._client.delete_collection(name)
-                except Exception as exc:
-                    if not _is_missing(exc):
-                        raise
+            for name in (self.collection_name(scope, superseded=True), self.collection_name(scope)):
+                self._collections.pop(name, None)
+                with _mapped("dropping a scope"):
+                    try:
+                        self._client.delete_collection(name)
+                    except Exception as exc:
+                        if not _is_missing(exc):
+                            raise
         self.purge()
 
     def reset(self) -> None:

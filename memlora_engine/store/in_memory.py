@@ -101,26 +101,31 @@ class InMemoryStore:
                 rows[record.id] = (self._copy(record), [float(v) for v in vector])
 
     def delete(self, scope: Scope, ids: Sequence[str]) -> None:
+        gone = set(ids)
         with self._lock:
             rows = self._rows.get(scope.key, {})
-            for id_ in ids:
-                rows.pop(id_, None)
+            for id_, (record, _) in list(rows.items()):
+                if id_ in gone or record.superseded_by in gone:
+                    del rows[id_]
 
-    def _records(self, scope: Scope) -> list[tuple[MemoryRecord, list[float]]]:
+    def _records(self, scope: Scope, *, superseded: bool = False) -> list[tuple[MemoryRecord, list[float]]]:
         with self._lock:
-            return list(self._rows.get(scope.key, {}).values())
+            rows = list(self._rows.get(scope.key, {}).values())
+        return rows if superseded else [(r, v) for r, v in rows if r.superseded_by is None]
 
     def fetch(self, scope: Scope, ids: Sequence[str]) -> list[MemoryRecord]:
         by_id = {r.id: r for r, _ in self._records(scope)}
         return [self._copy(by_id[i]) for i in ids if i in by_id]
 
     def query(
-        self, scope: Scope, embedding: Sequence[float], k: int, filters: dict[str, Any] | None = None
+        self, scope: Scope, embedding: Sequence[float], k: int, filters: dict[str, Any] | None = None, *,
+        superseded: bool = False,
     ) -> list[MemoryRecord]:
         where = to_chroma_where(filters)
         if k <= 0:
             return []
-        hits = [(cosine(embedding, v), r) for r, v in self._records(scope) if where is None or _matches(where, r.metadata)]
+        hits = [(cosine(embedding, v), r) for r, v in self._records(scope, superseded=superseded)
+                if where is None or _matches(where, r.metadata)]
         hits.sort(key=lambda hit: -hit[0])
         return [self._copy(r, score) for score, r in hits[:k]]
 
@@ -152,8 +157,10 @@ class InMemoryStore:
         """Nothing to release."""
 
     # Last: below it, ``list`` in an annotation would name this method.
-    def list(self, scope: Scope, filters: dict[str, Any] | None = None, limit: int | None = None) -> list[MemoryRecord]:
+    def list(self, scope: Scope, filters: dict[str, Any] | None = None, limit: int | None = None, *,
+             superseded: bool = False) -> list[MemoryRecord]:
         where = to_chroma_where(filters)
-        found = [self._copy(r) for r, _ in self._records(scope) if where is None or _matches(where, r.metadata)]
-        found.sort(key=lambda r: (r.created_at, r.id))
+        found = [self._copy(r) for r, _ in self._records(scope, superseded=superseded)
+                 if where is None or _matches(where, r.metadata)]
+        found.sort(key=lambda r: (r.superseded_by is not None, r.created_at, r.id))
         return found if limit is None else found[:limit]
