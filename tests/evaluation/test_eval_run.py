@@ -381,3 +381,38 @@ def test_memory_events_count_what_was_applied_and_what_the_model_wrote(tmp_path)
         "decided_share": {"ADD": 0.1667, "UPDATE": 0.1667, "DELETE": 0.1667, "NONE": 0.3333},
         "unparsed": 1,
     }
+
+
+def test_a_superseded_record_keeps_the_turns_of_the_text_it_keeps(tmp_path, synthetic_file):
+    # The update step UPDATEs the cat memory with session 3's news about Miso; the replaced text stays
+    # as a superseded record, and retrieval recall credits it with the turns it came from.
+    import re
+
+    from memlora_engine.repository import superseded_id, text_hash
+
+    def extract(request):  # each "Name: text" line is a fact, as the shared scripted model reads them
+        return json.dumps({"facts": re.findall(r"^\w+: .*$", request.messages[-1]["content"], re.M)})
+
+    def update(request):
+        content = request.messages[-1]["content"]
+        facts = json.loads(content[content.rfind('["'):content.rfind('"]') + 2])
+        listed = dict(re.findall(r'"id": "(\d+)",\s*"text": "([^"]*)"', content))
+        cat = next((i for i, text in listed.items() if "adopted a cat" in text), None)
+        if cat is not None and "Miso learned" in facts[0]:
+            return json.dumps({"memory": [{"id": cat, "text": facts[0], "event": "UPDATE"}]})
+        return json.dumps({"memory": [{"id": f"new{i}", "text": f, "event": "ADD"} for i, f in enumerate(facts)]})
+
+    model = ScriptedGenerator({"extraction": extract, "update": update, "generation": lambda request: "Miso"})
+    conversation = load_locomo(synthetic_file)[0]
+    config = parse_config("memlora")
+    run_config([conversation], config, model, tmp_path, embedder=DeterministicEmbedder(),
+               options=RunOptions(progress=False, memory_overrides={"update_min_similarity": None}))
+    run_dir = tmp_path / "runs" / config.name / conversation.sample_id
+    memories = read_jsonl(run_dir / "memories.jsonl")
+    (kept,) = [m for m in memories if m.get("superseded_by")]
+    assert kept["text"] == "Ana: I adopted a cat named Miso the week before 3 March 2024."  # anchor_dates
+    (successor,) = [m for m in memories if m["id"] == kept["superseded_by"]]
+    assert successor["text"].startswith("Ana: Miso learned")
+    provenance = json.loads((run_dir / "checkpoint.json").read_text())["provenance"]
+    assert kept["id"] == superseded_id(successor["id"], text_hash(kept["text"]))
+    assert provenance[kept["id"]] == ["D1:1", "D1:2"] and "D3:1" in provenance[successor["id"]]
