@@ -484,6 +484,10 @@ class Memory:
                timestamp: Timestamp = None, images: Sequence[Any] | None = None, route: str = "auto") -> Answer:
         """Answer ``question`` from the scope's most relevant memories.
 
+        The superseded records (texts the update step replaced, ``MemoryConfig.keep_superseded``)
+        are ranked beside the current memories; those ``MemoryConfig.answer_superseded``
+        drops are left out (by default, one whose replacing memory was retrieved too).
+
         Routing (``route="auto"``): with a generator that ``supports_images``, a question
         that carries ``images``, or that refers to a photo (see
         :func:`~memlora_engine._vision.refers_to_image`) while a retrieved memory holds

@@ -54,8 +54,11 @@ def memory_events(conversation_dir: Path) -> dict[str, Any] | None:
     decided, unparsed = decided_events(read_jsonl(calls) if calls.exists() else [])
     memories = conversation_dir / "memories.jsonl"
     written = sum(decided.values())
+    saved = read_jsonl(memories) if memories.exists() else None
     return {
-        "memories": sum(1 for _ in read_jsonl(memories)) if memories.exists() else None,
+        # The current memories; an export lists the superseded records (MemoryConfig.keep_superseded) too.
+        "memories": sum(not m.get("superseded_by") for m in saved) if saved is not None else None,
+        "superseded": sum(bool(m.get("superseded_by")) for m in saved) if saved is not None else None,
         "applied": {e: applied[e] for e in EVENTS if e != "NONE"},
         "decided": decided,
         "decided_share": {e: round(decided[e] / written, 4) if written else None for e in EVENTS},

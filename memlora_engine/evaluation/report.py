@@ -187,13 +187,15 @@ def _events_section(results: dict[str, Any]) -> list[str]:
     lines = ["", "## Memory: the update step's events", "",
              "Applied: the events `add` carried out. Written: the ops the update operation wrote (NONE changes "
              "nothing, so it is never applied; \"other\" are unknown events, rejected).", "",
-             "| config | conversation | memories | applied ADD / UPDATE / DELETE | written ADD / UPDATE / DELETE / NONE "
-             "/ other | share of UPDATE / DELETE / NONE written | unparsed outputs |", "|---|---|---|---|---|---|---|"]
+             "| config | conversation | memories (+ superseded) | applied ADD / UPDATE / DELETE | written ADD / UPDATE / "
+             "DELETE / NONE / other | share of UPDATE / DELETE / NONE written | unparsed outputs |",
+             "|---|---|---|---|---|---|---|"]
     for name, per_conv in runs.items():
         for conv, e in per_conv.items():
             applied, written, share = e["applied"], e["decided"], e["decided_share"]
             lines.append("| " + " | ".join([
-                name, conv, _fmt(e["memories"]), " / ".join(str(applied[k]) for k in ("ADD", "UPDATE", "DELETE")),
+                name, conv, _fmt(e["memories"]) + (f" (+ {e['superseded']})" if e.get("superseded") else ""),
+                " / ".join(str(applied[k]) for k in ("ADD", "UPDATE", "DELETE")),
                 " / ".join(str(written[k]) for k in ("ADD", "UPDATE", "DELETE", "NONE", "other")),
                 " / ".join(_fmt(share[k]) for k in ("UPDATE", "DELETE", "NONE")), str(e["unparsed"]),
             ]) + " |")

@@ -373,9 +373,11 @@ def test_memory_events_count_what_was_applied_and_what_the_model_wrote(tmp_path)
         {"operation": "update", "output": "not json"},
         {"operation": "generation", "output": "Oslo"},
     ))
-    (tmp_path / "memories.jsonl").write_text(lines({"id": "a"}, {"id": "b"}, {"id": "c"}))
+    (tmp_path / "memories.jsonl").write_text(lines({"id": "a"}, {"id": "b"}, {"id": "c"},
+                                                   {"id": "d", "superseded_by": "b"}))
     assert memory_events(tmp_path) == {
         "memories": 3,
+        "superseded": 1,
         "applied": {"ADD": 2, "UPDATE": 1, "DELETE": 1},
         "decided": {"ADD": 1, "UPDATE": 1, "DELETE": 1, "NONE": 2, "other": 1},
         "decided_share": {"ADD": 0.1667, "UPDATE": 0.1667, "DELETE": 0.1667, "NONE": 0.3333},
