@@ -48,29 +48,41 @@ def _date_of(memory: MemoryRecord) -> str:
     return (memory.updated_at or memory.created_at or "")[:10]
 
 
-def superseded_listing(memories: Sequence[MemoryRecord], rule: str) -> list[MemoryRecord]:
-    """The retrieved ``memories`` less the superseded records ``rule`` (``MemoryConfig.answer_superseded``) drops.
+def superseded_listing(candidates: Sequence[MemoryRecord], rule: str, k: int) -> list[MemoryRecord]:
+    """The ``k`` best of ``candidates`` (ranked best first) once ``rule`` dropped superseded records.
 
-    A superseded record (a text the update step replaced, ``superseded_by`` naming the
-    memory that replaced it) is dropped under ``"unless_successor"`` when that memory
-    was retrieved too, and under ``"below_successor"`` when it ranks above the record;
-    ``"off"`` drops every superseded record. The rest keep their order. So a question
-    about what is true now sees the current value without its past ("Where does Ana
-    live?" retrieves both cities), and a question about a replaced event ("When did
-    she go to the support group?") still finds it when what replaced it is not
-    (``"unless_successor"``) or ranks below it (``"below_successor"``).
+    ``rule`` is ``MemoryConfig.answer_superseded``. A superseded record (a text the update
+    step replaced; ``superseded_by`` names the memory that replaced it) is dropped under
+    ``"unless_successor"`` when that memory is among the memories listed, and under
+    ``"below_successor"`` when that memory is listed above it; ``"off"`` drops every
+    superseded record. A dropped record's place goes to the next candidate, so the listing
+    still holds ``k`` memories when the candidates have them. So a question about what is
+    true now sees the current value without its past ("Where does Ana live?" retrieves
+    both cities), and a question about a replaced event ("When did she go to the support
+    group?") still finds it when what replaced it is not listed (``"unless_successor"``)
+    or ranks below it (``"below_successor"``).
     """
-    rank = {m.id: i for i, m in enumerate(memories) if m.superseded_by is None}
-    kept = []
-    for i, memory in enumerate(memories):
-        successor = rank.get(memory.superseded_by) if memory.superseded_by is not None else None
-        if memory.superseded_by is not None and (
-                rule == "off"
-                or (rule == "unless_successor" and successor is not None)
-                or (rule == "below_successor" and successor is not None and successor < i)):
-            continue
-        kept.append(memory)
-    return kept
+    def listed(window: Sequence[MemoryRecord]) -> list[MemoryRecord]:
+        rank = {m.id: i for i, m in enumerate(window) if m.superseded_by is None}
+        kept = []
+        for i, memory in enumerate(window):
+            successor = rank.get(memory.superseded_by) if memory.superseded_by is not None else None
+            if memory.superseded_by is not None and (
+                    rule == "off"
+                    or (rule == "unless_successor" and successor is not None)
+                    or (rule == "below_successor" and successor is not None and successor < i)):
+                continue
+            kept.append(memory)
+        return kept
+
+    # Widen the window by what was dropped until k are kept: each candidate added keeps one
+    # more memory or drops a record it replaced, so the listing never grows past k.
+    size = k
+    while True:
+        kept = listed(candidates[:size])
+        if len(kept) >= k or size >= len(candidates):
+            return kept
+        size += k - len(kept)
 
 
 def memory_listing(memories: Sequence[MemoryRecord], *, dated: bool = False) -> list[str]:

@@ -517,8 +517,11 @@ class Memory:
         k = _positive("limit", limit or self.config.answer_top_k)
         mmr = self.config.answer_mmr
         rule = self.config.answer_superseded
-        memories = superseded_listing(
-            self._retrieve(scope, question, k if mmr is None else 2 * k, filters, superseded=rule != "off"), rule)
+        wanted = k if mmr is None else 2 * k
+        # Twice as many candidates when superseded records rank among them: a dropped one's place is refilled.
+        candidates = self._retrieve(scope, question, wanted if rule == "off" else 2 * wanted, filters,
+                                    superseded=rule != "off")
+        memories = superseded_listing(candidates, rule, wanted)
         if mmr is not None and len(memories) > k:
             vectors = self.embedder.embed([m.text for m in memories])
             picked = max_marginal_relevance([m.score or 0.0 for m in memories], vectors, k, mmr)

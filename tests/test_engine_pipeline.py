@@ -13,10 +13,11 @@ import json
 import pytest
 
 from memlora_engine import Event, Memory, MemoryConfig
+from memlora_engine.answering import superseded_listing
 from memlora_engine.errors import ConfigError, GeneratorError, InvalidInputError, MetadataError, ScopeError
 from memlora_engine.generator import GenerationRequest
 from memlora_engine.testing import ScriptedGenerator
-from memlora_engine.types import Scope
+from memlora_engine.types import MemoryRecord, Scope
 
 serve_helpers = pytest.importorskip("serve_helpers")
 
@@ -542,3 +543,30 @@ def test_export_and_import_carry_superseded_records(tmp_path, minilm) -> None:
     assert [h.event for h in memory.history(memory_id, user_id="copy")] == ["ADD"]  # no entry of its own
     with pytest.raises(InvalidInputError, match="superseded_by"):
         memory.import_([json.dumps({**lines[1], "superseded_by": 7})], user_id="bad")
+
+
+def _ranked(*names: str) -> list[MemoryRecord]:
+    """Candidates best first: "p<m" is a superseded record that memory "m" replaced."""
+    return [MemoryRecord(id=n.split("<")[0], text=n, hash=n, created_at="2023-01-01",
+                         superseded_by=n.split("<")[1] if "<" in n else None) for n in names]
+
+
+@pytest.mark.parametrize(
+    ("rule", "k", "candidates", "listed"),
+    [
+        # The memory that replaced it is listed: dropped, and the next candidate takes its place.
+        ("unless_successor", 3, ["p<m", "m", "x", "y"], ["m", "x", "y"]),
+        # Not among the k listed (ranked fourth): kept, in its place.
+        ("unless_successor", 3, ["p<m", "x", "y", "m"], ["p<m", "x", "y"]),
+        # A refill brings in another superseded record, kept while its successor is not listed.
+        ("unless_successor", 2, ["q<m", "m", "r<x", "x", "y"], ["m", "r<x"]),
+        ("unless_successor", 3, ["p<m", "m"], ["m"]),
+        ("below_successor", 3, ["p<m", "m", "x"], ["p<m", "m", "x"]),
+        ("below_successor", 3, ["m", "p<m", "x", "y"], ["m", "x", "y"]),
+        ("off", 2, ["p<m", "m", "x"], ["m", "x"]),
+    ],
+    ids=["successor-listed", "successor-not-listed", "refill", "few-candidates", "below-kept", "below-dropped",
+         "off"],
+)
+def test_superseded_listing(rule, k, candidates, listed) -> None:
+    assert [m.text for m in superseded_listing(_ranked(*candidates), rule, k)] == listed
