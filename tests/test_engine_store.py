@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from memlora_engine import Memory, MemoryConfig, Store
-from memlora_engine.errors import FilterError, MemoryNotFoundError
+from memlora_engine.errors import FilterError, MemoryNotFoundError, StorageError
 from memlora_engine.repository import text_hash
 from memlora_engine.store.chroma import ChromaStore
 from memlora_engine.testing import DeterministicEmbedder, InMemoryStore, ScriptedGenerator
@@ -205,3 +205,14 @@ def test_a_batch_past_the_store_limit_is_split_into_journalled_batches() -> None
     result = memory.add_many([f"note {i}" for i in range(5)], user_id="u")
     assert len(result.events) == 5 and len(memory.get_all(user_id="u")) == 5
     assert memory.history_store.pending() == []
+
+
+def test_a_failed_write_of_the_current_memories_takes_its_superseded_records_back() -> None:
+    store = ChromaStore.in_memory()
+    put(store, record("lives in porto"))
+    # The current memory's vector has the wrong width: Chroma refuses it after the superseded record went in.
+    changed, kept = record("lives in faro"), superseded("lives in porto", "id-lives in faro")
+    width = len(EMBED.embed(["x"])[0])
+    with pytest.raises(StorageError):
+        store.upsert(ALICE, [kept, changed], [[0.5] * width, [0.5] * (width + 1)])
+    assert store.list(ALICE, superseded=True) == [record("lives in porto")]

@@ -308,7 +308,9 @@ class ChromaStore:
 
         Superseded records go to the scope's second collection, written first: when
         the write of the current memories then fails, they are deleted again before
-        the error is raised, so the call still happens whole or not at all.
+        the error is raised, so the call happens whole or not at all. (Should that
+        delete fail too, what stays is a copy of a text its memory still holds, which
+        ``answer`` may list and which goes with the memory: no current memory is touched.)
         """
         if not records:
             return
