@@ -6,8 +6,9 @@ filter says. A scope's superseded records (texts the update step replaced) live 
 second collection beside it, named with a ``_superseded`` suffix: every read but
 ``query``/``list`` with ``superseded=True`` touches the first alone, so a search pays
 nothing for them (a metadata filter excluding them costs Chroma ~250 ms a query at
-100k records: it builds the allowed-id set each time), and ``drop`` removes both. Embeddings are always computed by MemLoRA and passed in; Chroma's
-default embedding function (which would download a model) is never used.
+100k records: it builds the allowed-id set each time), and ``drop`` removes both.
+Embeddings are always computed by MemLoRA and passed in; Chroma's default embedding
+function (which would download a model) is never used.
 """
 
 from __future__ import annotations
