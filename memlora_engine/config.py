@@ -13,15 +13,18 @@ from memlora_engine.operations import default_max_new_tokens
 from memlora_engine.prompts import PROMPT_STYLES
 from memlora_engine.types import Operation
 
-__all__ = ["ANSWER_SUPERSEDED", "MemoryConfig", "default_data_dir", "known_fields_only"]
+__all__ = ["ANSWER_SUPERSEDED", "UNCHANGED_UPDATES", "UPDATE_CONTEXTS", "MemoryConfig", "default_data_dir",
+           "known_fields_only"]
 
 _STORES = ("persistent", "memory", "http")
 _UNCOVERED_POLICIES = ("add", "ignore")
-_UNCHANGED_UPDATES = ("fact", "ignore")
+UNCHANGED_UPDATES = ("fact", "ignore")
+"""``MemoryConfig.unchanged_updates`` values."""
 ANSWER_SUPERSEDED = ("unless_successor", "below_successor", "off")
 """``MemoryConfig.answer_superseded`` values."""
 _UPDATE_CALLS = ("per_fact", "batch")
-_UPDATE_CONTEXTS = ("own", "shared")
+UPDATE_CONTEXTS = ("own", "shared")
+"""``MemoryConfig.update_context`` values."""
 
 
 def default_data_dir() -> Path:
@@ -256,9 +259,9 @@ class MemoryConfig:
                 raise ConfigError("database_url must be a postgresql:// or sqlite:// URL, got "
                                   f"{str(url).split('://')[0]!r}")
         for name, allowed in (("search_mode", SEARCH_MODES), ("uncovered_facts", _UNCOVERED_POLICIES),
-                              ("unchanged_updates", _UNCHANGED_UPDATES),
+                              ("unchanged_updates", UNCHANGED_UPDATES),
                               ("answer_superseded", ANSWER_SUPERSEDED),
-                              ("update_calls", _UPDATE_CALLS), ("update_context", _UPDATE_CONTEXTS)):
+                              ("update_calls", _UPDATE_CALLS), ("update_context", UPDATE_CONTEXTS)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         for name, what, low, high in (("answer_mmr", "a weight", 0.0, 1.0),

@@ -55,6 +55,13 @@ def _memory_text(text: object) -> str:
     return text.strip()
 
 
+def _query_text(text: object, name: str) -> str:
+    """``text`` if it can be embedded as a search query (``search``'s query, ``answer``'s question); else InvalidInputError."""
+    if not isinstance(text, str):
+        raise InvalidInputError(f"{name} must be a string, got {type(text).__name__}")
+    return check_text(text, name)
+
+
 def _default_store(cfg: MemoryConfig) -> ChromaStore:
     """The Chroma store ``cfg`` names: in memory, on a server, or embedded in the data directory."""
     if cfg.store == "memory":
@@ -364,9 +371,7 @@ class Memory:
                threshold: float | None = None) -> list[MemoryRecord]:
         """The scope's memories most similar to ``query``, best first, with ``score``."""
         scope = Scope(user_id, agent_id, run_id)
-        if not isinstance(query, str):
-            raise InvalidInputError(f"query must be a string, got {type(query).__name__}")
-        check_text(query, "query")
+        query = _query_text(query, "query")
         k = _positive("limit", self.config.search_limit if limit is None else limit)
         if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
                                       or not math.isfinite(threshold)):
@@ -511,9 +516,7 @@ class Memory:
             raise InvalidInputError(f'route must be "auto", "vqa" or "text", got {route!r}')
         scope = Scope(user_id, agent_id, run_id)
         given = [load_image(i) for i in images] if images else []
-        if not isinstance(question, str):
-            raise InvalidInputError(f"question must be a string, got {type(question).__name__}")
-        check_text(question, "question")
+        question = _query_text(question, "question")
         k = _positive("limit", limit or self.config.answer_top_k)
         mmr = self.config.answer_mmr
         rule = self.config.answer_superseded

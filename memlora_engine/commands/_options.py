@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from memlora_engine.backbone.loader import RUNTIMES, resolve_runtime
-from memlora_engine.config import ANSWER_SUPERSEDED
+from memlora_engine.config import ANSWER_SUPERSEDED, UNCHANGED_UPDATES, UPDATE_CONTEXTS
 
 __all__ = ["add_memory_switches", "add_runtime_argument", "chosen_runtime", "memory_switches", "number_or_off"]
 
@@ -32,11 +32,11 @@ _MEMORY_SWITCHES = {
 """The boolean ``MemoryConfig`` fields that commands offer as ``--[no-]field-name``, with their help."""
 
 _MEMORY_CHOICES = {
-    "update_context": (("own", "shared"), "the old memories each per-fact update call lists: its fact's nearest, or "
-                                          "every fact's (MemoryConfig.update_context; default: MemoryConfig's, own)"),
-    "unchanged_updates": (("fact", "ignore"), "an UPDATE that copies its memory's text in a one-fact call: the "
-                                              "UPDATE of that memory with the fact, or nothing "
-                                              "(MemoryConfig.unchanged_updates; default: MemoryConfig's, fact)"),
+    "update_context": (UPDATE_CONTEXTS, "the old memories each per-fact update call lists: its fact's nearest, or "
+                                        "every fact's (MemoryConfig.update_context; default: MemoryConfig's, own)"),
+    "unchanged_updates": (UNCHANGED_UPDATES, "an UPDATE that copies its memory's text in a one-fact call: the "
+                                             "UPDATE of that memory with the fact, or nothing "
+                                             "(MemoryConfig.unchanged_updates; default: MemoryConfig's, fact)"),
     "answer_superseded": (ANSWER_SUPERSEDED, "which retrieved superseded records an answer lists "
                                              "(MemoryConfig.answer_superseded; default: MemoryConfig's, "
                                              "unless_successor)"),
