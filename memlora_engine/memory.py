@@ -269,7 +269,8 @@ class Memory:
         # stacklevel 3: the warning names the caller of add().
         window = None if prepared.images else self.config.extraction_window
         conversations = extraction_conversations(prepared.messages, window, self.config.max_conversation_chars,
-                                                 every_turn_leads=self.config.speaker_windows, stacklevel=3)
+                                                 every_turn_leads=self.config.speaker_windows,
+                                                 short_windows=self.config.short_windows, stacklevel=3)
         result = AddResult()
         if conversations:
             fact_meta = meta

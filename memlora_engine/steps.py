@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -278,7 +279,8 @@ def _listing_json(records: Sequence[MemoryRecord]) -> str:
 
 
 def extraction_conversations(messages: Sequence[dict[str, Any]], window: int | None, budget: int | None, *,
-                             every_turn_leads: bool = False, stacklevel: int = 2) -> list[str]:
+                             every_turn_leads: bool = False, short_windows: str = "all",
+                             stacklevel: int = 2) -> list[str]:
     """The rendered conversations the extraction step is called on, one call each.
 
     With ``window``, a conversation of more than ``window`` user and assistant messages
@@ -301,7 +303,10 @@ def extraction_conversations(messages: Sequence[dict[str, Any]], window: int | N
     if window is None or (len(kept) <= window and not leads):
         conversation = fit_conversation(render_conversation(kept), budget, stacklevel=stacklevel + 1)
         return [conversation] if conversation else []
-    starts = range(len(kept)) if leads else range(len(kept) - window + 1)
+    starts = list(range(max(len(kept) - window + 1, 1)))
+    if leads:  # the shorter windows, each led by one of the last messages
+        starts += [i for i in range(len(starts), len(kept))
+                   if short_windows == "all" or speaks_of_self(str(kept[i]["content"]))]
     windows = [kept[i : i + window] for i in starts]
     chosen: list[list[dict[str, Any]]] = []
     used = 0
@@ -317,6 +322,14 @@ def extraction_conversations(messages: Sequence[dict[str, Any]], window: int | N
             break
         chosen.append(windows[index])
     return [fit_conversation(render_conversation(w), budget, stacklevel=stacklevel + 1) for w in reversed(chosen)]
+
+
+_FIRST_PERSON = re.compile(r"\b(?:i|me|my|mine|myself|we|us|our|ours|ourselves)\b", re.IGNORECASE)
+
+
+def speaks_of_self(text: str) -> bool:
+    """Whether ``text`` says something in the first person (I, me, my, we, us, our, ...; English)."""
+    return _FIRST_PERSON.search(text) is not None
 
 
 def _named_speakers(messages: Sequence[dict[str, Any]]) -> set[str]:

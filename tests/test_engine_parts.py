@@ -134,11 +134,12 @@ def test_shared_and_batch_calls_list_every_retrieved_memory(config, listed) -> N
     assert [_listed(call.messages[-1]["content"]) for call in gen.calls] == listed
 
 
-def test_update_context_is_checked() -> None:
+@pytest.mark.parametrize("field", ["update_context", "short_windows"])
+def test_choice_fields_are_checked(field) -> None:
     from memlora_engine.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="update_context"):
-        MemoryConfig(store="memory", update_context="mine")
+    with pytest.raises(ConfigError, match=field):
+        MemoryConfig(store="memory", **{field: "mine"})
 
 
 def test_a_garbled_answer_to_any_per_fact_call_applies_nothing() -> None:
@@ -286,6 +287,33 @@ def test_every_turn_leads_a_window_between_named_speakers(messages, window, budg
         assert extraction_conversations(messages, window, budget, every_turn_leads=True) == expected
 
 
+@pytest.mark.parametrize(
+    ("reply", "read_alone"),
+    [
+        ("I won it!", True),
+        ("We ran it together.", True),
+        ("my knee hurts, i'm out", True),
+        ("Me too.", True),
+        ("Our club won.", True),
+        ("Congrats, you did great!", False),  # about the listener: the pairwise window reads it
+        ("Wow, that's so cool!", False),
+        ("Is the medal yours?", False),
+        ("Irish weather, right?", False),  # "I" only inside a word
+    ],
+)
+def test_a_short_window_is_read_when_its_turn_speaks_in_the_first_person(reply, read_alone) -> None:
+    messages = [{"role": "user", "content": "I ran the race.", "name": "Cleo"},
+                {"role": "assistant", "content": reply, "name": "Dev"}]
+    pair = f"Cleo: I ran the race.\nDev: {reply}"
+    assert extraction_conversations(messages, 2, None, every_turn_leads=True, short_windows="first_person") == (
+        [pair, f"Dev: {reply}"] if read_alone else [pair])
+    assert extraction_conversations(messages, 2, None, every_turn_leads=True, short_windows="all") == [
+        pair, f"Dev: {reply}"]
+    # windows of the full length are read whatever they say
+    assert extraction_conversations(messages * 2, 2, None, every_turn_leads=True, short_windows="first_person")[:3] == [
+        pair, f"Dev: {reply}\nCleo: I ran the race.", pair]
+
+
 @pytest.mark.parametrize("on", [True, False])
 def test_add_reads_the_second_speakers_turn_on_its_own(on) -> None:
     generator = ScriptedGenerator({"extraction": ['{"facts": []}']})
@@ -298,6 +326,16 @@ def test_add_reads_the_second_speakers_turn_on_its_own(on) -> None:
     prompts = [call.messages[-1]["content"] for call in generator.calls]
     assert prompts == ["Cleo: How was the race?\nDev: I won it!", *(["Dev: I won it!"] if on else []),
                        "user: How was the race?\nassistant: Fine."]
+
+
+@pytest.mark.parametrize(("short_windows", "calls"), [("first_person", 1), ("all", 2)])
+def test_add_skips_a_turn_read_alone_that_says_nothing_of_its_speaker(short_windows, calls) -> None:
+    generator = ScriptedGenerator({"extraction": ['{"facts": []}']})
+    memory = Memory(MemoryConfig(store="memory", short_windows=short_windows), generator=generator,
+                    embedder=DeterministicEmbedder(384))
+    memory.add([{"role": "user", "content": "I won the race!", "name": "Cleo"},
+                {"role": "assistant", "content": "You'd make a great coach!", "name": "Dev"}], user_id="u")
+    assert len(generator.calls) == calls
 
 
 @pytest.mark.parametrize(("context", "listed"), [

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from memlora_engine.backbone.loader import RUNTIMES, resolve_runtime
-from memlora_engine.config import ANSWER_SUPERSEDED, UNCHANGED_UPDATES, UPDATE_CONTEXTS
+from memlora_engine.config import ANSWER_SUPERSEDED, SHORT_WINDOWS, UNCHANGED_UPDATES, UPDATE_CONTEXTS
 
 __all__ = ["add_memory_switches", "add_runtime_argument", "chosen_runtime", "memory_switches", "number_or_off"]
 
@@ -32,6 +32,9 @@ _MEMORY_SWITCHES = {
 """The boolean ``MemoryConfig`` fields that commands offer as ``--[no-]field-name``, with their help."""
 
 _MEMORY_CHOICES = {
+    "short_windows": (SHORT_WINDOWS, "which of the shorter windows --speaker-windows adds are read: those whose "
+                                     "leading message speaks in the first person, or all "
+                                     "(MemoryConfig.short_windows; default: MemoryConfig's, first_person)"),
     "update_context": (UPDATE_CONTEXTS, "the old memories each per-fact update call lists: its fact's nearest, or "
                                         "every fact's (MemoryConfig.update_context; default: MemoryConfig's, own)"),
     "unchanged_updates": (UNCHANGED_UPDATES, "an UPDATE that copies its memory's text in a one-fact call: the "

@@ -45,7 +45,8 @@ def test_end_to_end_then_resume_without_model_calls(tmp_path, synthetic_file, ma
     assert mem0["scores"]["per_category"]["4"]["locomo_f1"] == 1.0  # "Miso"
     assert mem0["scores"]["adversarial"]["adversarial"] == 1.0
     # 2 + 2 windows (4 and 3 turns); each second turn leads a call of its own (MemoryConfig.speaker_windows)
-    assert mem0["efficiency"]["per_operation"]["extraction"]["calls"] == 4 + 3
+    # when it speaks in the first person (MemoryConfig.short_windows): Ben's "Great tomatoes." does not
+    assert mem0["efficiency"]["per_operation"]["extraction"]["calls"] == 4 + 2
     assert mem0["efficiency"]["tokens_per_answer"] is not None
     assert results["configs"]["memlora"]["model_calls_this_process"] > 0
     report = (out / "report.md").read_text()
@@ -125,8 +126,9 @@ def test_interrupted_run_resumes_at_the_last_finished_session(tmp_path, syntheti
     memories = read_jsonl(run_dir / "memories.jsonl")
     assert len(memories) == len({m["text"] for m in memories})
     ops = json.loads((run_dir / "checkpoint.json").read_text())["stats"]
-    # 5 windows, 4 of two turns whose second turn leads a call too (MemoryConfig.speaker_windows)
-    assert ops["extraction"]["calls"] == 5 + 4 and ops["generation"]["calls"] == 6 and ops["generation"]["date_answers"] == 1
+    # 5 windows, 4 of two turns whose second turn leads a call too (MemoryConfig.speaker_windows) when it
+    # speaks in the first person (all but "Great tomatoes.", MemoryConfig.short_windows)
+    assert ops["extraction"]["calls"] == 5 + 3 and ops["generation"]["calls"] == 6 and ops["generation"]["date_answers"] == 1
     # and the whole thing re-scores from disk
     runs = load_runs(tmp_path)
     assert [r.name for r in runs] == [config.name] and len(runs[0].answers) == 7
@@ -335,6 +337,7 @@ def test_a_cached_run_of_other_adapter_weights_is_neither_resumed_nor_taken(tmp_
         (["--update-context", "shared", "--no-anchor-dates"], {"anchor_dates": False, "update_context": "shared"}),
         (["--update-min-similarity", "0.2"], {"update_min_similarity": 0.2}),
         (["--unchanged-updates", "ignore"], {"unchanged_updates": "ignore"}),
+        (["--short-windows", "all"], {"short_windows": "all"}),
         (["--update-min-similarity", "off"], {"update_min_similarity": None}),  # off: the check off, not the default
     ],
 )
