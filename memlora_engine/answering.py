@@ -124,13 +124,15 @@ class Answerer:
         clock: Callable[[], datetime],
         dated: bool = False,
         date_answers: bool = False,
+        date_order: Sequence[MemoryRecord] | None = None,
     ) -> Answer:
         """Answer ``question`` from ``memories`` (and the question's own images, ``given``).
 
         ``clock`` gives the date shown to ``generation`` (called only on that path);
         ``dated`` lists the memories with their dates (:func:`memory_listing`).
         ``date_answers`` answers a "When ...?" question with the date the best-ranked
-        memory states (:func:`~memlora_engine.dates.date_phrase`), without a model call.
+        memory states (:func:`~memlora_engine.dates.date_phrase`), without a model call;
+        ``date_order`` ranks the memories for that pick instead of their listing order.
         Warnings point at the caller of ``Memory.answer``.
 
         Raises:
@@ -149,7 +151,7 @@ class Answerer:
             if route == "vqa":
                 raise InvalidInputError("route='vqa' but no image was given or retrieved for this question")
         if date_answers and not given and asks_when(question):
-            for memory in memories:
+            for memory in date_order or memories:
                 if (phrase := date_phrase(memory.text)) is not None:
                     self._caller.stats.record_date_answer()
                     return Answer(text=phrase, memories=memories, operation="date")

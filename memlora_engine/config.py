@@ -163,6 +163,18 @@ class MemoryConfig:
             that speaks in the first person; conv-26), a third naming someone else
             (results/answers/README.md, "Session 24"). The words are English: for
             conversations in another language use ``"all"``, which reads every one.
+        source_weight: a memory that ``add`` extracted keeps the conversation window
+            it came from (``MemoryRecord.source``) and is stored under the unit vector
+            along its text's embedding plus this weight times the window's, so that a
+            question worded like the conversation finds it ("How did Mel feel watching
+            the meteor shower?" for "Melanie saw the Perseids in 2022."). The update
+            step still searches with the facts' own embeddings, and a "When ...?" date
+            answer (``date_answers``) comes from the listed memory whose own text is
+            nearest the question. Imports re-embed from the stored text and source;
+            memories stored as given (``infer=False``, ``update``, ``put``) have no
+            source. None: each memory under its text's embedding alone. The weight 0.7
+            was chosen model-free on the validation conversation (evidence recall@10;
+            results/answers/README.md, "Session 24").
         search_mode: ``"vector"`` (cosine search in the store) or ``"hybrid"``
             (BM25 over the memory texts fused with the vector hits by reciprocal
             rank, :mod:`memlora_engine.hybrid`; needs ``memlora[hybrid]``).
@@ -237,6 +249,7 @@ class MemoryConfig:
     extraction_window: int | None = 2
     speaker_windows: bool = True
     short_windows: str = "first_person"
+    source_weight: float | None = 0.7
     uncovered_facts: str = "add"
     unchanged_updates: str = "fact"
     none_min_similarity: float | None = 0.75
@@ -280,7 +293,8 @@ class MemoryConfig:
         for name, what, low, high in (("answer_mmr", "a weight", 0.0, 1.0),
                                       ("none_min_similarity", "a cosine", -1.0, 1.0),
                                       ("update_min_similarity", "a cosine", -1.0, 1.0),
-                                      ("decline_other_subject", "a cosine margin", 0.0, 2.0)):
+                                      ("decline_other_subject", "a cosine margin", 0.0, 2.0),
+                                      ("source_weight", "a weight", 0.0, 10.0)):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
                                       or not low <= value <= high):

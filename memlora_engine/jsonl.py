@@ -1,8 +1,8 @@
 """The JSONL export format: one :class:`~memlora_engine.types.MemoryRecord` per line.
 
 Each line is ``MemoryRecord.to_dict()`` with sorted keys (id, text, hash, times,
-scope ids, metadata; ``superseded_by`` on a superseded record, written after the
-current memories). ``Memory.export`` writes it and ``Memory.import_`` reads it.
+scope ids, metadata; ``source`` on a memory ``add`` extracted; ``superseded_by`` on a
+superseded record, written after the current memories). ``Memory.export`` writes it and ``Memory.import_`` reads it.
 """
 
 from __future__ import annotations
@@ -78,11 +78,16 @@ def read_records(source: str | Path | IO[str] | Iterable[str], scope: Scope | No
             superseded_by = data.get("superseded_by")
             if superseded_by is not None and (not isinstance(superseded_by, str) or not superseded_by.strip()):
                 raise ValueError(f"'superseded_by' must be a memory id or absent, got {superseded_by!r}")
+            origin = data.get("source")
+            if origin is not None:
+                if not isinstance(origin, str) or not origin.strip():
+                    raise ValueError(f"'source' must be a non-empty string or absent, got {origin!r}")
+                check_text(origin, "source")
             record = MemoryRecord(
                 id=str(data["id"]), text=str(data["text"]), hash=str(data.get("hash") or text_hash(data["text"])),
                 created_at=str(data["created_at"]), updated_at=data.get("updated_at"),
                 user_id=data.get("user_id"), agent_id=data.get("agent_id"), run_id=data.get("run_id"),
-                metadata=validate_metadata(data.get("metadata")), superseded_by=superseded_by,
+                metadata=validate_metadata(data.get("metadata")), superseded_by=superseded_by, source=origin,
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidInputError(f"line {number} is not a MemLoRA export record: {exc}") from exc

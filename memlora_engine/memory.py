@@ -24,8 +24,8 @@ from memlora_engine._vision import PreparedImage, prepare_turns, refers_to_image
 from memlora_engine.answering import NOT_IN_MEMORY, ROUTES, Answerer, superseded_listing
 from memlora_engine.chat import ChatSessions
 from memlora_engine.config import MemoryConfig
-from memlora_engine.dates import anchor_dates
-from memlora_engine.embeddings.base import Embedder, max_marginal_relevance
+from memlora_engine.dates import anchor_dates, asks_when
+from memlora_engine.embeddings.base import Embedder, cosine, max_marginal_relevance
 from memlora_engine.errors import InvalidInputError, ModelOutputError
 from memlora_engine.generator import Generator
 from memlora_engine.history import HistoryStore
@@ -174,7 +174,7 @@ class Memory:
         self.stats = Stats()
         self._model = ModelCaller(self.config, generator, self.stats)
         self._repo = Repository(self.store, self.history_store, self.session_store, self.image_store, embedder,
-                                faults=faults)
+                                source_weight=self.config.source_weight, faults=faults)
         self._answerer = Answerer(self._model, self.image_store)
         self._lexical = LexicalIndex()  # used by search_mode="hybrid"; in memory only
         self.chats = ChatSessions(self.session_store, self._clock)
@@ -287,7 +287,7 @@ class Memory:
         date = now.date().isoformat()
         # Extraction reads nothing from the store, so it runs outside the scope lock.
         pixels = [p.image.pil() for p in images] if self.sees_images else []
-        facts: dict[str, None] = {}  # the windows' facts in order, each once
+        facts: dict[str, str] = {}  # the windows' facts in order, each once, with the first window that gave it
         for conversation in conversations:
             try:
                 found = extract_facts(self._model, conversation, date=date, images=pixels)
@@ -302,7 +302,8 @@ class Memory:
                 anchored = [anchor_dates(fact, now.date()) for fact in found]
                 self.stats.record_anchored_dates(sum(a != f for a, f in zip(anchored, found)))
                 found = anchored
-            facts.update(dict.fromkeys(found))
+            for fact in found:
+                facts.setdefault(fact, conversation)
         result.facts = list(facts)
         if not result.facts:
             return
@@ -319,7 +320,7 @@ class Memory:
                 return
             result.rejected = [r.to_dict() for r in plan.rejected]  # counted and logged by decide_updates
             result.events = self._repo.apply(scope, plan.planned, meta, now, fact_vectors,
-                                             keep_superseded=self.config.keep_superseded)
+                                             keep_superseded=self.config.keep_superseded, sources=facts)
             # An ADD of a text stored outside the retrieved memories is caught by the repository: a NONE too.
             skipped = sum(op.event is Event.ADD for op in plan.planned) - sum(e.event is Event.ADD for e in result.events)
             self.stats.record_update_plan(uncovered=0, duplicates=skipped)
@@ -541,9 +542,17 @@ class Memory:
                 logger.info("declined a question about %s: another person's memory fits it better by %.3f (%r)",
                             check.asked, check.margin, check.other)
                 return Answer(text=NOT_IN_MEMORY, memories=memories, declined="other_subject")
+        date_order = None
+        if (self.config.date_answers and self.config.source_weight is not None and not given
+                and any(m.source is not None for m in memories) and asks_when(question)):
+            # A memory found by its source's words may state another event's date: the date
+            # answer comes from the memory whose own text is nearest the question.
+            question_vector, *texts = self.embedder.embed([question, *(m.text for m in memories)])
+            nearest = sorted(range(len(memories)), key=lambda i: -cosine(question_vector, texts[i]))
+            date_order = [memories[i] for i in nearest]
         return self._answerer.answer(question, scope, memories, given, route=route, captioner=self.captioner,
                                      clock=lambda: self._now(timestamp), dated=self.config.dated_memories,
-                                     date_answers=self.config.date_answers)
+                                     date_answers=self.config.date_answers, date_order=date_order)
 
     # -- export / import --------------------------------------------------------------------
     def export(self, destination: str | Path | IO[str], *, user_id: str | None = None, agent_id: str | None = None,

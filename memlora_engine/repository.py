@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -25,7 +25,7 @@ from typing import Any
 from memlora_engine._locks import StoreLocks
 from memlora_engine._time import iso
 from memlora_engine._vision import PreparedImage, image_memory_text
-from memlora_engine.embeddings.base import Embedder
+from memlora_engine.embeddings.base import Embedder, blend
 from memlora_engine.errors import InvalidInputError, MemLoRAError, MemoryNotFoundError
 from memlora_engine.history import HistoryStore, PendingBatch
 from memlora_engine.images import ImageStore
@@ -95,6 +95,7 @@ class Repository:
         images: ImageStore,
         embedder: Embedder,
         *,
+        source_weight: float | None = None,
         faults: FaultHook | None = None,
     ) -> None:
         self.store = store
@@ -102,6 +103,7 @@ class Repository:
         self.sessions = sessions
         self.images = images
         self.embedder = embedder
+        self.source_weight = source_weight
         # A database server is shared by workers on several machines: its advisory
         # locks serialise them, where file locks only reach one machine.
         self.locks = StoreLocks(store.lock_directory, server=history.database.lock if history.database.shared else None)
@@ -146,8 +148,7 @@ class Repository:
         if batch.forget:
             self._drop(batch.scope)
             return
-        vectors = self.embedder.embed([r.text for r in batch.writes]) if batch.writes else []
-        self.store.upsert(batch.scope, batch.writes, vectors)
+        self.store.upsert(batch.scope, batch.writes, self.record_vectors(batch.writes))
         self.store.delete(batch.scope, batch.deletes)
         self.history.commit(batch.batch_id)
 
@@ -264,13 +265,17 @@ class Repository:
         *,
         checked: bool = False,
         keep_superseded: bool = False,
+        sources: Mapping[str, str] | None = None,
     ) -> list[MemoryEvent]:
         """Turn planned ops into one journalled batch; ``checked``: ADD texts are known new.
 
         ``vectors`` holds embeddings already computed (by text); the rest are embedded here.
         ``keep_superseded``: an UPDATE also writes the text it replaces as a superseded
         record (:attr:`~memlora_engine.types.MemoryRecord.superseded_by`), in the same batch.
+        ``sources``: the conversation each new text was extracted from
+        (:attr:`~memlora_engine.types.MemoryRecord.source`); a text not in it has none.
         """
+        sources = sources or {}
         stamp = iso(now)
         events: list[MemoryEvent] = []
         writes: list[MemoryRecord] = []
@@ -302,7 +307,7 @@ class Repository:
                 batch_hashes.add(digest)
                 record = MemoryRecord(
                     id=memory_id, text=op.text, hash=digest, created_at=stamp, metadata=dict(metadata),
-                    user_id=scope.user_id, agent_id=scope.agent_id, run_id=scope.run_id,
+                    user_id=scope.user_id, agent_id=scope.agent_id, run_id=scope.run_id, source=sources.get(op.text),
                 )
                 writes.append(record)
                 events.append(MemoryEvent(record.id, record.text, Event.ADD))
@@ -313,7 +318,7 @@ class Repository:
                 record = MemoryRecord(
                     id=old.id, text=op.text, hash=text_hash(op.text), created_at=old.created_at, updated_at=stamp,
                     metadata=check_merged_metadata({**old.metadata, **metadata}),
-                    user_id=old.user_id, agent_id=old.agent_id, run_id=old.run_id,
+                    user_id=old.user_id, agent_id=old.agent_id, run_id=old.run_id, source=sources.get(op.text),
                 )
                 writes.append(record)
                 if keep_superseded and old.text != op.text:
@@ -346,6 +351,26 @@ class Repository:
                                     actor="import") for r in records if r.superseded_by is None]
             self.commit(scope, records, [], entries)
 
+    def record_vectors(self, records: Sequence[MemoryRecord],
+                       known: Mapping[str, list[float]] | None = None) -> list[list[float]]:
+        """The vector each record is stored under: its text's embedding (``known`` holds some, by text),
+        blended with its source's (:func:`~memlora_engine.embeddings.base.blend`, ``source_weight``)
+        when it has one.
+
+        Every write goes through here (a batch, its replay after a crash, an import), so a
+        memory's vector is always computed from what is stored with it.
+        """
+        texts = dict(known or {})
+        wanted = [r.text for r in records if r.text not in texts]
+        if self.source_weight is not None:
+            wanted += [r.source for r in records if r.source is not None and r.source not in texts]
+        missing = list(dict.fromkeys(wanted))
+        texts.update(zip(missing, self.embedder.embed(missing), strict=True))
+        if self.source_weight is None:
+            return [texts[r.text] for r in records]
+        return [texts[r.text] if r.source is None else blend(texts[r.text], texts[r.source], self.source_weight)
+                for r in records]
+
     def commit(
         self,
         scope: Scope,
@@ -362,9 +387,7 @@ class Repository:
         """
         if not writes and not deletes:
             return
-        vectors = dict(vectors or {})
-        missing = list(dict.fromkeys(r.text for r in writes if r.text not in vectors))
-        vectors.update(zip(missing, self.embedder.embed(missing)))
+        stored = dict(zip((r.id for r in writes), self.record_vectors(writes, vectors), strict=True))
         step = self.store.max_batch_size
         chunks = [writes[i : i + step] for i in range(0, len(writes), step)] or [[]]
         with self.locks.write():
@@ -377,7 +400,7 @@ class Repository:
                 batch_id = self.history.begin(scope, chunk, chunk_deletes, chunk_entries)
                 self._fault("journalled")
                 try:
-                    self.store.upsert(scope, chunk, [vectors[r.text] for r in chunk])
+                    self.store.upsert(scope, chunk, [stored[r.id] for r in chunk])
                 except Exception:
                     # One store write is atomic: it failed whole, so nothing is half-applied.
                     self.history.abort(batch_id)

@@ -133,6 +133,11 @@ class MemoryRecord:
     the update step replaced (``MemoryConfig.keep_superseded``): it names the memory
     that replaced it, keeps the replaced text's times and metadata, and is seen only
     by ``Memory.answer`` and export/import, never by search, get or the update step.
+
+    ``source`` is the conversation ``Memory.add`` extracted the text from (the rendered
+    window, ``"Name: text"`` lines), None for a text stored as given. With
+    ``MemoryConfig.source_weight`` the memory is searched by its text and its source
+    together; it is stored, exported and forgotten with the memory.
     """
 
     id: str
@@ -146,10 +151,11 @@ class MemoryRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
     score: float | None = None
     superseded_by: str | None = None
+    source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for optional in ("score", "superseded_by"):  # absent when unset: the export format of current memories
+        for optional in ("score", "superseded_by", "source"):  # absent when unset: the export format of current memories
             if data[optional] is None:
                 del data[optional]
         return data

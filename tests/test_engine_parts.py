@@ -134,12 +134,14 @@ def test_shared_and_batch_calls_list_every_retrieved_memory(config, listed) -> N
     assert [_listed(call.messages[-1]["content"]) for call in gen.calls] == listed
 
 
-@pytest.mark.parametrize("field", ["update_context", "short_windows"])
-def test_choice_fields_are_checked(field) -> None:
+@pytest.mark.parametrize(("field", "value"), [("update_context", "mine"), ("short_windows", "mine"),
+                                            ("source_weight", -0.1), ("source_weight", "0.7"),
+                                            ("source_weight", float("nan"))])
+def test_config_fields_are_checked(field, value) -> None:
     from memlora_engine.errors import ConfigError
 
     with pytest.raises(ConfigError, match=field):
-        MemoryConfig(store="memory", **{field: "mine"})
+        MemoryConfig(store="memory", **{field: value})
 
 
 def test_a_garbled_answer_to_any_per_fact_call_applies_nothing() -> None:

@@ -16,7 +16,7 @@ from memlora_engine import Event, Memory, MemoryConfig
 from memlora_engine.answering import superseded_listing
 from memlora_engine.errors import ConfigError, GeneratorError, InvalidInputError, MetadataError, ScopeError
 from memlora_engine.generator import GenerationRequest
-from memlora_engine.testing import ScriptedGenerator
+from memlora_engine.testing import DeterministicEmbedder, ScriptedGenerator
 from memlora_engine.types import MemoryRecord, Scope
 
 serve_helpers = pytest.importorskip("serve_helpers")
@@ -570,3 +570,72 @@ def _ranked(*names: str) -> list[MemoryRecord]:
 )
 def test_superseded_listing(rule, k, candidates, listed) -> None:
     assert [m.text for m in superseded_listing(_ranked(*candidates), rule, k)] == listed
+
+
+def _camping_memory(tmp_path, minilm, weight) -> Memory:
+    """Cleo's meteor-shower memory, whose text says little of the turn it came from, beside a camping one."""
+    generator = ScriptedGenerator({"extraction": [facts("Cleo saw the Perseids in 2022."),
+                                                  facts("Cleo went camping by the lake.")],
+                                   "update": [ops({"id": "new", "text": "Cleo went camping by the lake.",
+                                                   "event": "ADD"})]})
+    memory = Memory(MemoryConfig(store="memory", data_dir=tmp_path, source_weight=weight), generator=generator,
+                    embedder=minilm)
+    for turn in ("Best camping memory: lying by the lake watching the meteor shower in 2022, I felt tiny in the "
+                 "universe.", "We went camping by the lake last week."):
+        memory.add([{"role": "user", "name": "Cleo", "content": turn},
+                    {"role": "assistant", "name": "Dev", "content": "Wow."}], user_id="u")  # "Wow." is not read alone
+    return memory
+
+
+def test_a_memory_is_found_by_the_conversation_it_was_extracted_from(tmp_path, minilm) -> None:
+    question = "How did Cleo feel watching the meteor shower?"
+    scores = {}
+    for weight in (0.7, None):
+        memory = _camping_memory(tmp_path / str(weight), minilm, weight)
+        hits = memory.search(question, user_id="u")
+        assert [h.text for h in hits] == ["Cleo saw the Perseids in 2022.", "Cleo went camping by the lake."]
+        scores[weight] = hits[0].score
+        # the window is kept with the memory either way: the weight decides only how it is searched
+        assert hits[0].source == ("Cleo: Best camping memory: lying by the lake watching the meteor shower in 2022, I "
+                                  "felt tiny in the universe.\nDev: Wow.")
+    assert scores[0.7] > scores[None] + 0.1  # 0.627 vs 0.487 with all-MiniLM-L6-v2
+
+
+def test_export_and_import_keep_a_memorys_source_and_how_it_is_found(tmp_path, minilm) -> None:
+    memory = _camping_memory(tmp_path / "a", minilm, 0.7)
+    question = "How did Cleo feel watching the meteor shower?"
+    before = [(h.text, h.source, h.score) for h in memory.search(question, user_id="u")]
+    exported = tmp_path / "memories.jsonl"
+    memory.export(exported, user_id="u")
+    restored = Memory(MemoryConfig(store="memory", data_dir=tmp_path / "b"), embedder=minilm)
+    assert restored.import_(exported, user_id="u") == 2
+    after = [(h.text, h.source, h.score) for h in restored.search(question, user_id="u")]
+    assert [(t, s) for t, s, _ in after] == [(t, s) for t, s, _ in before]
+    line = json.loads(exported.read_text(encoding="utf-8").splitlines()[0])
+    for bad in ("", 7):
+        with pytest.raises(InvalidInputError, match="'source' must be"):
+            restored.import_([json.dumps({**line, "source": bad})], user_id="bad")
+    assert [sc for *_, sc in after] == pytest.approx([sc for *_, sc in before], abs=1e-6)
+    # a text written as given has no source: it is found by its own words
+    first = restored.search(question, user_id="u")[0]
+    restored.update(first.id, "Cleo watched the Perseid meteor shower in 2022.", user_id="u")
+    assert restored.get(first.id, user_id="u").source is None
+
+
+def test_a_date_answer_comes_from_the_memory_whose_own_text_fits_the_question(tmp_path) -> None:
+    # Bag-of-words vectors: the activist memory's source repeats the question's words, its text does not.
+    embedder = DeterministicEmbedder(1024)
+    generator = ScriptedGenerator({"extraction": [facts("Cleo went to a support group on 7 May 2023."),
+                                                  facts("Cleo joined activists on 18 July 2023.")],
+                                   "update": [ops({"id": "new", "text": "Cleo joined activists on 18 July 2023.",
+                                                   "event": "ADD"})]})
+    memory = Memory(MemoryConfig(store="memory", data_dir=tmp_path), generator=generator, embedder=embedder)
+    for turn in ("Busy day, 7 May 2023.",
+                 "When did I go to the support group? Long ago! I joined activists on 18 July 2023."):
+        memory.add([{"role": "user", "name": "Cleo", "content": turn},
+                    {"role": "assistant", "name": "Dev", "content": "Wow."}], user_id="u")
+    question = "When did Cleo go to the support group?"
+    assert memory.search(question, user_id="u")[0].text == "Cleo joined activists on 18 July 2023."  # by its source
+    answer = memory.answer(question, user_id="u")
+    assert (answer.text, answer.operation) == ("7 May 2023", "date")
+    assert answer.memories[0].text == "Cleo joined activists on 18 July 2023."  # the listing keeps the search order

@@ -44,6 +44,7 @@ def test_both_implement_the_protocol(store) -> None:
 def test_records_round_trip_and_stay_in_their_scope(store) -> None:
     tea = record("likes green tea", topic="food", score=0.5, pinned=True)
     tea.updated_at = "2024-02-01T00:00:00+00:00"
+    tea.source = "Alice: I switched to green tea, no more coffee.\nBob: Good for you!"
     put(store, tea, record("lives in oslo", "2023-06-01T00:00:00+00:00"))
     put(store, record("bob's own", scope=BOB), scope=BOB)
     assert store.fetch(ALICE, ["id-lives in oslo", "missing", "id-likes green tea"]) == [

@@ -47,16 +47,20 @@ _MEMORY_CHOICES = {
 """The ``MemoryConfig`` fields that commands offer as ``--field-name CHOICE``: their choices and help."""
 
 _MEMORY_THRESHOLDS = {
-    "update_min_similarity": "check each UPDATE and DELETE against the memory it names, names masked, and reject it "
-                             "under this cosine (MemoryConfig.update_min_similarity); 'off' turns the check off "
-                             "(default: MemoryConfig's)",
+    "update_min_similarity": ("COSINE", "check each UPDATE and DELETE against the memory it names, names masked, and "
+                                        "reject it under this cosine (MemoryConfig.update_min_similarity); 'off' turns "
+                                        "the check off (default: MemoryConfig's)"),
+    "source_weight": ("WEIGHT", "store each fact of an add under its own embedding plus this weight times the "
+                                "embedding of the window it was extracted from (MemoryConfig.source_weight); 'off' "
+                                "stores the fact's own (default: MemoryConfig's)"),
 }
-"""The optional-number ``MemoryConfig`` fields that commands offer as ``--field-name COSINE|off``."""
+"""The optional-number ``MemoryConfig`` fields that commands offer as ``--field-name NUMBER|off``: metavar, help."""
 
 
 def add_memory_switches(parser: argparse.ArgumentParser) -> None:
     """``--[no-]dated-memories``, ``--[no-]anchor-dates``, ``--[no-]speaker-windows``, ``--[no-]keep-superseded``,
-    ``--update-context``, ``--unchanged-updates``, ``--answer-superseded``, ``--update-min-similarity``.
+    ``--short-windows``, ``--update-context``, ``--unchanged-updates``, ``--answer-superseded``,
+    ``--update-min-similarity``, ``--source-weight``.
 
     Those ``MemoryConfig`` fields; each is None unless given (then the ``MemoryConfig`` default holds).
     """
@@ -64,8 +68,8 @@ def add_memory_switches(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{name.replace('_', '-')}", action=argparse.BooleanOptionalAction, help=text)
     for name, (choices, text) in _MEMORY_CHOICES.items():
         parser.add_argument(f"--{name.replace('_', '-')}", choices=choices, help=text)
-    for name, text in _MEMORY_THRESHOLDS.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=number_or_off, metavar="COSINE", help=text)
+    for name, (metavar, text) in _MEMORY_THRESHOLDS.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=number_or_off, metavar=metavar, help=text)
 
 
 def memory_switches(args: argparse.Namespace) -> dict[str, Any]:

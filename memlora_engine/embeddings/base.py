@@ -6,13 +6,23 @@ import math
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Embedder", "cosine", "max_marginal_relevance"]
+__all__ = ["Embedder", "blend", "cosine", "max_marginal_relevance"]
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     """The cosine similarity of two vectors (0.0 when either is all zeros)."""
     norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
     return sum(x * y for x, y in zip(a, b, strict=True)) / norm if norm else 0.0
+
+
+def blend(vector: Sequence[float], other: Sequence[float], weight: float) -> list[float]:
+    """The unit vector along ``vector`` + ``weight`` x ``other``, each first scaled to unit length."""
+
+    def unit(v: Sequence[float]) -> list[float]:
+        norm = math.sqrt(sum(x * x for x in v))
+        return [x / norm for x in v] if norm else list(v)
+
+    return unit([x + weight * y for x, y in zip(unit(vector), unit(other), strict=True)])
 
 
 def max_marginal_relevance(relevance: Sequence[float], vectors: Sequence[Sequence[float]], k: int,

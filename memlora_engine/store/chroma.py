@@ -40,6 +40,7 @@ T = TypeVar("T")
 
 # Internal metadata keys; user metadata may not start with "_".
 _HASH, _CREATED, _UPDATED, _SUPERSEDED_BY = "_hash", "_created_at", "_updated_at", "_superseded_by"
+_SOURCE = "_source"  # MemoryRecord.source: the conversation add extracted the text from
 _SUPERSEDED = "_superseded"  # the suffix of a scope's collection of superseded records
 _SCOPE_KEYS = {"user_id": "_user_id", "agent_id": "_agent_id", "run_id": "_run_id"}
 _PAGE = 1000
@@ -281,6 +282,8 @@ class ChromaStore:
             meta[_UPDATED] = record.updated_at
         if record.superseded_by is not None:
             meta[_SUPERSEDED_BY] = record.superseded_by
+        if record.source is not None:
+            meta[_SOURCE] = record.source
         for field, key in _SCOPE_KEYS.items():
             value = getattr(record, field)
             if value is not None:
@@ -302,6 +305,7 @@ class ChromaStore:
             metadata={k: v for k, v in meta.items() if not k.startswith("_")},
             score=score,
             superseded_by=meta.pop(_SUPERSEDED_BY, None),
+            source=meta.pop(_SOURCE, None),
         )
 
     def upsert(self, scope: Scope, records: Sequence[MemoryRecord], embeddings: Sequence[Sequence[float]]) -> None:

@@ -338,6 +338,9 @@ def test_a_cached_run_of_other_adapter_weights_is_neither_resumed_nor_taken(tmp_
         (["--update-min-similarity", "0.2"], {"update_min_similarity": 0.2}),
         (["--unchanged-updates", "ignore"], {"unchanged_updates": "ignore"}),
         (["--short-windows", "all"], {"short_windows": "all"}),
+        (["--source-weight", "off", "--update-min-similarity", "0.3"], {"source_weight": None,
+                                                                         "update_min_similarity": 0.3}),
+        (["--source-weight", "1.5"], {"source_weight": 1.5}),
         (["--update-min-similarity", "off"], {"update_min_similarity": None}),  # off: the check off, not the default
     ],
 )
