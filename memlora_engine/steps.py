@@ -51,7 +51,7 @@ from memlora_engine.stats import Stats
 from memlora_engine.types import Event, MemoryRecord, Operation
 
 __all__ = ["ModelCaller", "UpdatePlan", "decide_updates", "extract_facts", "extraction_conversations",
-           "fit_conversation"]
+           "fit_conversation", "speaks_of_self"]
 
 logger = logging.getLogger(__name__)
 
@@ -291,6 +291,9 @@ def extraction_conversations(messages: Sequence[dict[str, Any]], window: int | N
     their own too (shorter ones), so that every turn is the *first* of some window:
     the expert writes its facts about the first speaker of a window, and the
     second speaker's news is otherwise read only as a reply to the first.
+    ``short_windows`` (``MemoryConfig.short_windows``): ``"all"`` reads every such
+    shorter window, ``"first_person"`` only those whose leading message
+    :func:`speaks_of_self`.
     ``budget`` (``max_conversation_chars``) bounds the messages read: the latest
     windows whose new messages fit it, with a warning when older ones are left out;
     a single window longer than it is cut by :func:`fit_conversation`. Without
