@@ -384,10 +384,14 @@ class Memory:
         return hits
 
     def _retrieve(self, scope: Scope, query: str, k: int, filters: dict[str, Any] | None, *,
-                  superseded: bool = False) -> list[MemoryRecord]:
-        """The top ``k`` for ``query`` by ``search_mode``; ``superseded`` ranks superseded records too."""
+                  superseded: bool = False, vector: list[float] | None = None) -> list[MemoryRecord]:
+        """The top ``k`` for ``query`` by ``search_mode``; ``superseded`` ranks superseded records too.
+
+        ``vector``: ``query``'s embedding when the caller has it already (else embedded here).
+        """
         self._repo.refresh()
-        vector = self.embedder.embed([query])[0]
+        if vector is None:
+            vector = self.embedder.embed([query])[0]
         if self.config.search_mode == "hybrid":
             return hybrid_search(self.store, self._lexical, self.embedder, scope, query, vector, k, filters,
                                  self._repo.history.generation(), superseded=superseded)
@@ -523,9 +527,10 @@ class Memory:
         mmr = self.config.answer_mmr
         rule = self.config.answer_superseded
         wanted = k if mmr is None else 2 * k
+        question_vector = self.embedder.embed([question])[0]  # the search's, and the date pick's below
         # Twice as many candidates when superseded records rank among them: a dropped one's place is refilled.
         candidates = self._retrieve(scope, question, wanted if rule == "off" else 2 * wanted, filters,
-                                    superseded=rule != "off")
+                                    superseded=rule != "off", vector=question_vector)
         memories = superseded_listing(candidates, rule, wanted)
         if mmr is not None and len(memories) > k:
             vectors = self.embedder.embed([m.text for m in memories])
@@ -547,7 +552,7 @@ class Memory:
                 and any(m.source is not None for m in memories) and asks_when(question)):
             # A memory found by its source's words may state another event's date: the date
             # answer comes from the memory whose own text is nearest the question.
-            question_vector, *texts = self.embedder.embed([question, *(m.text for m in memories)])
+            texts = self.embedder.embed([m.text for m in memories])
             nearest = sorted(range(len(memories)), key=lambda i: -cosine(question_vector, texts[i]))
             date_order = [memories[i] for i in nearest]
         return self._answerer.answer(question, scope, memories, given, route=route, captioner=self.captioner,

@@ -387,12 +387,13 @@ class Repository:
         """
         if not writes and not deletes:
             return
-        stored = dict(zip((r.id for r in writes), self.record_vectors(writes, vectors), strict=True))
+        stored = self.record_vectors(writes, vectors)
         step = self.store.max_batch_size
-        chunks = [writes[i : i + step] for i in range(0, len(writes), step)] or [[]]
+        starts = range(0, len(writes), step) or range(1)
+        chunks = [(writes[i : i + step], stored[i : i + step]) for i in starts]
         with self.locks.write():
             self.recover()
-            for number, chunk in enumerate(chunks):
+            for number, (chunk, chunk_vectors) in enumerate(chunks):
                 last = number == len(chunks) - 1
                 chunk_deletes = deletes if last else []
                 ids = {r.id for r in chunk} | set(chunk_deletes)
@@ -400,7 +401,7 @@ class Repository:
                 batch_id = self.history.begin(scope, chunk, chunk_deletes, chunk_entries)
                 self._fault("journalled")
                 try:
-                    self.store.upsert(scope, chunk, [stored[r.id] for r in chunk])
+                    self.store.upsert(scope, chunk, chunk_vectors)
                 except Exception:
                     # One store write is atomic: it failed whole, so nothing is half-applied.
                     self.history.abort(batch_id)
