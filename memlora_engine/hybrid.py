@@ -16,6 +16,11 @@ text. ``delete_all`` and ``reset`` drop the scope's index at once.
 The scores returned stay cosine similarities (a memory found by BM25 alone is
 embedded to get one), so ``threshold`` keeps its meaning; the order is the fused
 one.
+
+:func:`lexical_rerank` is the other use of BM25 here, on by default in ``Memory.answer``
+(``MemoryConfig.answer_lexical_weight``): the answer's vector candidates re-ordered by
+their words too, each memory read with the conversation it came from. It needs no
+index (a throwaway one over the candidates), so it costs the same at any store size.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from memlora_engine.errors import require
 from memlora_engine.store.base import Store
 from memlora_engine.types import MemoryRecord, Scope
 
-__all__ = ["RRF_K", "SEARCH_MODES", "LexicalIndex", "hybrid_search", "lexical_tokens", "rrf_fuse"]
+__all__ = ["RERANK_POOL", "RRF_K", "SEARCH_MODES", "LexicalIndex", "hybrid_search", "lexical_rerank",
+           "lexical_tokens", "rrf_fuse"]
 
 SEARCH_MODES = ("vector", "hybrid")
 """``MemoryConfig.search_mode`` values."""
@@ -84,6 +90,38 @@ def rrf_fuse(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[str]:
 
 def _bm25s() -> Any:
     return require("bm25s", "hybrid")
+
+
+RERANK_POOL = 120
+"""How many vector candidates ``Memory.answer`` re-orders with :func:`lexical_rerank` (at least)."""
+
+
+def lexical_rerank(query: str, records: Sequence[MemoryRecord], weight: float) -> list[MemoryRecord]:
+    """``records`` ordered by their cosine ``score`` plus ``weight`` times their BM25 match with ``query``.
+
+    Each record is read as its text followed by its ``source`` (the conversation window
+    it was extracted from, when it has one): a question shares rare words ("Marley
+    flooring", "charity race") with what was said more often than with the one-line
+    fact the extraction expert wrote. The BM25 statistics are those of ``records``
+    alone, and the scores are divided by the best one, so the best word match gains
+    ``weight`` and the others their share of it: the cosine keeps the order where no
+    word is shared. Ties keep the given order; ``score`` stays the cosine.
+    """
+    vocabulary: dict[str, int] = {}
+    corpus = [[vocabulary.setdefault(t, len(vocabulary)) for t in lexical_tokens(f"{r.text} {r.source or ''}")]
+              for r in records]
+    terms = [vocabulary[t] for t in dict.fromkeys(lexical_tokens(query)) if t in vocabulary]
+    if not terms or weight == 0:
+        return list(records)
+    bm25 = _bm25s().BM25()
+    # bm25s takes (ids, vocabulary) as its own tokenizer's output; our tokens keep query and corpus alike.
+    bm25.index((corpus, vocabulary), show_progress=False)
+    lexical = bm25.get_scores(terms)
+    best = float(lexical.max())
+    if best <= 0:
+        return list(records)
+    fused = [(r.score or 0.0) + weight * float(s) / best for r, s in zip(records, lexical, strict=True)]
+    return [records[i] for i in sorted(range(len(records)), key=lambda i: -fused[i])]
 
 
 @dataclass

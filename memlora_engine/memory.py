@@ -29,7 +29,7 @@ from memlora_engine.embeddings.base import Embedder, cosine, max_marginal_releva
 from memlora_engine.errors import InvalidInputError, ModelOutputError
 from memlora_engine.generator import Generator
 from memlora_engine.history import HistoryStore
-from memlora_engine.hybrid import LexicalIndex, hybrid_search
+from memlora_engine.hybrid import RERANK_POOL, LexicalIndex, hybrid_search, lexical_rerank
 from memlora_engine.images import ImageStore, load_image
 from memlora_engine.jsonl import read_records, write_records
 from memlora_engine.messages import check_text, normalize_messages
@@ -527,10 +527,15 @@ class Memory:
         mmr = self.config.answer_mmr
         rule = self.config.answer_superseded
         wanted = k if mmr is None else 2 * k
+        lexical = self.config.answer_lexical_weight
         question_vector = self.embedder.embed([question])[0]  # the search's, and the date pick's below
         # Twice as many candidates when superseded records rank among them: a dropped one's place is refilled.
-        candidates = self._retrieve(scope, question, wanted if rule == "off" else 2 * wanted, filters,
-                                    superseded=rule != "off", vector=question_vector)
+        pool = wanted if rule == "off" else 2 * wanted
+        if lexical is not None:
+            pool = max(pool, RERANK_POOL)
+        candidates = self._retrieve(scope, question, pool, filters, superseded=rule != "off", vector=question_vector)
+        if lexical is not None:
+            candidates = lexical_rerank(question, candidates, lexical)
         memories = superseded_listing(candidates, rule, wanted)
         if mmr is not None and len(memories) > k:
             vectors = self.embedder.embed([m.text for m in memories])

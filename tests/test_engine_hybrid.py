@@ -14,7 +14,7 @@ import pytest
 from memlora_engine import MemoryConfig
 from memlora_engine.answering import memory_listing
 from memlora_engine.errors import ConfigError
-from memlora_engine.hybrid import lexical_tokens, rrf_fuse
+from memlora_engine.hybrid import lexical_rerank, lexical_tokens, rrf_fuse
 from memlora_engine.types import MemoryRecord
 
 pytest.importorskip("bm25s")
@@ -40,6 +40,35 @@ def test_rrf_fuse_rewards_agreement_and_keeps_first_seen_order_on_ties():
     assert rrf_fuse([["a", "b", "c"], ["c", "d"]]) == ["c", "a", "b", "d"]
     assert rrf_fuse([["x"], ["y"]]) == ["x", "y"]
     assert rrf_fuse([[], []]) == []
+
+
+def _record(text: str, score: float, source: str | None = None) -> MemoryRecord:
+    return MemoryRecord(id=text, text=text, hash=text, created_at="2024-05-01T00:00:00+00:00", score=score,
+                        source=source)
+
+
+_CLOSE = _record("Cleo wants a new floor for her kitchen.", 0.50)
+_SAID = _record("Cleo finished her studio.", 0.42, source="Cleo: We went with Marley flooring, perfect for dancing.")
+
+
+@pytest.mark.parametrize(
+    ("query", "records", "weight", "order"),
+    [
+        # a rare word of the question in what was said outweighs a closer cosine
+        ("Is Cleo happy with the Marley flooring?", [_CLOSE, _SAID], 0.4, [_SAID, _CLOSE]),
+        ("Is Cleo happy with the Marley flooring?", [_CLOSE, _SAID], 0.05, [_CLOSE, _SAID]),  # too light a weight
+        ("Is Cleo happy with the Marley flooring?", [_CLOSE, _SAID], 0.0, [_CLOSE, _SAID]),
+        ("What is the weather?", [_CLOSE, _SAID], 0.4, [_CLOSE, _SAID]),  # no shared word: the cosine order
+        # a memory without a source is read by its text
+        ("Where is the kitchen?", [_SAID, _record("The kitchen is upstairs.", 0.3)], 0.4,
+         [_record("The kitchen is upstairs.", 0.3), _SAID]),
+        ("Marley?", [], 0.4, []),
+    ],
+)
+def test_lexical_rerank(query, records, weight, order):
+    reranked = lexical_rerank(query, records, weight)
+    assert [r.text for r in reranked] == [r.text for r in order]
+    assert {r.text: r.score for r in reranked} == {r.text: r.score for r in records}  # the scores stay cosines
 
 
 def test_search_mode_is_validated():

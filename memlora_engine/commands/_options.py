@@ -53,6 +53,10 @@ _MEMORY_THRESHOLDS = {
     "source_weight": ("WEIGHT", "store each fact of an add under its own embedding plus this weight times the "
                                 "embedding of the window it was extracted from (MemoryConfig.source_weight); 'off' "
                                 "stores the fact's own (default: MemoryConfig's)"),
+    "answer_lexical_weight": ("WEIGHT", "re-order an answer's vector candidates by cosine plus this weight times "
+                                        "their BM25 match with the question, memory text and source window "
+                                        "(MemoryConfig.answer_lexical_weight); 'off': the vector order "
+                                        "(default: MemoryConfig's)"),
 }
 """The optional-number ``MemoryConfig`` fields that commands offer as ``--field-name NUMBER|off``: metavar, help."""
 
@@ -60,7 +64,7 @@ _MEMORY_THRESHOLDS = {
 def add_memory_switches(parser: argparse.ArgumentParser) -> None:
     """``--[no-]dated-memories``, ``--[no-]anchor-dates``, ``--[no-]speaker-windows``, ``--[no-]keep-superseded``,
     ``--short-windows``, ``--update-context``, ``--unchanged-updates``, ``--answer-superseded``,
-    ``--update-min-similarity``, ``--source-weight``.
+    ``--update-min-similarity``, ``--source-weight``, ``--answer-lexical-weight``.
 
     Those ``MemoryConfig`` fields; each is None unless given (then the ``MemoryConfig`` default holds).
     """

@@ -244,6 +244,18 @@ def test_a_configuration_differing_only_in_generation_takes_the_finished_ingesti
     assert matches(result["answers"]) == matches(read_jsonl(source / "answers.jsonl"))
 
 
+@pytest.mark.parametrize("overrides", [{"answer_lexical_weight": None}, {"answer_top_k": 3, "answer_mmr": 0.5},
+                                       {"answer_superseded": "off", "date_answers": False}])
+def test_a_run_answering_otherwise_takes_the_ingestion(tmp_path, first_session_run, make_model, overrides):
+    partial = parse_config("adapters=extraction,update,generation")
+    options = RunOptions(progress=False, limit_sessions=1, memory_overrides=overrides)
+    result = run_config([first_session_run], partial, make_model(adapters=partial.adapters), tmp_path,
+                        embedder=DeterministicEmbedder(), options=options, ingest_from="memlora")
+    target = tmp_path / "runs" / partial.name / first_session_run.sample_id
+    assert json.loads((target / "checkpoint.json").read_text())["ingested_by"] == "memlora"
+    assert result["answers"]
+
+
 def test_ingestion_is_not_taken_from_a_run_that_ingests_differently(tmp_path, first_session_run, make_model):
     conversation = first_session_run
     options = RunOptions(progress=False, limit_sessions=1)
@@ -341,6 +353,9 @@ def test_a_cached_run_of_other_adapter_weights_is_neither_resumed_nor_taken(tmp_
         (["--source-weight", "off", "--update-min-similarity", "0.3"], {"source_weight": None,
                                                                          "update_min_similarity": 0.3}),
         (["--source-weight", "1.5"], {"source_weight": 1.5}),
+        (["--answer-lexical-weight", "off"], {"answer_lexical_weight": None}),
+        (["--answer-lexical-weight", "0.2", "--source-weight", "0.5"], {"answer_lexical_weight": 0.2,
+                                                                        "source_weight": 0.5}),
         (["--update-min-similarity", "off"], {"update_min_similarity": None}),  # off: the check off, not the default
     ],
 )
