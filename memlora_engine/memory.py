@@ -498,6 +498,10 @@ class Memory:
         The superseded records (texts the update step replaced, ``MemoryConfig.keep_superseded``)
         are ranked beside the current memories; those ``MemoryConfig.answer_superseded``
         drops are left out (by default, one whose replacing memory was retrieved too).
+        With ``MemoryConfig.answer_lexical_weight`` (on by default) the candidates are
+        re-ordered by their words too, each read with the conversation window it came
+        from (:func:`~memlora_engine.hybrid.lexical_rerank`), so ``answer`` may list
+        memories that ``search`` ranks lower.
 
         Routing (``route="auto"``): with a generator that ``supports_images``, a question
         that carries ``images``, or that refers to a photo (see
