@@ -20,7 +20,7 @@ one.
 :func:`lexical_rerank` is the other use of BM25 here, on by default in ``Memory.answer``
 (``MemoryConfig.answer_lexical_weight``): the answer's vector candidates re-ordered by
 their words too, each memory read with the conversation it came from. It needs no
-index (a throwaway one over the candidates), so it costs the same at any store size.
+index (a throwaway one over the candidates), so its own cost is the same at any store size.
 """
 
 from __future__ import annotations
