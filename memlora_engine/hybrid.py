@@ -107,11 +107,13 @@ def lexical_rerank(query: str, records: Sequence[MemoryRecord], weight: float) -
     ``weight`` and the others their share of it: the cosine keeps the order where no
     word is shared. Ties keep the given order; ``score`` stays the cosine.
     """
+    if weight == 0:
+        return list(records)
     vocabulary: dict[str, int] = {}
     corpus = [[vocabulary.setdefault(t, len(vocabulary)) for t in lexical_tokens(f"{r.text} {r.source or ''}")]
               for r in records]
     terms = [vocabulary[t] for t in dict.fromkeys(lexical_tokens(query)) if t in vocabulary]
-    if not terms or weight == 0:
+    if not terms:
         return list(records)
     bm25 = _bm25s().BM25()
     # bm25s takes (ids, vocabulary) as its own tokenizer's output; our tokens keep query and corpus alike.

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Embedder", "blend", "cosine", "max_marginal_relevance"]
+__all__ = ["Embedder", "blend", "cosine", "max_marginal_relevance", "unit"]
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
@@ -15,13 +15,14 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     return sum(x * y for x, y in zip(a, b, strict=True)) / norm if norm else 0.0
 
 
+def unit(vector: Sequence[float]) -> list[float]:
+    """``vector`` scaled to length 1 (a zero vector stays zero)."""
+    norm = math.sqrt(sum(x * x for x in vector))
+    return [x / norm for x in vector] if norm else list(vector)
+
+
 def blend(vector: Sequence[float], other: Sequence[float], weight: float) -> list[float]:
     """The unit vector along ``vector`` + ``weight`` x ``other``, each first scaled to unit length."""
-
-    def unit(v: Sequence[float]) -> list[float]:
-        norm = math.sqrt(sum(x * x for x in v))
-        return [x / norm for x in v] if norm else list(v)
-
     return unit([x + weight * y for x, y in zip(unit(vector), unit(other), strict=True)])
 
 

@@ -12,9 +12,10 @@ cheap -- store benchmarks (``memlora bench-store``), distillation replays
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from collections.abc import Sequence
+
+from memlora_engine.embeddings.base import unit
 
 __all__ = ["HashingEmbedder"]
 
@@ -54,8 +55,7 @@ class HashingEmbedder:
                     break
                 index = (index + 1) % self.dimension
             vec[index] += 1.0 if digest[4] & 1 else -1.0
-        norm = math.sqrt(sum(v * v for v in vec)) or 1.0
-        return [v / norm for v in vec]
+        return unit(vec)
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """One unit vector per text."""

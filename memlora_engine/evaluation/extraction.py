@@ -21,11 +21,11 @@ lower bound; recall is the measure to raise.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from memlora_engine.data.locomo import Conversation
-from memlora_engine.embeddings.base import Embedder
+from memlora_engine.embeddings.base import Embedder, unit
 
 __all__ = ["MATCH_THRESHOLD", "extraction_coverage"]
 
@@ -33,19 +33,11 @@ MATCH_THRESHOLD = 0.8
 """The cosine at or above which an extracted fact and an observation state the same fact."""
 
 
-def _unit(vectors: Sequence[Sequence[float]]) -> list[list[float]]:
-    out = []
-    for v in vectors:
-        norm = sum(x * x for x in v) ** 0.5 or 1.0
-        out.append([x / norm for x in v])
-    return out
-
-
 def _matches(facts: list[str], observations: list[str], embedder: Embedder, threshold: float) -> tuple[int, int]:
     """(observations matched by some fact, facts matching some observation)."""
     if not facts or not observations:
         return 0, 0
-    f, o = _unit(embedder.embed(facts)), _unit(embedder.embed(observations))
+    f, o = [unit(v) for v in embedder.embed(facts)], [unit(v) for v in embedder.embed(observations)]
     sims = [[sum(a * b for a, b in zip(x, y)) for y in o] for x in f]
     matched_facts = sum(max(row) >= threshold for row in sims)
     matched_obs = sum(max(sims[i][j] for i in range(len(f))) >= threshold for j in range(len(o)))
