@@ -10,15 +10,20 @@ the cosine of the stored (source-blended) vectors, by BM25 alone (``bm25s``, the
 :func:`~memlora_engine.hybrid.lexical_tokens`) over the memory texts or over text + source, by
 reciprocal-rank fusion of the two (:func:`~memlora_engine.hybrid.rrf_fuse`, k = 60), and by the
 cosine plus 0.3 x BM25 / best BM25, over the whole scope and over the cosine's top 120 only
-(:func:`~memlora_engine.hybrid.lexical_rerank`). Prints the share of each question's evidence turns
-that produced one of the top 10 memories, averaged (the eval report's evidence recall; current
-memories only).
+(:func:`~memlora_engine.hybrid.lexical_rerank`; at weight 0.4 also with BM25 over the texts alone).
+Then the choice of ``answer_lexical_weight``: the
+cosine's top 20 / 50 / 80 / 120 re-ordered with ``lexical_rerank`` at each weight. Prints, per
+ranking, the share of each question's evidence turns that produced one of the top 10 memories,
+averaged (the eval report's evidence recall), and for the grid also the share of questions with at
+least one (evidence recall@k). Current memories only (the engine's answers also rank superseded
+records), so the numbers differ a little from a run's report.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 
 import bm25s
 import numpy as np
@@ -29,6 +34,8 @@ from memlora_engine.evaluation.retrieval import cached_memory, scored_questions
 from memlora_engine.hybrid import lexical_rerank, lexical_tokens, rrf_fuse
 
 K = 10
+POOLS = (20, 50, 80, 120)
+WEIGHTS = (None, 0.2, 0.3, 0.4, 0.5, 0.7)
 
 
 def main() -> None:
@@ -70,9 +77,24 @@ def main() -> None:
         fused = [cosine.get(i, 0.0) + 0.3 * float(s) / best for i, s in zip(ids, lexical, strict=True)]
         return [ids[i] for i in np.argsort(-np.array(fused), kind="stable")]
 
-    def pool(question: str) -> list[str]:
-        return [m.id for m in lexical_rerank(question, target.memory.search(question, user_id=target.scope, limit=120),
-                                             0.3)]
+    candidates = {q.question: target.memory.search(q.question, user_id=target.scope, limit=max(POOLS))
+                  for q in questions}
+
+    def reranked(pool: int, weight: float | None, *, sources: bool = True) -> Callable[[str], list[str]]:
+        def rank(question: str) -> list[str]:
+            found = candidates[question][:pool]
+            if not sources:
+                found = [replace(m, source=None) for m in found]
+            return [m.id for m in (found if weight is None else lexical_rerank(question, found, weight))]
+        return rank
+
+    def evidence(rank: Callable[[str], list[str]]) -> tuple[float, float]:
+        """(mean share of a question's evidence turns in the top K, share of questions with one)."""
+        shares = []
+        for question in questions:
+            turns = {d for i in rank(question.question)[:K] for d in target.provenance.get(i, [])}
+            shares.append(sum(e in turns for e in question.evidence) / len(question.evidence))
+        return sum(shares) / len(shares), sum(s > 0 for s in shares) / len(shares)
 
     rankings: dict[str, Callable[[str], list[str]]] = {
         "cosine of the stored vectors": cosine_ranking,
@@ -82,14 +104,16 @@ def main() -> None:
         "RRF of cosine and BM25 over text + source":
             lambda q: rrf_fuse([cosine_ranking(q, 60), bm25_ranking(by_source, q)[:60]]),
         "cosine + 0.3 x BM25(text + source) / best, whole scope": whole_scope,
-        "the same over the cosine's top 120": pool,
+        "the same over the cosine's top 120": reranked(120, 0.3),
+        "the cosine's top 120 re-ordered at weight 0.4, BM25 over the memory texts alone":
+            reranked(120, 0.4, sources=False),
     }
     for name, rank in rankings.items():
-        share = 0.0
-        for question in questions:
-            turns = {d for i in rank(question.question)[:K] for d in target.provenance.get(i, [])}
-            share += sum(e in turns for e in question.evidence) / len(question.evidence)
-        print(f"{sample_id} {name}: evidence recall {share / len(questions):.3f}")
+        print(f"{sample_id} {name}: evidence recall {evidence(rank)[0]:.3f}")
+    for pool in POOLS:
+        for weight in WEIGHTS:
+            share, hit = evidence(reranked(pool, weight))
+            print(f"{sample_id} pool {pool} weight {weight}: evidence recall {share:.3f}, @k {hit:.3f}")
 
 
 if __name__ == "__main__":
