@@ -88,10 +88,14 @@ class MemoryConfig:
             scaled so the best word match gains the whole weight), before the
             ``answer_top_k`` are listed. Questions share rare words with what was said
             ("Marley flooring", "charity race") more often than with the one-line fact
-            the extraction expert wrote. ``search`` is not re-ordered. None: the vector
-            order alone. The weight 0.4 was chosen on the validation conversation
+            the extraction expert wrote. None: the vector order alone. The weight 0.4 was chosen on the validation conversation
             (evidence recall, then LoCoMo F1; results/answers/README.md, "Session 25");
             needs ``bm25s`` (in ``memlora[chroma]`` and ``memlora[hybrid]``).
+        search_lexical_weight: the same re-ordering for ``search`` (the read of the
+            LangChain and LlamaIndex classes), over at least
+            :data:`~memlora_engine.hybrid.SEARCH_RERANK_POOL` vector candidates (fewer
+            than ``answer``'s: search p50 stays under 10 ms at 100k memories). None: the
+            vector order alone; ``threshold`` applies to the cosine either way.
         skip_update_when_empty: when a scope has no related memory, ADD the new facts
             without an update call (nothing to update or delete).
         constrained_json: ask the generator to decode extraction/update under their
@@ -254,6 +258,7 @@ class MemoryConfig:
     answer_top_k: int = 10
     answer_mmr: float | None = None
     answer_lexical_weight: float | None = 0.4
+    search_lexical_weight: float | None = 0.4
     skip_update_when_empty: bool = True
     constrained_json: bool = True
     max_new_tokens: dict[str, int] = field(default_factory=default_max_new_tokens)
@@ -304,6 +309,7 @@ class MemoryConfig:
                 raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         for name, what, low, high in (("answer_mmr", "a weight", 0.0, 1.0),
                                       ("answer_lexical_weight", "a weight", 0.0, 10.0),
+                                      ("search_lexical_weight", "a weight", 0.0, 10.0),
                                       ("none_min_similarity", "a cosine", -1.0, 1.0),
                                       ("update_min_similarity", "a cosine", -1.0, 1.0),
                                       ("decline_other_subject", "a cosine margin", 0.0, 2.0),

@@ -18,8 +18,9 @@ embedded to get one), so ``threshold`` keeps its meaning; the order is the fused
 one.
 
 :func:`lexical_rerank` is the other use of BM25 here, on by default in ``Memory.answer``
-(``MemoryConfig.answer_lexical_weight``): the answer's vector candidates re-ordered by
-their words too, each memory read with the conversation it came from. It needs no
+and ``Memory.search`` (``MemoryConfig.answer_lexical_weight``, ``search_lexical_weight``):
+the vector candidates re-ordered by their words too, each memory read with the
+conversation it came from. It needs no
 index (a throwaway one over the candidates), so its own cost is the same at any store size.
 """
 
@@ -36,7 +37,7 @@ from memlora_engine.errors import require
 from memlora_engine.store.base import Store
 from memlora_engine.types import MemoryRecord, Scope
 
-__all__ = ["RERANK_POOL", "RRF_K", "SEARCH_MODES", "LexicalIndex", "hybrid_search", "lexical_rerank",
+__all__ = ["RERANK_POOL", "RRF_K", "SEARCH_RERANK_POOL", "SEARCH_MODES", "LexicalIndex", "hybrid_search", "lexical_rerank",
            "lexical_tokens", "rrf_fuse"]
 
 SEARCH_MODES = ("vector", "hybrid")
@@ -94,6 +95,15 @@ def _bm25s() -> Any:
 
 RERANK_POOL = 120
 """How many vector candidates ``Memory.answer`` re-orders with :func:`lexical_rerank` (at least)."""
+
+SEARCH_RERANK_POOL = 50
+"""How many vector candidates ``Memory.search`` re-orders with :func:`lexical_rerank` (at least).
+
+Fewer than ``answer``'s: a search is the integrations' hot path (p50 under 10 ms at 100k
+memories, ``memlora bench-store``), an answer waits on a generation call anyway. Evidence
+recall over the top 10 at this pool (session 25's grid, ``results/answers/scripts/lexical_rankings.py``):
+conv-30 0.579 -> 0.653, conv-26 0.613 -> 0.658 (0.692 / 0.712 at 120).
+"""
 
 
 def lexical_rerank(query: str, records: Sequence[MemoryRecord], weight: float) -> list[MemoryRecord]:

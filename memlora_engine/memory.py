@@ -29,7 +29,7 @@ from memlora_engine.embeddings.base import Embedder, cosine, max_marginal_releva
 from memlora_engine.errors import InvalidInputError, ModelOutputError
 from memlora_engine.generator import Generator
 from memlora_engine.history import HistoryStore
-from memlora_engine.hybrid import RERANK_POOL, LexicalIndex, hybrid_search, lexical_rerank
+from memlora_engine.hybrid import RERANK_POOL, SEARCH_RERANK_POOL, LexicalIndex, hybrid_search, lexical_rerank
 from memlora_engine.images import ImageStore, load_image
 from memlora_engine.jsonl import read_records, write_records
 from memlora_engine.messages import check_text, normalize_messages
@@ -371,14 +371,26 @@ class Memory:
     def search(self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
                run_id: str | None = None, limit: int | None = None, filters: dict[str, Any] | None = None,
                threshold: float | None = None) -> list[MemoryRecord]:
-        """The scope's memories most similar to ``query``, best first, with ``score``."""
+        """The scope's memories most relevant to ``query``, best first, with ``score`` (the cosine).
+
+        With ``MemoryConfig.search_lexical_weight`` (on by default) the vector
+        candidates (at least :data:`~memlora_engine.hybrid.SEARCH_RERANK_POOL`) are
+        re-ordered by their words too, each read with the conversation window it came
+        from (:func:`~memlora_engine.hybrid.lexical_rerank`), as ``answer`` does: the
+        LangChain and LlamaIndex classes read memories through ``search``.
+        ``threshold`` still applies to the cosine.
+        """
         scope = Scope(user_id, agent_id, run_id)
         query = _query_text(query, "query")
         k = _positive("limit", self.config.search_limit if limit is None else limit)
         if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
                                       or not math.isfinite(threshold)):
             raise InvalidInputError(f"threshold must be a finite number, got {threshold!r}")
-        hits = self._retrieve(scope, query, k, filters)
+        lexical = self.config.search_lexical_weight
+        if lexical is None:
+            hits = self._retrieve(scope, query, k, filters)
+        else:
+            hits = lexical_rerank(query, self._retrieve(scope, query, max(k, SEARCH_RERANK_POOL), filters), lexical)[:k]
         if threshold is not None:
             hits = [h for h in hits if h.score is not None and h.score >= threshold]
         return hits

@@ -622,9 +622,10 @@ def test_export_and_import_keep_a_memorys_source_and_how_it_is_found(tmp_path, m
     assert restored.get(first.id, user_id="u").source is None
 
 
-def test_an_answer_lists_the_memory_whose_conversation_shares_the_questions_words(tmp_path, minilm) -> None:
+def test_an_answer_and_a_search_list_the_memory_whose_conversation_shares_the_questions_words(tmp_path,
+                                                                                               minilm) -> None:
     question = "Is Cleo happy with the Marley flooring?"
-    listed = {}
+    listed, searched = {}, {}
     for weight in (0.4, None):
         generator = ScriptedGenerator({"extraction": [facts("Cleo finished renovating her studio."),
                                                       facts("Cleo wants a new floor for her kitchen.")],
@@ -633,16 +634,18 @@ def test_an_answer_lists_the_memory_whose_conversation_shares_the_questions_word
                                        "generation": ["yes"]})
         # source_weight off: the stored vectors are the texts', so only the re-ranking reads the window
         config = MemoryConfig(store="memory", data_dir=tmp_path / str(weight), answer_top_k=1, source_weight=None,
-                              answer_lexical_weight=weight)
+                              answer_lexical_weight=weight, search_lexical_weight=weight)
         memory = Memory(config, generator=generator, embedder=minilm)
         for turn in ("We went with Marley flooring in the end, it's perfect for dancing.",
                      "Our kitchen floor is so old, I want a new one."):
             memory.add([{"role": "user", "name": "Cleo", "content": turn},
                         {"role": "assistant", "name": "Dev", "content": "Wow."}], user_id="u")
-        # the vector order puts the kitchen first (0.507 vs 0.350 with all-MiniLM-L6-v2); search keeps it
-        assert memory.search(question, user_id="u", limit=1)[0].text == "Cleo wants a new floor for her kitchen."
+        # the vector order puts the kitchen first (0.507 vs 0.350 with all-MiniLM-L6-v2)
+        searched[weight] = [(m.text, round(m.score or 0.0, 3)) for m in memory.search(question, user_id="u")]
         listed[weight] = [m.text for m in memory.answer(question, user_id="u").memories]
     assert listed == {0.4: ["Cleo finished renovating her studio."], None: ["Cleo wants a new floor for her kitchen."]}
+    # search re-orders the same way, and its scores stay the cosines
+    assert searched[0.4] == searched[None][::-1] and searched[None][0][0] == "Cleo wants a new floor for her kitchen."
 
 
 def test_a_date_answer_comes_from_the_memory_whose_own_text_fits_the_question(tmp_path) -> None:

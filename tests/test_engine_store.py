@@ -83,6 +83,7 @@ def test_query_ranks_by_cosine_with_scores(store) -> None:
     assert store.query(ALICE, EMBED.embed(["tea"])[0], 0) == []
     assert store.query(Scope("nobody"), EMBED.embed(["tea"])[0], 3) == []
     assert len(store.query(ALICE, EMBED.embed(["tea"])[0], 100)) == 3
+    assert len(store.query(ALICE, EMBED.embed(["tea"])[0], 2**40)) == 3  # past 32 bits: Chroma's n_results is clamped
 
 
 FILTER_CASES = [

@@ -57,6 +57,9 @@ _MEMORY_THRESHOLDS = {
                                         "their BM25 match with the question, memory text and source window "
                                         "(MemoryConfig.answer_lexical_weight); 'off': the vector order "
                                         "(default: MemoryConfig's)"),
+    "search_lexical_weight": ("WEIGHT", "the same re-ordering for search, the integrations' read "
+                                        "(MemoryConfig.search_lexical_weight); 'off': the vector order "
+                                        "(default: MemoryConfig's)"),
 }
 """The optional-number ``MemoryConfig`` fields that commands offer as ``--field-name NUMBER|off``: metavar, help."""
 
@@ -64,7 +67,7 @@ _MEMORY_THRESHOLDS = {
 def add_memory_switches(parser: argparse.ArgumentParser) -> None:
     """``--[no-]dated-memories``, ``--[no-]anchor-dates``, ``--[no-]speaker-windows``, ``--[no-]keep-superseded``,
     ``--short-windows``, ``--update-context``, ``--unchanged-updates``, ``--answer-superseded``,
-    ``--update-min-similarity``, ``--source-weight``, ``--answer-lexical-weight``.
+    ``--update-min-similarity``, ``--source-weight``, ``--answer-lexical-weight``, ``--search-lexical-weight``.
 
     Those ``MemoryConfig`` fields; each is None unless given (then the ``MemoryConfig`` default holds).
     """

@@ -32,17 +32,23 @@ class RetrievalTarget:
     sessions_done: int
 
 
-def in_memory_memory(embedder: Embedder, search_mode: str) -> Any:
-    """A fresh :class:`~memlora_engine.Memory` on the in-memory store, writing no file."""
+def in_memory_memory(embedder: Embedder, search_mode: str, **settings: Any) -> Any:
+    """A fresh :class:`~memlora_engine.Memory` on the in-memory store, writing no file.
+
+    ``settings``: other ``MemoryConfig`` fields (e.g. ``search_lexical_weight=None``
+    for the vector order that scripts of earlier sessions measured).
+    """
     from memlora_engine.config import MemoryConfig
     from memlora_engine.memory import Memory
 
-    return Memory(MemoryConfig(store="memory", search_mode=search_mode, data_dir=None), embedder=embedder)
+    return Memory(MemoryConfig(store="memory", search_mode=search_mode, data_dir=None, **settings), embedder=embedder)
 
 
-def observation_memory(conversation: Conversation, embedder: Embedder, *, search_mode: str = "vector") -> RetrievalTarget:
-    """LoCoMo's observations of ``conversation`` as memories, written at their session's time."""
-    memory = in_memory_memory(embedder, search_mode)
+def observation_memory(conversation: Conversation, embedder: Embedder, *, search_mode: str = "vector",
+                       **settings: Any) -> RetrievalTarget:
+    """LoCoMo's observations of ``conversation`` as memories, written at their session's time (``settings``:
+    other ``MemoryConfig`` fields)."""
+    memory = in_memory_memory(embedder, search_mode, **settings)
     scope = f"locomo-{conversation.sample_id}"
     dates = {s.index: s.date_time for s in conversation.sessions}
     provenance: dict[str, list[str]] = {}

@@ -73,8 +73,9 @@ def check_fingerprint(directory: Path, fingerprint: dict[str, Any]) -> None:
 
 
 _ANSWER_ONLY_SETTINGS = frozenset({"answer_top_k", "search_mode", "dated_memories", "decline_other_subject",
-                                   "date_answers", "answer_mmr", "answer_superseded", "answer_lexical_weight"})
-"""MemoryConfig fields that only the answering reads (ingestion's update step retrieves by vector)."""
+                                   "date_answers", "answer_mmr", "answer_superseded", "answer_lexical_weight",
+                                   "search_lexical_weight"})
+"""MemoryConfig fields that only the reads (``answer``, ``search``) use (ingestion's update step retrieves by vector)."""
 
 def _ingest_fingerprint(fingerprint: dict[str, Any]) -> dict[str, Any]:
     """The part of a run fingerprint that decides what ingestion builds."""

@@ -32,12 +32,14 @@ from memlora_engine.embeddings.base import Embedder
 __all__ = ["RetrievalTarget", "cached_memory", "evidence_recall_at_k", "observation_memory", "scored_questions"]
 
 
-def cached_memory(conversation_dir: str | Path, embedder: Embedder, *, search_mode: str = "vector") -> RetrievalTarget:
-    """The memory cached in ``<cache>/<config>/<sample_id>/`` (finished or not), in a fresh in-memory store."""
+def cached_memory(conversation_dir: str | Path, embedder: Embedder, *, search_mode: str = "vector",
+                  **settings: Any) -> RetrievalTarget:
+    """The memory cached in ``<cache>/<config>/<sample_id>/`` (finished or not), in a fresh in-memory store
+    (``settings``: other ``MemoryConfig`` fields)."""
     directory = Path(conversation_dir)
     checkpoint = json.loads((directory / "checkpoint.json").read_text(encoding="utf-8"))
     scope = f"locomo-{directory.name}"
-    memory = _memory(embedder, search_mode)
+    memory = _memory(embedder, search_mode, **settings)
     if (directory / "memories.jsonl").exists() and checkpoint["sessions_done"]:
         memory.import_(directory / "memories.jsonl", user_id=scope)
     return RetrievalTarget(memory, scope, checkpoint["provenance"], checkpoint["sessions_done"])

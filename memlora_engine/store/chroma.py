@@ -44,6 +44,7 @@ _SOURCE = "_source"  # MemoryRecord.source: the conversation add extracted the t
 _SUPERSEDED = "_superseded"  # the suffix of a scope's collection of superseded records
 _SCOPE_KEYS = {"user_id": "_user_id", "agent_id": "_agent_id", "run_id": "_run_id"}
 _PAGE = 1000
+_MAX_RESULTS = 2**31 - 1  # n_results past 32 bits overflows Chroma's binding
 
 
 class _Shared:
@@ -418,16 +419,18 @@ class ChromaStore:
         vector = [float(v) for v in embedding]
 
         def search(col: Any) -> list[tuple[Any, ...]]:
-            # Chroma's binding overflows on n_results past 32 bits; more than the
-            # collection holds is never needed anyway.
-            n_results = min(k, int(col.count()))
-            if n_results == 0:
-                return []
+            # Chroma's binding overflows on n_results past 32 bits; asking for more than
+            # the collection holds returns what it holds.
+            n_results = min(k, _MAX_RESULTS)
             got = col.query(
                 query_embeddings=[vector], n_results=n_results, where=where,
                 include=["documents", "metadatas", "distances"],
             )
             hits = list(zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0]))
+            if len(hits) < n_results:
+                # Counted only on a short answer: ``count()`` reads the whole collection
+                # (half of a 10-hit search at 30k memories), and a full answer needs no count.
+                n_results = min(n_results, int(col.count()))
             if len(hits) < n_results:
                 # The approximate index returned fewer than it was asked for, though the
                 # scope holds more (a filter, or entries the HNSW graph does not reach):

@@ -244,7 +244,8 @@ def test_a_configuration_differing_only_in_generation_takes_the_finished_ingesti
     assert matches(result["answers"]) == matches(read_jsonl(source / "answers.jsonl"))
 
 
-@pytest.mark.parametrize("overrides", [{"answer_lexical_weight": None}, {"answer_top_k": 3, "answer_mmr": 0.5},
+@pytest.mark.parametrize("overrides", [{"answer_lexical_weight": None, "search_lexical_weight": None},
+                                       {"answer_top_k": 3, "answer_mmr": 0.5},
                                        {"answer_superseded": "off", "date_answers": False}])
 def test_a_run_answering_otherwise_takes_the_ingestion(tmp_path, first_session_run, make_model, overrides):
     partial = parse_config("adapters=extraction,update,generation")
@@ -357,6 +358,7 @@ def test_a_cached_run_of_other_adapter_weights_is_neither_resumed_nor_taken(tmp_
         (["--answer-lexical-weight", "0.2", "--source-weight", "0.5"], {"answer_lexical_weight": 0.2,
                                                                         "source_weight": 0.5}),
         (["--update-min-similarity", "off"], {"update_min_similarity": None}),  # off: the check off, not the default
+        (["--search-lexical-weight", "off"], {"search_lexical_weight": None}),
     ],
 )
 def test_memory_switches_set_only_the_fields_given(argv, settings):

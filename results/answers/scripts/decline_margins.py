@@ -24,7 +24,7 @@ def main() -> None:
     data, run, sample_id, out = sys.argv[1:5]
     embedder = SentenceTransformerEmbedder()
     conversation = {c.sample_id: c for c in load_locomo(data)}[sample_id]
-    target = cached_memory(run, embedder)
+    target = cached_memory(run, embedder, search_lexical_weight=None)
 
     def search(text: str) -> list[str]:
         return [m.text for m in target.memory.search(text, user_id=target.scope, limit=10)]

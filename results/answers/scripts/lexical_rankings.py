@@ -42,7 +42,7 @@ def main() -> None:
     data, run, sample_id = sys.argv[1:4]
     embedder = SentenceTransformerEmbedder()
     conversation = {c.sample_id: c for c in load_locomo(data)}[sample_id]
-    target = cached_memory(run, embedder)
+    target = cached_memory(run, embedder, search_lexical_weight=None)
     questions = [q for q in scored_questions(conversation, target.sessions_done) if q.category != 5]
     records = target.memory.get_all(user_id=target.scope)
     ids = [r.id for r in records]

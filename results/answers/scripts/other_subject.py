@@ -38,7 +38,7 @@ def main() -> None:
     conversations = {c.sample_id: c for c in load_locomo(args.data)}
     margins: dict[str, list[dict]] = {}
     for sample_id in [c for group in GROUPS.values() for c in group]:
-        target = observation_memory(conversations[sample_id], embedder)
+        target = observation_memory(conversations[sample_id], embedder, search_lexical_weight=None)
 
         def search(text: str, target=target) -> list[str]:
             return [m.text for m in target.memory.search(text, user_id=target.scope, limit=args.k)]

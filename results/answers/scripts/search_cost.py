@@ -26,7 +26,7 @@ def timed(fn, queries):
 
 rng = random.Random(0)
 queries = [" ".join(rng.choice(_WORDS) for _ in range(3)) for _ in range(n)]
-memory = Memory(MemoryConfig(data_dir=data_dir, search_mode="hybrid"), embedder=emb)
+memory = Memory(MemoryConfig(data_dir=data_dir, search_mode="hybrid", search_lexical_weight=None), embedder=emb)
 scope = Scope("bench", None, None)
 c0, w0 = time.process_time(), time.perf_counter()
 memory.search("coffee", user_id="bench", limit=10)

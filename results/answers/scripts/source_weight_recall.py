@@ -32,7 +32,7 @@ def main() -> None:
     data, run, sample_id = sys.argv[1:4]
     embedder = SentenceTransformerEmbedder()
     conversation = {c.sample_id: c for c in load_locomo(data)}[sample_id]
-    target = cached_memory(run, embedder)
+    target = cached_memory(run, embedder, search_lexical_weight=None)
     turns = {t.dia_id: f"{t.speaker}: {t.text}" for s in conversation.sessions for t in s.turns}
     memories = target.memory.get_all(user_id=target.scope)
     provenance = [list(target.provenance.get(m.id, [])) for m in memories]

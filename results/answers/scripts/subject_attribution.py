@@ -38,7 +38,7 @@ def main() -> None:
     sample_id = Path(args.cache_dir).name
     conversation = {c.sample_id: c for c in load_locomo(args.data)}[sample_id]
     speakers = [conversation.speaker_a, conversation.speaker_b]
-    target = cached_memory(args.cache_dir, embedder)
+    target = cached_memory(args.cache_dir, embedder, search_lexical_weight=None)
     memories = target.memory.get_all(user_id=target.scope)
     observations = list(conversation.observations)
     observation_vectors = embedder.embed([mask_name(o.text, speakers) for o in observations])

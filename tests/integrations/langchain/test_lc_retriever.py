@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 
 import pytest
@@ -12,7 +13,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnablePassthrough
 from langchain_tests.integration_tests import RetrieversIntegrationTests
 
-from memlora_engine import FilterError
+from memlora_engine import FilterError, Memory, MemoryConfig
 from memlora_integrations.langchain import MemLoRARetriever
 from memlora_integrations.langchain.retrievers import record_to_document
 
@@ -169,3 +170,24 @@ def test_unknown_search_kwargs_are_refused(lc_memory):
         MemLoRARetriever(memory=lc_memory, user_id="alice", search_kwargs={"fetch_k": 20})
     with pytest.raises(ValueError, match="filter"):
         MemLoRARetriever(memory=lc_memory, user_id="alice", filter={"topic": "a"}, filters={"topic": "b"})
+
+
+def test_a_memory_found_by_its_conversations_words_comes_first_without_retriever_changes(tmp_path, minilm):
+    """The engine's ``search`` re-orders by the words of each memory's source window
+    (MemoryConfig.search_lexical_weight); the retriever gains it as it is (issue 18, item 5)."""
+    lines = [json.dumps({"id": id_, "text": text, "created_at": "2024-01-01T00:00:00+00:00",
+                         "source": f"Cleo: {said}\nDev: Wow."})
+             for id_, text, said in (("a", "Cleo finished renovating her studio.",
+                                      "We went with Marley flooring in the end, it's perfect for dancing."),
+                                     ("b", "Cleo wants a new floor for her kitchen.",
+                                      "Our kitchen floor is so old, I want a new one."))]
+    first = {}
+    for weight in (0.4, None):
+        # source_weight off: the stored vectors are the texts', so only the re-ordering reads the window
+        config = MemoryConfig(store="memory", data_dir=tmp_path / str(weight), source_weight=None,
+                              search_lexical_weight=weight)
+        memory = Memory(config, embedder=minilm)
+        assert memory.import_(lines, user_id="cleo") == 2
+        retriever = MemLoRARetriever(memory=memory, user_id="cleo", k=1)
+        first[weight] = retriever.invoke("Is Cleo happy with the Marley flooring?")[0].page_content
+    assert first == {0.4: "Cleo finished renovating her studio.", None: "Cleo wants a new floor for her kitchen."}
