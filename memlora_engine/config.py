@@ -223,8 +223,10 @@ class MemoryConfig:
         date_answers: answer a question that asks when ("When did ...?") with the date
             of the best-ranked retrieved memory that states one
             (:func:`~memlora_engine.dates.date_phrase`; ``Answer.operation == "date"``,
-            counted in ``stats["generation"].date_answers``), without a generation call.
-            With no dated memory retrieved the generation operation answers. The shipped
+            counted in ``stats["generation"].date_answers``), without a generation call;
+            where sources took part in the ranking (``source_weight`` or
+            ``answer_lexical_weight`` set), of the listed memory whose own text is nearest
+            the question. With no dated memory retrieved the generation operation answers. The shipped
             generation expert, shown a dated memory, often answers a date of its own
             (results/answers/README.md, "Session 15").
         keep_superseded: when the update step UPDATEs a memory, keep the text it

@@ -569,10 +569,11 @@ class Memory:
                             check.asked, check.margin, check.other)
                 return Answer(text=NOT_IN_MEMORY, memories=memories, declined="other_subject")
         date_order = None
-        if (self.config.date_answers and self.config.source_weight is not None and not given
+        by_source = self.config.source_weight is not None or lexical is not None  # sources took part in the order
+        if (self.config.date_answers and by_source and not given
                 and any(m.source is not None for m in memories) and asks_when(question)):
-            # A memory found by its source's words may state another event's date: the date
-            # answer comes from the memory whose own text is nearest the question.
+            # A memory found by its source (its vector or its words) may state another event's
+            # date: the date answer comes from the memory whose own text is nearest the question.
             texts = self.embedder.embed([m.text for m in memories])
             nearest = sorted(range(len(memories)), key=lambda i: -cosine(question_vector, texts[i]))
             date_order = [memories[i] for i in nearest]

@@ -648,14 +648,20 @@ def test_an_answer_and_a_search_list_the_memory_whose_conversation_shares_the_qu
     assert searched[0.4] == searched[None][::-1] and searched[None][0][0] == "Cleo wants a new floor for her kitchen."
 
 
-def test_a_date_answer_comes_from_the_memory_whose_own_text_fits_the_question(tmp_path) -> None:
+@pytest.mark.parametrize("settings", [
+    {},  # the defaults: found by its source's vector (source_weight) and words (the lexical weights)
+    # by its source's words alone: stored under the texts' vectors, a heavy re-ordering lifts it
+    {"source_weight": None, "answer_lexical_weight": 2.0, "search_lexical_weight": 2.0},
+], ids=["defaults", "words_only"])
+def test_a_date_answer_comes_from_the_memory_whose_own_text_fits_the_question(tmp_path, settings) -> None:
     # Bag-of-words vectors: the activist memory's source repeats the question's words, its text does not.
     embedder = DeterministicEmbedder(1024)
     generator = ScriptedGenerator({"extraction": [facts("Cleo went to a support group on 7 May 2023."),
                                                   facts("Cleo joined activists on 18 July 2023.")],
                                    "update": [ops({"id": "new", "text": "Cleo joined activists on 18 July 2023.",
                                                    "event": "ADD"})]})
-    memory = Memory(MemoryConfig(store="memory", data_dir=tmp_path), generator=generator, embedder=embedder)
+    memory = Memory(MemoryConfig(store="memory", data_dir=tmp_path, **settings), generator=generator,
+                    embedder=embedder)
     for turn in ("Busy day, 7 May 2023.",
                  "When did I go to the support group? Long ago! I joined activists on 18 July 2023."):
         memory.add([{"role": "user", "name": "Cleo", "content": turn},
