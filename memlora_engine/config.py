@@ -14,7 +14,7 @@ from memlora_engine.prompts import PROMPT_STYLES
 from memlora_engine.types import Operation
 
 __all__ = ["ANSWER_SUPERSEDED", "SHORT_WINDOWS", "UNCHANGED_UPDATES", "UPDATE_CONTEXTS", "MemoryConfig", "default_data_dir",
-           "known_fields_only"]
+           "known_fields_only", "read_side_settings"]
 
 _STORES = ("persistent", "memory", "http")
 _UNCOVERED_POLICIES = ("add", "ignore")
@@ -47,6 +47,10 @@ def known_fields_only(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         warnings.warn(f"ignoring unknown {cls.__name__} keys: {unknown}", stacklevel=3)
     return {k: v for k, v in data.items() if k in known}
+
+
+_READ_SIDE = {"read_side": True}
+"""Field metadata of the settings only ``answer`` and ``search`` read (see :func:`read_side_settings`)."""
 
 
 @dataclass
@@ -256,11 +260,11 @@ class MemoryConfig:
     prompt_style: str = "memlora"
     base_prompt_style: str = "mem0"
     update_top_k: int = 5
-    search_limit: int = 10
-    answer_top_k: int = 10
-    answer_mmr: float | None = None
-    answer_lexical_weight: float | None = 0.4
-    search_lexical_weight: float | None = 0.4
+    search_limit: int = field(default=10, metadata=_READ_SIDE)
+    answer_top_k: int = field(default=10, metadata=_READ_SIDE)
+    answer_mmr: float | None = field(default=None, metadata=_READ_SIDE)
+    answer_lexical_weight: float | None = field(default=0.4, metadata=_READ_SIDE)
+    search_lexical_weight: float | None = field(default=0.4, metadata=_READ_SIDE)
     skip_update_when_empty: bool = True
     constrained_json: bool = True
     max_new_tokens: dict[str, int] = field(default_factory=default_max_new_tokens)
@@ -275,14 +279,14 @@ class MemoryConfig:
     update_min_similarity: float | None = 0.15
     update_calls: str = "per_fact"
     update_context: str = "own"
-    search_mode: str = "vector"
-    dated_memories: bool = False
-    decline_other_subject: float | None = None
+    search_mode: str = field(default="vector", metadata=_READ_SIDE)
+    dated_memories: bool = field(default=False, metadata=_READ_SIDE)
+    decline_other_subject: float | None = field(default=None, metadata=_READ_SIDE)
     speaker_subjects: bool = True
     anchor_dates: bool = True
-    date_answers: bool = True
+    date_answers: bool = field(default=True, metadata=_READ_SIDE)
     keep_superseded: bool = True
-    answer_superseded: str = "unless_successor"
+    answer_superseded: str = field(default="unless_successor", metadata=_READ_SIDE)
 
     def __post_init__(self) -> None:
         if self.store not in _STORES:
@@ -345,3 +349,15 @@ class MemoryConfig:
     def from_dict(cls, data: dict[str, Any]) -> MemoryConfig:
         """Build from a dict; unknown keys are ignored with a warning (newer configs load)."""
         return cls(**known_fields_only(cls, data))
+
+
+def read_side_settings() -> frozenset[str]:
+    """The :class:`MemoryConfig` fields that only ``answer`` and ``search`` read.
+
+    Ingestion builds the same memory under any value of them (the update step queries
+    the store by vector itself), so a run's memory can be answered from again under
+    other values (``memlora eval locomo --ingest-from``). Declared on each field
+    (``metadata={"read_side": True}``), next to its default.
+    """
+    return frozenset(f.name for f in fields(MemoryConfig) if f.metadata.get("read_side"))
+

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from memlora_engine.config import read_side_settings
 from memlora_engine.errors import ConfigError
 from memlora_engine.evaluation.recording import read_jsonl, rewrite_jsonl
 from memlora_engine.operations import INGEST_OPERATIONS
@@ -72,10 +73,8 @@ def check_fingerprint(directory: Path, fingerprint: dict[str, Any]) -> None:
         path.write_text(json.dumps(fingerprint, indent=1, sort_keys=True), encoding="utf-8")
 
 
-_ANSWER_ONLY_SETTINGS = frozenset({"answer_top_k", "search_mode", "dated_memories", "decline_other_subject",
-                                   "date_answers", "answer_mmr", "answer_superseded", "answer_lexical_weight",
-                                   "search_lexical_weight"})
-"""MemoryConfig fields that only the reads (``answer``, ``search``) use (ingestion's update step retrieves by vector)."""
+_READ_SIDE_SETTINGS = read_side_settings()
+"""MemoryConfig fields that only the reads (``answer``, ``search``) use: a run's ingestion is taken under any value."""
 
 def _ingest_fingerprint(fingerprint: dict[str, Any]) -> dict[str, Any]:
     """The part of a run fingerprint that decides what ingestion builds."""
@@ -83,7 +82,7 @@ def _ingest_fingerprint(fingerprint: dict[str, Any]) -> dict[str, Any]:
     settings = fingerprint.get("memory") or {}
     return {
         **{k: v for k, v in fingerprint.items() if k not in ("config", "memory", "adapter_weights")},
-        "memory": {k: v for k, v in settings.items() if k not in _ANSWER_ONLY_SETTINGS},
+        "memory": {k: v for k, v in settings.items() if k not in _READ_SIDE_SETTINGS},
         "full_context": config["full_context"],
         "ingest_adapters": sorted(set(config["adapters"]) & _INGEST_STAGES),
         "adapter_weights": {k: v for k, v in (fingerprint.get("adapter_weights") or {}).items() if k in _INGEST_STAGES},

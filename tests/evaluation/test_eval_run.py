@@ -244,7 +244,7 @@ def test_a_configuration_differing_only_in_generation_takes_the_finished_ingesti
     assert matches(result["answers"]) == matches(read_jsonl(source / "answers.jsonl"))
 
 
-@pytest.mark.parametrize("overrides", [{"answer_lexical_weight": None, "search_lexical_weight": None},
+@pytest.mark.parametrize("overrides", [{"answer_lexical_weight": None, "search_lexical_weight": None, "search_limit": 3},
                                        {"answer_top_k": 3, "answer_mmr": 0.5},
                                        {"answer_superseded": "off", "date_answers": False}])
 def test_a_run_answering_otherwise_takes_the_ingestion(tmp_path, first_session_run, make_model, overrides):
