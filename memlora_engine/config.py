@@ -92,9 +92,10 @@ class MemoryConfig:
             scaled so the best word match gains the whole weight), before the
             ``answer_top_k`` are listed. Questions share rare words with what was said
             ("Marley flooring", "charity race") more often than with the one-line fact
-            the extraction expert wrote. None: the vector order alone. The weight 0.4 was chosen on the validation conversation
-            (evidence recall, then LoCoMo F1; results/answers/README.md, "Session 25");
-            needs ``bm25s`` (in ``memlora[chroma]`` and ``memlora[hybrid]``).
+            the extraction expert wrote. None: the vector order alone. The weight 0.4 was
+            chosen on the validation conversation (evidence recall, then LoCoMo F1;
+            results/answers/README.md, "Session 25"); needs ``bm25s`` (in
+            ``memlora[chroma]`` and ``memlora[hybrid]``).
         search_lexical_weight: the same re-ordering for ``search`` (the read of the
             LangChain and LlamaIndex classes), over at least
             :data:`~memlora_engine.hybrid.SEARCH_RERANK_POOL` vector candidates (fewer
@@ -230,9 +231,9 @@ class MemoryConfig:
             counted in ``stats["generation"].date_answers``), without a generation call;
             where sources took part in the ranking (``source_weight`` or
             ``answer_lexical_weight`` set), of the listed memory whose own text is nearest
-            the question. With no dated memory retrieved the generation operation answers. The shipped
-            generation expert, shown a dated memory, often answers a date of its own
-            (results/answers/README.md, "Session 15").
+            the question. With no dated memory retrieved the generation operation
+            answers. The shipped generation expert, shown a dated memory, often answers a
+            date of its own (results/answers/README.md, "Session 15").
         keep_superseded: when the update step UPDATEs a memory, keep the text it
             replaces as a *superseded* record (``MemoryRecord.superseded_by``: the
             memory's id; its times and metadata kept). ``search``, ``get``, ``get_all``
@@ -360,4 +361,3 @@ def read_side_settings() -> frozenset[str]:
     (``metadata={"read_side": True}``), next to its default.
     """
     return frozenset(f.name for f in fields(MemoryConfig) if f.metadata.get("read_side"))
-

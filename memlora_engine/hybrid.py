@@ -20,8 +20,8 @@ one.
 :func:`lexical_rerank` is the other use of BM25 here, on by default in ``Memory.answer``
 and ``Memory.search`` (``MemoryConfig.answer_lexical_weight``, ``search_lexical_weight``):
 the vector candidates re-ordered by their words too, each memory read with the
-conversation it came from. It needs no
-index (a throwaway one over the candidates), so its own cost is the same at any store size.
+conversation it came from. It needs no index (a throwaway one over the candidates), so
+its own cost is the same at any store size.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from memlora_engine.errors import require
 from memlora_engine.store.base import Store
 from memlora_engine.types import MemoryRecord, Scope
 
-__all__ = ["RERANK_POOL", "RRF_K", "SEARCH_RERANK_POOL", "SEARCH_MODES", "LexicalIndex", "hybrid_search", "lexical_rerank",
-           "lexical_tokens", "rrf_fuse"]
+__all__ = ["RERANK_POOL", "RRF_K", "SEARCH_MODES", "SEARCH_RERANK_POOL", "LexicalIndex", "hybrid_search",
+           "lexical_rerank", "lexical_tokens", "rrf_fuse"]
 
 SEARCH_MODES = ("vector", "hybrid")
 """``MemoryConfig.search_mode`` values."""

@@ -390,7 +390,8 @@ class Memory:
         if lexical is None:
             hits = self._retrieve(scope, query, k, filters)
         else:
-            hits = lexical_rerank(query, self._retrieve(scope, query, max(k, SEARCH_RERANK_POOL), filters), lexical)[:k]
+            candidates = self._retrieve(scope, query, max(k, SEARCH_RERANK_POOL), filters)
+            hits = lexical_rerank(query, candidates, lexical)[:k]
         if threshold is not None:
             hits = [h for h in hits if h.score is not None and h.score >= threshold]
         return hits

@@ -76,6 +76,7 @@ def check_fingerprint(directory: Path, fingerprint: dict[str, Any]) -> None:
 _READ_SIDE_SETTINGS = read_side_settings()
 """MemoryConfig fields that only the reads (``answer``, ``search``) use: a run's ingestion is taken under any value."""
 
+
 def _ingest_fingerprint(fingerprint: dict[str, Any]) -> dict[str, Any]:
     """The part of a run fingerprint that decides what ingestion builds."""
     config = fingerprint["config"]
