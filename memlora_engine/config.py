@@ -217,8 +217,10 @@ class MemoryConfig:
             (:func:`~memlora_engine.subjects.speaker_subjects`; counted in
             ``stats["extraction"].renamed_subjects``). The extraction expert often names
             the other person of a two-person conversation ("Thanks, Caroline! Painting
-            relaxes me", said by Melanie, becomes "Caroline ..."). Only conversations
-            with two or more named speakers are touched.
+            relaxes me", said by Melanie, becomes "Caroline ..."). A fact about
+            "<Name>'s <thing>" goes to the speaker who says "my <thing>", and a reply in
+            the second person ("Glad your son is okay") counts less than the news it
+            answers. Only conversations with two or more named speakers are touched.
         anchor_dates: rewrite the relative dates of each extracted fact against the
             ``add`` call's timestamp ("yesterday" -> "on 7 May 2023", "last week" ->
             "the week before 8 May 2023"; :func:`~memlora_engine.dates.anchor_dates`;

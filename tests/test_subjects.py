@@ -132,6 +132,27 @@ def test_a_fact_gets_the_name_of_the_speaker_it_restates(minilm) -> None:
 
 
 @pytest.mark.parametrize(
+    ("window", "fact", "expected"),
+    [
+        # "my daughter" is Dana's: the reply restates it closer, but it says "your daughter"
+        ("Dana: We had a scary weekend, my daughter fell off her bike on the trail. She is fine now.\n"
+         "Omar: Oh no, sorry about the fall! Glad your daughter is fine after falling off the bike.",
+         "Omar's daughter fell off her bike on the trail.", "Dana's daughter fell off her bike on the trail."),
+        # a reply in the second person repeats the news more closely than the news itself
+        ("Dana: I finally ran the city marathon last Sunday, it took me four hours.\n"
+         "Omar: Wow, you ran the whole city marathon in four hours? You must be so proud of yourself!",
+         "Omar ran the city marathon in four hours.", "Dana ran the city marathon in four hours."),
+        # a speaker's own news in a second-person turn stays theirs when the other's turn is unrelated
+        ("Dana: How was your week? Anything new?\nOmar: You should see my new guitar, you would love it!",
+         "Omar bought a new guitar.", "Omar bought a new guitar."),
+    ],
+    ids=["possessive", "reply", "own_news_in_a_reply"],
+)
+def test_the_speaker_whose_news_it_is_names_the_fact(minilm, window, fact, expected) -> None:
+    assert speaker_subjects([fact], window, minilm) == ([expected], int(expected != fact))
+
+
+@pytest.mark.parametrize(
     "conversation",
     ["user: Thanks! Painting's a fun way to express my feelings.\nassistant: Lovely.",   # roles, no names
      "Melanie: Painting's a fun way to express my feelings."],                           # one named speaker
