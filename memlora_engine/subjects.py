@@ -151,8 +151,9 @@ def check_question(question: str, retrieved: Sequence[str], search: Callable[[st
 
 _ROLES = frozenset({"user", "assistant", "system", "tool", "human", "ai"})
 _LINE = re.compile(r"^([^:\n]{1,80}): ", re.MULTILINE)
-_FIRST_PERSON = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|mine|we|we're|we've|our|ours|us)\b", re.IGNORECASE)
-_SECOND_PERSON = re.compile(r"\b(?:you|you're|you've|you'd|your|yours)\b", re.IGNORECASE)
+# A contraction counts by its pronoun: "\b" ends "I" in "I'm" and "you" in "you're".
+_FIRST_PERSON = re.compile(r"\b(?:i|me|my|mine|we|our|ours|us)\b", re.IGNORECASE)
+_SECOND_PERSON = re.compile(r"\b(?:you|your|yours)\b", re.IGNORECASE)
 _REPLY_PENALTY = 0.1
 """Cosine taken from a turn that speaks more in the second person than in the first when
 :func:`speaker_subjects` picks a fact's speaker: such a turn answers the other speaker's news
