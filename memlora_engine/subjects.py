@@ -184,6 +184,12 @@ def _owner(fact: str, subject: str, turns: Sequence[tuple[str, str]], speakers: 
     return None
 
 
+def _names_another(fact: str, subject: str, speakers: Sequence[str]) -> bool:
+    """Whether ``fact`` names a speaker other than its leading ``subject`` after it."""
+    rest = fact.lstrip()[len(subject):]
+    return any(re.search(rf"\b{re.escape(s)}\b", rest) for s in speakers if s != subject)
+
+
 def speaker_subjects(facts: Sequence[str], conversation: str, embedder: Embedder) -> tuple[list[str], int]:
     """``facts`` with each one's leading name set to the speaker whose words it restates.
 
@@ -199,7 +205,8 @@ def speaker_subjects(facts: Sequence[str], conversation: str, embedder: Embedder
     just one says "your <thing>"; and a turn that speaks more in the second person than in
     the first (a reply to the other's news) counts ``_REPLY_PENALTY`` less.
     Nothing changes in a conversation with fewer than two named speakers (a user and an
-    unnamed assistant), nor in a fact that does not begin with a speaker's name.
+    unnamed assistant), in a fact that does not begin with a speaker's name, nor in one
+    that names another speaker too (a relation, which names both sides itself).
 
     Returns:
         the facts (same order; a renamed fact may now equal another, the caller keeps
@@ -210,7 +217,11 @@ def speaker_subjects(facts: Sequence[str], conversation: str, embedder: Embedder
     speakers = sorted({who for who, _ in turns})
     if len(speakers) < 2:
         return list(facts), 0
-    named = [(i, subject) for i, fact in enumerate(facts) if (subject := subject_of(fact)) in speakers]
+    # A fact that names another speaker too ("Gina is proud of Jon's studio") is a relation between
+    # them: with every name masked it reads the same from either side, and renaming its subject
+    # after the closer turn made "Jon is proud of Jon's studio" (a tenth of conv-30's memories).
+    named = [(i, subject) for i, fact in enumerate(facts)
+             if (subject := subject_of(fact)) in speakers and not _names_another(fact, subject, speakers)]
     if not named:
         return list(facts), 0
     vectors = embedder.embed([mask_name(t, speakers) for _, t in turns]

@@ -145,8 +145,12 @@ def test_a_fact_gets_the_name_of_the_speaker_it_restates(minilm) -> None:
         # a speaker's own news in a second-person turn stays theirs when the other's turn is unrelated
         ("Dana: How was your week? Anything new?\nOmar: You should see my new guitar, you would love it!",
          "Omar bought a new guitar.", "Omar bought a new guitar."),
+        # a relation names both speakers: masked, it reads the same from either side, so it stays
+        ("Omar: Thanks, Dana! Your support means a lot, I'll keep going after my dreams.\n"
+         "Dana: Go for it, Omar! I'm always here for you.",
+         "Dana is supportive of Omar's dreams.", "Dana is supportive of Omar's dreams."),
     ],
-    ids=["possessive", "reply", "own_news_in_a_reply"],
+    ids=["possessive", "reply", "own_news_in_a_reply", "relation"],
 )
 def test_the_speaker_whose_news_it_is_names_the_fact(minilm, window, fact, expected) -> None:
     assert speaker_subjects([fact], window, minilm) == ([expected], int(expected != fact))
