@@ -77,11 +77,11 @@ def test_check_question_searches_again_with_the_name_masked(minilm) -> None:
     assert searched == []  # no known subject named: no second search
 
 
-def _memory(tmp_path, minilm, decline_other_subject=0.06, **config):
+def _memory(tmp_path, minilm, **config):
     from memlora_engine import Memory
 
     generator = ScriptedGenerator({"generation": lambda request: "self-care is important"})
-    memory = Memory(MemoryConfig(store="memory", data_dir=tmp_path, decline_other_subject=decline_other_subject, **config), generator=generator, embedder=minilm)
+    memory = Memory(MemoryConfig(store="memory", data_dir=tmp_path, **config), generator=generator, embedder=minilm)
     memory.add_many(CAROLINE + MELANIE, user_id="u")
     return memory
 
@@ -96,8 +96,8 @@ def test_memory_answer_declines_without_a_generation_call(tmp_path, minilm) -> N
     assert memory.stats["generation"].calls == 1 and memory.stats["generation"].declined == 1
 
 
-def test_the_check_is_off_by_default(tmp_path, minilm) -> None:
-    assert MemoryConfig().decline_other_subject is None
+def test_none_turns_the_check_off(tmp_path, minilm) -> None:
+    assert MemoryConfig().decline_other_subject == 0.10  # on by default (the other tests use the default)
     memory = _memory(tmp_path, minilm, decline_other_subject=None)
     answer = memory.answer("What did Melanie realize after the charity race?", user_id="u")
     assert answer.text == "self-care is important" and answer.declined is None

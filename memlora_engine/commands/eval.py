@@ -83,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(MemoryConfig.date_answers; default: MemoryConfig's, on)")
     locomo.add_argument("--decline-other-subject", type=number_or_off, metavar="MARGIN|off",
                         help="decline a question about one person that only another person's memories answer "
-                             "(MemoryConfig.decline_other_subject, a cosine margin; default: MemoryConfig's, off)")
+                             "(MemoryConfig.decline_other_subject, a cosine margin; default: MemoryConfig's, 0.10)")
     locomo.add_argument("--max-new-tokens", metavar="STAGE=N,...",
                         help="per-stage output caps, e.g. extraction=96,update=160 (default: MemoryConfig's)")
     locomo.add_argument("--ingest-from", metavar="SPEC",

@@ -249,7 +249,8 @@ def generate_current_state_examples(
     kinds, weights = zip(*KINDS.items())
     teacher = ReferenceAnswerTeacher()
     generator = TeacherGenerator({Operation.GENERATION: teacher})
-    memory = in_memory_memory(embedder, settings.search_mode)
+    # Every question must reach the generation call it is an example of: the other-subject check stays off.
+    memory = in_memory_memory(embedder, settings.search_mode, decline_other_subject=None)
     memory.generator = generator
     memory.config.answer_top_k = settings.answer_top_k
     memory.config.dated_memories = settings.dated_memories

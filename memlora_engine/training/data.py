@@ -230,7 +230,8 @@ def replay_conversation(
     embedder.prime([" ".join(o.text.split()) for o in conversation.observations] + [q.question.strip() for q in conversation.qa])
     config = MemoryConfig(store="memory", namespace=f"distill-{uuid.uuid4().hex[:12]}", prompt_style=_STYLE,
                           update_top_k=update_top_k, answer_top_k=answer_top_k, dated_memories=dated_memories,
-                          date_answers=False,  # every question is a generation example
+                          # every question is a generation example: no date answers, no declines
+                          date_answers=False, decline_other_subject=None,
                           # one extraction example per two-turn window: the teacher's targets are the window's facts
                           speaker_windows=False)
     scope = f"locomo-{conversation.sample_id}"

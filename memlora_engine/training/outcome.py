@@ -182,7 +182,8 @@ class OutcomeCheckedTeacher:
         from memlora_engine.memory import Memory
 
         config = MemoryConfig(store="memory", namespace=f"outcome-{uuid.uuid4().hex[:12]}", prompt_style=self.style,
-                              answer_top_k=self.answer_top_k)
+                              # answers judge the memory's decisions; a decline would judge nothing
+                              answer_top_k=self.answer_top_k, decline_other_subject=None)
         with Memory(config, generator=self.answerer, embedder=self.embedder) as copy:
             for number, text in enumerate(texts):
                 copy.put(str(number), text, user_id="outcome")

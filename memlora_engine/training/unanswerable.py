@@ -142,7 +142,9 @@ def generate_unanswerable_examples(
         for number, draw in enumerate(draws):
             target = memories.get(draw.memory.sample_id)
             if target is None:
-                target = observation_memory(draw.memory, embedder, search_mode=settings.search_mode)
+                # Every question must reach the generation call it is an example of: no declines.
+                target = observation_memory(draw.memory, embedder, search_mode=settings.search_mode,
+                                            decline_other_subject=None)
                 target.memory.generator = generator
                 target.memory.config.answer_top_k = settings.answer_top_k
                 target.memory.config.dated_memories = settings.dated_memories

@@ -91,7 +91,9 @@ def test_end_to_end_then_resume_without_model_calls(tmp_path, synthetic_file, ma
 def test_interrupted_run_resumes_at_the_last_finished_session(tmp_path, synthetic_file, make_model):
     conversation = load_locomo(synthetic_file)[0]
     config = parse_config("memlora-prompts-base")
-    options = RunOptions(progress=False)
+    # The other-subject check compares cosine margins, which DeterministicEmbedder's hashed vectors do
+    # not give meaning to; this test is about resuming, so every question goes to the model.
+    options = RunOptions(progress=False, memory_overrides={"decline_other_subject": None})
     budget = {"calls": 0}
 
     def flaky(config):
@@ -208,7 +210,8 @@ def test_token_caps_reach_every_recorded_call(tmp_path, synthetic_file, make_mod
 def test_a_configuration_differing_only_in_generation_takes_the_finished_ingestion(tmp_path, synthetic_file,
                                                                                      make_model):
     conversation = load_locomo(synthetic_file)[0]
-    options = RunOptions(progress=False)
+    # every question to the model (the other-subject check's margins mean nothing on hashed vectors)
+    options = RunOptions(progress=False, memory_overrides={"decline_other_subject": None})
     full = parse_config("memlora")
     run_config([conversation], full, make_model(adapters=full.adapters), tmp_path, embedder=DeterministicEmbedder(),
                options=options)

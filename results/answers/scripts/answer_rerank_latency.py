@@ -46,7 +46,9 @@ def main() -> None:
         asked = [f"What does Cleo say about {rng.choice(WORDS)} and {rng.choice(WORDS)}?" for _ in range(questions)]
         results = {}
         for weight in (None, 0.4):
-            memory = Memory(MemoryConfig(data_dir=f"{tmp}/{weight}", answer_lexical_weight=weight),
+            # decline_other_subject=None: the answer path as measured in session 25, without the check
+            memory = Memory(MemoryConfig(data_dir=f"{tmp}/{weight}", answer_lexical_weight=weight,
+                                         decline_other_subject=None),
                             generator=ScriptedGenerator({"generation": ["ok"]}), embedder=embedder)
             memory.import_(lines, user_id="u")
             memory.answer(asked[0], user_id="u")  # warm
