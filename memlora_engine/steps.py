@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -48,6 +47,7 @@ from memlora_engine.ops import (
 from memlora_engine.parsing import RawOp, parse_facts, parse_update_ops
 from memlora_engine.prompts import render_prompt
 from memlora_engine.stats import Stats
+from memlora_engine.subjects import FIRST_PERSON
 from memlora_engine.types import Event, MemoryRecord, Operation
 
 __all__ = ["ModelCaller", "UpdatePlan", "decide_updates", "extract_facts", "extraction_conversations",
@@ -327,12 +327,9 @@ def extraction_conversations(messages: Sequence[dict[str, Any]], window: int | N
     return [fit_conversation(render_conversation(w), budget, stacklevel=stacklevel + 1) for w in reversed(chosen)]
 
 
-_FIRST_PERSON = re.compile(r"\b(?:i|me|my|mine|myself|we|us|our|ours|ourselves)\b", re.IGNORECASE)
-
-
 def speaks_of_self(text: str) -> bool:
     """Whether ``text`` says something in the first person (I, me, my, we, us, our, ...; English)."""
-    return _FIRST_PERSON.search(text) is not None
+    return FIRST_PERSON.search(text) is not None
 
 
 def _named_speakers(messages: Sequence[dict[str, Any]]) -> set[str]:

@@ -152,7 +152,8 @@ def check_question(question: str, retrieved: Sequence[str], search: Callable[[st
 _ROLES = frozenset({"user", "assistant", "system", "tool", "human", "ai"})
 _LINE = re.compile(r"^([^:\n]{1,80}): ", re.MULTILINE)
 # A contraction counts by its pronoun: "\b" ends "I" in "I'm" and "you" in "you're".
-_FIRST_PERSON = re.compile(r"\b(?:i|me|my|mine|we|our|ours|us)\b", re.IGNORECASE)
+FIRST_PERSON = re.compile(r"\b(?:i|me|my|mine|myself|we|us|our|ours|ourselves)\b", re.IGNORECASE)
+"""First-person pronouns (English): a turn's news about its speaker (also ``steps.speaks_of_self``)."""
 _SECOND_PERSON = re.compile(r"\b(?:you|your|yours)\b", re.IGNORECASE)
 _REPLY_PENALTY = 0.1
 """Cosine taken from a turn that speaks more in the second person than in the first when
@@ -229,7 +230,7 @@ def speaker_subjects(facts: Sequence[str], conversation: str, embedder: Embedder
     turn_vectors, fact_vectors = vectors[: len(turns)], vectors[len(turns):]
     fixed = list(facts)
     renamed = 0
-    replies = [len(_SECOND_PERSON.findall(t)) > len(_FIRST_PERSON.findall(t)) for _, t in turns]
+    replies = [len(_SECOND_PERSON.findall(t)) > len(FIRST_PERSON.findall(t)) for _, t in turns]
     for (index, subject), vector in zip(named, fact_vectors, strict=True):
         speaker = _owner(facts[index], subject, turns, speakers)
         if speaker is None:
