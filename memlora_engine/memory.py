@@ -25,7 +25,7 @@ from memlora_engine.answering import NOT_IN_MEMORY, ROUTES, Answerer, superseded
 from memlora_engine.chat import ChatSessions
 from memlora_engine.config import MemoryConfig
 from memlora_engine.dates import anchor_dates, asks_when
-from memlora_engine.embeddings.base import Embedder, cosine, max_marginal_relevance
+from memlora_engine.embeddings.base import CachedEmbedder, Embedder, cosine, max_marginal_relevance
 from memlora_engine.errors import InvalidInputError, ModelOutputError
 from memlora_engine.generator import Generator
 from memlora_engine.history import HistoryStore
@@ -45,6 +45,13 @@ from memlora_engine.types import AddResult, Answer, Event, HistoryEntry, MemoryE
 __all__ = ["Memory", "text_hash"]
 
 logger = logging.getLogger(__name__)
+
+_TEXT_VECTORS = 1024
+"""How many texts' vectors ``answer`` keeps (masked memories for the other-subject check, memory
+texts for the "When" date pick): the same memories come back question after question, and
+embedding them was most of an answer's time without the model (at most ~13 MB: 384-dimension
+vectors as Python floats). Each text is embedded alone, so an answer never depends on the
+questions asked before it."""
 
 
 def _memory_text(text: object) -> str:
@@ -176,6 +183,7 @@ class Memory:
         self._repo = Repository(self.store, self.history_store, self.session_store, self.image_store, embedder,
                                 source_weight=self.config.source_weight, faults=faults)
         self._answerer = Answerer(self._model, self.image_store)
+        self._texts = CachedEmbedder(embedder, max_entries=_TEXT_VECTORS, batch=False)
         self._lexical = LexicalIndex()  # used by search_mode="hybrid"; in memory only
         self.chats = ChatSessions(self.session_store, self._clock)
         """The chat sessions (short-term buffers) the integrations keep; see :mod:`memlora_engine.chat`."""
@@ -206,6 +214,7 @@ class Memory:
     @embedder.setter
     def embedder(self, embedder: Embedder) -> None:
         self._repo.embedder = embedder
+        self._texts = CachedEmbedder(embedder, max_entries=_TEXT_VECTORS, batch=False)
 
     @property
     def generator(self) -> Generator | None:
@@ -459,6 +468,7 @@ class Memory:
         scope = Scope(user_id, agent_id, run_id)
         count = self._repo.forget(scope)
         self._lexical.discard(scope)  # the forgotten texts leave the BM25 index now, not at the next search
+        self._texts.clear()  # and the kept vectors' texts (any scope's: the cache is cheap to refill)
         return count
 
     def scopes(self, *, user_id: str | None = None, agent_id: str | None = None,
@@ -476,12 +486,15 @@ class Memory:
         ``(alice, agent_id=...)``, ``(alice, run_id=...)``. Returns the memories removed.
         """
         Scope(user_id, agent_id, run_id)  # at least one id (reset() forgets everyone), each well formed
-        return sum(self._repo.forget(scope) for scope in self._repo.scopes(user_id, agent_id, run_id))
+        removed = sum(self._repo.forget(scope) for scope in self._repo.scopes(user_id, agent_id, run_id))
+        self._texts.clear()
+        return removed
 
     def reset(self) -> None:
         """Forget every scope of this namespace and the whole history."""
         self._repo.reset()
         self._lexical.discard()
+        self._texts.clear()
 
     # -- chat sessions (short-term buffer for the integrations) ----------------------------
     def append_chat(self, session_id: str, messages: Any, *, user_id: str | None = None,
@@ -563,7 +576,7 @@ class Memory:
             check = check_question(
                 question, [m.text for m in memories], lambda q: [m.text for m in self.search(
                     q, user_id=user_id, agent_id=agent_id, run_id=run_id, limit=k, filters=filters)],
-                self.embedder)
+                self._texts)
             if check.margin is not None and check.margin > threshold:
                 self.stats.record_declined(Operation.GENERATION)
                 logger.info("declined a question about %s: another person's memory fits it better by %.3f (%r)",
@@ -575,7 +588,7 @@ class Memory:
                 and any(m.source is not None for m in memories) and asks_when(question)):
             # A memory found by its source (its vector or its words) may state another event's
             # date: the date answer comes from the memory whose own text is nearest the question.
-            texts = self.embedder.embed([m.text for m in memories])
+            texts = self._texts.embed([m.text for m in memories])
             nearest = sorted(range(len(memories)), key=lambda i: -cosine(question_vector, texts[i]))
             date_order = [memories[i] for i in nearest]
         return self._answerer.answer(question, scope, memories, given, route=route, captioner=self.captioner,

@@ -452,3 +452,35 @@ def test_unrelated_changes_names_the_closest_listed_memory(minilm, fact, listing
     id_map["1:0"] = old("Gina teaches contemporary dance to adults at the new studio.")  # another call's listing
     found = unrelated_changes([([fact], [raw_op])], id_map, minilm, 0.15)
     assert [r.reason for r in found] == (["unrelated_change"] if rejected else [])
+
+
+class _Counting:
+    """An embedder that records each batch it is asked for (around a real one)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.batches: list[list[str]] = []
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def embed(self, texts):
+        self.batches.append(list(texts))
+        return self.inner.embed(texts)
+
+
+@pytest.mark.parametrize(("batch", "calls"), [(True, [["a", "b"], ["c"]]), (False, [["a"], ["b"], ["c"]])])
+def test_cached_embedder_embeds_each_text_once_and_forgets_the_least_recent(batch, calls) -> None:
+    from memlora_engine.embeddings.base import CachedEmbedder
+
+    inner = _Counting(DeterministicEmbedder())
+    cached = CachedEmbedder(inner, max_entries=2, batch=batch)
+    assert cached.embed(["a", "b", "a"]) == inner.inner.embed(["a", "b", "a"])
+    assert cached.embed(["a", "c"]) == inner.inner.embed(["a", "c"])  # "a" cached; "c" evicts "b", the least recent
+    assert inner.batches == calls
+    cached.embed(["a"])
+    cached.embed(["b"])  # forgotten: embedded again
+    assert inner.batches[-1] == ["b"] and len(inner.batches) == len(calls) + 1
+    with pytest.raises(ValueError, match="max_entries"):
+        CachedEmbedder(inner, max_entries=0)

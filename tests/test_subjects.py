@@ -104,6 +104,36 @@ def test_none_turns_the_check_off(tmp_path, minilm) -> None:
     assert memory.stats["generation"].declined == 0
 
 
+def test_the_check_embeds_each_masked_memory_once(tmp_path, minilm) -> None:
+    from memlora_engine import Memory
+
+    class Counting:
+        name = minilm.name
+
+        def __init__(self) -> None:
+            self.texts = 0
+
+        def embed(self, texts):
+            self.texts += len(texts)
+            return minilm.embed(texts)
+
+    embedder = Counting()
+    memory = Memory(MemoryConfig(store="memory", data_dir=tmp_path), embedder=embedder,
+                    generator=ScriptedGenerator({"generation": lambda request: "self-care is important"}))
+    memory.add_many(CAROLINE + MELANIE, user_id="u")
+    counts = []
+    for forget in (False, False, True):
+        if forget:  # a forgotten scope's texts leave the kept vectors too
+            memory.delete_all(user_id="u")
+            memory.add_many(CAROLINE + MELANIE, user_id="u")
+        before = embedder.texts
+        assert memory.answer("What did Melanie realize after the charity race?", user_id="u").declined == "other_subject"
+        counts.append(embedder.texts - before)
+    # the second time only the question and the searches' queries are embedded: the masked memories are kept
+    assert counts[1] < counts[0] and counts[1] <= 4
+    assert counts[2] == counts[0]
+
+
 def test_memories_of_another_scope_never_count(tmp_path, minilm) -> None:
     memory = _memory(tmp_path, minilm)
     memory.add_many(["Melanie realized self-care is important after the charity race."], user_id="other")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Embedder", "blend", "cosine", "max_marginal_relevance", "unit"]
+__all__ = ["CachedEmbedder", "Embedder", "blend", "cosine", "max_marginal_relevance", "unit"]
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
@@ -60,3 +62,55 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """One vector per text, in order."""
         ...
+
+
+class CachedEmbedder:
+    """An :class:`Embedder` with a text -> vector cache (the vectors are the wrapped embedder's).
+
+    A replay embeds the same facts many times, and ``Memory.answer``'s other-subject check
+    embeds the same masked memories question after question; a cached text is a
+    dictionary lookup. ``max_entries`` bounds the cache, the least recently used text
+    going first; None keeps every text. ``batch=False`` embeds each missing text alone,
+    so that a text's vector never depends on the texts it was first embedded with (a
+    transformer's padded batches differ in the last bits, enough to move a decision
+    that sits on a threshold). Safe to share between threads.
+    """
+
+    def __init__(self, inner: Embedder, max_entries: int | None = None, *, batch: bool = True) -> None:
+        if max_entries is not None and max_entries < 1:
+            raise ValueError(f"max_entries must be >= 1 or None, got {max_entries}")
+        self.inner = inner
+        self.max_entries = max_entries
+        self.batch = batch
+        self._cache: OrderedDict[str, list[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def clear(self) -> None:
+        """Forget every cached text."""
+        with self._lock:
+            self._cache.clear()
+
+    def prime(self, texts: Iterable[str]) -> None:
+        """Embed the texts not cached yet, in one batch."""
+        self.embed(list(texts))
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        with self._lock:
+            found = {t: self._cache[t] for t in texts if t in self._cache}
+            for text in found:
+                self._cache.move_to_end(text)
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            # Embedded outside the lock: another thread's lookups need not wait for the model.
+            vectors = self.inner.embed(missing) if self.batch else [self.inner.embed([t])[0] for t in missing]
+            found.update(zip(missing, vectors, strict=True))
+            with self._lock:
+                for text in missing:
+                    self._cache[text] = found[text]
+                while self.max_entries is not None and len(self._cache) > self.max_entries:
+                    self._cache.popitem(last=False)
+        return [found[t] for t in texts]

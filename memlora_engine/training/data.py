@@ -39,7 +39,7 @@ from typing import Any
 from memlora_engine.config import MemoryConfig
 from memlora_engine.data.locomo import Conversation, Observation
 from memlora_engine.data.windows import session_windows, window_messages
-from memlora_engine.embeddings.base import Embedder
+from memlora_engine.embeddings.base import CachedEmbedder, Embedder
 from memlora_engine.errors import ConfigError, ModelOutputError
 from memlora_engine.operations import TRAINED_OPERATIONS
 from memlora_engine.teachers import Teacher, TeacherCall, TeacherGenerator
@@ -119,32 +119,6 @@ def window_facts(conversation: Conversation) -> dict[tuple[str, ...], list[str]]
     """Observation facts per two-turn window (see :func:`window_observations`), whitespace-normalised."""
     return {key: [" ".join(o.text.split()) for o in observations]
             for key, observations in window_observations(conversation).items()}
-
-
-class CachedEmbedder:
-    """Wraps an embedder with a text -> vector cache, primed in one batch.
-
-    A replay embeds the same facts many times (the engine, then the labeler); priming
-    the conversation's observations and questions at once makes that a dictionary
-    lookup (the vectors are the same as the wrapped embedder's).
-    """
-
-    def __init__(self, inner: Embedder) -> None:
-        self.inner = inner
-        self._cache: dict[str, list[float]] = {}
-
-    @property
-    def name(self) -> str:
-        return str(getattr(self.inner, "name", type(self.inner).__name__))
-
-    def prime(self, texts: Iterable[str]) -> None:
-        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        if missing:
-            self._cache.update(zip(missing, self.inner.embed(missing)))
-
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        self.prime(texts)
-        return [self._cache[t] for t in texts]
 
 
 def _set_current(teacher: Teacher | None, value: Any) -> None:
