@@ -95,7 +95,7 @@ class CachedEmbedder:
             self._cache.clear()
 
     def prime(self, texts: Iterable[str]) -> None:
-        """Embed the texts not cached yet, in one batch."""
+        """Embed the texts not cached yet (in one batch unless ``batch=False``)."""
         self.embed(list(texts))
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
