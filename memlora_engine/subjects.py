@@ -187,8 +187,7 @@ def _owner(fact: str, subject: str, turns: Sequence[tuple[str, str]], speakers: 
 
 def _names_another(fact: str, subject: str, speakers: Sequence[str]) -> bool:
     """Whether ``fact`` names a speaker other than its leading ``subject`` after it."""
-    rest = fact.lstrip()[len(subject):]
-    return any(re.search(rf"\b{re.escape(s)}\b", rest) for s in speakers if s != subject)
+    return bool(_names_in(fact.lstrip()[len(subject):], [s for s in speakers if s != subject]))
 
 
 def speaker_subjects(facts: Sequence[str], conversation: str, embedder: Embedder) -> tuple[list[str], int]:
