@@ -10,6 +10,7 @@ turned into captions for a text-only generator.
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -23,7 +24,8 @@ from memlora_engine.parsing import collapse_repeated_items, parse_vqa, strip_thi
 from memlora_engine.steps import ModelCaller
 from memlora_engine.types import Answer, MemoryRecord, Operation, Scope
 
-__all__ = ["NOT_IN_MEMORY", "ROUTES", "Answerer", "memory_listing", "superseded_listing"]
+__all__ = ["NOT_IN_MEMORY", "ROUTES", "Answerer", "is_polar_question", "memory_listing", "polar_answer",
+           "superseded_listing"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,32 @@ information available" or "not mentioned"). The engine does not produce it by a
 rule: the model does, so an expert not trained on those examples may answer
 anything.
 """
+
+
+_POLAR = re.compile(
+    r"^(?:is|are|was|were|am|do|does|did|can|could|will|would|should|shall|has|have|had|may|might|must)\b",
+    re.IGNORECASE)
+# "Yes" / "No" (a hedge before it kept) that ends at a mark or at the end: "No information
+# available." and "No one ..." are not a verdict.
+_VERDICT = re.compile(r"^((?:(?:most |very )?likely |probably |definitely )?(?:yes|no))\s*(?:[,.;:!]|\s[-\u2013\u2014]|$)\s*(.*)$",
+                      re.IGNORECASE | re.DOTALL)
+
+
+def is_polar_question(question: str) -> bool:
+    """True for a yes/no question: it opens with an auxiliary verb ("Would ...", "Did ...")
+    and offers no alternatives ("... a national park or a theme park?" asks which)."""
+    question = question.strip()
+    return _POLAR.match(question) is not None and re.search(r"\bor\b", question, re.IGNORECASE) is None
+
+
+def polar_answer(text: str) -> tuple[str, str | None]:
+    """``text`` split into its verdict and the reason after it, or ``(text, None)`` when it
+    does not open with one: ``"No, she wants to stay."`` -> ``("No", "she wants to stay.")``."""
+    match = _VERDICT.match(text.strip())
+    if match is None or match.group(1).lower() == text.strip().lower():
+        return text, None
+    verdict, reason = match.group(1), match.group(2).strip()
+    return verdict[0].upper() + verdict[1:], reason or None
 
 
 def _date_of(memory: MemoryRecord) -> str:
@@ -125,6 +153,7 @@ class Answerer:
         dated: bool = False,
         date_answers: bool = False,
         date_order: Sequence[MemoryRecord] | None = None,
+        polar: bool = False,
     ) -> Answer:
         """Answer ``question`` from ``memories`` (and the question's own images, ``given``).
 
@@ -133,6 +162,8 @@ class Answerer:
         ``date_answers`` answers a "When ...?" question with the date the best-ranked
         memory states (:func:`~memlora_engine.dates.date_phrase`), without a model call;
         ``date_order`` ranks the memories for that pick instead of their listing order.
+        ``polar`` answers a yes/no question (:func:`is_polar_question`) with the verdict
+        its generated answer opens with, the rest as ``Answer.reason`` (:func:`polar_answer`).
         Warnings point at the caller of ``Memory.answer``.
 
         Raises:
@@ -170,7 +201,10 @@ class Answerer:
         text, looped = collapse_repeated_items(text.strip())
         if looped:
             self._caller.stats.record_collapsed_loop(Operation.GENERATION)
-        return Answer(text=text, memories=memories, image_ids=[i.id for i in given])
+        reason = None
+        if polar and is_polar_question(question):
+            text, reason = polar_answer(text)
+        return Answer(text=text, memories=memories, reason=reason, image_ids=[i.id for i in given])
 
     def _retrieved_image(self, scope: Scope, memories: Sequence[MemoryRecord]) -> list[LoadedImage]:
         """The stored image of the best-ranked retrieved memory that has one (or none)."""

@@ -238,6 +238,14 @@ class MemoryConfig:
             the question. With no dated memory retrieved the generation operation
             answers. The shipped generation expert, shown a dated memory, often answers a
             date of its own (results/answers/README.md, "Session 15").
+        polar_answers: answer a yes/no question ("Would she ...?", "Did he ...?"; not one
+            that offers alternatives with "or") with the verdict the generated answer opens
+            with, "Yes" or "No" (a hedge such as "Likely" kept), and put what follows it in
+            ``Answer.reason``: "No, she wants to stay in Lisbon." -> text "No", reason "she
+            wants to stay in Lisbon." (:func:`~memlora_engine.answering.polar_answer`). An
+            answer that opens with no verdict, and ``NOT_IN_MEMORY``, are left whole. LoCoMo
+            answers such questions with the verdict alone (the official scorer reads a
+            category-3 answer up to its ";"); the small expert adds a sentence of its own.
         keep_superseded: when the update step UPDATEs a memory, keep the text it
             replaces as a *superseded* record (``MemoryRecord.superseded_by``: the
             memory's id; its times and metadata kept). ``search``, ``get``, ``get_all``
@@ -290,6 +298,7 @@ class MemoryConfig:
     speaker_subjects: bool = True
     anchor_dates: bool = True
     date_answers: bool = field(default=True, metadata=_READ_SIDE)
+    polar_answers: bool = field(default=True, metadata=_READ_SIDE)
     keep_superseded: bool = True
     answer_superseded: str = field(default="unless_successor", metadata=_READ_SIDE)
 

@@ -593,7 +593,8 @@ class Memory:
             date_order = [memories[i] for i in nearest]
         return self._answerer.answer(question, scope, memories, given, route=route, captioner=self.captioner,
                                      clock=lambda: self._now(timestamp), dated=self.config.dated_memories,
-                                     date_answers=self.config.date_answers, date_order=date_order)
+                                     date_answers=self.config.date_answers, date_order=date_order,
+                                     polar=self.config.polar_answers)
 
     # -- export / import --------------------------------------------------------------------
     def export(self, destination: str | Path | IO[str], *, user_id: str | None = None, agent_id: str | None = None,

@@ -235,8 +235,9 @@ class Answer:
         operation: ``"generation"``, ``"vqa"`` when a vision model answered from an image,
             or ``"date"`` when a "When ...?" question was answered with the date of the
             best-ranked memory that states one (``MemoryConfig.date_answers``, no model call).
-        reason: the ``vqa`` answer's one-sentence reason (None for generation, or when
-            the model's output could not be parsed).
+        reason: the ``vqa`` answer's one-sentence reason (None when the model's output
+            could not be parsed); for ``generation``, what the answer to a yes/no question
+            said after its verdict (``MemoryConfig.polar_answers``), else None.
         image_ids: the images the answer looked at.
         failure: why the model's output could not be parsed (its raw text is then the
             answer); counted in ``Memory.stats``.

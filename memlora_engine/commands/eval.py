@@ -81,6 +81,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     locomo.add_argument("--date-answers", action=argparse.BooleanOptionalAction,
                         help="answer 'When ...?' with the date of the best-ranked memory that states one, or not "
                              "(MemoryConfig.date_answers; default: MemoryConfig's, on)")
+    locomo.add_argument("--polar-answers", action=argparse.BooleanOptionalAction,
+                        help="answer a yes/no question with the verdict its answer opens with, the rest as its reason "
+                             "(MemoryConfig.polar_answers; default: MemoryConfig's, on)")
     locomo.add_argument("--decline-other-subject", type=number_or_off, metavar="MARGIN|off",
                         help="decline a question about one person that only another person's memories answer "
                              "(MemoryConfig.decline_other_subject, a cosine margin; default: MemoryConfig's, 0.10)")
@@ -224,6 +227,8 @@ def _run_locomo(args: argparse.Namespace) -> int:
     overrides.update(memory_switches(args))
     if args.date_answers is not None:
         overrides["date_answers"] = args.date_answers
+    if args.polar_answers is not None:
+        overrides["polar_answers"] = args.polar_answers
     if args.decline_other_subject is not None:
         overrides["decline_other_subject"] = None if args.decline_other_subject == "off" else args.decline_other_subject
     caps = parse_token_caps(args.max_new_tokens)
