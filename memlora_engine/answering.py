@@ -65,7 +65,7 @@ def polar_answer(text: str) -> tuple[str, str | None]:
     """``text`` split into its verdict and the reason after it, or ``(text, None)`` when it
     does not open with one: ``"No, she wants to stay."`` -> ``("No", "she wants to stay.")``."""
     match = _VERDICT.match(text.strip())
-    if match is None or match.group(1).lower() == text.strip().lower():
+    if match is None:
         return text, None
     verdict, reason = match.group(1), match.group(2).strip()
     return verdict[0].upper() + verdict[1:], reason or None

@@ -33,6 +33,7 @@ def test_is_polar_question(question, polar) -> None:
         ("Yes - she said so", "Yes", "she said so"),
         ("Yes!", "Yes", None),
         ("No", "No", None),
+        ("yes", "Yes", None),
         (NOT_IN_MEMORY, NOT_IN_MEMORY, None),  # a decline, not a "no"
         ("No one knows.", "No one knows.", None),
         ("Nope, never.", "Nope, never.", None),
