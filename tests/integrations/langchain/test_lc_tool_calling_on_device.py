@@ -1,8 +1,9 @@
 """ChatMemLoRA tool calling on the real on-device model (slow: loads gemma-3-270m with its experts).
 
 TASKS is the small scripted task set whose score docs/langchain.md reports: each asks
-for one of three tools; the schema makes every reply a well-formed call or answer,
-and the score is how often the model picks the expected tool.
+for one of three tools; the schema makes every reply a well-formed call or answer unless
+the token budget cuts it first (then ``ModelOutputError``, never a malformed call), and
+the score is how often the model picks the expected tool.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import pytest
 from langchain.agents import create_agent
 from langchain_core.tools import tool
 
-from memlora_engine import MissingDependencyError
+from memlora_engine import MissingDependencyError, ModelOutputError
 from memlora_integrations.langchain import ChatMemLoRA
 
 
@@ -56,12 +57,23 @@ def load_llm() -> ChatMemLoRA:
         pytest.skip(str(exc))
 
 
+CUT = "cut"
+
+
 def picks(llm: ChatMemLoRA) -> list[str | None]:
-    """The tool the model calls first for each task (None: it answered instead)."""
+    """The tool the model calls first for each task (None: it answered instead; ``CUT``: the
+    reply ran past ``max_tokens`` before its JSON closed, which raises ``ModelOutputError``)."""
     bound = llm.bind_tools(TOOLS)
-    chosen = []
+    chosen: list[str | None] = []
     for question, _ in TASKS:
-        calls = bound.invoke(question).tool_calls
+        try:
+            calls = bound.invoke(question).tool_calls
+        except ModelOutputError as exc:
+            # Seen on an AVX2-only EPYC: greedy decoding loops inside an argument
+            # ("hour_of_day_of_day_...") until the budget; the error says so.
+            assert "max_tokens" in str(exc)
+            chosen.append(CUT)
+            continue
         chosen.append(calls[0]["name"] if calls else None)
     return chosen
 
@@ -72,7 +84,8 @@ def test_the_on_device_model_calls_tools_well_formed_and_an_agent_finishes():
     chosen = picks(llm)
     correct = sum(c == expected for c, (_, expected) in zip(chosen, TASKS))
     print(f"tool picked correctly: {correct}/{len(TASKS)}; picks: {chosen}")
-    assert all(c is None or c in {t.name for t in TOOLS} for c in chosen)  # the schema at work
+    assert all(c in (None, CUT) or c in {t.name for t in TOOLS} for c in chosen)  # the schema at work
+    assert chosen.count(CUT) < len(TASKS)
     agent = create_agent(model=llm, tools=TOOLS)
     result = agent.invoke({"messages": [{"role": "user", "content": TASKS[0][0]}]}, {"recursion_limit": 8})
     assert result["messages"][-1].type == "ai"
