@@ -454,27 +454,13 @@ def test_unrelated_changes_names_the_closest_listed_memory(minilm, fact, listing
     assert [r.reason for r in found] == (["unrelated_change"] if rejected else [])
 
 
-class _Counting:
-    """An embedder that records each batch it is asked for (around a real one)."""
-
-    def __init__(self, inner) -> None:
-        self.inner = inner
-        self.batches: list[list[str]] = []
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    def embed(self, texts):
-        self.batches.append(list(texts))
-        return self.inner.embed(texts)
-
-
 @pytest.mark.parametrize(("batch", "calls"), [(True, [["a", "b"], ["c"]]), (False, [["a"], ["b"], ["c"]])])
 def test_cached_embedder_embeds_each_text_once_and_forgets_the_least_recent(batch, calls) -> None:
+    from embedder_helpers import RecordingEmbedder
+
     from memlora_engine.embeddings.base import CachedEmbedder
 
-    inner = _Counting(DeterministicEmbedder())
+    inner = RecordingEmbedder(DeterministicEmbedder())
     cached = CachedEmbedder(inner, max_entries=2, batch=batch)
     assert cached.embed(["a", "b", "a"]) == inner.inner.embed(["a", "b", "a"])
     assert cached.embed(["a", "c"]) == inner.inner.embed(["a", "c"])  # "a" cached; "c" evicts "b", the least recent

@@ -105,19 +105,11 @@ def test_none_turns_the_check_off(tmp_path, minilm) -> None:
 
 
 def test_the_check_embeds_each_masked_memory_once(tmp_path, minilm) -> None:
+    from embedder_helpers import RecordingEmbedder
+
     from memlora_engine import Memory
 
-    class Counting:
-        name = minilm.name
-
-        def __init__(self) -> None:
-            self.texts = 0
-
-        def embed(self, texts):
-            self.texts += len(texts)
-            return minilm.embed(texts)
-
-    embedder = Counting()
+    embedder = RecordingEmbedder(minilm)
     memory = Memory(MemoryConfig(store="memory", data_dir=tmp_path), embedder=embedder,
                     generator=ScriptedGenerator({"generation": lambda request: "self-care is important"}))
     memory.add_many(CAROLINE + MELANIE, user_id="u")
