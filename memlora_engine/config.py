@@ -207,13 +207,23 @@ class MemoryConfig:
             names masked, the best memory about someone else beats the best memory
             about the asked person by more than this cosine margin, ``answer`` returns
             :data:`~memlora_engine.answering.NOT_IN_MEMORY` without a generation call.
-            None turns the check off. The default 0.10 was chosen on the validation
-            conversation's memory as the shipped pipeline builds it (conv-30: 0.06 /
-            0.08 / 0.10 declined 45.8 / 41.7 / 41.7 % of its unanswerable questions at
-            9.9 / 8.6 / 3.7 % of its answerable ones); on three more dev conversations
-            it declined 20-49 % of the unanswerable questions and 2-7 % of the
-            answerable ones (results/answers/README.md, "Session 27"). It needs
-            memories that name the right person (``speaker_subjects``).
+            None turns the check off. The default 0.15 was chosen on the validation
+            conversation's memory as the shipped pipeline builds it, together with
+            ``decline_other_source`` (conv-30, both checks: 0.10 / 0.15 / 0.20 declined
+            54.2 / 54.2 / 45.8 % of its unanswerable questions at 7.4 / 6.2 / 4.9 % of
+            its answerable ones; results/answers/README.md, "Session 29"). Alone it was
+            0.10 (session 27: 41.7 % at 3.7 %). It needs memories that name the right
+            person (``speaker_subjects``).
+        decline_other_source: decline an answer taken from another person's memory,
+            after the generation call (:func:`~memlora_engine.subjects.answer_source`):
+            when a question names one person and at least this share of the answer's
+            content words stand in one memory about someone else, more than in any
+            memory that mentions the asked person, ``answer`` returns
+            :data:`~memlora_engine.answering.NOT_IN_MEMORY` (``declined="other_source"``,
+            the model's answer in ``reason``). It catches what the check before the call
+            lets through ("What country is Melanie's grandma from?" answered "Sweden" from
+            Caroline's memory). None turns it off. The default 0.5 was chosen on the
+            validation conversation (results/answers/README.md, "Session 29").
         speaker_subjects: give each extracted fact that begins with a speaker's name the
             name of the speaker whose words it restates
             (:func:`~memlora_engine.subjects.speaker_subjects`; counted in
@@ -294,7 +304,8 @@ class MemoryConfig:
     update_context: str = "own"
     search_mode: str = field(default="vector", metadata=_READ_SIDE)
     dated_memories: bool = field(default=False, metadata=_READ_SIDE)
-    decline_other_subject: float | None = field(default=0.10, metadata=_READ_SIDE)
+    decline_other_subject: float | None = field(default=0.15, metadata=_READ_SIDE)
+    decline_other_source: float | None = field(default=0.5, metadata=_READ_SIDE)
     speaker_subjects: bool = True
     anchor_dates: bool = True
     date_answers: bool = field(default=True, metadata=_READ_SIDE)
@@ -333,6 +344,7 @@ class MemoryConfig:
                                       ("none_min_similarity", "a cosine", -1.0, 1.0),
                                       ("update_min_similarity", "a cosine", -1.0, 1.0),
                                       ("decline_other_subject", "a cosine margin", 0.0, 2.0),
+                                      ("decline_other_source", "a share", 0.0, 1.0),
                                       ("source_weight", "a weight", 0.0, 10.0)):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)

@@ -39,7 +39,7 @@ from memlora_engine.stats import Stats
 from memlora_engine.steps import ModelCaller, decide_updates, extract_facts, extraction_conversations
 from memlora_engine.store.base import Store, validate_metadata
 from memlora_engine.store.chroma import ChromaStore
-from memlora_engine.subjects import check_question, speaker_subjects
+from memlora_engine.subjects import answer_source, check_question, speaker_subjects
 from memlora_engine.types import AddResult, Answer, Event, HistoryEntry, MemoryEvent, MemoryRecord, Operation, Scope
 
 __all__ = ["Memory", "text_hash"]
@@ -541,7 +541,11 @@ class Memory:
         ("What did Melanie paint?" when only Caroline's painting is stored) is declined
         without a generation call: the answer is ``NOT_IN_MEMORY`` with ``declined=
         "other_subject"``, counted in ``stats["generation"].declined``
-        (``MemoryConfig.decline_other_subject``, :mod:`memlora_engine.subjects`).
+        (``MemoryConfig.decline_other_subject``, :mod:`memlora_engine.subjects`). After the
+        call, an answer whose words come from another person's memory ("Sweden" for
+        "What country is Melanie's grandma from?", read in Caroline's) is declined too:
+        ``declined="other_source"``, the model's answer in ``reason``
+        (``MemoryConfig.decline_other_source``).
 
         Raises:
             InvalidInputError: a bad ``route``, an unreadable image, or ``route="vqa"``
@@ -591,10 +595,22 @@ class Memory:
             texts = self._texts.embed([m.text for m in memories])
             nearest = sorted(range(len(memories)), key=lambda i: -cosine(question_vector, texts[i]))
             date_order = [memories[i] for i in nearest]
-        return self._answerer.answer(question, scope, memories, given, route=route, captioner=self.captioner,
-                                     clock=lambda: self._now(timestamp), dated=self.config.dated_memories,
-                                     date_answers=self.config.date_answers, date_order=date_order,
-                                     polar=self.config.polar_answers)
+        answer = self._answerer.answer(question, scope, memories, given, route=route, captioner=self.captioner,
+                                       clock=lambda: self._now(timestamp), dated=self.config.dated_memories,
+                                       date_answers=self.config.date_answers, date_order=date_order,
+                                       polar=self.config.polar_answers)
+        share = self.config.decline_other_source
+        if share is not None and answer.operation in ("generation", "date") and not given and answer.failure is None \
+                and answer.text != NOT_IN_MEMORY:
+            source = answer_source(question, answer.text, [m.text for m in answer.memories])
+            if source.declines(share):
+                self.stats.record_declined(Operation.GENERATION)
+                logger.info("declined the answer %r about %s: %.2f of its words are in another person's memory (%r)",
+                            answer.text, source.asked, source.other, source.source)
+                return Answer(text=NOT_IN_MEMORY, memories=answer.memories, operation=answer.operation,
+                              reason=f"{answer.text!r} comes from another person's memory: {source.source}",
+                              declined="other_source")
+        return answer
 
     # -- export / import --------------------------------------------------------------------
     def export(self, destination: str | Path | IO[str], *, user_id: str | None = None, agent_id: str | None = None,

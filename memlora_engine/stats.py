@@ -71,7 +71,7 @@ class Stats:
             self._ops[op].collapsed_loops += 1
 
     def record_declined(self, op: Operation) -> None:
-        """Count a question declined without a model call (:mod:`memlora_engine.subjects`)."""
+        """Count a declined question (:mod:`memlora_engine.subjects`: before the model call or after it)."""
         with self._lock:
             self._ops[op].declined += 1
 

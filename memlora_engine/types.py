@@ -237,12 +237,15 @@ class Answer:
             best-ranked memory that states one (``MemoryConfig.date_answers``, no model call).
         reason: the ``vqa`` answer's one-sentence reason (None when the model's output
             could not be parsed); for ``generation``, what the answer to a yes/no question
-            said after its verdict (``MemoryConfig.polar_answers``), else None.
+            said after its verdict (``MemoryConfig.polar_answers``), or the declined
+            answer and the memory it came from (``declined="other_source"``), else None.
         image_ids: the images the answer looked at.
         failure: why the model's output could not be parsed (its raw text is then the
             answer); counted in ``Memory.stats``.
-        declined: why the engine declined the question without a model call (``text``
-            is then ``NOT_IN_MEMORY``), e.g. ``"other_subject"``; None when it did not.
+        declined: why the engine declined the question (``text`` is then
+            ``NOT_IN_MEMORY``): ``"other_subject"`` without a model call, ``"other_source"``
+            after one, whose answer came from another person's memory (that answer is in
+            ``reason``); None when it did not.
     """
 
     text: str

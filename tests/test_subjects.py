@@ -7,7 +7,14 @@ import pytest
 from memlora_engine import MemoryConfig
 from memlora_engine.answering import NOT_IN_MEMORY
 from memlora_engine.errors import ConfigError
-from memlora_engine.subjects import check_question, mask_name, other_subject_margin, speaker_subjects, subject_of
+from memlora_engine.subjects import (
+    answer_source,
+    check_question,
+    mask_name,
+    other_subject_margin,
+    speaker_subjects,
+    subject_of,
+)
 from memlora_engine.testing import ScriptedGenerator
 
 CAROLINE = [
@@ -97,11 +104,14 @@ def test_memory_answer_declines_without_a_generation_call(tmp_path, minilm) -> N
 
 
 def test_none_turns_the_check_off(tmp_path, minilm) -> None:
-    assert MemoryConfig().decline_other_subject == 0.10  # on by default (the other tests use the default)
-    memory = _memory(tmp_path, minilm, decline_other_subject=None)
+    assert MemoryConfig().decline_other_subject == 0.15  # on by default (the other tests use the default)
+    memory = _memory(tmp_path, minilm, decline_other_subject=None, decline_other_source=None)
     answer = memory.answer("What did Melanie realize after the charity race?", user_id="u")
     assert answer.text == "self-care is important" and answer.declined is None
     assert memory.stats["generation"].declined == 0
+    # with only the check after the call, the same answer is declined: its words are Caroline's
+    memory = _memory(tmp_path / "after", minilm, decline_other_subject=None)
+    assert memory.answer("What did Melanie realize after the charity race?", user_id="u").declined == "other_source"
 
 
 def test_the_check_embeds_each_masked_memory_once(tmp_path, minilm) -> None:
@@ -138,6 +148,92 @@ def test_memories_of_another_scope_never_count(tmp_path, minilm) -> None:
 def test_decline_other_subject_is_validated(value) -> None:
     with pytest.raises(ConfigError, match="decline_other_subject"):
         MemoryConfig(decline_other_subject=value)
+
+
+GRANDMAS = [
+    "Melanie's grandma gave her a necklace from Sweden.",
+    "Melanie plays the clarinet.",
+    "Caroline's grandma is kind and lives nearby.",
+    "Caroline and Melanie went to the Sweden exhibition.",
+]
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "asked", "other", "own", "declined"),
+    [
+        # the answer's word stands only in Melanie's memory: Caroline's question is declined
+        ("What country is Caroline's grandma from?", "Sweden", "Caroline", 1.0, 1.0, False),
+        ("What did Caroline's grandma give her?", "a necklace", "Caroline", 1.0, 0.0, True),
+        ("What did Caroline's grandma give her?", "a necklace from Sweden", "Caroline", 1.0, 0.5, True),
+        # the asked person's own memory holds it
+        ("What did Melanie's grandma give her?", "a necklace", "Melanie", 0.0, 1.0, False),
+        ("How is Caroline's grandma?", "kind", "Caroline", 0.0, 1.0, False),
+        # a tie is not someone else's: the relation naming both holds "Sweden" as much
+        ("Where is Caroline's grandma from?", "Sweden", "Caroline", 1.0, 1.0, False),
+        # half the words is the threshold
+        ("What did Caroline's grandma give her?", "a necklace of pearls", "Caroline", 0.5, 0.0, True),
+        ("What did Caroline's grandma give her?", "a necklace of pearls and gold", "Caroline", 1 / 3, 0.0, False),
+        # nothing to look up: a bare verdict, only names, or no single asked person
+        ("Did Caroline's grandma give her anything?", "No", "Caroline", None, 0.0, False),
+        ("Who gave Caroline a necklace?", "Melanie's grandma", "Caroline", 1.0, 1.0, False),
+        ("What did the grandma give?", "a necklace", None, None, 0.0, False),
+        ("What did Caroline and Melanie see?", "a necklace", None, None, 0.0, False),
+    ],
+)
+def test_answer_source(question, answer, asked, other, own, declined) -> None:
+    source = answer_source(question, answer, GRANDMAS)
+    assert source.asked == asked
+    assert source.other == (pytest.approx(other) if other is not None else None)
+    assert source.own == pytest.approx(own)
+    assert source.declines(0.5) is declined
+
+
+def _grandma_memory(tmp_path, minilm, answer, **config):
+    from memlora_engine import Memory
+
+    generator = ScriptedGenerator({"generation": lambda request: answer})
+    memory = Memory(MemoryConfig(store="memory", data_dir=tmp_path, **config), generator=generator, embedder=minilm)
+    memory.add_many(GRANDMAS, user_id="u")
+    return memory
+
+
+def test_memory_answer_declines_an_answer_from_another_persons_memory(tmp_path, minilm) -> None:
+    memory = _grandma_memory(tmp_path, minilm, "a necklace", decline_other_subject=None)
+    declined = memory.answer("What did Caroline's grandma give her?", user_id="u")
+    assert declined.text == NOT_IN_MEMORY and declined.declined == "other_source"
+    assert declined.reason == "'a necklace' comes from another person's memory: " + GRANDMAS[0]
+    assert declined.memories and declined.operation == "generation"
+    # the model was called once: the check reads its answer
+    assert memory.stats["generation"].calls == 1 and memory.stats["generation"].declined == 1
+    answered = memory.answer("What did Melanie's grandma give her?", user_id="u")
+    assert answered.text == "a necklace" and answered.declined is None and answered.reason is None
+    assert memory.stats["generation"].declined == 1
+
+
+def test_none_turns_the_answer_source_check_off(tmp_path, minilm) -> None:
+    assert MemoryConfig().decline_other_source == 0.5  # on by default
+    memory = _grandma_memory(tmp_path, minilm, "a necklace", decline_other_subject=None, decline_other_source=None)
+    answer = memory.answer("What did Caroline's grandma give her?", user_id="u")
+    assert answer.text == "a necklace" and answer.declined is None
+
+
+def test_a_date_answer_from_another_persons_memory_is_declined(tmp_path, minilm) -> None:
+    from memlora_engine import Memory
+
+    memory = Memory(MemoryConfig(store="memory", data_dir=tmp_path, decline_other_subject=None),
+                    generator=ScriptedGenerator({}), embedder=minilm)
+    memory.add_many(["Melanie passed the adoption interview on 20 October 2023.", "Caroline likes tea."],
+                    user_id="u")
+    answer = memory.answer("When did Caroline pass the adoption interview?", user_id="u")
+    assert answer.operation == "date" and answer.declined == "other_source" and answer.text == NOT_IN_MEMORY
+    assert "20 October 2023" in answer.reason
+    assert memory.answer("When did Melanie pass the adoption interview?", user_id="u").text == "20 October 2023"
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5, True, "0.5", float("nan")])
+def test_decline_other_source_is_validated(value) -> None:
+    with pytest.raises(ConfigError, match="decline_other_source"):
+        MemoryConfig(decline_other_source=value)
 
 
 WINDOW = ("Caroline: That painting is gorgeous! Did you do it?\n"

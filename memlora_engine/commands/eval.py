@@ -86,7 +86,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(MemoryConfig.polar_answers; default: MemoryConfig's, on)")
     locomo.add_argument("--decline-other-subject", type=number_or_off, metavar="MARGIN|off",
                         help="decline a question about one person that only another person's memories answer "
-                             "(MemoryConfig.decline_other_subject, a cosine margin; default: MemoryConfig's, 0.10)")
+                             "(MemoryConfig.decline_other_subject, a cosine margin; default: MemoryConfig's, 0.15)")
+    locomo.add_argument("--decline-other-source", type=number_or_off, metavar="SHARE|off",
+                        help="decline an answer whose words come from another person's memory "
+                             "(MemoryConfig.decline_other_source, a share of its words; default: MemoryConfig's, 0.5)")
     locomo.add_argument("--max-new-tokens", metavar="STAGE=N,...",
                         help="per-stage output caps, e.g. extraction=96,update=160 (default: MemoryConfig's)")
     locomo.add_argument("--ingest-from", metavar="SPEC",
@@ -231,6 +234,8 @@ def _run_locomo(args: argparse.Namespace) -> int:
         overrides["polar_answers"] = args.polar_answers
     if args.decline_other_subject is not None:
         overrides["decline_other_subject"] = None if args.decline_other_subject == "off" else args.decline_other_subject
+    if args.decline_other_source is not None:
+        overrides["decline_other_source"] = None if args.decline_other_source == "off" else args.decline_other_source
     caps = parse_token_caps(args.max_new_tokens)
     if caps:
         overrides["max_new_tokens"] = caps

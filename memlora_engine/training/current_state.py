@@ -250,7 +250,7 @@ def generate_current_state_examples(
     teacher = ReferenceAnswerTeacher()
     generator = TeacherGenerator({Operation.GENERATION: teacher})
     # Every question must reach the generation call it is an example of: the other-subject check stays off.
-    memory = in_memory_memory(embedder, settings.search_mode, decline_other_subject=None)
+    memory = in_memory_memory(embedder, settings.search_mode, decline_other_subject=None, decline_other_source=None)
     memory.generator = generator
     memory.config.answer_top_k = settings.answer_top_k
     memory.config.dated_memories = settings.dated_memories

@@ -205,7 +205,7 @@ def replay_conversation(
     config = MemoryConfig(store="memory", namespace=f"distill-{uuid.uuid4().hex[:12]}", prompt_style=_STYLE,
                           update_top_k=update_top_k, answer_top_k=answer_top_k, dated_memories=dated_memories,
                           # every question is a generation example: no date answers, no declines
-                          date_answers=False, decline_other_subject=None,
+                          date_answers=False, decline_other_subject=None, decline_other_source=None,
                           # one extraction example per two-turn window: the teacher's targets are the window's facts
                           speaker_windows=False)
     scope = f"locomo-{conversation.sample_id}"

@@ -184,7 +184,7 @@ class OutcomeCheckedTeacher:
         config = MemoryConfig(store="memory", namespace=f"outcome-{uuid.uuid4().hex[:12]}", prompt_style=self.style,
                               # answers judge the memory's decisions; a decline would judge nothing. The
                               # whole answer is scored, as when the shipped update expert's data was built.
-                              answer_top_k=self.answer_top_k, decline_other_subject=None, polar_answers=False)
+                              answer_top_k=self.answer_top_k, decline_other_subject=None, decline_other_source=None, polar_answers=False)
         with Memory(config, generator=self.answerer, embedder=self.embedder) as copy:
             for number, text in enumerate(texts):
                 copy.put(str(number), text, user_id="outcome")

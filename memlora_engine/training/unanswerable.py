@@ -144,7 +144,7 @@ def generate_unanswerable_examples(
             if target is None:
                 # Every question must reach the generation call it is an example of: no declines.
                 target = observation_memory(draw.memory, embedder, search_mode=settings.search_mode,
-                                            decline_other_subject=None)
+                                            decline_other_subject=None, decline_other_source=None)
                 target.memory.generator = generator
                 target.memory.config.answer_top_k = settings.answer_top_k
                 target.memory.config.dated_memories = settings.dated_memories
