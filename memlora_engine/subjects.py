@@ -39,7 +39,8 @@ from dataclasses import dataclass
 from memlora_engine.embeddings.base import Embedder, cosine
 from memlora_engine.hybrid import lexical_tokens
 
-__all__ = ["AnswerSource", "SubjectCheck", "answer_source", "check_question", "mask_name", "other_subject_margin", "speaker_subjects", "subject_of"]
+__all__ = ["AnswerSource", "SubjectCheck", "answer_source", "check_question", "mask_name", "other_subject_margin",
+           "speaker_subjects", "subject_of"]
 
 # Capitalised words that begin sentences without naming anyone (the leading-name rule
 # would otherwise take "The" or "After" for a person).
@@ -107,6 +108,25 @@ class SubjectCheck:
     other: str | None = None
 
 
+def _sides(question: str, texts: Sequence[str]) -> tuple[str, list[str], list[str], list[str]] | None:
+    """The asked person, the subjects of ``texts``, and the texts on each side; None: no single asked person.
+
+    The subjects are the leading names of ``texts``; the question must name exactly one
+    of them. A text mentioning the asked person is theirs; one whose subject is another
+    person, and that does not mention the asked one, is someone else's; the rest (no
+    leading name) is on neither side.
+    """
+    leading = {t: subject_of(t) for t in texts}
+    subjects = sorted({s for s in leading.values() if s is not None})
+    asked = _names_in(question, subjects)
+    if len(asked) != 1:
+        return None
+    person = asked[0]
+    own = [t for t in texts if _names_in(t, [person])]
+    others = [t for t in texts if not _names_in(t, [person]) and leading[t] not in (None, person)]
+    return person, subjects, own, others
+
+
 def other_subject_margin(question: str, texts: Sequence[str], embedder: Embedder) -> SubjectCheck:
     """How much better someone else's memory answers ``question`` than the asked person's.
 
@@ -117,14 +137,10 @@ def other_subject_margin(question: str, texts: Sequence[str], embedder: Embedder
     person, and that does not mention the asked one, counts for someone else. Both
     sides are embedded with every subject masked.
     """
-    leading = {t: subject_of(t) for t in texts}
-    subjects = sorted({s for s in leading.values() if s is not None})
-    asked = _names_in(question, subjects)
-    if len(asked) != 1:
+    sides = _sides(question, texts)
+    if sides is None:
         return SubjectCheck(asked=None)
-    person = asked[0]
-    own = [t for t in texts if _names_in(t, [person])]
-    others = [t for t in texts if not _names_in(t, [person]) and leading[t] not in (None, person)]
+    person, subjects, own, others = sides
     if not others:
         return SubjectCheck(asked=person, margin=None)
     vectors = embedder.embed([mask_name(question, subjects), *(mask_name(t, subjects) for t in own + others)])
@@ -194,24 +210,20 @@ def answer_source(question: str, answer: str, texts: Sequence[str]) -> AnswerSou
     "her headspace") is a copy of a few words of the memory it came from, and the
     embedding of two words says little.
     """
-    leading = {t: subject_of(t) for t in texts}
-    subjects = sorted({s for s in leading.values() if s is not None})
-    asked = _names_in(question, subjects)
-    if len(asked) != 1:
+    sides = _sides(question, texts)
+    if sides is None:
         return AnswerSource(asked=None)
-    person = asked[0]
+    person, subjects, own, others = sides
     names = {token for name in subjects for token in lexical_tokens(name)}
     words = set(lexical_tokens(answer)) - names
-    others = [t for t in texts if not _names_in(t, [person]) and leading[t] not in (None, person)]
     if not words or not others:
         return AnswerSource(asked=person)
 
     def share(text: str) -> float:
         return len(words & set(lexical_tokens(text))) / len(words)
 
-    own = max((share(t) for t in texts if _names_in(t, [person])), default=0.0)
     source = max(others, key=share)
-    return AnswerSource(asked=person, other=share(source), own=own, source=source)
+    return AnswerSource(asked=person, other=share(source), own=max(map(share, own), default=0.0), source=source)
 
 
 _ROLES = frozenset({"user", "assistant", "system", "tool", "human", "ai"})
