@@ -183,7 +183,7 @@ class Memory:
         self._repo = Repository(self.store, self.history_store, self.session_store, self.image_store, embedder,
                                 source_weight=self.config.source_weight, faults=faults)
         self._answerer = Answerer(self._model, self.image_store)
-        self._texts = CachedEmbedder(embedder, max_entries=_TEXT_VECTORS, batch=False)
+        self.embedder = embedder  # the setter also builds the kept vectors of masked texts beside it
         self._lexical = LexicalIndex()  # used by search_mode="hybrid"; in memory only
         self.chats = ChatSessions(self.session_store, self._clock)
         """The chat sessions (short-term buffers) the integrations keep; see :mod:`memlora_engine.chat`."""
