@@ -356,11 +356,12 @@ class _ConversationRun:
                 recorder.context = {"conversation": self.conv.sample_id, "stage": "answer", "question_index": qa.index}
                 before = stats[Operation.GENERATION]
                 start = time.perf_counter()
+                declined = reason = None
                 if context is not None:
                     prediction, retrieved, in_context = self._answer_full_context(qa, context, when, stats)
                 else:
                     answer = self._memory.answer(qa.question, user_id=self.scope, timestamp=when)
-                    prediction = answer.text
+                    prediction, declined, reason = answer.text, answer.declined, answer.reason
                     provenance = self.ckpt["provenance"]
                     retrieved = [
                         {"id": m.id, "text": m.text, "score": m.score, "dia_ids": provenance.get(m.id, [])}
@@ -381,6 +382,8 @@ class _ConversationRun:
                     "evidence": evidence,
                     "invalid_evidence": list(qa.invalid_evidence),
                     "prediction": prediction,
+                    "declined": declined,  # Answer.declined: which check declined it, before or after the model call
+                    "reason": reason,
                     "retrieved": retrieved,
                     "retrieved_dia_ids": sorted(in_context),
                     "evidence_recall": (

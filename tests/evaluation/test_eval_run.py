@@ -71,6 +71,8 @@ def test_end_to_end_then_resume_without_model_calls(tmp_path, synthetic_file, ma
     answers = read_jsonl(run_dir / "answers.jsonl")
     cat = next(a for a in answers if a["question_index"] == 0)
     assert cat["prediction"] == "Miso" and cat["evidence_recall"] == 1.0
+    # which check declined an answer (Answer.declined) is kept beside it; the scripted model answered them all
+    assert all(a["declined"] is None and a["reason"] is None for a in answers)
     assert any("D1:1" in r["dia_ids"] for r in cat["retrieved"])
     assert (run_dir / "memories.jsonl").exists()
     full = read_jsonl(out / "runs" / "full-context" / "syn-1" / "answers.jsonl")
