@@ -14,8 +14,8 @@ Everything is cached under ``<out>/runs/<config>/<sample_id>/``:
   parse failures and rejected operations;
 * ``memories.jsonl`` and ``checkpoint.json`` -- the memory after the last finished
   session, the memory-id -> dia_ids provenance and the cumulative ``Memory.stats``;
-* ``answers.jsonl`` -- per question: prediction, retrieved memories with their
-  source turns, evidence recall, tokens and seconds.
+* ``answers.jsonl`` -- per question: prediction, ``Answer.declined`` and ``reason``,
+  retrieved memories with their source turns, evidence recall, tokens and seconds.
 
 With ``RunOptions.image_dir`` and a generator that ``supports_images`` (a VLM
 backbone), a turn that shares a photo is added as a multimodal message (its text,
