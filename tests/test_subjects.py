@@ -161,15 +161,14 @@ GRANDMAS = [
 @pytest.mark.parametrize(
     ("question", "answer", "asked", "other", "own", "declined"),
     [
-        # the answer's word stands only in Melanie's memory: Caroline's question is declined
-        ("What country is Caroline's grandma from?", "Sweden", "Caroline", 1.0, 1.0, False),
+        # the answer's words stand only in Melanie's memory: Caroline's question is declined
         ("What did Caroline's grandma give her?", "a necklace", "Caroline", 1.0, 0.0, True),
         ("What did Caroline's grandma give her?", "a necklace from Sweden", "Caroline", 1.0, 0.5, True),
         # the asked person's own memory holds it
         ("What did Melanie's grandma give her?", "a necklace", "Melanie", 0.0, 1.0, False),
         ("How is Caroline's grandma?", "kind", "Caroline", 0.0, 1.0, False),
         # a tie is not someone else's: the relation naming both holds "Sweden" as much
-        ("Where is Caroline's grandma from?", "Sweden", "Caroline", 1.0, 1.0, False),
+        ("What country is Caroline's grandma from?", "Sweden", "Caroline", 1.0, 1.0, False),
         # half the words is the threshold
         ("What did Caroline's grandma give her?", "a necklace of pearls", "Caroline", 0.5, 0.0, True),
         ("What did Caroline's grandma give her?", "a necklace of pearls and gold", "Caroline", 1 / 3, 0.0, False),
