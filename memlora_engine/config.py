@@ -13,8 +13,8 @@ from memlora_engine.operations import default_max_new_tokens
 from memlora_engine.prompts import PROMPT_STYLES
 from memlora_engine.types import Operation
 
-__all__ = ["ANSWER_SUPERSEDED", "SHORT_WINDOWS", "UNCHANGED_UPDATES", "UPDATE_CONTEXTS", "MemoryConfig", "default_data_dir",
-           "known_fields_only", "read_side_settings"]
+__all__ = ["ANSWER_SUPERSEDED", "NO_DECLINES", "SHORT_WINDOWS", "UNCHANGED_UPDATES", "UPDATE_CONTEXTS", "MemoryConfig",
+           "default_data_dir", "known_fields_only", "read_side_settings"]
 
 _STORES = ("persistent", "memory", "http")
 _UNCOVERED_POLICIES = ("add", "ignore")
@@ -28,6 +28,12 @@ UPDATE_CONTEXTS = ("own", "shared")
 
 SHORT_WINDOWS = ("first_person", "all")
 """``MemoryConfig.short_windows`` values."""
+
+NO_DECLINES: dict[str, Any] = {"decline_other_subject": None, "decline_other_source": None}
+"""``MemoryConfig`` settings that turn off every check that declines a question
+(``MemoryConfig(**NO_DECLINES, ...)``): the training paths that record teacher calls
+through ``Memory.answer`` need every question to reach the generation call, and name a
+new decline check here once instead of in each of them."""
 
 
 def default_data_dir() -> Path:

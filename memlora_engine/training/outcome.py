@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from memlora_engine.config import MemoryConfig
+from memlora_engine.config import NO_DECLINES, MemoryConfig
 from memlora_engine.data.locomo import QA
 from memlora_engine.embeddings.base import Embedder
 from memlora_engine.errors import GeneratorError, ModelOutputError
@@ -184,7 +184,7 @@ class OutcomeCheckedTeacher:
         config = MemoryConfig(store="memory", namespace=f"outcome-{uuid.uuid4().hex[:12]}", prompt_style=self.style,
                               # answers judge the memory's decisions; a decline would judge nothing. The
                               # whole answer is scored, as when the shipped update expert's data was built.
-                              answer_top_k=self.answer_top_k, decline_other_subject=None, decline_other_source=None, polar_answers=False)
+                              answer_top_k=self.answer_top_k, polar_answers=False, **NO_DECLINES)
         with Memory(config, generator=self.answerer, embedder=self.embedder) as copy:
             for number, text in enumerate(texts):
                 copy.put(str(number), text, user_id="outcome")

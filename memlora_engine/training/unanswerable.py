@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from memlora_engine.answering import NOT_IN_MEMORY
-from memlora_engine.config import MemoryConfig
+from memlora_engine.config import NO_DECLINES, MemoryConfig
 from memlora_engine.data.locomo import QA, Conversation
 from memlora_engine.data.splits import require_training
 from memlora_engine.embeddings.base import Embedder
@@ -144,7 +144,7 @@ def generate_unanswerable_examples(
             if target is None:
                 # Every question must reach the generation call it is an example of: no declines.
                 target = observation_memory(draw.memory, embedder, search_mode=settings.search_mode,
-                                            decline_other_subject=None, decline_other_source=None)
+                                            **NO_DECLINES)
                 target.memory.generator = generator
                 target.memory.config.answer_top_k = settings.answer_top_k
                 target.memory.config.dated_memories = settings.dated_memories
