@@ -28,6 +28,10 @@ _MEMORY_SWITCHES = {
                        "(MemoryConfig.speaker_windows; default: MemoryConfig's, on)",
     "keep_superseded": "keep the text an UPDATE replaces as a superseded record that answers can list, or not "
                        "(MemoryConfig.keep_superseded; default: MemoryConfig's, on)",
+    "date_answers": "answer 'When ...?' with the date of the best-ranked memory that states one, or not "
+                    "(MemoryConfig.date_answers; default: MemoryConfig's, on)",
+    "polar_answers": "answer a yes/no question with the verdict its answer opens with, the rest as its reason "
+                     "(MemoryConfig.polar_answers; default: MemoryConfig's, on)",
 }
 """The boolean ``MemoryConfig`` fields that commands offer as ``--[no-]field-name``, with their help."""
 
@@ -60,14 +64,21 @@ _MEMORY_THRESHOLDS = {
     "search_lexical_weight": ("WEIGHT", "the same re-ordering for search, the integrations' read "
                                         "(MemoryConfig.search_lexical_weight); 'off': the vector order "
                                         "(default: MemoryConfig's)"),
+    "decline_other_subject": ("MARGIN", "decline a question about one person that only another person's memories "
+                                        "answer (MemoryConfig.decline_other_subject, a cosine margin); 'off' turns "
+                                        "the check off (default: MemoryConfig's, 0.15)"),
+    "decline_other_source": ("SHARE", "decline an answer whose words come from another person's memory "
+                                      "(MemoryConfig.decline_other_source, a share of its words); 'off' turns the "
+                                      "check off (default: MemoryConfig's, 0.5)"),
 }
 """The optional-number ``MemoryConfig`` fields that commands offer as ``--field-name NUMBER|off``: metavar, help."""
 
 
 def add_memory_switches(parser: argparse.ArgumentParser) -> None:
     """``--[no-]dated-memories``, ``--[no-]anchor-dates``, ``--[no-]speaker-windows``, ``--[no-]keep-superseded``,
-    ``--short-windows``, ``--update-context``, ``--unchanged-updates``, ``--answer-superseded``,
-    ``--update-min-similarity``, ``--source-weight``, ``--answer-lexical-weight``, ``--search-lexical-weight``.
+    ``--[no-]date-answers``, ``--[no-]polar-answers``, ``--short-windows``, ``--update-context``,
+    ``--unchanged-updates``, ``--answer-superseded``, ``--update-min-similarity``, ``--source-weight``,
+    ``--answer-lexical-weight``, ``--search-lexical-weight``, ``--decline-other-subject``, ``--decline-other-source``.
 
     Those ``MemoryConfig`` fields; each is None unless given (then the ``MemoryConfig`` default holds).
     """

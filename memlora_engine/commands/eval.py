@@ -26,7 +26,6 @@ from memlora_engine.commands._options import (
     add_runtime_argument,
     chosen_runtime,
     memory_switches,
-    number_or_off,
 )
 
 __all__ = ["add_arguments", "run"]
@@ -78,18 +77,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     locomo.add_argument("--search-mode", choices=("vector", "hybrid"),
                         help="how answers retrieve (MemoryConfig.search_mode; default: vector)")
     add_memory_switches(locomo)
-    locomo.add_argument("--date-answers", action=argparse.BooleanOptionalAction,
-                        help="answer 'When ...?' with the date of the best-ranked memory that states one, or not "
-                             "(MemoryConfig.date_answers; default: MemoryConfig's, on)")
-    locomo.add_argument("--polar-answers", action=argparse.BooleanOptionalAction,
-                        help="answer a yes/no question with the verdict its answer opens with, the rest as its reason "
-                             "(MemoryConfig.polar_answers; default: MemoryConfig's, on)")
-    locomo.add_argument("--decline-other-subject", type=number_or_off, metavar="MARGIN|off",
-                        help="decline a question about one person that only another person's memories answer "
-                             "(MemoryConfig.decline_other_subject, a cosine margin; default: MemoryConfig's, 0.15)")
-    locomo.add_argument("--decline-other-source", type=number_or_off, metavar="SHARE|off",
-                        help="decline an answer whose words come from another person's memory "
-                             "(MemoryConfig.decline_other_source, a share of its words; default: MemoryConfig's, 0.5)")
     locomo.add_argument("--max-new-tokens", metavar="STAGE=N,...",
                         help="per-stage output caps, e.g. extraction=96,update=160 (default: MemoryConfig's)")
     locomo.add_argument("--ingest-from", metavar="SPEC",
@@ -228,14 +215,6 @@ def _run_locomo(args: argparse.Namespace) -> int:
     if args.answer_mmr is not None:
         overrides["answer_mmr"] = args.answer_mmr
     overrides.update(memory_switches(args))
-    if args.date_answers is not None:
-        overrides["date_answers"] = args.date_answers
-    if args.polar_answers is not None:
-        overrides["polar_answers"] = args.polar_answers
-    if args.decline_other_subject is not None:
-        overrides["decline_other_subject"] = None if args.decline_other_subject == "off" else args.decline_other_subject
-    if args.decline_other_source is not None:
-        overrides["decline_other_source"] = None if args.decline_other_source == "off" else args.decline_other_source
     caps = parse_token_caps(args.max_new_tokens)
     if caps:
         overrides["max_new_tokens"] = caps

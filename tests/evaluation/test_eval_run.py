@@ -364,6 +364,11 @@ def test_a_cached_run_of_other_adapter_weights_is_neither_resumed_nor_taken(tmp_
                                                                         "source_weight": 0.5}),
         (["--update-min-similarity", "off"], {"update_min_similarity": None}),  # off: the check off, not the default
         (["--search-lexical-weight", "off"], {"search_lexical_weight": None}),
+        (["--no-date-answers", "--polar-answers"], {"date_answers": False, "polar_answers": True}),
+        (["--decline-other-subject", "off", "--decline-other-source", "0.6"], {"decline_other_subject": None,
+                                                                              "decline_other_source": 0.6}),
+        (["--decline-other-subject", "0.2", "--decline-other-source", "off"], {"decline_other_subject": 0.2,
+                                                                              "decline_other_source": None}),
     ],
 )
 def test_memory_switches_set_only_the_fields_given(argv, settings):
