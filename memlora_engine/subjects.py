@@ -222,8 +222,9 @@ def answer_source(question: str, answer: str, texts: Sequence[str]) -> AnswerSou
     def share(text: str) -> float:
         return len(words & set(lexical_tokens(text))) / len(words)
 
-    source = max(others, key=share)
-    return AnswerSource(asked=person, other=share(source), own=max(map(share, own), default=0.0), source=source)
+    # max keeps the first of equal shares: on a tie ``source`` is the best-ranked memory.
+    other, source = max(((share(t), t) for t in others), key=lambda pair: pair[0])
+    return AnswerSource(asked=person, other=other, own=max(map(share, own), default=0.0), source=source)
 
 
 _ROLES = frozenset({"user", "assistant", "system", "tool", "human", "ai"})
