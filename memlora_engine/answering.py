@@ -22,6 +22,7 @@ from memlora_engine.errors import ConfigError, InvalidInputError, ModelOutputErr
 from memlora_engine.images import ImageStore, LoadedImage
 from memlora_engine.parsing import collapse_repeated_items, parse_vqa, strip_thinking
 from memlora_engine.steps import ModelCaller
+from memlora_engine.subjects import source_turn
 from memlora_engine.types import Answer, MemoryRecord, Operation, Scope
 
 __all__ = ["NOT_IN_MEMORY", "ROUTES", "Answerer", "is_polar_question", "memory_listing", "polar_answer",
@@ -113,7 +114,7 @@ def superseded_listing(candidates: Sequence[MemoryRecord], rule: str, k: int) ->
         size += k - len(kept)
 
 
-def memory_listing(memories: Sequence[MemoryRecord], *, dated: bool = False) -> list[str]:
+def memory_listing(memories: Sequence[MemoryRecord], *, dated: bool = False, turns: int = 0) -> list[str]:
     """The memories as the generation prompt lists them, one ``- `` line each.
 
     ``dated`` (``MemoryConfig.dated_memories``) prefixes each line with the memory's
@@ -121,11 +122,21 @@ def memory_listing(memories: Sequence[MemoryRecord], *, dated: bool = False) -> 
     time can use the date and, of two memories that disagree, the newer one comes
     first (Mem0's evaluation shows its memories with their timestamps too). Memories
     of the same date keep their retrieval order.
+
+    ``turns`` (``MemoryConfig.answer_turns``): the first ``turns`` memories in the given
+    (retrieval) order that keep their ``source`` are followed by an indented line with
+    the turn they were written from (:func:`~memlora_engine.subjects.source_turn`).
     """
+    shown = {m.id: turn for m in memories[:turns] if m.source and (turn := source_turn(m.text, m.source))}
+
+    def line(memory: MemoryRecord, head: str) -> str:
+        turn = shown.get(memory.id)
+        return f"{head}{memory.text}" + (f"\n  {turn}" if turn else "")
+
     if not dated:
-        return [f"- {m.text}" for m in memories]
+        return [line(m, "- ") for m in memories]
     ordered = sorted(memories, key=_date_of, reverse=True)  # stable: ties keep the retrieval order
-    return [f"- [{_date_of(m) or 'undated'}] {m.text}" for m in ordered]
+    return [line(m, f"- [{_date_of(m) or 'undated'}] ") for m in ordered]
 
 
 class Answerer:
@@ -154,11 +165,13 @@ class Answerer:
         date_answers: bool = False,
         date_order: Sequence[MemoryRecord] | None = None,
         polar: bool = False,
+        turns: int = 0,
     ) -> Answer:
         """Answer ``question`` from ``memories`` (and the question's own images, ``given``).
 
         ``clock`` gives the date shown to ``generation`` (called only on that path);
-        ``dated`` lists the memories with their dates (:func:`memory_listing`).
+        ``dated`` lists the memories with their dates, and the first ``turns`` with the turn
+        they were written from (:func:`memory_listing`).
         ``date_answers`` answers a "When ...?" question with the date the best-ranked
         memory states (:func:`~memlora_engine.dates.date_phrase`), without a model call;
         ``date_order`` ranks the memories for that pick instead of their listing order.
@@ -186,7 +199,7 @@ class Answerer:
                 if (phrase := date_phrase(memory.text)) is not None:
                     self._caller.stats.record_date_answer()
                     return Answer(text=phrase, memories=memories, operation="date")
-        listing = memory_listing(memories, dated=dated)
+        listing = memory_listing(memories, dated=dated, turns=turns)
         if given and captioner is None:
             warnings.warn("answer() got images, but the generator does not take images and no captioner is set: "
                           "the images are ignored", stacklevel=3)

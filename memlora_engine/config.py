@@ -84,13 +84,28 @@ class MemoryConfig:
         base_prompt_style: prompts for operations that run on the base model.
         update_top_k: old memories retrieved per new fact for the update operation.
         search_limit: default number of hits of ``search``.
-        answer_top_k: memories given to the generation operation.
+        answer_top_k: memories given to the generation operation. 8 since the best one
+            is shown with its turn (``answer_turns``): two fewer memories pay for the turn's
+            words, so a generation call costs what it did with 10 (issue 18 bounds the
+            answer cost per call; results/answers/README.md, "Session 30"; 10 before).
         answer_mmr: None (default): the ``answer_top_k`` memories most similar to the
             question. A weight in [0, 1]: twice as many are retrieved and
             ``answer_top_k`` of them chosen by maximal marginal relevance (this weight
             on similarity to the question, the rest against similarity to the
             memories already chosen), so near-copies of one memory do not fill the
             listing.
+        answer_turns: how many of the best-ranked memories ``answer`` lists are followed
+            by the conversation turn they were written from (their ``source``, cut to
+            :data:`~memlora_engine.subjects.TURN_WORDS` words;
+            :func:`~memlora_engine.subjects.source_turn`), as an indented line: the
+            one-line fact the extraction expert wrote often drops the detail a question
+            asks for ("Jon is reading a book" from "I'm reading The Lean Startup"), and
+            the generation expert answers mostly from the first memory listed. 0: facts
+            only. A memory without a source (``infer=False``, ``add_many``, an import
+            without sources) is listed as before. One turn of at most 30 words, with
+            ``answer_top_k`` 8, was chosen on the validation conversation within issue
+            18's +20 % bound on the answer cost per call (results/answers/README.md,
+            "Session 30").
         answer_lexical_weight: ``answer`` re-orders its vector candidates (at least
             :data:`~memlora_engine.hybrid.RERANK_POOL`) by their cosine plus this
             weight times their BM25 match with the question, each memory read with the
@@ -290,8 +305,9 @@ class MemoryConfig:
     base_prompt_style: str = "mem0"
     update_top_k: int = 5
     search_limit: int = field(default=10, metadata=_READ_SIDE)
-    answer_top_k: int = field(default=10, metadata=_READ_SIDE)
+    answer_top_k: int = field(default=8, metadata=_READ_SIDE)
     answer_mmr: float | None = field(default=None, metadata=_READ_SIDE)
+    answer_turns: int = field(default=1, metadata=_READ_SIDE)
     answer_lexical_weight: float | None = field(default=0.4, metadata=_READ_SIDE)
     search_lexical_weight: float | None = field(default=0.4, metadata=_READ_SIDE)
     skip_update_when_empty: bool = True
@@ -332,6 +348,8 @@ class MemoryConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(self.answer_turns, bool) or not isinstance(self.answer_turns, int) or self.answer_turns < 0:
+            raise ConfigError(f"answer_turns must be an integer >= 0, got {self.answer_turns!r}")
         if self.database_url is not None:
             url = self.database_url
             if not isinstance(url, str) or not url.startswith(("postgresql://", "postgresql+psycopg://",

@@ -39,8 +39,8 @@ from dataclasses import dataclass
 from memlora_engine.embeddings.base import Embedder, cosine
 from memlora_engine.hybrid import lexical_tokens
 
-__all__ = ["AnswerSource", "SubjectCheck", "answer_source", "check_question", "mask_name", "other_subject_margin",
-           "speaker_subjects", "subject_of"]
+__all__ = ["TURN_WORDS", "AnswerSource", "SubjectCheck", "answer_source", "check_question", "mask_name",
+           "other_subject_margin", "source_turn", "speaker_subjects", "subject_of"]
 
 # Capitalised words that begin sentences without naming anyone (the leading-name rule
 # would otherwise take "The" or "After" for a person).
@@ -246,6 +246,37 @@ def _speaker_turns(conversation: str) -> list[tuple[str, str]]:
     marks = list(_LINE.finditer(conversation))
     return [(m.group(1).strip(), conversation[m.end(): marks[i + 1].start() if i + 1 < len(marks) else None].strip())
             for i, m in enumerate(marks)]
+
+
+_MACHINE_ROLES = frozenset({"assistant", "system", "tool", "ai"})
+
+TURN_WORDS = 30
+"""The most words of a turn :func:`source_turn` returns. A pasted document stays one short line of the prompt,
+and the turn's cost stays inside the answer's cost bound. Chosen on the validation conversation: 30 and 40 words
+answered about as well as whole turns, and 30 keeps a call within issue 18's +20 % (results/answers/README.md,
+"Session 30")."""
+
+
+def source_turn(text: str, source: str, max_words: int = TURN_WORDS) -> str | None:
+    """The turn of ``source`` that the memory ``text`` was written from, as one ``speaker: words`` line.
+
+    ``source`` is the conversation window ``Memory.add`` extracted ``text`` from
+    (``MemoryRecord.source``: ``speaker: text`` lines). The turn is the one its subject
+    said when the subject is one of the window's speakers ("Jon: I'm reading The Lean
+    Startup." for "Jon is reading a book."); else the longest turn said by a person (not
+    an assistant, system or tool role); else the longest. Its words are joined on one
+    line and cut after ``max_words`` (marked "..."). A source without speaker lines is
+    one turn of its own. None: a blank source.
+    """
+    turns = [(who, said) for who, said in _speaker_turns(source) if said]
+    if not turns:
+        return " ".join(source.split()) or None
+    subject = subject_of(text)
+    own = [turn for turn in turns if turn[0] == subject]
+    people = [turn for turn in turns if turn[0].lower() not in _MACHINE_ROLES]
+    who, said = own[0] if own else max(people or turns, key=lambda turn: len(turn[1]))
+    words = said.split()
+    return f"{who}: {' '.join(words[:max_words])}" + (" ..." if len(words) > max_words else "")
 
 
 def _owner(fact: str, subject: str, turns: Sequence[tuple[str, str]], speakers: Sequence[str]) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 
 import pytest
 
@@ -167,6 +168,38 @@ def test_memory_listing_dated_lists_newest_first():
         "- [2023-06-01] Alice lives in Lisbon.", "- [2023-03-02] Alice has a dog.",
         "- [2023-01-05] Alice lives in Paris.", "- [2023-01-05] Alice likes tea.",
     ]
+
+
+def test_memory_listing_shows_the_first_memories_turns():
+    jon = "Gina: What are you reading these days?\nJon: I'm reading The Lean Startup, it's great for the studio."
+    memories = [
+        replace(_record("1", "Jon is reading a book.", "2023-01-05T10:00:00+00:00"), source=jon),
+        _record("2", "Jon opened a dance studio.", "2023-06-01T10:00:00+00:00"),  # no source: no turn
+        replace(_record("3", "Gina likes hoodies.", "2023-03-02T10:00:00+00:00"), source="Gina: Hoodies!"),
+    ]
+    turn = "  Jon: I'm reading The Lean Startup, it's great for the studio."
+    assert memory_listing(memories) == ["- Jon is reading a book.", "- Jon opened a dance studio.",
+                                        "- Gina likes hoodies."]
+    assert memory_listing(memories, turns=1) == [f"- Jon is reading a book.\n{turn}", "- Jon opened a dance studio.",
+                                                 "- Gina likes hoodies."]
+    assert memory_listing(memories, turns=3)[2] == "- Gina likes hoodies.\n  Gina: Hoodies!"
+    # dated: the turn goes with the best-ranked memory wherever its date puts it
+    assert memory_listing(memories, dated=True, turns=1) == [
+        "- [2023-06-01] Jon opened a dance studio.", "- [2023-03-02] Gina likes hoodies.",
+        f"- [2023-01-05] Jon is reading a book.\n{turn}",
+    ]
+
+
+@pytest.mark.parametrize("turns", [0, 1])
+def test_answer_prompt_shows_the_best_memorys_turn(make_memory, turns):
+    memory = make_memory({"extraction": ['{"facts": ["Jon is reading a book."]}'], "update": ['{"memory": []}'],
+                          "generation": ["The Lean Startup"]}, answer_turns=turns)
+    memory.add([{"role": "user", "name": "Gina", "content": "What are you reading?"},
+                {"role": "user", "name": "Jon", "content": "I'm reading The Lean Startup."}], user_id="u")
+    assert memory.answer("What book is Jon reading?", user_id="u").text == "The Lean Startup"
+    prompt = memory.generator.calls[-1].messages[-1]["content"]
+    assert "- Jon is reading a book." in prompt
+    assert ("  Jon: I'm reading The Lean Startup." in prompt) is bool(turns)
 
 
 @pytest.mark.parametrize("dated", [False, True])

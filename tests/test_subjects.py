@@ -8,10 +8,12 @@ from memlora_engine import MemoryConfig
 from memlora_engine.answering import NOT_IN_MEMORY
 from memlora_engine.errors import ConfigError
 from memlora_engine.subjects import (
+    TURN_WORDS,
     answer_source,
     check_question,
     mask_name,
     other_subject_margin,
+    source_turn,
     speaker_subjects,
     subject_of,
 )
@@ -302,3 +304,30 @@ def test_memory_add_stores_the_restating_speakers_name_and_counts_it(tmp_path, m
                  generator=generator, embedder=minilm)
     off.add(messages, user_id="u")
     assert [m.text for m in off.get_all(user_id="u")] == ["Caroline finds painting a fun way to express her feelings."]
+
+
+LONG = " ".join(f"w{i}" for i in range(70))
+
+
+@pytest.mark.parametrize(
+    ("text", "source", "turn"),
+    [
+        # the subject's own turn, not the longer one of the other speaker
+        ("Jon is reading a book.", "Gina: What are you reading these days, tell me everything?\nJon: The Lean Startup.",
+         "Jon: The Lean Startup."),
+        # a continuation line belongs to its turn, on one line
+        ("Jon is reading a book.", "Jon: The Lean Startup.\nIt is great.", "Jon: The Lean Startup. It is great."),
+        # the subject is no speaker: the longest turn
+        ("Oliver hid a bone.", "Melanie: Oliver hid his bone in my slipper!\nCaroline: Ha!",
+         "Melanie: Oliver hid his bone in my slipper!"),
+        # user and assistant: the person's turn, even when the assistant says more
+        ("Alice drinks green tea.", "user: Green tea now.\nassistant: Noted, I will remember that you drink green tea.",
+         "user: Green tea now."),
+        ("Alice drinks tea.", "assistant: Noted, tea it is.", "assistant: Noted, tea it is."),  # no person: longest
+        ("Alice drinks tea.", "Green tea   now.", "Green tea now."),  # no speaker lines: the whole source
+        ("Alice drinks tea.", "  \n ", None),
+        ("Jon is busy.", f"Jon: {LONG}", "Jon: " + " ".join(LONG.split()[:TURN_WORDS]) + " ..."),  # cut
+    ],
+)
+def test_source_turn(text, source, turn) -> None:
+    assert source_turn(text, source) == turn

@@ -73,12 +73,19 @@ _MEMORY_THRESHOLDS = {
 }
 """The optional-number ``MemoryConfig`` fields that commands offer as ``--field-name NUMBER|off``: metavar, help."""
 
+_MEMORY_COUNTS = {
+    "answer_turns": ("N", "follow the first N memories an answer lists with the conversation turn they were written "
+                          "from; 0: facts only (MemoryConfig.answer_turns; default: MemoryConfig's, 1)"),
+}
+"""The integer ``MemoryConfig`` fields that commands offer as ``--field-name N``: metavar, help."""
+
 
 def add_memory_switches(parser: argparse.ArgumentParser) -> None:
     """``--[no-]dated-memories``, ``--[no-]anchor-dates``, ``--[no-]speaker-windows``, ``--[no-]keep-superseded``,
     ``--[no-]date-answers``, ``--[no-]polar-answers``, ``--short-windows``, ``--update-context``,
     ``--unchanged-updates``, ``--answer-superseded``, ``--update-min-similarity``, ``--source-weight``,
-    ``--answer-lexical-weight``, ``--search-lexical-weight``, ``--decline-other-subject``, ``--decline-other-source``.
+    ``--answer-lexical-weight``, ``--search-lexical-weight``, ``--decline-other-subject``, ``--decline-other-source``,
+    ``--answer-turns``.
 
     Those ``MemoryConfig`` fields; each is None unless given (then the ``MemoryConfig`` default holds).
     """
@@ -88,11 +95,13 @@ def add_memory_switches(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{name.replace('_', '-')}", choices=choices, help=text)
     for name, (metavar, text) in _MEMORY_THRESHOLDS.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=number_or_off, metavar=metavar, help=text)
+    for name, (metavar, text) in _MEMORY_COUNTS.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, metavar=metavar, help=text)
 
 
 def memory_switches(args: argparse.Namespace) -> dict[str, Any]:
     """The ``MemoryConfig`` fields that :func:`add_memory_switches`' options set (those given only)."""
-    given = {name: value for name in (*_MEMORY_SWITCHES, *_MEMORY_CHOICES, *_MEMORY_THRESHOLDS)
+    given = {name: value for name in (*_MEMORY_SWITCHES, *_MEMORY_CHOICES, *_MEMORY_THRESHOLDS, *_MEMORY_COUNTS)
              if (value := getattr(args, name)) is not None}
     return {name: None if name in _MEMORY_THRESHOLDS and value == "off" else value for name, value in given.items()}
 

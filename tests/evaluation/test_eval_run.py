@@ -294,7 +294,7 @@ def test_a_run_cached_under_another_memory_default_is_neither_resumed_nor_taken(
     conversation = first_session_run
     saved_path = tmp_path / "runs" / "memlora" / "run.json"
     saved = json.loads(saved_path.read_text())
-    assert saved["memory"]["anchor_dates"] is True and saved["memory"]["answer_top_k"] == 10
+    assert saved["memory"]["anchor_dates"] is True and saved["memory"]["answer_top_k"] == 8
     saved["memory"]["anchor_dates"] = False
     saved_path.write_text(json.dumps(saved))
     options = RunOptions(progress=False, limit_sessions=1)
@@ -369,6 +369,8 @@ def test_a_cached_run_of_other_adapter_weights_is_neither_resumed_nor_taken(tmp_
                                                                               "decline_other_source": 0.6}),
         (["--decline-other-subject", "0.2", "--decline-other-source", "off"], {"decline_other_subject": 0.2,
                                                                               "decline_other_source": None}),
+        (["--answer-turns", "0"], {"answer_turns": 0}),
+        (["--answer-turns", "2", "--no-polar-answers"], {"answer_turns": 2, "polar_answers": False}),
     ],
 )
 def test_memory_switches_set_only_the_fields_given(argv, settings):
