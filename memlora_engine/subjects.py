@@ -227,7 +227,8 @@ def answer_source(question: str, answer: str, texts: Sequence[str]) -> AnswerSou
     return AnswerSource(asked=person, other=other, own=max(map(share, own), default=0.0), source=source)
 
 
-_ROLES = frozenset({"user", "assistant", "system", "tool", "human", "ai"})
+_MACHINE_ROLES = frozenset({"assistant", "system", "tool", "ai"})
+_ROLES = _MACHINE_ROLES | {"user", "human"}
 _LINE = re.compile(r"^([^:\n]{1,80}): ", re.MULTILINE)
 # A contraction counts by its pronoun: "\b" ends "I" in "I'm" and "you" in "you're".
 FIRST_PERSON = re.compile(r"\b(?:i|me|my|mine|myself|we|us|our|ours|ourselves)\b", re.IGNORECASE)
@@ -248,8 +249,6 @@ def _speaker_turns(conversation: str) -> list[tuple[str, str]]:
             for i, m in enumerate(marks)]
 
 
-_MACHINE_ROLES = frozenset({"assistant", "system", "tool", "ai"})
-
 TURN_WORDS = 30
 """The most words of a turn :func:`source_turn` returns. A pasted document stays one short line of the prompt,
 and the turn's cost stays inside the answer's cost bound. Chosen on the validation conversation: 30 and 40 words
@@ -268,15 +267,18 @@ def source_turn(text: str, source: str, max_words: int = TURN_WORDS) -> str | No
     line and cut after ``max_words`` (marked "..."). A source without speaker lines is
     one turn of its own. None: a blank source.
     """
-    turns = [(who, said) for who, said in _speaker_turns(source) if said]
+    turns: list[tuple[str | None, str]] = [(who, said) for who, said in _speaker_turns(source) if said]
     if not turns:
-        return " ".join(source.split()) or None
+        turns = [(None, source)]
     subject = subject_of(text)
-    own = [turn for turn in turns if turn[0] == subject]
-    people = [turn for turn in turns if turn[0].lower() not in _MACHINE_ROLES]
+    own = [turn for turn in turns if turn[0] is not None and turn[0] == subject]
+    people = [turn for turn in turns if turn[0] is None or turn[0].lower() not in _MACHINE_ROLES]
     who, said = own[0] if own else max(people or turns, key=lambda turn: len(turn[1]))
     words = said.split()
-    return f"{who}: {' '.join(words[:max_words])}" + (" ..." if len(words) > max_words else "")
+    if not words:
+        return None
+    line = " ".join(words[:max_words]) + (" ..." if len(words) > max_words else "")
+    return line if who is None else f"{who}: {line}"
 
 
 def _owner(fact: str, subject: str, turns: Sequence[tuple[str, str]], speakers: Sequence[str]) -> str | None:

@@ -327,6 +327,7 @@ LONG = " ".join(f"w{i}" for i in range(70))
         ("Alice drinks tea.", "Green tea   now.", "Green tea now."),  # no speaker lines: the whole source
         ("Alice drinks tea.", "  \n ", None),
         ("Jon is busy.", f"Jon: {LONG}", "Jon: " + " ".join(LONG.split()[:TURN_WORDS]) + " ..."),  # cut
+        ("Jon is busy.", LONG, " ".join(LONG.split()[:TURN_WORDS]) + " ..."),  # a pasted text is cut too
     ],
 )
 def test_source_turn(text, source, turn) -> None:
