@@ -337,8 +337,9 @@ def test_cli_consolidation_dated_memories(tmp_path: Path, monkeypatch: pytest.Mo
     assert _run(["--lengths", "2", "--limit", "1", "--embedder", "hashing", "--quiet", flag, "--out", str(out)]) == 0
     assert json.loads(out.read_text(encoding="utf-8"))["memory"]["dated_memories"] is dated
     (answer,) = [c for c in generators[0].calls if c.operation.value == "generation"]
-    listing = _user_text(answer).split("Memories:\n", 1)[1].split("\n\nQuestion:", 1)[0].splitlines()
-    assert len(listing) == 2  # the hoarding update keeps both values
+    lines = _user_text(answer).split("Memories:\n", 1)[1].split("\n\nQuestion:", 1)[0].splitlines()
+    listing = [line for line in lines if line.startswith("- ")]  # the best one's turn follows it, indented
+    assert len(listing) == 2 and len(lines) == 3  # the hoarding update keeps both values
     if dated:  # a week apart, the newest first
         assert [line[:15] for line in listing] == ["- [2025-03-10] ", "- [2025-03-03] "]
     else:

@@ -59,8 +59,13 @@ def _memories(example: dict[str, Any]) -> list[str]:
     return [line.removeprefix("- ") for line in listing.splitlines()]
 
 
+ROOMY = MemoryConfig(answer_top_k=10)
+"""Room in the listing for a five-value chain and the source conversation's observations."""
+
+
 def test_every_example_is_the_engines_prompt_with_a_known_answer(conversations, embedder):
-    examples = generate_current_state_examples(conversations, 24, embedder, seed=2)
+    # Ten memories hold every distractor asserted below; the engine's default lists 8 (answer_top_k).
+    examples = generate_current_state_examples(conversations, 24, embedder, seed=2, config=ROOMY)
     assert len(examples) == 24
     for number, example in enumerate(examples):
         assert example["id"] == f"{CURRENT_STATE_ID}/generation/{number}"
@@ -146,7 +151,7 @@ def test_held_out_values_are_never_drawn(conversations, embedder):
 
 
 def test_chains_run_from_three_to_five_values_and_answer_the_last(conversations, embedder):
-    examples = [e for e in generate_current_state_examples(conversations, 120, embedder, seed=3)
+    examples = [e for e in generate_current_state_examples(conversations, 120, embedder, seed=3, config=ROOMY)
                 if e["context"]["kind"] == "chain"]
     assert {e["context"]["writes"] for e in examples} == set(range(CHAIN_VALUES[0], CHAIN_VALUES[1] + 1))
     for example in examples:
