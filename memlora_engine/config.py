@@ -344,12 +344,11 @@ class MemoryConfig:
         if self.extraction_window is not None and (isinstance(self.extraction_window, bool) or not isinstance(
                 self.extraction_window, int) or self.extraction_window < 1):
             raise ConfigError(f"extraction_window must be a positive integer or None, got {self.extraction_window!r}")
-        for name in ("update_top_k", "search_limit", "answer_top_k"):
+        for name, least in (("update_top_k", 1), ("search_limit", 1), ("answer_top_k", 1), ("answer_turns", 0)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(self.answer_turns, bool) or not isinstance(self.answer_turns, int) or self.answer_turns < 0:
-            raise ConfigError(f"answer_turns must be an integer >= 0, got {self.answer_turns!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                wanted = "a positive integer" if least else "an integer >= 0"
+                raise ConfigError(f"{name} must be {wanted}, got {value!r}")
         if self.database_url is not None:
             url = self.database_url
             if not isinstance(url, str) or not url.startswith(("postgresql://", "postgresql+psycopg://",
