@@ -101,10 +101,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "train on them with `memlora train generation --with-current-state` (docs/training.md)")
     parser.add_argument("--dated-memories", action="store_true",
                         help="generation prompts list each memory with its session date, newest first, as the "
-                             "engine does with MemoryConfig.dated_memories (the replay and --unanswerable); a "
-                             "cache distilled without it is refused: use a fresh --out")
+                             "engine does with MemoryConfig.dated_memories (the replay, --unanswerable and "
+                             "--current-state); the listing is otherwise MemoryConfig's (its answer_top_k and "
+                             "answer_turns), and a cache distilled with another listing is refused: use a fresh --out")
     parser.add_argument("--check-labeler", metavar="CASES",
                         help="only report the update labeler's agreement with hand-labelled JSONL cases")
+
+
+def _listing(args: argparse.Namespace) -> Any:
+    """The engine settings every generation example's memory listing follows: the engine's, dated or not."""
+    from memlora_engine.config import MemoryConfig
+
+    return MemoryConfig(dated_memories=args.dated_memories)
 
 
 def _embedder(name: str) -> Any:
@@ -201,13 +209,12 @@ def _synthetic(args: argparse.Namespace, selected: list[Any], out: Path) -> None
 
 def _unanswerable(args: argparse.Namespace, selected: list[Any], out: Path, embedder: Any) -> None:
     """Unanswerable generation examples from the selected conversations that are not held out."""
-    from memlora_engine.config import MemoryConfig
     from memlora_engine.training.unanswerable import write_unanswerable
 
     sources = _training_sources(selected, "--unanswerable", "unanswerable examples")
     stats = write_unanswerable(out, sources, args.unanswerable, embedder, seed=args.synthetic_seed,
                                adversarial_share=args.unanswerable_adversarial_share,
-                               config=MemoryConfig(dated_memories=args.dated_memories))
+                               config=_listing(args))
     kinds = ", ".join(f"{k} {v}" for k, v in stats["kinds"].items())
     share = "" if stats["share_of_mix"] is None else f", {stats['share_of_mix']:.0%} of the generation examples"
     print(f"unanswerable examples: {stats['count']} ({kinds}), target {stats['phrase']!r}{share} "
@@ -218,7 +225,6 @@ def _unanswerable(args: argparse.Namespace, selected: list[Any], out: Path, embe
 def _current_state(args: argparse.Namespace, selected: list[Any], out: Path, embedder: Any) -> None:
     """Current-state generation examples from the selected conversations that are not held out, without a
     value of the consolidation check's histories."""
-    from memlora_engine.config import MemoryConfig
     from memlora_engine.evaluation.consolidation import load_histories
     from memlora_engine.training.current_state import write_current_state
 
@@ -226,7 +232,7 @@ def _current_state(args: argparse.Namespace, selected: list[Any], out: Path, emb
     # The consolidation check's values stay out of the examples, so that check measures generalisation.
     held_out = {spelling for h in load_histories() for value in h.values for spelling in h.spellings(value)}
     stats = write_current_state(out, sources, args.current_state, embedder, seed=args.synthetic_seed,
-                                config=MemoryConfig(dated_memories=args.dated_memories), held_out=held_out)
+                                config=_listing(args), held_out=held_out)
     kinds = ", ".join(f"{k} {v}" for k, v in stats["kinds"].items())
     print(f"current-state examples: {stats['count']} ({kinds}) of {stats['conversations']}")
     print(f"  statistics: {out / 'generation' / 'current-state.stats.json'}")
@@ -285,7 +291,7 @@ def run(args: argparse.Namespace) -> int:
         embedder = _embedder(args.embedder)
         manifest = build_distillation_data(
             selected, _teachers(args, embedder, out), embedder, out, captions=not args.no_captions,
-            limit_sessions=args.limit_sessions, dated_memories=args.dated_memories,
+            limit_sessions=args.limit_sessions, listing=_listing(args),
             progress=lambda line: print(line, flush=True),
         )
         manifest["source"] = Path(args.data).name

@@ -173,6 +173,8 @@ def _text_data(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dic
         "train_conversations": train_ids,
         "validation_conversations": val_ids,
     }
+    if args.operation == "generation":
+        card["listing"] = manifest.get("listing")  # the memory listing the prompts were rendered with
     if args.with_synthetic or args.with_multi_fact:
         card["synthetic"] = manifest.get("synthetic", {}).get(args.operation)
     if args.with_unanswerable:

@@ -35,7 +35,7 @@ observations of the person's conversation (training conversations only). The
 memories are written into an in-memory :class:`~memlora_engine.Memory` at their
 times and the question is asked with :meth:`Memory.answer
 <memlora_engine.Memory.answer>` through a recording teacher, so the prompt is the
-engine's exactly (``answer_top_k``, ``search_mode``, ``dated_memories`` of the
+engine's exactly (``answer_top_k``, ``answer_turns``, ``search_mode``, ``dated_memories`` of the
 config given), as :mod:`.unanswerable` does.
 """
 
@@ -57,7 +57,7 @@ from memlora_engine.embeddings.base import Embedder
 from memlora_engine.errors import ConfigError
 from memlora_engine.teachers import TeacherGenerator
 from memlora_engine.training._synthetic_templates import ATTRIBUTES, EXTRA_ATTRIBUTES, PET_KINDS
-from memlora_engine.training.data import record_in_manifest
+from memlora_engine.training.data import listing_settings, record_in_manifest
 from memlora_engine.training.signals import ReferenceAnswerTeacher
 from memlora_engine.training.synthetic_update import demo_free
 from memlora_engine.types import Operation
@@ -230,7 +230,7 @@ def generate_current_state_examples(
         embedder: the memory's embedder (the engine's default for real data).
         seed: the same seed, conversations, count and embedder give the same examples.
         config: the engine settings the prompt follows (``answer_top_k``,
-            ``search_mode``, ``dated_memories``); default ``MemoryConfig()``'s.
+            ``answer_turns``, ``dated_memories``, ``search_mode``); default ``MemoryConfig()``'s.
         held_out: values never drawn (case-insensitive, as whole words of a value; a
             benchmark's values, kept out of its training data).
 
@@ -254,6 +254,7 @@ def generate_current_state_examples(
     memory.generator = generator
     memory.config.answer_top_k = settings.answer_top_k
     memory.config.dated_memories = settings.dated_memories
+    memory.config.answer_turns = settings.answer_turns
     observations = {c.sample_id: [o.text for o in c.observations if demo_free(o.text)] for c in conversations}
     examples: list[dict[str, Any]] = []
     try:
@@ -320,8 +321,7 @@ def write_current_state(out_dir: str | Path, conversations: Sequence[Conversatio
         "kinds": {kind: kinds[kind] for kind in KINDS}, "attributes": dict(sorted(attributes.items())),
         "chain_values": dict(sorted(Counter(str(e["context"]["writes"]) for e in examples
                                             if e["context"]["kind"] == "chain").items())),
-        "engine": {"answer_top_k": settings.answer_top_k, "search_mode": settings.search_mode,
-                   "dated_memories": settings.dated_memories},
+        "engine": {**listing_settings(settings), "search_mode": settings.search_mode},
         "held_out_values": len(set(v.lower() for v in held_out)),
     }
     path.with_suffix(".stats.json").write_text(json.dumps(stats, indent=1), encoding="utf-8")

@@ -53,6 +53,7 @@ __all__ = [
     "DistillReport",
     "build_distillation_data",
     "call_chars",
+    "listing_settings",
     "load_examples",
     "record_in_manifest",
     "replay_conversation",
@@ -68,6 +69,21 @@ _STYLE = "memlora"
 def call_chars(messages: Sequence[Mapping[str, Any]], target: str) -> int:
     """Prompt + target characters of one example (what the generated data sets' ``max_chars`` bounds)."""
     return sum(len(str(m["content"])) for m in messages) + len(target)
+
+
+def listing_settings(config: MemoryConfig) -> dict[str, Any]:
+    """The settings of ``config`` that shape a generation prompt's memory listing.
+
+    How many memories are listed, how many are followed by their turn, and whether they
+    are dated: a generation example is in the format of these settings, so a distillation
+    cache records them and refuses to mix two formats.
+    """
+    return {"answer_top_k": config.answer_top_k, "answer_turns": config.answer_turns,
+            "dated_memories": config.dated_memories}
+
+
+# What a cache written before its manifest recorded "listing" holds: ten memories, no turns.
+_UNRECORDED_LISTING = {"answer_top_k": 10, "answer_turns": 0}
 
 
 def record_in_manifest(out_dir: str | os.PathLike[str], section: str, operation: Operation,
@@ -178,16 +194,15 @@ def replay_conversation(
     *,
     captions: bool = True,
     update_top_k: int = 5,
-    answer_top_k: int = 10,
     limit_sessions: int | None = None,
-    dated_memories: bool = False,
+    listing: MemoryConfig | None = None,
 ) -> tuple[dict[str, list[dict[str, Any]]], DistillReport]:
     """Run one conversation through the engine with ``teachers``; return examples per operation.
 
     Questions are asked at the time of the last ingested session, as the harness does;
     category-5 (adversarial) questions and questions without an answer are skipped.
-    ``dated_memories`` renders the generation prompts as the engine does with
-    ``MemoryConfig.dated_memories``: each memory with its session date, newest first.
+    The generation prompts list the memories as the engine does with ``listing``'s
+    :func:`listing_settings` (default ``MemoryConfig()``'s: the engine's own format).
     An :class:`~memlora_engine.training.outcome.OutcomeCheckedTeacher` as the update
     teacher is told, before each window, the memories stored and the questions that can
     judge its decisions (its report counts the labels it changed).
@@ -203,7 +218,7 @@ def replay_conversation(
             labeler.embedder = embedder  # type: ignore[attr-defined]
     embedder.prime([" ".join(o.text.split()) for o in conversation.observations] + [q.question.strip() for q in conversation.qa])
     config = MemoryConfig(store="memory", namespace=f"distill-{uuid.uuid4().hex[:12]}", prompt_style=_STYLE,
-                          update_top_k=update_top_k, answer_top_k=answer_top_k, dated_memories=dated_memories,
+                          update_top_k=update_top_k, **listing_settings(listing or MemoryConfig()),
                           # every question is a generation example: no date answers, no declines
                           date_answers=False, **NO_DECLINES,
                           # one extraction example per two-turn window: the teacher's targets are the window's facts
@@ -274,19 +289,20 @@ def build_distillation_data(
     *,
     captions: bool = True,
     limit_sessions: int | None = None,
-    dated_memories: bool = False,
+    listing: MemoryConfig | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Build (or resume) the JSONL cache ``<out_dir>/<operation>/<sample_id>.jsonl``.
 
     A conversation whose files exist is skipped (delete them to rebuild). Writes and
-    returns ``<out_dir>/manifest.json``: teachers, embedder, prompt version and counts.
-    ``dated_memories`` dates the memories of the generation prompts
-    (:func:`replay_conversation`).
+    returns ``<out_dir>/manifest.json``: teachers, embedder, prompt version, the
+    generation prompts' listing (``listing``'s :func:`listing_settings`, default
+    ``MemoryConfig()``'s) and counts.
 
     Raises:
-        ConfigError: ``dated_memories`` differs from the cache's: its generation
-            prompts are in the other format (use a fresh ``out_dir``).
+        ConfigError: the cache's generation prompts list memories otherwise (its
+            ``"listing"``; a cache that does not record one lists ten memories without
+            turns): distill into a fresh ``out_dir``.
     """
     from memlora_engine.prompts import PROMPT_VERSION
 
@@ -294,12 +310,16 @@ def build_distillation_data(
     ops = [Operation(k) for k in teachers]
     manifest_path = out / "manifest.json"
     manifest: dict[str, Any] = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    cached_dated = bool(manifest.get("dated_memories", False))
-    if manifest.get("conversations") and cached_dated != dated_memories:
-        raise ConfigError(f"{out} holds generation prompts with dated_memories={cached_dated}; "
-                          f"distill dated_memories={dated_memories} into a fresh directory")
-    manifest["dated_memories"] = dated_memories
+    wanted = listing_settings(listing or MemoryConfig())
+    if manifest.get("conversations"):
+        cached = manifest.get("listing") or {
+            **_UNRECORDED_LISTING, "dated_memories": bool(manifest.get("dated_memories", False))}
+        if cached != wanted:
+            raise ConfigError(f"{out} holds generation prompts listed with {cached}; distill {wanted} "
+                              "into a fresh directory")
+    manifest.pop("dated_memories", None)  # recorded in "listing" since session 31
     manifest.update({
+        "listing": wanted,
         "prompt_style": _STYLE,
         "prompt_version": PROMPT_VERSION,
         "teachers": {Operation(k).value: t.name for k, t in teachers.items()},
@@ -315,7 +335,7 @@ def build_distillation_data(
                 progress(f"{conversation.sample_id}: cached")
             continue
         examples, report = replay_conversation(conversation, teachers, embedder, captions=captions,
-                                               limit_sessions=limit_sessions, dated_memories=dated_memories)
+                                               limit_sessions=limit_sessions, listing=listing)
         for op, path in paths.items():
             _write_jsonl(path, examples.get(op.value, []))
         counts[conversation.sample_id] = {"examples": report.examples, "unusable": report.unusable,

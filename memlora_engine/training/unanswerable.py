@@ -23,7 +23,7 @@ session's time (:func:`~memlora_engine.data.memories.observation_memory`:
 model-free, the facts the extraction teacher distils). Every call is made by
 :meth:`Memory.answer <memlora_engine.Memory.answer>` at the time of the memory's
 last session with a recording teacher, so the prompt is the engine's exactly
-(``answer_top_k``, ``search_mode`` and ``dated_memories`` of the
+(``answer_top_k``, ``answer_turns``, ``search_mode`` and ``dated_memories`` of the
 :class:`~memlora_engine.MemoryConfig` given). Targets go through
 :func:`~memlora_engine.training.cleaning.clean_output`, like distilled examples.
 
@@ -51,7 +51,7 @@ from memlora_engine.embeddings.base import Embedder
 from memlora_engine.errors import ConfigError
 from memlora_engine.teachers import TeacherGenerator
 from memlora_engine.training.cleaning import clean_output
-from memlora_engine.training.data import record_in_manifest
+from memlora_engine.training.data import listing_settings, record_in_manifest
 from memlora_engine.training.signals import ReferenceAnswerTeacher
 from memlora_engine.types import Operation
 
@@ -117,7 +117,7 @@ def generate_unanswerable_examples(
         adversarial_share: the share of ``adversarial`` examples (as many as there
             are category-5 questions at most); the rest are ``other_conversation``.
         config: the engine settings the prompt follows (``answer_top_k``,
-            ``search_mode``, ``dated_memories``); default ``MemoryConfig()``'s.
+            ``answer_turns``, ``dated_memories``, ``search_mode``); default ``MemoryConfig()``'s.
 
     Raises:
         ConfigError: a validation or test conversation of the dev split, a
@@ -148,6 +148,7 @@ def generate_unanswerable_examples(
                 target.memory.generator = generator
                 target.memory.config.answer_top_k = settings.answer_top_k
                 target.memory.config.dated_memories = settings.dated_memories
+                target.memory.config.answer_turns = settings.answer_turns
                 memories[draw.memory.sample_id] = target
             generator.context = {"kind": draw.kind, "source": draw.source, "memory": draw.memory.sample_id,
                                  "question_index": draw.question.index, "category": draw.question.category}
@@ -198,8 +199,7 @@ def write_unanswerable(out_dir: str | Path, conversations: Sequence[Conversation
         "count": len(examples), "seed": seed, "phrase": NOT_IN_MEMORY, "adversarial_share": adversarial_share,
         "conversations": [c.sample_id for c in conversations],
         "kinds": {kind: kinds[kind] for kind in KINDS},
-        "engine": {"answer_top_k": settings.answer_top_k, "search_mode": settings.search_mode,
-                   "dated_memories": settings.dated_memories},
+        "engine": {**listing_settings(settings), "search_mode": settings.search_mode},
         "cached_answerable_examples": answerable,
         # None until the conversations' answerable examples are distilled (`memlora distill` writes them first)
         "share_of_mix": round(len(examples) / (len(examples) + answerable), 3) if answerable else None,

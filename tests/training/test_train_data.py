@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from memlora_engine.config import MemoryConfig
 from memlora_engine.errors import ConfigError, GeneratorError, ModelOutputError
 from memlora_engine.prompts import render_prompt
 from memlora_engine.training import (
@@ -26,6 +27,7 @@ from memlora_engine.training import (
     replay_conversation,
     window_facts,
 )
+from memlora_engine.training.data import listing_settings
 from memlora_engine.types import Operation
 
 CASES = Path(__file__).parent / "data" / "update_cases.jsonl"
@@ -203,7 +205,8 @@ def test_replay_records_engine_prompts_and_clean_targets(conversations, signal_t
 
 def test_replay_dates_the_generation_memories_as_the_engine_does(conversations, signal_teachers, embedder):
     plain, _ = replay_conversation(conversations[0], signal_teachers, embedder)
-    dated, _ = replay_conversation(conversations[0], signal_teachers, embedder, dated_memories=True)
+    dated, _ = replay_conversation(conversations[0], signal_teachers, embedder,
+                                   listing=MemoryConfig(dated_memories=True))
     for example in dated["generation"]:
         lines = [line for line in example["messages"][1]["content"].splitlines() if line.startswith("- ")]
         dates = [re.match(r"- \[(\d{4}-\d{2}-\d{2})\] ", line).group(1) for line in lines]  # type: ignore[union-attr]
@@ -214,13 +217,39 @@ def test_replay_dates_the_generation_memories_as_the_engine_does(conversations, 
     assert dated["generation"][0]["messages"] != plain["generation"][0]["messages"]
 
 
-def test_build_distillation_data_refuses_a_cache_of_the_other_listing(tmp_path, conversations, signal_teachers,
-                                                                     embedder):
+@pytest.mark.parametrize(("listing", "memories", "turns"), [
+    (None, MemoryConfig().answer_top_k, MemoryConfig().answer_turns),  # the engine's own listing
+    (MemoryConfig(answer_top_k=2, answer_turns=0), 2, 0),
+    (MemoryConfig(answer_top_k=3, answer_turns=2), 3, 2),
+])
+def test_replay_lists_the_generation_memories_as_the_engine_does(conversations, signal_teachers, embedder,
+                                                                listing, memories, turns):
+    examples, _ = replay_conversation(conversations[0], signal_teachers, embedder, listing=listing)
+    listed = [line for line in examples["generation"][-1]["messages"][1]["content"].splitlines()
+              if line.startswith(("- ", "  "))]
+    kinds = ["memory" if line.startswith("- ") else "turn" for line in listed]
+    assert 1 <= kinds.count("memory") <= memories
+    # each of the first `turns` memories is followed by the turn it was written from
+    assert kinds == [k for i in range(kinds.count("memory")) for k in ["memory"] + ["turn"] * (i < turns)]
+
+
+@pytest.mark.parametrize(("first", "second", "cached"), [
+    (MemoryConfig(dated_memories=True), None, "'dated_memories': True"),
+    (MemoryConfig(answer_turns=0), None, "'answer_turns': 0"),
+    (None, MemoryConfig(answer_top_k=3), f"'answer_top_k': {MemoryConfig().answer_top_k}"),
+    ("unrecorded", None, "'answer_top_k': 10, 'answer_turns': 0"),  # a cache from before "listing"
+])
+def test_build_distillation_data_refuses_a_cache_of_another_listing(tmp_path, conversations, signal_teachers,
+                                                                   embedder, first, second, cached):
     out = tmp_path / "data"
-    manifest = build_distillation_data(conversations[:1], signal_teachers, embedder, out, dated_memories=True)
-    assert manifest["dated_memories"] is True
-    with pytest.raises(ConfigError, match="dated_memories=True"):
-        build_distillation_data(conversations, signal_teachers, embedder, out)
+    if first == "unrecorded":
+        out.mkdir()
+        (out / "manifest.json").write_text(json.dumps({"conversations": {"syn-1": {}}, "dated_memories": False}))
+    else:
+        manifest = build_distillation_data(conversations[:1], signal_teachers, embedder, out, listing=first)
+        assert manifest["listing"] == listing_settings(first or MemoryConfig())
+    with pytest.raises(ConfigError, match=re.escape(cached)):
+        build_distillation_data(conversations, signal_teachers, embedder, out, listing=second)
     assert set(json.loads((out / "manifest.json").read_text())["conversations"]) == {"syn-1"}  # nothing written
 
 
