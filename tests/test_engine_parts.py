@@ -137,7 +137,9 @@ def test_shared_and_batch_calls_list_every_retrieved_memory(config, listed) -> N
 @pytest.mark.parametrize(("field", "value"), [("update_context", "mine"), ("short_windows", "mine"),
                                             ("source_weight", -0.1), ("source_weight", "0.7"),
                                             ("source_weight", float("nan")), ("answer_lexical_weight", -1),
-                                            ("answer_lexical_weight", True), ("search_lexical_weight", 11.0)])
+                                            ("answer_lexical_weight", True), ("search_lexical_weight", 11.0),
+                                            ("answer_top_k", 0), ("answer_turns", -1), ("answer_turns", True),
+                                            ("answer_turns", 1.5)])
 def test_config_fields_are_checked(field, value) -> None:
     from memlora_engine.errors import ConfigError
 
