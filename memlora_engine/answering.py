@@ -13,11 +13,11 @@ import logging
 import re
 import warnings
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from memlora_engine._vision import image_ids_of, refers_to_image
-from memlora_engine.dates import asks_when, date_phrase
+from memlora_engine.dates import asks_when, date_phrase, format_day
 from memlora_engine.errors import ConfigError, InvalidInputError, ModelOutputError
 from memlora_engine.images import ImageStore, LoadedImage
 from memlora_engine.parsing import collapse_repeated_items, parse_vqa, strip_thinking
@@ -26,7 +26,7 @@ from memlora_engine.subjects import source_turn
 from memlora_engine.types import Answer, MemoryRecord, Operation, Scope
 
 __all__ = ["NOT_IN_MEMORY", "ROUTES", "Answerer", "is_polar_question", "memory_listing", "polar_answer",
-           "superseded_listing"]
+           "superseded_listing", "written_day"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +75,14 @@ def polar_answer(text: str) -> tuple[str, str | None]:
 def _date_of(memory: MemoryRecord) -> str:
     """The memory's date: the session time it was last written at (``updated_at``, else ``created_at``)."""
     return (memory.updated_at or memory.created_at or "")[:10]
+
+
+def written_day(memory: MemoryRecord) -> date | None:
+    """The day ``memory``'s text was written (:func:`_date_of`), or None for a timestamp that is not ISO."""
+    try:
+        return date.fromisoformat(_date_of(memory))
+    except ValueError:
+        return None
 
 
 def superseded_listing(candidates: Sequence[MemoryRecord], rule: str, k: int) -> list[MemoryRecord]:
@@ -163,6 +171,7 @@ class Answerer:
         clock: Callable[[], datetime],
         dated: bool = False,
         date_answers: bool = False,
+        written_dates: bool = False,
         date_order: Sequence[MemoryRecord] | None = None,
         polar: bool = False,
         turns: int = 0,
@@ -175,6 +184,8 @@ class Answerer:
         ``date_answers`` answers a "When ...?" question with the date the best-ranked
         memory states (:func:`~memlora_engine.dates.date_phrase`), without a model call;
         ``date_order`` ranks the memories for that pick instead of their listing order.
+        ``written_dates``: when none states a date, the answer is the day the first of them
+        was written (:func:`written_day`).
         ``polar`` answers a yes/no question (:func:`is_polar_question`) with the verdict
         its generated answer opens with, the rest as ``Answer.reason`` (:func:`polar_answer`).
         Warnings point at the caller of ``Memory.answer``.
@@ -195,10 +206,16 @@ class Answerer:
             if route == "vqa":
                 raise InvalidInputError("route='vqa' but no image was given or retrieved for this question")
         if date_answers and not given and asks_when(question):
-            for memory in date_order or memories:
+            ranked = date_order or memories
+            for memory in ranked:
                 if (phrase := date_phrase(memory.text)) is not None:
                     self._caller.stats.record_date_answer()
                     return Answer(text=phrase, memories=memories, operation="date")
+            if written_dates and ranked and (day := written_day(ranked[0])) is not None:
+                # No memory states a date: the day the best one was said is the evidence of when, where
+                # the expert would answer a month of its own.
+                self._caller.stats.record_date_answer(written=True)
+                return Answer(text=format_day(day), memories=memories, operation="date")
         listing = memory_listing(memories, dated=dated, turns=turns)
         if given and captioner is None:
             warnings.warn("answer() got images, but the generator does not take images and no captioner is set: "

@@ -267,8 +267,18 @@ class MemoryConfig:
             where sources took part in the ranking (``source_weight`` or
             ``answer_lexical_weight`` set), of the listed memory whose own text is nearest
             the question. With no dated memory retrieved the generation operation
-            answers. The shipped generation expert, shown a dated memory, often answers a
-            date of its own (results/answers/README.md, "Session 15").
+            answers, unless ``written_date_answers``. The shipped generation expert, shown a
+            dated memory, often answers a date of its own (results/answers/README.md,
+            "Session 15").
+        written_date_answers: with ``date_answers``, a "When ...?" question none of whose
+            retrieved memories states a date is answered with the day the best-ranked one
+            (as ``date_answers`` ranks them) was written: its ``updated_at``, else its
+            ``created_at`` ("16 March 2023"), the day its text was said. That is the evidence of when an event was told, the
+            way LoCoMo's annotators and Mem0's answer prompt date it; the generation expert
+            otherwise answers a month of its own ("August 2023" for most of the validation
+            conversation's questions). No generation call (``Answer.operation == "date"``,
+            counted in ``stats["generation"].written_date_answers``). Chosen on the
+            validation conversation (results/answers/README.md, "Session 31").
         polar_answers: answer a yes/no question ("Would she ...?", "Did he ...?"; not one
             that offers alternatives with "or") with the verdict the generated answer opens
             with, "Yes" or "No" (a hedge such as "Likely" kept), and put what follows it in
@@ -331,6 +341,7 @@ class MemoryConfig:
     speaker_subjects: bool = True
     anchor_dates: bool = True
     date_answers: bool = field(default=True, metadata=_READ_SIDE)
+    written_date_answers: bool = field(default=True, metadata=_READ_SIDE)
     polar_answers: bool = field(default=True, metadata=_READ_SIDE)
     keep_superseded: bool = True
     answer_superseded: str = field(default="unless_successor", metadata=_READ_SIDE)

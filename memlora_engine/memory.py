@@ -598,6 +598,7 @@ class Memory:
         answer = self._answerer.answer(question, scope, memories, given, route=route, captioner=self.captioner,
                                        clock=lambda: self._now(timestamp), dated=self.config.dated_memories,
                                        date_answers=self.config.date_answers, date_order=date_order,
+                                       written_dates=self.config.written_date_answers,
                                        polar=self.config.polar_answers, turns=self.config.answer_turns)
         share = self.config.decline_other_source
         if share is not None and answer.operation in ("generation", "date") and not given and answer.failure is None \

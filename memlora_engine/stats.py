@@ -28,6 +28,7 @@ class OperationStats:
     renamed_subjects: int = 0
     anchored_dates: int = 0
     date_answers: int = 0
+    written_date_answers: int = 0
 
 
 class Stats:
@@ -80,10 +81,15 @@ class Stats:
         with self._lock:
             self._ops[Operation.EXTRACTION].renamed_subjects += count
 
-    def record_date_answer(self) -> None:
-        """Count a "When ...?" question answered with a memory's date (``MemoryConfig.date_answers``)."""
+    def record_date_answer(self, *, written: bool = False) -> None:
+        """Count a "When ...?" question answered with the date a memory states (``MemoryConfig.date_answers``),
+        or with the day it was written (``written``: ``MemoryConfig.written_date_answers``)."""
         with self._lock:
-            self._ops[Operation.GENERATION].date_answers += 1
+            s = self._ops[Operation.GENERATION]
+            if written:
+                s.written_date_answers += 1
+            else:
+                s.date_answers += 1
 
     def record_anchored_dates(self, count: int) -> None:
         """Count extracted facts whose relative dates were anchored (:func:`memlora_engine.dates.anchor_dates`)."""

@@ -234,7 +234,9 @@ class Answer:
         memories: the memories retrieved for the question, best first.
         operation: ``"generation"``, ``"vqa"`` when a vision model answered from an image,
             or ``"date"`` when a "When ...?" question was answered with the date of the
-            best-ranked memory that states one (``MemoryConfig.date_answers``, no model call).
+            best-ranked memory that states one (``MemoryConfig.date_answers``, no model call),
+            or with the day the best-ranked memory was written when none states one
+            (``MemoryConfig.written_date_answers``).
         reason: the ``vqa`` answer's one-sentence reason (None when the model's output
             could not be parsed); for ``generation``, what the answer to a yes/no question
             said after its verdict (``MemoryConfig.polar_answers``), or the declined

@@ -4,7 +4,9 @@ from datetime import date, datetime
 
 import pytest
 
+from memlora_engine.answering import written_day
 from memlora_engine.dates import anchor_dates, asks_when, date_phrase, format_day
+from memlora_engine.types import MemoryRecord
 
 SAID_ON = date(2023, 5, 8)  # a Monday
 
@@ -128,7 +130,26 @@ def test_other_questions_and_date_answers_off_go_to_the_generation_operation(mak
     assert off.stats["generation"].date_answers == 0
 
 
-def test_a_when_question_without_a_dated_memory_is_generated(make_memory) -> None:
-    memory = make_memory({"generation": lambda request: "last summer"})
-    memory.add_many(["Ann likes cats."], user_id="u")
-    assert memory.answer("When did Ann get a cat?", user_id="u").text == "last summer"
+@pytest.mark.parametrize(("config", "text", "operation", "written"), [
+    ({}, "16 March 2023", "date", 1),  # the day the best memory was said
+    ({"written_date_answers": False}, "last summer", "generation", 0),
+    ({"date_answers": False}, "last summer", "generation", 0),
+])
+def test_a_when_question_without_a_dated_memory(make_memory, config, text, operation, written) -> None:
+    memory = make_memory({"generation": lambda request: "last summer"}, **config)
+    memory.add_many(["Ann got a cat named Miso."], user_id="u", timestamp=datetime(2023, 3, 16, 14, 5))
+    memory.add_many(["Ben plays chess on Sundays."], user_id="u", timestamp=datetime(2023, 5, 2, 9, 0))
+    answer = memory.answer("When did Ann get a cat?", user_id="u")
+    assert (answer.text, answer.operation) == (text, operation)
+    stats = memory.stats["generation"]
+    assert (stats.written_date_answers, stats.date_answers, stats.calls) == (written, 0, 1 - written)
+
+
+@pytest.mark.parametrize(("created_at", "updated_at", "day"), [
+    ("2023-03-16T14:05:00+00:00", None, date(2023, 3, 16)),
+    ("2023-03-16T14:05:00+00:00", "2023-05-02T09:00:00+00:00", date(2023, 5, 2)),  # its text was written then
+    ("not a time", None, None),
+])
+def test_written_day(created_at, updated_at, day) -> None:
+    record = MemoryRecord(id="m", text="Ann got a cat.", hash="h", created_at=created_at, updated_at=updated_at)
+    assert written_day(record) == day

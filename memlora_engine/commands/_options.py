@@ -30,6 +30,9 @@ _MEMORY_SWITCHES = {
                        "(MemoryConfig.keep_superseded; default: MemoryConfig's, on)",
     "date_answers": "answer 'When ...?' with the date of the best-ranked memory that states one, or not "
                     "(MemoryConfig.date_answers; default: MemoryConfig's, on)",
+    "written_date_answers": "with --date-answers, answer 'When ...?' with the day the best-ranked memory was "
+                            "written when none states a date, or not (MemoryConfig.written_date_answers; default: "
+                            "MemoryConfig's, on)",
     "polar_answers": "answer a yes/no question with the verdict its answer opens with, the rest as its reason "
                      "(MemoryConfig.polar_answers; default: MemoryConfig's, on)",
 }

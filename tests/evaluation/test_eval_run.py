@@ -371,6 +371,7 @@ def test_a_cached_run_of_other_adapter_weights_is_neither_resumed_nor_taken(tmp_
                                                                               "decline_other_source": None}),
         (["--answer-turns", "0"], {"answer_turns": 0}),
         (["--answer-turns", "2", "--no-polar-answers"], {"answer_turns": 2, "polar_answers": False}),
+        (["--no-written-date-answers"], {"written_date_answers": False}),
     ],
 )
 def test_memory_switches_set_only_the_fields_given(argv, settings):
