@@ -13,7 +13,7 @@ from memlora_engine.operations import default_max_new_tokens
 from memlora_engine.prompts import PROMPT_STYLES
 from memlora_engine.types import Operation
 
-__all__ = ["ANSWER_SUPERSEDED", "NO_DECLINES", "SHORT_WINDOWS", "UNCHANGED_UPDATES", "UPDATE_CONTEXTS", "MemoryConfig",
+__all__ = ["ALWAYS_GENERATE", "ANSWER_SUPERSEDED", "NO_DECLINES", "SHORT_WINDOWS", "UNCHANGED_UPDATES", "UPDATE_CONTEXTS", "MemoryConfig",
            "default_data_dir", "known_fields_only", "read_side_settings"]
 
 _STORES = ("persistent", "memory", "http")
@@ -31,9 +31,14 @@ SHORT_WINDOWS = ("first_person", "all")
 
 NO_DECLINES: dict[str, Any] = {"decline_other_subject": None, "decline_other_source": None}
 """``MemoryConfig`` settings that turn off every check that declines a question
-(``MemoryConfig(**NO_DECLINES, ...)``): the training paths that record teacher calls
-through ``Memory.answer`` need every question to reach the generation call, and name a
-new decline check here once instead of in each of them."""
+(``MemoryConfig(**NO_DECLINES, ...)``); a new decline check is named here once instead of
+in each path that needs every question answered."""
+
+ALWAYS_GENERATE: dict[str, Any] = {**NO_DECLINES, "date_answers": False}
+"""``MemoryConfig`` settings under which every question reaches the generation call: no
+decline check, and no date answer (``date_answers`` answers "When ...?" without a model
+call). The training paths that record teacher calls through ``Memory.answer`` need a call
+per question."""
 
 
 def default_data_dir() -> Path:
@@ -273,10 +278,10 @@ class MemoryConfig:
         written_date_answers: with ``date_answers``, a "When ...?" question none of whose
             retrieved memories states a date is answered with the day the best-ranked one
             (as ``date_answers`` ranks them) was written: its ``updated_at``, else its
-            ``created_at`` ("16 March 2023"), the day its text was said. That is the evidence of when an event was told, the
-            way LoCoMo's annotators and Mem0's answer prompt date it; the generation expert
-            otherwise answers a month of its own ("August 2023" for most of the validation
-            conversation's questions). No generation call (``Answer.operation == "date"``,
+            ``created_at`` ("16 March 2023"), the day its text was said. That is the evidence
+            of when an event was told, the way LoCoMo's annotators and Mem0's answer prompt
+            date it; the generation expert otherwise answers a month of its own ("August
+            2023" for 12 of the validation conversation's 26 temporal questions). No generation call (``Answer.operation == "date"``,
             counted in ``stats["generation"].written_date_answers``). Chosen on the
             validation conversation (results/answers/README.md, "Session 31").
         polar_answers: answer a yes/no question ("Would she ...?", "Did he ...?"; not one

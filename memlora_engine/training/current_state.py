@@ -50,7 +50,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from memlora_engine.config import NO_DECLINES, MemoryConfig
+from memlora_engine.config import ALWAYS_GENERATE, MemoryConfig
 from memlora_engine.data.locomo import Conversation
 from memlora_engine.data.splits import require_training
 from memlora_engine.embeddings.base import Embedder
@@ -249,8 +249,8 @@ def generate_current_state_examples(
     kinds, weights = zip(*KINDS.items())
     teacher = ReferenceAnswerTeacher()
     generator = TeacherGenerator({Operation.GENERATION: teacher})
-    # Every question must reach the generation call it is an example of: the other-subject check stays off.
-    memory = in_memory_memory(embedder, settings.search_mode, **NO_DECLINES)
+    # Every question must reach the generation call it is an example of: no decline check, no date answer.
+    memory = in_memory_memory(embedder, settings.search_mode, **ALWAYS_GENERATE)
     memory.generator = generator
     memory.config.answer_top_k = settings.answer_top_k
     memory.config.dated_memories = settings.dated_memories

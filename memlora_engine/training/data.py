@@ -36,7 +36,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from memlora_engine.config import NO_DECLINES, MemoryConfig
+from memlora_engine.config import ALWAYS_GENERATE, MemoryConfig
 from memlora_engine.data.locomo import Conversation, Observation
 from memlora_engine.data.windows import session_windows, window_messages
 from memlora_engine.embeddings.base import CachedEmbedder, Embedder
@@ -220,7 +220,7 @@ def replay_conversation(
     config = MemoryConfig(store="memory", namespace=f"distill-{uuid.uuid4().hex[:12]}", prompt_style=_STYLE,
                           update_top_k=update_top_k, **listing_settings(listing or MemoryConfig()),
                           # every question is a generation example: no date answers, no declines
-                          date_answers=False, **NO_DECLINES,
+                          **ALWAYS_GENERATE,
                           # one extraction example per two-turn window: the teacher's targets are the window's facts
                           speaker_windows=False)
     scope = f"locomo-{conversation.sample_id}"

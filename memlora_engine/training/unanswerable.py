@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from memlora_engine.answering import NOT_IN_MEMORY
-from memlora_engine.config import NO_DECLINES, MemoryConfig
+from memlora_engine.config import ALWAYS_GENERATE, MemoryConfig
 from memlora_engine.data.locomo import QA, Conversation
 from memlora_engine.data.splits import require_training
 from memlora_engine.embeddings.base import Embedder
@@ -142,9 +142,9 @@ def generate_unanswerable_examples(
         for number, draw in enumerate(draws):
             target = memories.get(draw.memory.sample_id)
             if target is None:
-                # Every question must reach the generation call it is an example of: no declines.
+                # Every question must reach the generation call it is an example of: no declines, no date answers.
                 target = observation_memory(draw.memory, embedder, search_mode=settings.search_mode,
-                                            **NO_DECLINES)
+                                            **ALWAYS_GENERATE)
                 target.memory.generator = generator
                 target.memory.config.answer_top_k = settings.answer_top_k
                 target.memory.config.dated_memories = settings.dated_memories

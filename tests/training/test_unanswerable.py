@@ -113,6 +113,19 @@ def test_memories_come_from_the_right_conversation_and_do_not_answer(conversatio
             assert not any(asked_about in text for text in _memories(example))
 
 
+def test_a_when_question_is_an_example_too(embedder):
+    # The engine answers "When ...?" with a memory's date, without a generation call; here every
+    # question must reach the call it is an example of.
+    sample = _sample("syn-a")
+    sample["qa"] = [{**qa, "question": "When did Rosa join the chess club?"} if qa["category"] == 5 else qa
+                    for qa in sample["qa"]]
+    conversations = parse_locomo([sample, _sample("syn-b")])
+    examples = generate_unanswerable_examples(conversations, 6, embedder, seed=2, adversarial_share=1.0)
+    questions = [prompt_values("memlora", Operation.GENERATION, e["messages"])["question"] for e in examples]
+    assert "When did Rosa join the chess club?" in questions
+    assert all(e["target"] == NOT_IN_MEMORY for e in examples)
+
+
 def test_another_conversation_with_a_speaker_of_the_same_name_is_never_the_memory(embedder):
     conversations = parse_locomo([_sample("syn-a"), _sample("syn-b"), _sample("syn-c")])
     examples = generate_unanswerable_examples(conversations, 30, embedder, adversarial_share=0.0)
