@@ -215,7 +215,8 @@ class Answerer:
                 # No memory states a date: the day the best one was said is the evidence of when, where
                 # the expert would answer a month of its own.
                 self._caller.stats.record_date_answer(written=True)
-                return Answer(text=format_day(day), memories=memories, operation="date")
+                return Answer(text=format_day(day), memories=memories, operation="date",
+                              reason=f"the day this memory was written: {ranked[0].text}")
         listing = memory_listing(memories, dated=dated, turns=turns)
         if given and captioner is None:
             warnings.warn("answer() got images, but the generator does not take images and no captioner is set: "

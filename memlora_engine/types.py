@@ -240,7 +240,9 @@ class Answer:
         reason: the ``vqa`` answer's one-sentence reason (None when the model's output
             could not be parsed); for ``generation``, what the answer to a yes/no question
             said after its verdict (``MemoryConfig.polar_answers``), or the declined
-            answer and the memory it came from (``declined="other_source"``), else None.
+            answer and the memory it came from (``declined="other_source"``); for a
+            ``date`` answer that is the day a memory was written
+            (``MemoryConfig.written_date_answers``), that memory; else None.
         image_ids: the images the answer looked at.
         failure: why the model's output could not be parsed (its raw text is then the
             answer); counted in ``Memory.stats``.

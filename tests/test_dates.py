@@ -141,6 +141,7 @@ def test_a_when_question_without_a_dated_memory(make_memory, config, text, opera
     memory.add_many(["Ben plays chess on Sundays."], user_id="u", timestamp=datetime(2023, 5, 2, 9, 0))
     answer = memory.answer("When did Ann get a cat?", user_id="u")
     assert (answer.text, answer.operation) == (text, operation)
+    assert answer.reason == ("the day this memory was written: Ann got a cat named Miso." if written else None)
     stats = memory.stats["generation"]
     assert (stats.written_date_answers, stats.date_answers, stats.calls) == (written, 0, 1 - written)
 
