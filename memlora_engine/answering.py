@@ -172,7 +172,6 @@ class Answerer:
         dated: bool = False,
         date_answers: bool = False,
         written_dates: bool = False,
-        date_order: Sequence[MemoryRecord] | None = None,
         polar: bool = False,
         turns: int = 0,
     ) -> Answer:
@@ -183,9 +182,8 @@ class Answerer:
         they were written from (:func:`memory_listing`).
         ``date_answers`` answers a "When ...?" question with the date the best-ranked
         memory states (:func:`~memlora_engine.dates.date_phrase`), without a model call;
-        ``date_order`` ranks the memories for that pick instead of their listing order.
-        ``written_dates``: when none states a date, the answer is the day the first of them
-        was written (:func:`written_day`).
+        ``written_dates``: when none states a date, the answer is the day the first one was
+        written (:func:`written_day`).
         ``polar`` answers a yes/no question (:func:`is_polar_question`) with the verdict
         its generated answer opens with, the rest as ``Answer.reason`` (:func:`polar_answer`).
         Warnings point at the caller of ``Memory.answer``.
@@ -206,17 +204,16 @@ class Answerer:
             if route == "vqa":
                 raise InvalidInputError("route='vqa' but no image was given or retrieved for this question")
         if date_answers and not given and asks_when(question):
-            ranked = date_order or memories
-            for memory in ranked:
+            for memory in memories:
                 if (phrase := date_phrase(memory.text)) is not None:
                     self._caller.stats.record_date_answer()
                     return Answer(text=phrase, memories=memories, operation="date")
-            if written_dates and ranked and (day := written_day(ranked[0])) is not None:
+            if written_dates and memories and (day := written_day(memories[0])) is not None:
                 # No memory states a date: the day the best one was said is the evidence of when, where
                 # the expert would answer a month of its own.
                 self._caller.stats.record_date_answer(written=True)
                 return Answer(text=format_day(day), memories=memories, operation="date",
-                              reason=f"the day this memory was written: {ranked[0].text}")
+                              reason=f"the day this memory was written: {memories[0].text}")
         listing = memory_listing(memories, dated=dated, turns=turns)
         if given and captioner is None:
             warnings.warn("answer() got images, but the generator does not take images and no captioner is set: "

@@ -214,9 +214,8 @@ class MemoryConfig:
             along its text's embedding plus this weight times the window's, so that a
             question worded like the conversation finds it ("How did Mel feel watching
             the meteor shower?" for "Melanie saw the Perseids in 2022."). The update
-            step still searches with the facts' own embeddings, and a "When ...?" date
-            answer (``date_answers``) comes from the listed memory whose own text is
-            nearest the question. Imports re-embed from the stored text and source;
+            step still searches with the facts' own embeddings. Imports re-embed from the
+            stored text and source;
             memories stored as given (``infer=False``, ``update``, ``put``) have no
             source. None: each memory under its text's embedding alone. The weight 0.7
             was chosen model-free on the validation conversation (evidence recall@10;
@@ -268,16 +267,17 @@ class MemoryConfig:
         date_answers: answer a question that asks when ("When did ...?") with the date
             of the best-ranked retrieved memory that states one
             (:func:`~memlora_engine.dates.date_phrase`; ``Answer.operation == "date"``,
-            counted in ``stats["generation"].date_answers``), without a generation call;
-            where sources took part in the ranking (``source_weight`` or
-            ``answer_lexical_weight`` set), of the listed memory whose own text is nearest
-            the question. With no dated memory retrieved the generation operation
+            counted in ``stats["generation"].date_answers``), without a generation call, in
+            the order ``answer`` lists them. (From session 24 to 31 the pick went by the
+            memories' own texts' cosine instead; the listing order, re-ordered by words
+            since session 25, picks better: results/answers/README.md, "Session 31".)
+            With no dated memory retrieved the generation operation
             answers, unless ``written_date_answers``. The shipped generation expert, shown a
             dated memory, often answers a date of its own (results/answers/README.md,
             "Session 15").
         written_date_answers: with ``date_answers``, a "When ...?" question none of whose
-            retrieved memories states a date is answered with the day the best-ranked one
-            (as ``date_answers`` ranks them) was written: its ``updated_at``, else its
+            retrieved memories states a date is answered with the day the first one listed
+            was written: its ``updated_at``, else its
             ``created_at`` ("16 March 2023"), the day its text was said. That is the evidence
             of when an event was told, the way LoCoMo's annotators and Mem0's answer prompt
             date it; the generation expert otherwise answers a month of its own ("August

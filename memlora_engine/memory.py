@@ -24,8 +24,8 @@ from memlora_engine._vision import PreparedImage, prepare_turns, refers_to_image
 from memlora_engine.answering import NOT_IN_MEMORY, ROUTES, Answerer, superseded_listing
 from memlora_engine.chat import ChatSessions
 from memlora_engine.config import MemoryConfig
-from memlora_engine.dates import anchor_dates, asks_when
-from memlora_engine.embeddings.base import CachedEmbedder, Embedder, cosine, max_marginal_relevance
+from memlora_engine.dates import anchor_dates
+from memlora_engine.embeddings.base import CachedEmbedder, Embedder, max_marginal_relevance
 from memlora_engine.errors import InvalidInputError, ModelOutputError
 from memlora_engine.generator import Generator
 from memlora_engine.history import HistoryStore
@@ -562,7 +562,7 @@ class Memory:
         rule = self.config.answer_superseded
         wanted = k if mmr is None else 2 * k
         lexical = self.config.answer_lexical_weight
-        question_vector = self.embedder.embed([question])[0]  # the search's, and the date pick's below
+        question_vector = self.embedder.embed([question])[0]
         # Twice as many candidates when superseded records rank among them: a dropped one's place is refilled.
         pool = wanted if rule == "off" else 2 * wanted
         if lexical is not None:
@@ -586,18 +586,9 @@ class Memory:
                 logger.info("declined a question about %s: another person's memory fits it better by %.3f (%r)",
                             check.asked, check.margin, check.other)
                 return Answer(text=NOT_IN_MEMORY, memories=memories, declined="other_subject")
-        date_order = None
-        by_source = self.config.source_weight is not None or lexical is not None  # sources took part in the order
-        if (self.config.date_answers and by_source and not given
-                and any(m.source is not None for m in memories) and asks_when(question)):
-            # A memory found by its source (its vector or its words) may state another event's
-            # date: the date answer comes from the memory whose own text is nearest the question.
-            texts = self._texts.embed([m.text for m in memories])
-            nearest = sorted(range(len(memories)), key=lambda i: -cosine(question_vector, texts[i]))
-            date_order = [memories[i] for i in nearest]
         answer = self._answerer.answer(question, scope, memories, given, route=route, captioner=self.captioner,
                                        clock=lambda: self._now(timestamp), dated=self.config.dated_memories,
-                                       date_answers=self.config.date_answers, date_order=date_order,
+                                       date_answers=self.config.date_answers,
                                        written_dates=self.config.written_date_answers,
                                        polar=self.config.polar_answers, turns=self.config.answer_turns)
         share = self.config.decline_other_source

@@ -653,8 +653,11 @@ def test_an_answer_and_a_search_list_the_memory_whose_conversation_shares_the_qu
     # by its source's words alone: stored under the texts' vectors, a heavy re-ordering lifts it
     {"source_weight": None, "answer_lexical_weight": 2.0, "search_lexical_weight": 2.0},
 ], ids=["defaults", "words_only"])
-def test_a_date_answer_comes_from_the_memory_whose_own_text_fits_the_question(tmp_path, settings) -> None:
+def test_a_date_answer_comes_from_the_first_listed_memory_that_states_one(tmp_path, settings) -> None:
     # Bag-of-words vectors: the activist memory's source repeats the question's words, its text does not.
+    # Its date is another event's, and still the answer: the listing order, found by sources and words,
+    # picks the right date more often than the texts' own cosine (LoCoMo validation conversation,
+    # results/answers/README.md, "Session 31"); this is the case that order gets wrong.
     embedder = DeterministicEmbedder(1024)
     generator = ScriptedGenerator({"extraction": [facts("Cleo went to a support group on 7 May 2023."),
                                                   facts("Cleo joined activists on 18 July 2023.")],
@@ -669,5 +672,6 @@ def test_a_date_answer_comes_from_the_memory_whose_own_text_fits_the_question(tm
     question = "When did Cleo go to the support group?"
     assert memory.search(question, user_id="u")[0].text == "Cleo joined activists on 18 July 2023."  # by its source
     answer = memory.answer(question, user_id="u")
-    assert (answer.text, answer.operation) == ("7 May 2023", "date")
     assert answer.memories[0].text == "Cleo joined activists on 18 July 2023."  # the listing keeps the search order
+    assert (answer.text, answer.operation) == ("18 July 2023", "date")
+    assert memory.stats["generation"].calls == 0
