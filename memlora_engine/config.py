@@ -13,8 +13,8 @@ from memlora_engine.operations import default_max_new_tokens
 from memlora_engine.prompts import PROMPT_STYLES
 from memlora_engine.types import Operation
 
-__all__ = ["ALWAYS_GENERATE", "ANSWER_SUPERSEDED", "NO_DECLINES", "SHORT_WINDOWS", "UNCHANGED_UPDATES", "UPDATE_CONTEXTS", "MemoryConfig",
-           "default_data_dir", "known_fields_only", "read_side_settings"]
+__all__ = ["ALWAYS_GENERATE", "ANSWER_SUPERSEDED", "NO_DECLINES", "SHORT_WINDOWS", "UNCHANGED_UPDATES",
+           "UPDATE_CONTEXTS", "MemoryConfig", "default_data_dir", "known_fields_only", "read_side_settings"]
 
 _STORES = ("persistent", "memory", "http")
 _UNCOVERED_POLICIES = ("add", "ignore")
@@ -271,19 +271,19 @@ class MemoryConfig:
             the order ``answer`` lists them. (From session 24 to 31 the pick went by the
             memories' own texts' cosine instead; the listing order, re-ordered by words
             since session 25, picks better: results/answers/README.md, "Session 31".)
-            With no dated memory retrieved the generation operation
-            answers, unless ``written_date_answers``. The shipped generation expert, shown a
-            dated memory, often answers a date of its own (results/answers/README.md,
-            "Session 15").
+            With no dated memory retrieved the generation operation answers, unless
+            ``written_date_answers``. The shipped generation expert, shown a dated memory,
+            often answers a date of its own (results/answers/README.md, "Session 15").
         written_date_answers: with ``date_answers``, a "When ...?" question none of whose
             retrieved memories states a date is answered with the day the first one listed
-            was written: its ``updated_at``, else its
-            ``created_at`` ("16 March 2023"), the day its text was said. That is the evidence
-            of when an event was told, the way LoCoMo's annotators and Mem0's answer prompt
-            date it; the generation expert otherwise answers a month of its own ("August
-            2023" for 12 of the validation conversation's 26 temporal questions). No generation call (``Answer.operation == "date"``,
-            counted in ``stats["generation"].written_date_answers``). Chosen on the
-            validation conversation (results/answers/README.md, "Session 31").
+            was written: its ``updated_at``, else its ``created_at`` ("16 March 2023"), the
+            day its text was said. That is the evidence of when an event was told, the way
+            LoCoMo's annotators and Mem0's answer prompt date it; the generation expert
+            otherwise answers a month of its own ("August 2023" for 12 of the validation
+            conversation's 26 temporal questions). No generation call
+            (``Answer.operation == "date"``, ``Answer.reason`` names the memory; counted in
+            ``stats["generation"].written_date_answers``). Chosen on the validation
+            conversation (results/answers/README.md, "Session 31").
         polar_answers: answer a yes/no question ("Would she ...?", "Did he ...?"; not one
             that offers alternatives with "or") with the verdict the generated answer opens
             with, "Yes" or "No" (a hedge such as "Likely" kept), and put what follows it in
