@@ -250,11 +250,8 @@ def generate_current_state_examples(
     teacher = ReferenceAnswerTeacher()
     generator = TeacherGenerator({Operation.GENERATION: teacher})
     # Every question must reach the generation call it is an example of: no decline check, no date answer.
-    memory = in_memory_memory(embedder, settings.search_mode, **ALWAYS_GENERATE)
+    memory = in_memory_memory(embedder, settings.search_mode, **ALWAYS_GENERATE, **listing_settings(settings))
     memory.generator = generator
-    memory.config.answer_top_k = settings.answer_top_k
-    memory.config.dated_memories = settings.dated_memories
-    memory.config.answer_turns = settings.answer_turns
     observations = {c.sample_id: [o.text for o in c.observations if demo_free(o.text)] for c in conversations}
     examples: list[dict[str, Any]] = []
     try:

@@ -144,11 +144,8 @@ def generate_unanswerable_examples(
             if target is None:
                 # Every question must reach the generation call it is an example of: no declines, no date answers.
                 target = observation_memory(draw.memory, embedder, search_mode=settings.search_mode,
-                                            **ALWAYS_GENERATE)
+                                            **ALWAYS_GENERATE, **listing_settings(settings))
                 target.memory.generator = generator
-                target.memory.config.answer_top_k = settings.answer_top_k
-                target.memory.config.dated_memories = settings.dated_memories
-                target.memory.config.answer_turns = settings.answer_turns
                 memories[draw.memory.sample_id] = target
             generator.context = {"kind": draw.kind, "source": draw.source, "memory": draw.memory.sample_id,
                                  "question_index": draw.question.index, "category": draw.question.category}
