@@ -8,7 +8,8 @@ from typing import Any
 from memlora_engine.backbone.loader import RUNTIMES, resolve_runtime
 from memlora_engine.config import ANSWER_SUPERSEDED, SHORT_WINDOWS, UNCHANGED_UPDATES, UPDATE_CONTEXTS
 
-__all__ = ["add_memory_switches", "add_runtime_argument", "chosen_runtime", "memory_switches", "number_or_off"]
+__all__ = ["add_memory_switches", "add_runtime_argument", "chosen_runtime", "memory_switches", "number_or_off",
+           "threshold"]
 
 
 def add_runtime_argument(parser: argparse.ArgumentParser) -> None:
@@ -84,13 +85,11 @@ _MEMORY_COUNTS = {
 
 
 def add_memory_switches(parser: argparse.ArgumentParser) -> None:
-    """``--[no-]dated-memories``, ``--[no-]anchor-dates``, ``--[no-]speaker-windows``, ``--[no-]keep-superseded``,
-    ``--[no-]date-answers``, ``--[no-]polar-answers``, ``--short-windows``, ``--update-context``,
-    ``--unchanged-updates``, ``--answer-superseded``, ``--update-min-similarity``, ``--source-weight``,
-    ``--answer-lexical-weight``, ``--search-lexical-weight``, ``--decline-other-subject``, ``--decline-other-source``,
-    ``--answer-turns``.
+    """One option per ``MemoryConfig`` field in the tables above: ``--[no-]NAME`` for a switch, a choice,
+    a number or ``off`` for a threshold (:func:`number_or_off`), a count. ``NAME`` is the field's name with
+    dashes (``--written-date-answers``, ``--answer-lexical-weight 0.4``).
 
-    Those ``MemoryConfig`` fields; each is None unless given (then the ``MemoryConfig`` default holds).
+    Each is None unless given (then the ``MemoryConfig`` default holds); :func:`memory_switches` reads them back.
     """
     for name, text in _MEMORY_SWITCHES.items():
         parser.add_argument(f"--{name.replace('_', '-')}", action=argparse.BooleanOptionalAction, help=text)
@@ -106,7 +105,7 @@ def memory_switches(args: argparse.Namespace) -> dict[str, Any]:
     """The ``MemoryConfig`` fields that :func:`add_memory_switches`' options set (those given only)."""
     given = {name: value for name in (*_MEMORY_SWITCHES, *_MEMORY_CHOICES, *_MEMORY_THRESHOLDS, *_MEMORY_COUNTS)
              if (value := getattr(args, name)) is not None}
-    return {name: None if name in _MEMORY_THRESHOLDS and value == "off" else value for name, value in given.items()}
+    return {name: threshold(value) if name in _MEMORY_THRESHOLDS else value for name, value in given.items()}
 
 
 def chosen_runtime(args: argparse.Namespace, *, dtype: str = "auto", batch_generation: bool = False) -> str:
@@ -126,3 +125,8 @@ def number_or_off(value: str) -> float | str:
         return float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"a number or 'off', got {value!r}") from None
+
+
+def threshold(value: float | str) -> float | None:
+    """A :func:`number_or_off` value as a ``MemoryConfig`` threshold field takes it (``"off"``: None, no check)."""
+    return None if value == "off" else float(value)

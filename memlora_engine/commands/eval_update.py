@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from memlora_engine.commands._options import add_runtime_argument, chosen_runtime, number_or_off
+from memlora_engine.commands._options import add_runtime_argument, chosen_runtime, number_or_off, threshold
 
 __all__ = ["add_parser", "run"]
 
@@ -79,11 +79,6 @@ def _load(spec: str, args: argparse.Namespace) -> Any:
                          batch_generation=args.batch_generation, runtime=args.runtime)
 
 
-def _cosine_or_off(value: float | str) -> float | None:
-    """A :func:`number_or_off` value as the ``MemoryConfig`` field takes it (``"off"``: None, no check)."""
-    return None if value == "off" else float(value)
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``memlora eval update`` (errors propagate to ``memlora eval``'s handler)."""
     from memlora_engine.config import MemoryConfig
@@ -98,9 +93,9 @@ def run(args: argparse.Namespace) -> int:
     config = MemoryConfig(uncovered_facts=args.uncovered_facts, update_calls=args.update_calls)
     # replace() validates each new value like the constructor.
     if args.none_min_similarity is not None:
-        config = dataclasses.replace(config, none_min_similarity=_cosine_or_off(args.none_min_similarity))
+        config = dataclasses.replace(config, none_min_similarity=threshold(args.none_min_similarity))
     if args.update_min_similarity is not None:
-        config = dataclasses.replace(config, update_min_similarity=_cosine_or_off(args.update_min_similarity))
+        config = dataclasses.replace(config, update_min_similarity=threshold(args.update_min_similarity))
     embedder = None
     if config.none_min_similarity is not None or config.update_min_similarity is not None:
         from memlora_engine.embeddings.sentence_transformers import SentenceTransformerEmbedder
