@@ -39,7 +39,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memlora_engine.data.image_cache import image_kind, resolve_image
 from memlora_engine.data.locomo import Conversation, load_locomo
@@ -50,6 +50,9 @@ from memlora_engine.evaluation.metrics import normalize_vqa, score_v
 from memlora_engine.parsing import load_json
 from memlora_engine.teachers import CachedTeacher, Teacher
 from memlora_engine.types import Operation
+
+if TYPE_CHECKING:
+    from memlora_engine.memory import Memory
 
 __all__ = [
     "CONFIGS",
@@ -294,7 +297,7 @@ def _share(rows: Sequence[dict[str, Any]]) -> float | None:
 
 def evaluate_vqa(
     records: Iterable[Mapping[str, Any]],
-    memory_factory: Any | Callable[[], Any],
+    memory_factory: Memory | Callable[[], Memory],
     *,
     config: str = "memlora-v",
     image_dir: str | os.PathLike[str] | None = None,
@@ -313,7 +316,7 @@ def evaluate_vqa(
             ``"caption"`` (it must not): checked, so a run is what it is named.
         image_dir: re-resolve each photo by URL in this cache (default: the record's path).
         hint: appended to each question (None: the question alone).
-        route: passed to ``Memory.answer`` when not ``"auto"``.
+        route: passed to ``Memory.answer``.
 
     Returns:
         ``config``, ``count``, ``V`` (fraction correct), ``per_type`` / ``per_split``
@@ -327,12 +330,13 @@ def evaluate_vqa(
     """
     if config not in CONFIGS:
         raise ConfigError(f"unknown VQA configuration {config!r}; choose one of {list(CONFIGS)}")
-    memory = memory_factory() if callable(memory_factory) and not hasattr(memory_factory, "answer") else memory_factory
+    from memlora_engine.memory import Memory
+
+    memory = memory_factory if isinstance(memory_factory, Memory) else memory_factory()
     sees = bool(memory.sees_images)  # the engine's rule: a generator declaring SupportsImages, set True
     if sees != (config == "memlora-v"):
         want = "a generator that takes images (a VLM backbone)" if config == "memlora-v" else "a text-only generator"
         raise ConfigError(f"configuration {config!r} needs {want}")
-    extra = {} if route == "auto" else {"route": route}
     rows = []
     for record in records:
         scope = f"vqa-{record['id']}"
@@ -344,14 +348,14 @@ def evaluate_vqa(
         question = f"{record['question'].strip()} {hint}" if hint else record["question"].strip()
         try:
             memory.add([message], user_id=scope, infer=False)
-            answer = memory.answer(question, user_id=scope, **extra)
+            answer = memory.answer(question, user_id=scope, route=route)
         finally:
             memory.delete_all(user_id=scope)
         rows.append({
             "id": record["id"], "split": record["split"], "type": record["type"], "question": record["question"],
             "answer": record["answer"], "prediction": answer.text, "normalized": normalize_vqa(answer.text),
-            "reason": getattr(answer, "reason", None), "operation": getattr(answer, "operation", "generation"),
-            "image_ids": list(getattr(answer, "image_ids", []) or []), "failure": getattr(answer, "failure", None),
+            "reason": answer.reason, "operation": answer.operation, "image_ids": list(answer.image_ids),
+            "failure": answer.failure,
             "correct": score_v(answer.text, record["answer"]),
         })
     groups = {key: sorted({r[key] for r in rows}) for key in ("type", "split")}

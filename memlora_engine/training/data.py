@@ -45,6 +45,7 @@ from memlora_engine.operations import TRAINED_OPERATIONS
 from memlora_engine.teachers import Teacher, TeacherCall, TeacherGenerator
 from memlora_engine.training.cleaning import clean_output, prompt_values
 from memlora_engine.training.outcome import OutcomeCheckedTeacher, OutcomeCheckReport
+from memlora_engine.training.signals import SignalTeacher, UpdateLabeler
 from memlora_engine.types import Operation
 
 __all__ = [
@@ -139,12 +140,8 @@ def window_facts(conversation: Conversation) -> dict[tuple[str, ...], list[str]]
 
 def _set_current(teacher: Teacher | None, value: Any) -> None:
     # The offline signal teachers answer what the builder sets; real teachers ignore it.
-    target = teacher
-    while target is not None:
-        if hasattr(target, "current"):
-            target.current = value  # type: ignore[union-attr]
-            return
-        target = getattr(target, "teacher", None)
+    if isinstance(teacher, SignalTeacher):
+        teacher.current = value
 
 
 def _example(call: TeacherCall, conversation: str, number: int) -> dict[str, Any]:
@@ -214,8 +211,8 @@ def replay_conversation(
     if not isinstance(embedder, CachedEmbedder):
         embedder = CachedEmbedder(embedder)
         labeler = teacher_map.get(Operation.UPDATE)
-        if labeler is not None and hasattr(labeler, "embedder"):
-            labeler.embedder = embedder  # type: ignore[attr-defined]
+        if isinstance(labeler, (UpdateLabeler, OutcomeCheckedTeacher)):
+            labeler.embedder = embedder
     embedder.prime([" ".join(o.text.split()) for o in conversation.observations] + [q.question.strip() for q in conversation.qa])
     config = MemoryConfig(store="memory", namespace=f"distill-{uuid.uuid4().hex[:12]}", prompt_style=_STYLE,
                           update_top_k=update_top_k, **listing_settings(listing or MemoryConfig()),

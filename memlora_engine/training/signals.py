@@ -21,7 +21,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from memlora_engine.embeddings.base import Embedder, cosine
 from memlora_engine.errors import GeneratorError
@@ -33,13 +33,23 @@ __all__ = [
     "LabelerThresholds",
     "ObservationTeacher",
     "ReferenceAnswerTeacher",
+    "SignalTeacher",
     "UpdateLabeler",
     "content_words",
     "labeler_agreement",
 ]
 
 
-class ObservationTeacher:
+_Signal = TypeVar("_Signal")
+
+
+class SignalTeacher(Generic[_Signal]):
+    """A teacher that answers with what the data builder set in :attr:`current` before the call (no model)."""
+
+    current: _Signal
+
+
+class ObservationTeacher(SignalTeacher[list[str]]):
     """Extraction signal: the observations whose evidence lies in the current window."""
 
     name = "locomo-observations"
@@ -54,7 +64,7 @@ class ObservationTeacher:
         return dump_json({"facts": list(self.current)})
 
 
-class ReferenceAnswerTeacher:
+class ReferenceAnswerTeacher(SignalTeacher[str]):
     """Generation signal: the question's ground-truth answer (not teacher text)."""
 
     name = "locomo-reference-answers"
