@@ -22,6 +22,7 @@ __all__ = [
     "SupportsAdapters",
     "SupportsAsyncGeneration",
     "SupportsBatchGeneration",
+    "SupportsContextLength",
     "SupportsImages",
     "SupportsJsonSchema",
     "SupportsStreaming",
@@ -167,6 +168,16 @@ class SupportsTokenCount(Protocol):
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens ``text`` encodes to (no special tokens)."""
+        ...
+
+
+@runtime_checkable
+class SupportsContextLength(Protocol):
+    """A generator that knows how many tokens one call may hold, its prompt and output together."""
+
+    @property
+    def context_length(self) -> int:
+        """The most tokens one call's prompt and output may hold."""
         ...
 
 

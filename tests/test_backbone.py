@@ -113,6 +113,13 @@ def test_generate_is_greedy_and_counts_tokens(backbone):
     assert 1 <= first.output_tokens <= 6
 
 
+def test_context_length_is_the_model_s(backbone):
+    from memlora_engine.generator import SupportsContextLength
+
+    assert isinstance(backbone, SupportsContextLength)
+    assert backbone.context_length == 8192  # tiny_model's max_position_embeddings
+
+
 def test_operations_give_different_outputs(backbone):
     texts = {op: backbone.generate(GenerationRequest(op, PROMPT, max_new_tokens=8)).text for op in Operation}
     assert texts[Operation.EXTRACTION] != texts[Operation.UPDATE]

@@ -25,6 +25,7 @@ from memlora_engine.generator import (
     Generation,
     GenerationRequest,
     SupportsAdapters,
+    SupportsContextLength,
     SupportsImages,
     SupportsStreaming,
     SupportsTokenCount,
@@ -177,7 +178,7 @@ class _Bare:
 def test_a_bare_generator_declares_no_capability_and_runs_on_base_prompts(make_memory) -> None:
     bare = _Bare()
     assert isinstance(bare, memlora_engine.Generator)
-    for capability in (SupportsAdapters, SupportsImages, SupportsTokenCount, SupportsStreaming):
+    for capability in (SupportsAdapters, SupportsImages, SupportsTokenCount, SupportsContextLength, SupportsStreaming):
         assert not isinstance(bare, capability)
     memory = make_memory(prompt_style="memlora", base_prompt_style="mem0")
     memory.generator = bare

@@ -47,6 +47,12 @@ def test_the_prompt_puts_the_image_before_the_question(backbone, photos):
     assert inputs["pixel_values"].shape[0] == 1
 
 
+def test_context_length_is_the_language_model_s(backbone):
+    # A Llava config keeps max_position_embeddings in its text config only.
+    assert not hasattr(backbone.model.config, "max_position_embeddings")
+    assert backbone.context_length == 8192
+
+
 def test_load_backbone_recognises_a_vision_model_directory(tmp_path, vqa_adapter):
     model, processor = tiny_vlm()
     model.save_pretrained(tmp_path / "vlm")

@@ -33,6 +33,7 @@ from memlora_engine.generator import (
     GenerationRequest,
     SupportsAdapters,
     SupportsBatchGeneration,
+    SupportsContextLength,
     SupportsJsonSchema,
     SupportsStreaming,
     SupportsTokenCount,
@@ -46,7 +47,8 @@ logger = logging.getLogger(__name__)
 AdapterSource = str | os.PathLike[str]
 
 
-class HFBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount, SupportsStreaming, SupportsBatchGeneration):
+class HFBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount, SupportsContextLength, SupportsStreaming,
+                 SupportsBatchGeneration):
     """A :class:`~memlora_engine.generator.Generator` on a local transformers model.
 
     It has per-operation adapters, decodes under a request's JSON schema (when
@@ -226,6 +228,11 @@ class HFBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount, Suppo
     def count_tokens(self, text: str) -> int:
         """Number of tokens ``text`` encodes to (no special tokens)."""
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    @property
+    def context_length(self) -> int:
+        """The language model's ``max_position_embeddings`` (a vision-language model's text config's)."""
+        return int(self.model.config.get_text_config().max_position_embeddings)
 
     def _encode(self, request: GenerationRequest) -> Any:
         text, templated = render_messages(self.tokenizer, request.messages)

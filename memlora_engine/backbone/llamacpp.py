@@ -46,6 +46,7 @@ from memlora_engine.generator import (
     GenerationRequest,
     SupportsAdapters,
     SupportsBatchGeneration,
+    SupportsContextLength,
     SupportsJsonSchema,
     SupportsStreaming,
     SupportsTokenCount,
@@ -59,8 +60,8 @@ logger = logging.getLogger(__name__)
 EXTRA = "llamacpp"
 
 
-class LlamaCppBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount, SupportsStreaming,
-                       SupportsBatchGeneration):
+class LlamaCppBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount, SupportsContextLength,
+                       SupportsStreaming, SupportsBatchGeneration):
     """A :class:`~memlora_engine.generator.Generator` on llama.cpp.
 
     Args:
@@ -251,6 +252,11 @@ class LlamaCppBackbone(SupportsAdapters, SupportsJsonSchema, SupportsTokenCount,
     def count_tokens(self, text: str) -> int:
         """Number of tokens ``text`` encodes to (no special tokens)."""
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    @property
+    def context_length(self) -> int:
+        """The context llama.cpp allocated (``n_ctx``): a longer call is refused."""
+        return int(self._llm.n_ctx())
 
     def encode(self, request: GenerationRequest) -> list[int]:
         """The prompt's token ids, rendered and encoded as the transformers runtime does."""

@@ -61,7 +61,7 @@ from memlora_engine.evaluation._run_cache import (
 )
 from memlora_engine.evaluation.configs import EvalConfig, memory_settings
 from memlora_engine.evaluation.recording import RecordingGenerator, read_jsonl, rewrite_jsonl
-from memlora_engine.generator import GenerationRequest, Generator
+from memlora_engine.generator import GenerationRequest, Generator, SupportsContextLength
 from memlora_engine.operations import INGEST_OPERATIONS
 from memlora_engine.prompts import render_prompt
 from memlora_engine.stats import Stats
@@ -400,9 +400,9 @@ class _ConversationRun:
     def _context_budget(self, recorder: RecordingGenerator) -> int:
         if self.options.context_tokens is not None:
             return self.options.context_tokens
-        model_config = getattr(getattr(recorder.inner, "model", None), "config", None)
-        length = getattr(model_config, "max_position_embeddings", None)
-        return int(length) if isinstance(length, int) and length > 0 else 8192
+        if isinstance(recorder.inner, SupportsContextLength):
+            return recorder.inner.context_length
+        return 8192  # a generator that does not say (a remote server): the backbones' usual context
 
     def _full_context(self) -> dict[str, Any]:
         """The transcript that fits the model's context: the latest turns, whole sessions' headers kept."""

@@ -174,6 +174,7 @@ def test_llama_cpp_sees_the_prompt_ids_of_the_transformers_runtime(backbone) -> 
     assert llm.tokenize(text.encode(), add_bos=True, special=False) == ids
     assert llm.n_vocab() == len(backbone.tokenizer)
     assert backbone.tokenizer.eos_token_id == llm.token_eos()
+    assert backbone.context_length == llm.n_ctx() == 8192  # load_backbone's n_ctx
 
 
 @needs_llama_cpp
