@@ -512,7 +512,7 @@ def run_config(
 
     def get_generator() -> Generator:
         if "generator" not in cache:
-            cache["generator"] = generator() if callable(generator) and not hasattr(generator, "generate") else generator
+            cache["generator"] = generator if isinstance(generator, Generator) else generator()
         return cache["generator"]
 
     def get_embedder() -> Embedder:
@@ -522,7 +522,7 @@ def run_config(
 
                 cache["embedder"] = SentenceTransformerEmbedder()
             else:
-                cache["embedder"] = embedder() if callable(embedder) and not hasattr(embedder, "embed") else embedder
+                cache["embedder"] = embedder if isinstance(embedder, Embedder) else embedder()
         return cache["embedder"]
 
     answers: list[dict[str, Any]] = []
