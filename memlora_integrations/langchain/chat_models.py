@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput, ModelProfile
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import tool_call, tool_call_chunk
@@ -19,7 +19,13 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, field_validator
 
 from memlora_engine import Generation, GenerationRequest, Memory, MissingDependencyError, ModelOutputError, Operation
-from memlora_engine.generator import SupportsStreaming, SupportsTokenCount
+from memlora_engine.generator import (
+    Generator,
+    SupportsContextLength,
+    SupportsJsonSchema,
+    SupportsStreaming,
+    SupportsTokenCount,
+)
 from memlora_engine.messages import one_system_message
 from memlora_engine.tool_calls import ToolCall, ToolSpec, parse_tool_reply, require_tool_calling, tool_call_request
 from memlora_integrations.langchain._messages import to_prompt
@@ -144,7 +150,7 @@ class ChatMemLoRA(BaseChatModel):
     @field_validator("generator")
     @classmethod
     def _check_generator(cls, value: Any) -> Any:
-        if not callable(getattr(value, "generate", None)):
+        if not isinstance(value, Generator):
             raise ValueError(f"generator must have a generate(request) method, got {type(value).__name__}")
         return value
 
@@ -199,6 +205,23 @@ class ChatMemLoRA(BaseChatModel):
         if stop := stop or self.stop:
             params["ls_stop"] = stop
         return params
+
+    def _resolve_model_profile(self) -> ModelProfile:
+        """LangChain's ``profile``, from what the generator declares (an explicit ``profile=`` wins).
+
+        Text in and out; tool calling when it decodes under a JSON schema; ``max_input_tokens``
+        when it declares its context (``SupportsContextLength``): the context less
+        ``max_output_tokens``. ``SummarizationMiddleware``'s fractional limits read it.
+        No ``structured_output``: ``create_agent`` then structures answers through a tool.
+        """
+        max_output = self.max_tokens or _DEFAULT_MAX_NEW_TOKENS
+        profile = ModelProfile(
+            text_inputs=True, text_outputs=True, image_inputs=False, max_output_tokens=max_output,
+            tool_calling=isinstance(self.generator, SupportsJsonSchema) and bool(self.generator.supports_json_schema),
+        )
+        if isinstance(self.generator, SupportsContextLength):
+            profile["max_input_tokens"] = max(1, self.generator.context_length - max_output)
+        return profile
 
     def get_num_tokens(self, text: str) -> int:
         """The backbone's own token count when it has ``count_tokens``; LangChain's estimate otherwise."""

@@ -21,6 +21,7 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.custom import CustomLLM
 
+from memlora_engine.generator import Generator, SupportsContextLength
 from memlora_integrations.llama_index._messages import engine_role, message_text
 
 __all__ = ["MemLoRALLM"]
@@ -77,14 +78,18 @@ class MemLoRALLM(CustomLLM):
     """
 
     model_name: str = Field(default="memlora", description="The model's name, shown in metadata.")
-    context_window: int = Field(default=32768, gt=0, description="Tokens the model reads (Gemma 3 270M: 32K).")
+    context_window: int = Field(default=32768, gt=0, description=(
+        "Tokens one call may hold: by default the generator's declared context (SupportsContextLength: "
+        "llama.cpp's n_ctx, 8192 for the on-device backbone), else 32768 (Gemma 3 270M's 32K)."))
     max_new_tokens: int = Field(default=256, gt=0, description="Upper bound on generated tokens per call.")
 
     _generator: Any = PrivateAttr()
 
     def __init__(self, *, generator: Any, **data: Any) -> None:
-        if not callable(getattr(generator, "generate", None)):
+        if not isinstance(generator, Generator):
             raise TypeError(f"generator must have generate(request), got {type(generator).__name__}")
+        if "context_window" not in data and isinstance(generator, SupportsContextLength):
+            data["context_window"] = generator.context_length
         super().__init__(**data)
         self._generator = generator
 

@@ -34,6 +34,25 @@ def test_is_a_llama_index_custom_llm_with_chat_metadata() -> None:
     assert llm.class_name() == "MemLoRALLM"
 
 
+class ContextGenerator(ScriptedGenerator):
+    """The scripted model declaring how many tokens one call may hold (``SupportsContextLength``)."""
+
+    @property
+    def context_length(self) -> int:
+        return 8192
+
+
+def test_context_window_is_the_generator_s_declared_context() -> None:
+    from llama_index.core.memory import ChatMemoryBuffer
+
+    llm = MemLoRALLM(generator=ContextGenerator({"generation": echo}))
+    assert llm.metadata.context_window == 8192
+    # LlamaIndex sizes what it sends by it: a chat buffer keeps 3/4 of the window
+    assert ChatMemoryBuffer.from_defaults(llm=llm).token_limit == 6144
+    assert MemLoRALLM(generator=ContextGenerator(), context_window=2048).metadata.context_window == 2048
+    assert MemLoRALLM(generator=ScriptedGenerator()).metadata.context_window == 32768  # undeclared: Gemma 3's
+
+
 def test_a_generator_is_required() -> None:
     with pytest.raises(TypeError, match="generate"):
         MemLoRALLM(generator=object())
