@@ -34,7 +34,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from memlora_engine.errors import ConfigError, GeneratorError, require
-from memlora_engine.generator import Generation, GenerationRequest, Generator, SupportsAdapters
+from memlora_engine.generator import Generation, GenerationRequest, Generator, SupportsAdapters, SupportsContextLength
 from memlora_engine.remote import OPERATION_HEADER
 from memlora_engine.types import Operation
 
@@ -188,6 +188,8 @@ def create_app(
     responses = require("starlette.responses", "serve")
     routing = require("starlette.routing", "serve")
     served = {m.name: m for m in (models if models is not None else served_models(generator, base_name))}
+    # vLLM's field for the tokens one call may hold, when the model declares them
+    context = {"max_model_len": generator.context_length} if isinstance(generator, SupportsContextLength) else {}
     lock = threading.Lock()
     created = int(time.time())
 
@@ -229,7 +231,7 @@ def create_app(
         if not authorised(request):
             return error("invalid or missing API key", 401, "invalid_api_key")
         data = [{"id": m.name, "object": "model", "created": created, "owned_by": "memlora",
-                 "root": m.name, "parent": m.parent} for m in served.values()]
+                 "root": m.name, "parent": m.parent, **context} for m in served.values()]
         return responses.JSONResponse({"object": "list", "data": data})
 
     async def health(request: Any) -> Any:

@@ -202,6 +202,22 @@ async def test_app_lists_one_model_per_adapter_plus_the_base() -> None:
         ("extraction", "gemma-3-270m"), ("update", "gemma-3-270m"), ("gemma-3-270m", None)]
 
 
+class _DeclaredContext(ScriptedGenerator):
+    """The scripted model declaring how many tokens one call may hold, as the backbones do."""
+
+    @property
+    def context_length(self) -> int:
+        return 8192
+
+
+@pytest.mark.parametrize(("generator", "listed"), [(_DeclaredContext(), 8192), (ScriptedGenerator(), None)])
+async def test_app_lists_the_declared_context_as_vllm_s_max_model_len(generator, listed) -> None:
+    app = create_app(generator, base_name="gemma-3-270m")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://serve") as client:
+        listing = (await client.get("/v1/models")).json()
+    assert {m.get("max_model_len") for m in listing["data"]} == {listed}
+
+
 async def test_base_model_calls_run_without_adapter_and_keep_the_clients_label() -> None:
     scripted = ScriptedGenerator({"update": ['{"memory": []}']})
     generator = asgi_generator(create_app(scripted, base_name=BASE), models={"update": BASE}, base_model=BASE)

@@ -71,6 +71,8 @@ def test_models_are_the_shipped_experts_and_the_base(served) -> None:
     listing = httpx.get(f"{served}/v1/models", headers={"Authorization": f"Bearer {KEY}"}).json()
     names = {m["id"] for m in listing["data"]}
     assert {"gemma-3-270m", "extraction", "update", "generation"} <= names
+    if not REMOTE:  # llama.cpp's n_ctx, as vLLM lists its max_model_len
+        assert {m["max_model_len"] for m in listing["data"]} == {8192}
     assert httpx.get(f"{served}/v1/models").status_code == 401
 
 
