@@ -47,8 +47,8 @@ __all__ = ["Memory", "text_hash"]
 logger = logging.getLogger(__name__)
 
 _TEXT_VECTORS = 1024
-"""How many texts' vectors ``answer`` keeps (masked memories for the other-subject check, memory
-texts for the "When" date pick): the same memories come back question after question, and
+"""How many texts' vectors ``answer`` keeps (masked memories for the other-subject check): the same
+memories come back question after question, and
 embedding them was most of an answer's time without the model (at most ~13 MB: 384-dimension
 vectors as Python floats). Each text is embedded alone, so an answer never depends on the
 questions asked before it."""

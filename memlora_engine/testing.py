@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from memlora_engine.embeddings.hashing import HashingEmbedder
 from memlora_engine.errors import GeneratorError
@@ -21,13 +22,14 @@ from memlora_engine.generator import (
     Generation,
     GenerationRequest,
     SupportsAdapters,
+    SupportsContextLength,
     SupportsImages,
     SupportsJsonSchema,
 )
 from memlora_engine.store.in_memory import InMemoryStore
 from memlora_engine.types import Operation
 
-__all__ = ["DeterministicEmbedder", "InMemoryStore", "ScriptedGenerator"]
+__all__ = ["ContextLengthGenerator", "DeterministicEmbedder", "InMemoryStore", "ScriptedGenerator"]
 
 Response = str | Callable[[GenerationRequest], str]
 
@@ -92,6 +94,23 @@ class ScriptedGenerator(SupportsAdapters, SupportsImages, SupportsJsonSchema):
                 self._positions[request.operation] = position + 1
         prompt_words = sum(len(str(m.get("content", "")).split()) for m in request.messages)
         return Generation(text=text, input_tokens=prompt_words, output_tokens=len(text.split()))
+
+
+class ContextLengthGenerator(ScriptedGenerator, SupportsContextLength):
+    """A :class:`ScriptedGenerator` that declares how many tokens one call may hold, as the backbones do.
+
+    A separate class because the capability is declared by having ``context_length``: a plain
+    ``ScriptedGenerator`` stands for a generator that does not say (a remote server).
+    """
+
+    def __init__(self, script: Mapping[str | Operation, Sequence[str] | Callable[[GenerationRequest], str]] | None = None,
+                 *, context_length: int = 8192, **options: Any) -> None:
+        super().__init__(script, **options)  # adapters, strict, supports_images, ...
+        self._context_length = context_length
+
+    @property
+    def context_length(self) -> int:
+        return self._context_length
 
 
 DeterministicEmbedder = HashingEmbedder

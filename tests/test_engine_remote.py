@@ -22,7 +22,7 @@ from memlora_engine.generator import (  # noqa: E402
 from memlora_engine.operations import EXTRACTION_SCHEMA  # noqa: E402
 from memlora_engine.remote import OPERATION_HEADER, OpenAICompatibleGenerator  # noqa: E402
 from memlora_engine.serving import create_app, served_models  # noqa: E402
-from memlora_engine.testing import ScriptedGenerator  # noqa: E402
+from memlora_engine.testing import ContextLengthGenerator, ScriptedGenerator  # noqa: E402
 from memlora_engine.types import Operation  # noqa: E402
 
 FACTS = json.dumps({"facts": ["Likes tea"]})
@@ -202,15 +202,7 @@ async def test_app_lists_one_model_per_adapter_plus_the_base() -> None:
         ("extraction", "gemma-3-270m"), ("update", "gemma-3-270m"), ("gemma-3-270m", None)]
 
 
-class _DeclaredContext(ScriptedGenerator):
-    """The scripted model declaring how many tokens one call may hold, as the backbones do."""
-
-    @property
-    def context_length(self) -> int:
-        return 8192
-
-
-@pytest.mark.parametrize(("generator", "listed"), [(_DeclaredContext(), 8192), (ScriptedGenerator(), None)])
+@pytest.mark.parametrize(("generator", "listed"), [(ContextLengthGenerator(), 8192), (ScriptedGenerator(), None)])
 async def test_app_lists_the_declared_context_as_vllm_s_max_model_len(generator, listed) -> None:
     app = create_app(generator, base_name="gemma-3-270m")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://serve") as client:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from memlora_engine.generator import GenerationRequest
-from memlora_engine.testing import ScriptedGenerator
+from memlora_engine.testing import ContextLengthGenerator, ScriptedGenerator
 
 
 def locomo_path() -> Path:
@@ -113,9 +113,13 @@ def _generate(request: GenerationRequest) -> str:
     return memories[0].split(": ", 1)[-1] if memories else "I do not know"
 
 
-def scripted_model(adapters: Any = None) -> ScriptedGenerator:
-    """A deterministic stand-in for the backbone: extracts each line, ADDs each fact, answers from memory."""
-    return ScriptedGenerator({"extraction": _extract, "update": _update, "generation": _generate}, adapters=adapters)
+def scripted_model(adapters: Any = None, context_length: int | None = None) -> ScriptedGenerator:
+    """A deterministic stand-in for the backbone: extracts each line, ADDs each fact, answers from memory
+    (declaring a context of ``context_length`` tokens when given, as the backbones do)."""
+    script = {"extraction": _extract, "update": _update, "generation": _generate}
+    if context_length is not None:
+        return ContextLengthGenerator(script, adapters=adapters, context_length=context_length)
+    return ScriptedGenerator(script, adapters=adapters)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from memlora_engine.commands import eval as eval_cli
 from memlora_engine.errors import ConfigError
 from memlora_engine.evaluation import RunOptions, evaluate_locomo, load_locomo, load_runs, parse_config, run_config
 from memlora_engine.evaluation.recording import RecordingGenerator, read_jsonl
-from memlora_engine.generator import Generation, GenerationRequest, Generator, SupportsAdapters, SupportsContextLength
 from memlora_engine.testing import DeterministicEmbedder, ScriptedGenerator
 from memlora_engine.types import Operation
 
@@ -91,32 +90,13 @@ def test_end_to_end_then_resume_without_model_calls(tmp_path, synthetic_file, ma
     assert len(read_jsonl(run_dir / "calls.jsonl")) == len(calls)
 
 
-class _DeclaredContext(SupportsAdapters, SupportsContextLength):
-    """A generator that declares how many tokens one call may hold; the scripted model answers."""
-
-    def __init__(self, inner: ScriptedGenerator, context_length: int) -> None:
-        self.inner = inner
-        self._context_length = context_length
-
-    @property
-    def context_length(self) -> int:
-        return self._context_length
-
-    def has_adapter(self, operation: Operation) -> bool:
-        return self.inner.has_adapter(operation)
-
-    def generate(self, request: GenerationRequest) -> Generation:
-        return self.inner.generate(request)
-
-
 @pytest.mark.parametrize(("context_length", "truncated"), [(8192, False), (165, True)])
 def test_full_context_keeps_the_latest_turns_that_fit_the_generator_s_context(
         tmp_path, synthetic_file, make_model, context_length, truncated):
     conversation = load_locomo(synthetic_file)[0]
     config = parse_config("full-context")
-    generator: Generator = _DeclaredContext(make_model(adapters=config.adapters), context_length)
-    run_config([conversation], config, generator, tmp_path, embedder=DeterministicEmbedder(),
-               options=RunOptions(progress=False, limit_sessions=2))
+    run_config([conversation], config, make_model(adapters=config.adapters, context_length=context_length), tmp_path,
+               embedder=DeterministicEmbedder(), options=RunOptions(progress=False, limit_sessions=2))
     answer = read_jsonl(tmp_path / "runs" / "full-context" / "syn-1" / "answers.jsonl")[0]
     # 165 tokens hold the answer prompt (94 by the 4-characters estimate), its 48 new tokens and one turn or so
     assert (answer["retrieved"][0]["truncated_turns"] > 0) is truncated

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_tests.unit_tests import ChatModelUnitTests
 
 from memlora_engine import Generation, GenerationRequest, Operation
-from memlora_engine.testing import ScriptedGenerator
+from memlora_engine.testing import ContextLengthGenerator, ScriptedGenerator
 from memlora_integrations.langchain import ChatMemLoRA
 
 
@@ -24,18 +23,6 @@ class StreamingGenerator(ScriptedGenerator):
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
-
-
-class ContextGenerator(ScriptedGenerator):
-    """The scripted fake declaring how many tokens one call may hold (``SupportsContextLength``), as the backbones do."""
-
-    def __init__(self, *args: Any, context_length: int = 1024, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._context_length = context_length
-
-    @property
-    def context_length(self) -> int:
-        return self._context_length
 
 
 def scripted(*outputs: str) -> ScriptedGenerator:
@@ -146,14 +133,14 @@ def test_count_tokens_uses_the_backbone_when_it_can():
 
 
 def test_profile_says_what_the_generator_declares():
-    profile = ChatMemLoRA(generator=ContextGenerator(context_length=1024), max_tokens=24).profile
+    profile = ChatMemLoRA(generator=ContextLengthGenerator(context_length=1024), max_tokens=24).profile
     assert profile is not None
     assert (profile["max_input_tokens"], profile["max_output_tokens"]) == (1000, 24)  # the context less the output
     assert profile["tool_calling"] is True and profile["image_inputs"] is False
     assert "structured_output" not in profile  # create_agent then structures answers through a tool
     plain = ChatMemLoRA(generator=ScriptedGenerator(supports_json_schema=False)).profile
     assert plain is not None and "max_input_tokens" not in plain and plain["tool_calling"] is False
-    assert ChatMemLoRA(generator=ContextGenerator(), profile={"max_input_tokens": 7}).profile == {"max_input_tokens": 7}
+    assert ChatMemLoRA(generator=ContextLengthGenerator(), profile={"max_input_tokens": 7}).profile == {"max_input_tokens": 7}
 
 
 def test_summarization_middleware_s_fractional_trigger_reads_the_declared_context():
@@ -162,7 +149,7 @@ def test_summarization_middleware_s_fractional_trigger_reads_the_declared_contex
 
     with pytest.raises(ValueError, match="profile"):  # no declared context: LangChain's own refusal
         SummarizationMiddleware(model=ChatMemLoRA(generator=scripted()), trigger=("fraction", 0.5))
-    generator = ContextGenerator({"generation": ["They talked about words.", "Fine."]}, context_length=456)
+    generator = ContextLengthGenerator({"generation": ["They talked about words.", "Fine."]}, context_length=456)
     llm = ChatMemLoRA(generator=generator)  # 456 - 256 output tokens: 200 input tokens
     agent = create_agent(model=llm, middleware=[
         SummarizationMiddleware(model=llm, trigger=("fraction", 0.5), keep=("messages", 1))])

@@ -9,7 +9,7 @@ from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.llms import LLM, CustomLLM
 
 from memlora_engine import Generation, GenerationRequest, Operation
-from memlora_engine.testing import ScriptedGenerator
+from memlora_engine.testing import ContextLengthGenerator, ScriptedGenerator
 from memlora_integrations.llama_index import MemLoRALLM
 
 
@@ -34,22 +34,14 @@ def test_is_a_llama_index_custom_llm_with_chat_metadata() -> None:
     assert llm.class_name() == "MemLoRALLM"
 
 
-class ContextGenerator(ScriptedGenerator):
-    """The scripted model declaring how many tokens one call may hold (``SupportsContextLength``)."""
-
-    @property
-    def context_length(self) -> int:
-        return 8192
-
-
 def test_context_window_is_the_generator_s_declared_context() -> None:
     from llama_index.core.memory import ChatMemoryBuffer
 
-    llm = MemLoRALLM(generator=ContextGenerator({"generation": echo}))
+    llm = MemLoRALLM(generator=ContextLengthGenerator({"generation": echo}))
     assert llm.metadata.context_window == 8192
     # LlamaIndex sizes what it sends by it: a chat buffer keeps 3/4 of the window
     assert ChatMemoryBuffer.from_defaults(llm=llm).token_limit == 6144
-    assert MemLoRALLM(generator=ContextGenerator(), context_window=2048).metadata.context_window == 2048
+    assert MemLoRALLM(generator=ContextLengthGenerator(), context_window=2048).metadata.context_window == 2048
     assert MemLoRALLM(generator=ScriptedGenerator()).metadata.context_window == 32768  # undeclared: Gemma 3's
 
 
